@@ -1,0 +1,91 @@
+# ami-housekeeper — run `make help` for the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+GO        ?= go
+FUNCTIONS := tagger
+TOOLS     := $(CURDIR)/.tools
+VENV      := $(TOOLS)/venv
+DIST      := $(CURDIR)/dist
+HOSTBIN   := $(CURDIR)/.build/host
+
+# Pinned tool versions.
+RIE_VERSION        := v0.0.0-20261030222936-bef5c4ba774d
+GOLANGCI_VERSION   := v2.15.0
+GOVULNCHECK_VERSION := v1.1.4
+
+# Lambda binaries: provided.al2023 on arm64, static, stripped, no RPC shim.
+LAMBDA_ENV   := CGO_ENABLED=0 GOOS=linux GOARCH=arm64
+BUILD_FLAGS  := -trimpath -tags lambda.norpc -ldflags='-s -w'
+
+# What the tests and the demo need to find (see pkg/emulator).
+TEST_ENV := MOTO_SERVER=$(VENV)/bin/moto_server AWS_LAMBDA_RIE=$(TOOLS)/bin/aws-lambda-rie HOUSEKEEPER_BIN_DIR=$(HOSTBIN)
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build dist/<function>/bootstrap (linux/arm64) and dist/<function>.zip for every function.
+	@for fn in $(FUNCTIONS); do \
+		echo "building $$fn (linux/arm64)"; \
+		$(LAMBDA_ENV) $(GO) build $(BUILD_FLAGS) -o $(DIST)/$$fn/bootstrap ./functions/$$fn || exit 1; \
+		rm -f $(DIST)/$$fn.zip; \
+		(cd $(DIST)/$$fn && python3 -m zipfile -c ../$$fn.zip bootstrap) || exit 1; \
+	done
+
+.PHONY: build-host
+build-host: ## Build the same functions for this machine, to run under the Lambda runtime emulator.
+	@for fn in $(FUNCTIONS); do \
+		CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o $(HOSTBIN)/$$fn/bootstrap ./functions/$$fn || exit 1; \
+	done
+
+.PHONY: tools
+tools: $(VENV)/.installed $(TOOLS)/bin/aws-lambda-rie ## Install the pinned moto server (Python venv) and Lambda runtime emulator into .tools/.
+
+$(VENV)/.installed: requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(TOOLS)/bin/aws-lambda-rie:
+	GOBIN=$(TOOLS)/bin $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
+
+.PHONY: test
+test: tools build build-host ## Run every test: unit, moto integration, runtime-emulator end-to-end, CDK template.
+	$(TEST_ENV) $(GO) test -count=1 -timeout 40m ./...
+
+.PHONY: bench
+bench: tools build build-host ## Run the benchmarks and print binary sizes (numbers go in README.md).
+	@for fn in $(FUNCTIONS); do stat -c '%n: %s bytes' $(DIST)/$$fn/bootstrap; done
+	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchtime 200x -count 1 ./pkg/... ./functions/...
+
+.PHONY: demo
+demo: tools build-host ## Run the main job locally: moto + real function binaries + real events; prints the tags written.
+	$(TEST_ENV) $(GO) run ./cmd/demo
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+.PHONY: synth
+synth: build node_modules/.installed ## Synthesize the CDK app into cdk.out/ (no AWS account needed).
+	npx cdk synth --quiet
+	@ls -l cdk.out/*.template.json
+
+.PHONY: cfn-lint
+cfn-lint: synth tools ## Lint the synthesized template with cfn-lint.
+	$(VENV)/bin/cfn-lint cdk.out/*.template.json
+
+.PHONY: lint
+lint: ## golangci-lint and govulncheck (both fetched at their pinned versions).
+	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION) run ./...
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) ./...
+
+.PHONY: fmt
+fmt: ## gofmt every Go file.
+	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: clean
+clean: ## Remove build output.
+	rm -rf $(DIST) .build cdk.out

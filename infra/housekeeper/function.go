@@ -1,0 +1,143 @@
+package housekeeper
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsssm"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// Environment variables read by every housekeeper function.
+const (
+	// EnvAccountID holds the account the function serves; events from any
+	// other account are rejected.
+	EnvAccountID = "HOUSEKEEPER_ACCOUNT_ID"
+	// EnvPolicyParameter holds the name of the SSM parameter with the policy
+	// document. Unset when the stack was synthesized without a policy file.
+	EnvPolicyParameter = "HOUSEKEEPER_POLICY_SSM_PARAMETER"
+	// EnvLogLevel sets the functions' log level.
+	EnvLogLevel = "LOG_LEVEL"
+)
+
+// Async delivery settings shared by all functions: a handler failure is retried
+// twice, and an event older than an hour is no longer worth acting on.
+const (
+	asyncRetryAttempts = 2
+	asyncMaxEventAge   = 1 // hours
+)
+
+// functionProps are the settings that differ between the housekeeper's functions.
+type functionProps struct {
+	// Name is the folder under DistDir holding the function's bootstrap binary.
+	Name        string
+	DistDir     string
+	Description string
+	MemorySize  float64
+	Timeout     awscdk.Duration
+	// LogRetention of the function's log group; zero means one month.
+	LogRetention awslogs.RetentionDays
+	// PolicyParameter, when set, is passed in the environment and made readable.
+	PolicyParameter awsssm.IStringParameter
+	// Environment adds function-specific variables to the common ones.
+	Environment map[string]string
+}
+
+// goFunction is a Go Lambda function with the resources every housekeeper
+// function owns: its role, log group and dead-letter queue.
+type goFunction struct {
+	Function        awslambda.Function
+	Role            awsiam.Role
+	LogGroup        awslogs.LogGroup
+	DeadLetterQueue awssqs.Queue
+}
+
+// newGoFunction creates a provided.al2023/arm64 function from
+// <DistDir>/<Name>/bootstrap, with its own role that starts with no
+// permissions beyond writing to its own log group and DLQ.
+func newGoFunction(scope constructs.Construct, p *functionProps) *goFunction {
+	codeDir := filepath.Join(p.DistDir, p.Name)
+	// Fail with a hint instead of CDK's bare "Cannot find asset".
+	if _, err := os.Stat(filepath.Join(codeDir, "bootstrap")); err != nil {
+		panic(fmt.Sprintf("function %s: %v (build the functions first, e.g. `make build`, or set the distDir context)", p.Name, err))
+	}
+
+	retention := p.LogRetention
+	if retention == "" {
+		retention = awslogs.RetentionDays_ONE_MONTH
+	}
+	// A dedicated log group lets the role write to it alone instead of the
+	// wildcard that AWSLambdaBasicExecutionRole grants. It is retained on stack
+	// deletion (CDK's default) so the record of what was done stays until it expires.
+	logGroup := awslogs.NewLogGroup(scope, jsii.String("LogGroup"), &awslogs.LogGroupProps{
+		Retention: retention,
+	})
+
+	dlq := awssqs.NewQueue(scope, jsii.String("DeadLetterQueue"), &awssqs.QueueProps{
+		Encryption:      awssqs.QueueEncryption_SQS_MANAGED,
+		EnforceSSL:      jsii.Bool(true),
+		RetentionPeriod: awscdk.Duration_Days(jsii.Number(14)),
+	})
+
+	// An explicit role keeps CDK from attaching AWSLambdaBasicExecutionRole.
+	role := awsiam.NewRole(scope, jsii.String("Role"), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+		Description: jsii.String(fmt.Sprintf("ami-housekeeper %s function", p.Name)),
+	})
+	logGroup.GrantWrite(role)
+
+	env := map[string]*string{
+		EnvAccountID: awscdk.Aws_ACCOUNT_ID(),
+		EnvLogLevel:  jsii.String("info"),
+	}
+	if p.PolicyParameter != nil {
+		env[EnvPolicyParameter] = p.PolicyParameter.ParameterName()
+		// Only GetParameter: grantRead would add Describe/GetParameters/History.
+		role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Actions:   jsii.Strings("ssm:GetParameter"),
+			Resources: jsii.Strings(*p.PolicyParameter.ParameterArn()),
+		}))
+	}
+	for k, v := range p.Environment {
+		env[k] = jsii.String(v)
+	}
+
+	fn := awslambda.NewFunction(scope, jsii.String("Function"), &awslambda.FunctionProps{
+		Description:  jsii.String(p.Description),
+		Runtime:      awslambda.Runtime_PROVIDED_AL2023(),
+		Architecture: awslambda.Architecture_ARM_64(),
+		Handler:      jsii.String("bootstrap"),
+		Code:         awslambda.Code_FromAsset(jsii.String(codeDir), nil),
+		MemorySize:   jsii.Number(p.MemorySize),
+		Timeout:      p.Timeout,
+		Role:         role,
+		LogGroup:     logGroup,
+		Environment:  &env,
+		// Failed async invocations land in the DLQ (CDK grants sqs:SendMessage).
+		DeadLetterQueue: dlq,
+		RetryAttempts:   jsii.Number(asyncRetryAttempts),
+		MaxEventAge:     awscdk.Duration_Hours(jsii.Number(asyncMaxEventAge)),
+	})
+
+	return &goFunction{Function: fn, Role: role, LogGroup: logGroup, DeadLetterQueue: dlq}
+}
+
+// target returns an EventBridge target invoking the function. Events that
+// EventBridge cannot deliver go to the function's DLQ, so one queue shows
+// every event that was not handled.
+func (f *goFunction) target() awsevents.IRuleTarget {
+	return awseventstargets.NewLambdaFunction(f.Function, &awseventstargets.LambdaFunctionProps{
+		DeadLetterQueue: f.DeadLetterQueue,
+		RetryAttempts:   jsii.Number(asyncRetryAttempts),
+		MaxEventAge:     awscdk.Duration_Hours(jsii.Number(asyncMaxEventAge)),
+	})
+}

@@ -1,0 +1,123 @@
+// Package housekeeper defines the CDK stack of ami-housekeeper: the Lambda
+// functions, the EventBridge rules that trigger them, and their permissions.
+package housekeeper
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsssm"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+)
+
+// DefaultDistDir is where the Makefile puts <function>/bootstrap.
+const DefaultDistDir = "dist"
+
+// SSM parameter value limits: Standard holds up to 4 KB, Advanced up to 8 KB.
+const (
+	standardParameterMaxBytes = 4096
+	advancedParameterMaxBytes = 8192
+)
+
+// StackProps configures the housekeeper stack.
+type StackProps struct {
+	awscdk.StackProps
+	// DistDir is the folder holding <function>/bootstrap; empty means "dist".
+	// Relative paths are relative to the working directory of the synthesis.
+	DistDir string
+	// PolicyFile is the path of the policy document. It is validated and stored
+	// in an SSM parameter at synthesis; empty means the functions' built-in
+	// default policy.
+	PolicyFile string
+	// LogRetention of the functions' log groups; zero means one month.
+	LogRetention awslogs.RetentionDays
+}
+
+// NewHousekeeperStack creates the ami-housekeeper stack.
+//
+// It panics, failing the synthesis, when a function's bootstrap is missing or
+// when the policy file cannot be read, is invalid (the message is the policy
+// package's validation error) or is too large for an SSM parameter. Panicking
+// keeps the signature of a CDK constructor; jsii reports its own errors the
+// same way.
+func NewHousekeeperStack(scope constructs.Construct, id string, props *StackProps) awscdk.Stack {
+	if props == nil {
+		props = &StackProps{}
+	}
+	sprops := props.StackProps
+	if sprops.Description == nil {
+		sprops.Description = jsii.String("ami-housekeeper: tags, guards and cleans up AMIs")
+	}
+	stack := awscdk.NewStack(scope, jsii.String(id), &sprops)
+
+	distDir := props.DistDir
+	if distDir == "" {
+		distDir = DefaultDistDir
+	}
+
+	var policyParameter awsssm.IStringParameter
+	if props.PolicyFile != "" {
+		p, err := newPolicyParameter(stack, props.PolicyFile)
+		if err != nil {
+			panic(err)
+		}
+		policyParameter = p
+	}
+
+	tagger := NewTagger(stack, "Tagger", &TaggerProps{
+		DistDir:         distDir,
+		PolicyParameter: policyParameter,
+		LogRetention:    props.LogRetention,
+	})
+
+	awscdk.NewCfnOutput(stack, jsii.String("TaggerFunctionName"), &awscdk.CfnOutputProps{
+		Description: jsii.String("Name of the tagger Lambda function"),
+		Value:       tagger.Function.FunctionName(),
+	})
+	awscdk.NewCfnOutput(stack, jsii.String("TaggerDeadLetterQueueUrl"), &awscdk.CfnOutputProps{
+		Description: jsii.String("URL of the queue holding events the tagger failed to handle"),
+		Value:       tagger.DeadLetterQueue.QueueUrl(),
+	})
+	if policyParameter != nil {
+		awscdk.NewCfnOutput(stack, jsii.String("PolicyParameterName"), &awscdk.CfnOutputProps{
+			Description: jsii.String("SSM parameter holding the policy document"),
+			Value:       policyParameter.ParameterName(),
+		})
+	}
+
+	return stack
+}
+
+// newPolicyParameter validates the policy file and stores its content, as
+// written, in an SSM parameter that all functions read.
+func newPolicyParameter(stack awscdk.Stack, path string) (awsssm.IStringParameter, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("policy file: %w", err)
+	}
+	// Validating here turns a bad policy into a failed synth rather than
+	// a deployed function that fails on every event.
+	if _, err := policy.Parse(data, path); err != nil {
+		return nil, err
+	}
+	tier := awsssm.ParameterTier_STANDARD
+	switch {
+	case len(data) > advancedParameterMaxBytes:
+		return nil, fmt.Errorf("policy file %s: %d bytes, more than the %d an SSM parameter holds", path, len(data), advancedParameterMaxBytes)
+	case len(data) > standardParameterMaxBytes:
+		tier = awsssm.ParameterTier_ADVANCED
+	}
+	return awsssm.NewStringParameter(stack, jsii.String("PolicyParameter"), &awsssm.StringParameterProps{
+		// A fixed, stack-scoped name so operators can find and inspect it.
+		ParameterName: jsii.String("/" + *stack.StackName() + "/policy"),
+		Description:   jsii.String("ami-housekeeper policy document (from " + filepath.Base(path) + ")"),
+		StringValue:   jsii.String(string(data)),
+		Tier:          tier,
+	}), nil
+}

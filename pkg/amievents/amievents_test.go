@@ -1,0 +1,165 @@
+package amievents_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/amievents"
+)
+
+// fixture loads testdata/events/<name> and fills the placeholders.
+func fixture(t *testing.T, name string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "events", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := strings.NewReplacer(
+		"${IMAGE_ID}", "ami-0123456789abcdef0",
+		"${INSTANCE_ID}", "i-0123456789abcdef0",
+		"${SOURCE_IMAGE_ID}", "ami-0fedcba9876543210",
+		"${SOURCE_REGION}", "eu-west-1",
+	)
+	return []byte(r.Replace(string(raw)))
+}
+
+func TestParseValid(t *testing.T) {
+	tests := []struct {
+		file  string
+		check func(t *testing.T, ev amievents.Event)
+	}{
+		{"valid/cloudtrail-createimage.json", func(t *testing.T, ev amievents.Event) {
+			e := ev.(*amievents.ImageCreated)
+			if e.Operation != "CreateImage" || e.SourceInstanceID != "i-0123456789abcdef0" {
+				t.Errorf("got %+v", e)
+			}
+			if e.Principal.Who() != "arn:aws:sts::123456789012:assumed-role/image-builder/packer-build-42" {
+				t.Errorf("principal = %q", e.Principal.Who())
+			}
+			if e.Principal.IssuerARN != "arn:aws:iam::123456789012:role/image-builder" {
+				t.Errorf("issuer = %q", e.Principal.IssuerARN)
+			}
+			if !e.CallTime.Equal(time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)) {
+				t.Errorf("call time = %v", e.CallTime)
+			}
+		}},
+		{"valid/cloudtrail-copyimage.json", func(t *testing.T, ev amievents.Event) {
+			e := ev.(*amievents.ImageCreated)
+			if e.Operation != "CopyImage" || e.SourceImageID != "ami-0fedcba9876543210" || e.SourceRegion != "eu-west-1" {
+				t.Errorf("got %+v", e)
+			}
+			if e.Principal.IssuerARN != "" || e.Principal.Who() != "arn:aws:iam::123456789012:user/alice" {
+				t.Errorf("principal = %+v", e.Principal)
+			}
+		}},
+		{"valid/cloudtrail-registerimage.json", func(t *testing.T, ev amievents.Event) {
+			e := ev.(*amievents.ImageCreated)
+			if e.Operation != "RegisterImage" || e.SourceInstanceID != "" || e.SourceImageID != "" {
+				t.Errorf("got %+v", e)
+			}
+			if e.Principal.Who() != "arn:aws:iam::123456789012:root" {
+				t.Errorf("principal = %q", e.Principal.Who())
+			}
+		}},
+		{"valid/statechange-available.json", func(t *testing.T, ev amievents.Event) {
+			e := ev.(*amievents.ImageStateChanged)
+			if e.State != amievents.StateAvailable || e.Meta().Kind != "StateChange" {
+				t.Errorf("got %+v", e)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			ev, err := amievents.Parse(fixture(t, tt.file))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			m := ev.Meta()
+			if m.ImageID != "ami-0123456789abcdef0" || m.Account != "123456789012" || m.Region != "us-east-1" {
+				t.Errorf("meta = %+v", m)
+			}
+			tt.check(t, ev)
+		})
+	}
+}
+
+// TestParseInvalid pins, for every bad-event fixture, the field the error
+// names: the error must say what is wrong and where.
+func TestParseInvalid(t *testing.T) {
+	tests := map[string]string{
+		"malformed-json":                 "(body)",
+		"not-an-object":                  "(body)",
+		"empty-payload":                  "(body)",
+		"wrong-source":                   "source/detail-type",
+		"wrong-detail-type":              "source/detail-type",
+		"failed-call-errorcode":          "detail.errorCode",
+		"missing-response-elements":      "detail.responseElements",
+		"missing-image-id":               "detail.responseElements.imageId",
+		"malformed-image-id":             "detail.responseElements.imageId",
+		"recipient-account-mismatch":     "detail.recipientAccountId",
+		"unsupported-event-name":         "detail.eventName",
+		"wrong-event-source":             "detail.eventSource",
+		"missing-region":                 "region",
+		"detail-not-object":              "detail",
+		"copyimage-missing-source-image": "detail.requestParameters.sourceImageId",
+		"createimage-bad-instance-id":    "detail.requestParameters.instanceId",
+		"statechange-missing-image-id":   "detail.ImageId",
+		"statechange-unknown-state":      "detail.State",
+		"malformed-account":              "account",
+		"bad-event-time":                 "detail.eventTime",
+	}
+	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "events", "invalid", "*.json"))
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".json")
+		if _, ok := tests[name]; !ok && name != "other-account" {
+			t.Errorf("fixture %s has no expectation here", name)
+		}
+	}
+	for name, field := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := amievents.Parse(fixture(t, "invalid/"+name+".json"))
+			var ie *amievents.InvalidEventError
+			if !errors.As(err, &ie) {
+				t.Fatalf("want *InvalidEventError, got %v", err)
+			}
+			if ie.Field != field {
+				t.Errorf("field = %q, want %q (error: %v)", ie.Field, field, err)
+			}
+			if ie.Problem == "" || !amievents.IsInvalid(err) {
+				t.Errorf("error must explain itself: %v", err)
+			}
+		})
+	}
+}
+
+// The account check is the handler's (it knows the deployment's account);
+// the parser accepts a well-formed event from any account.
+func TestParseOtherAccountIsWellFormed(t *testing.T) {
+	ev, err := amievents.Parse(fixture(t, "invalid/other-account.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Meta().Account != "999999999999" {
+		t.Errorf("account = %q", ev.Meta().Account)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, name := range []string{"valid/cloudtrail-createimage.json", "valid/statechange-available.json"} {
+		raw, _ := os.ReadFile(filepath.Join("..", "..", "testdata", "events", name))
+		f.Add(raw)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		ev, err := amievents.Parse(raw)
+		if err != nil && !amievents.IsInvalid(err) {
+			t.Fatalf("non-typed error: %v", err)
+		}
+		if err == nil && ev.Meta().ImageID == "" {
+			t.Fatal("accepted an event without an image ID")
+		}
+	})
+}

@@ -1,0 +1,144 @@
+package emulator
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// RIE is a running AWS Lambda Runtime Interface Emulator hosting one
+// function binary, reachable on 127.0.0.1.
+type RIE struct {
+	URL     string
+	Started time.Time
+	cmd     *exec.Cmd
+	out     *lockedBuffer
+}
+
+// RIEOptions configures StartRIE.
+type RIEOptions struct {
+	// Bootstrap is the path of the built function binary.
+	Bootstrap string
+	// Env is the function's environment (the emulator passes its own
+	// environment to the function process).
+	Env []string
+	// Stdout, if set, also receives the emulator's and the function's output.
+	Stdout io.Writer
+}
+
+// StartRIE starts the emulator on free loopback ports and waits until it
+// accepts connections. The function process itself starts on the first
+// invocation, as in Lambda, so the first Invoke is the cold start.
+func StartRIE(ctx context.Context, opts RIEOptions) (*RIE, error) {
+	bin, err := findTool(EnvRIE, ".tools/bin/aws-lambda-rie", "aws-lambda-rie")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(opts.Bootstrap); err != nil {
+		return nil, fmt.Errorf("function binary: %w (run `make build`)", err)
+	}
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	apiPort, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	r := &RIE{URL: "http://127.0.0.1:" + strconv.Itoa(port), out: &lockedBuffer{}}
+	r.cmd = exec.Command(bin,
+		"--runtime-interface-emulator-address", "127.0.0.1:"+strconv.Itoa(port),
+		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(apiPort),
+		opts.Bootstrap)
+	r.cmd.Env = append(os.Environ(), opts.Env...)
+	var w io.Writer = r.out
+	if opts.Stdout != nil {
+		w = io.MultiWriter(r.out, opts.Stdout)
+	}
+	r.cmd.Stdout, r.cmd.Stderr = w, w
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	r.Started = time.Now()
+	if err := r.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the runtime interface emulator: %w", err)
+	}
+	if err := waitTCP(ctx, "127.0.0.1:"+strconv.Itoa(port), 20*time.Second); err != nil {
+		r.Stop()
+		return nil, fmt.Errorf("runtime interface emulator did not come up: %w\n%s", err, r.out.String())
+	}
+	return r, nil
+}
+
+// Invoke posts one event to the function and returns its response body.
+func (r *RIE) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URL+"/2015-03-31/functions/function/invocations", bytes.NewReader(payload))
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("invoking the function: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return body, fmt.Errorf("invoke: HTTP %d: %s", resp.StatusCode, body)
+	}
+	return body, nil
+}
+
+var reInit = regexp.MustCompile(`Init Duration: ([0-9.]+) ms`)
+
+// InitDuration returns the "Init Duration" the emulator reported for the
+// cold start (process start to the runtime asking for its first event).
+func (r *RIE) InitDuration() (time.Duration, bool) {
+	m := reInit.FindStringSubmatch(r.out.String())
+	if m == nil {
+		return 0, false
+	}
+	ms, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return 0, false
+	}
+	return time.Duration(ms * float64(time.Millisecond)), true
+}
+
+// Logs returns everything the emulator and the function printed.
+func (r *RIE) Logs() string { return r.out.String() }
+
+// Stop ends the emulator and the function process.
+func (r *RIE) Stop() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGTERM)
+		_, _ = r.cmd.Process.Wait()
+	}
+}
+
+func waitTCP(ctx context.Context, addr string, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	var d net.Dialer
+	for {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,153 @@
+// Package handlers adapts Lambda invocations to the engines: it parses and
+// vets the event, calls the engine, and writes the one summary log line per
+// invocation. The engines know nothing of Lambda or EventBridge.
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/amievents"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/awserr"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/logging"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/tagger"
+)
+
+// Outcomes the handler adds to the engine's.
+const (
+	OutcomeRejected = "rejected" // bad input: dropped, nothing changed, not retried
+	OutcomeIgnored  = "ignored"  // a valid event this function does not act on
+	OutcomeError    = "error"    // an AWS failure: returned so Lambda retries (bounded)
+)
+
+// TaggerResponse is what an invocation returns (visible to direct invokers
+// such as the tests and the demo; EventBridge ignores it).
+type TaggerResponse struct {
+	Outcome string `json:"outcome"`
+	Event   string `json:"event,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	tagger.Result
+}
+
+// Tagger handles the tagger function's invocations.
+type Tagger struct {
+	engine *tagger.Tagger
+	log    *slog.Logger
+	// account is the account this deployment serves. When empty it is taken
+	// from the invoked function's ARN.
+	account string
+	mode    string
+}
+
+// NewTagger wires the handler.
+func NewTagger(engine *tagger.Tagger, log *slog.Logger, account, mode string) *Tagger {
+	return &Tagger{engine: engine, log: log, account: account, mode: mode}
+}
+
+// Handle processes one EventBridge event. Only AWS failures worth retrying
+// return an error; bad input is logged and dropped so Lambda does not retry.
+func (h *Tagger) Handle(ctx context.Context, raw json.RawMessage) (TaggerResponse, error) {
+	start := time.Now()
+	resp, err := h.handle(ctx, raw)
+	h.logSummary(ctx, resp, err, time.Since(start))
+	return resp, err
+}
+
+func (h *Tagger) handle(ctx context.Context, raw json.RawMessage) (TaggerResponse, error) {
+	ev, err := amievents.Parse(raw)
+	if err != nil {
+		return TaggerResponse{Outcome: OutcomeRejected, Reason: err.Error()}, nil
+	}
+	meta := ev.Meta()
+	resp := TaggerResponse{Event: meta.Kind, Result: tagger.Result{ImageID: meta.ImageID}}
+	if want := h.expectedAccount(ctx); want != "" && meta.Account != want {
+		resp.Outcome = OutcomeRejected
+		resp.Reason = fmt.Sprintf("invalid event: account: %q is not this deployment's account %q", meta.Account, want)
+		return resp, nil
+	}
+	req := tagger.Request{Account: meta.Account, Region: meta.Region, ImageID: meta.ImageID}
+	switch e := ev.(type) {
+	case *amievents.ImageCreated:
+		req.Operation = e.Operation
+		req.Principal = e.Principal.Who()
+		req.Issuer = e.Principal.IssuerARN
+		req.SourceInstanceID = e.SourceInstanceID
+		req.SourceImageID = e.SourceImageID
+		req.SourceRegion = e.SourceRegion
+	case *amievents.ImageStateChanged:
+		if e.State != amievents.StateAvailable {
+			resp.Outcome, resp.Reason = OutcomeIgnored, "state "+e.State+" needs no tagging"
+			return resp, nil
+		}
+	default:
+		resp.Outcome, resp.Reason = OutcomeIgnored, "event kind not handled by the tagger"
+		return resp, nil
+	}
+	res, err := h.engine.Tag(ctx, req)
+	resp.Result = res
+	if err != nil {
+		resp.Outcome, resp.Reason = OutcomeError, err.Error()
+		return resp, err
+	}
+	resp.Outcome, resp.Reason = string(res.Outcome), res.Reason
+	return resp, nil
+}
+
+func (h *Tagger) expectedAccount(ctx context.Context) string {
+	if h.account != "" {
+		return h.account
+	}
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		if a, err := arn.Parse(lc.InvokedFunctionArn); err == nil {
+			return a.AccountID
+		}
+	}
+	return ""
+}
+
+func (h *Tagger) logSummary(ctx context.Context, resp TaggerResponse, err error, d time.Duration) {
+	attrs := []any{
+		slog.String(logging.KeyFunction, "tagger"),
+		slog.String(logging.KeyEvent, resp.Event),
+		slog.String(logging.KeyImageID, resp.ImageID),
+		slog.Any(logging.KeySnapshotIDs, nonNil(resp.SnapshotIDs)),
+		slog.String(logging.KeyOutcome, resp.Outcome),
+		slog.String(logging.KeyMode, h.mode),
+		slog.Int64(logging.KeyDurationMS, d.Milliseconds()),
+	}
+	if resp.Reason != "" {
+		attrs = append(attrs, slog.String(logging.KeyReason, resp.Reason))
+	}
+	if len(resp.Writes) > 0 {
+		attrs = append(attrs, slog.Any(logging.KeyTags, resp.Writes))
+	}
+	if len(resp.Skips) > 0 {
+		attrs = append(attrs, slog.Any(logging.KeySkipped, resp.Skips))
+	}
+	if len(resp.Notes) > 0 {
+		attrs = append(attrs, slog.Any("notes", resp.Notes))
+	}
+	level := slog.LevelInfo
+	switch {
+	case err != nil:
+		level = slog.LevelError
+		attrs = append(attrs, slog.String(logging.KeyError, err.Error()), slog.String(logging.KeyErrorKind, awserr.Classify(errors.Unwrap(err)).String()))
+	case resp.Outcome == OutcomeRejected:
+		level = slog.LevelError
+	}
+	h.log.Log(ctx, level, "tagger invocation", attrs...)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

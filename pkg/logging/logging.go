@@ -1,0 +1,50 @@
+// Package logging builds the project's structured logger: log/slog JSON on
+// stdout, one line per decision or invocation. The keys below are an API for
+// the people who query the logs: add keys, never rename them.
+package logging
+
+import (
+	"io"
+	"log/slog"
+	"strings"
+)
+
+// Stable log keys.
+const (
+	KeyImageID     = "image_id"
+	KeySnapshotIDs = "snapshot_ids"
+	KeyEvent       = "event"
+	KeyEventID     = "event_id"
+	KeyOutcome     = "outcome"
+	KeyReason      = "reason"
+	KeyError       = "error"
+	KeyErrorKind   = "error_kind"
+	KeyAccount     = "account"
+	KeyRegion      = "region"
+	KeyMode        = "mode"
+	KeyTags        = "tags"
+	KeySkipped     = "skipped"
+	KeyDurationMS  = "duration_ms"
+	KeyPolicy      = "policy_origin"
+	KeyFunction    = "function"
+)
+
+// New returns a JSON logger writing to w at the given level ("debug", "info",
+// "warn", "error"; anything else means info).
+func New(w io.Writer, level string) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: ParseLevel(level)}))
+}
+
+// ParseLevel maps a LOG_LEVEL value to a slog level, defaulting to info.
+func ParseLevel(s string) slog.Level {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn", "warning":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}

@@ -1,0 +1,372 @@
+package tagger
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/amievents"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/awsapi"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/awserr"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+)
+
+// Outcome summarises what one request did.
+type Outcome string
+
+// Outcomes, stable: they are logged and returned.
+const (
+	OutcomeTagged   Outcome = "tagged"         // tags were written
+	OutcomePartial  Outcome = "tagged-partial" // AMI tagged; some snapshots not listed yet
+	OutcomeUpToDate Outcome = "up-to-date"     // nothing to write (replay, or all set)
+	OutcomeAudit    Outcome = "audit"          // audit mode: writes computed, not made
+	OutcomeGone     Outcome = "gone"           // the AMI no longer exists
+	OutcomeNotOwned Outcome = "not-owned"      // another account owns the AMI: nothing changed
+	OutcomeSkipped  Outcome = "skipped"        // the AMI is in a state we do not tag (failed)
+)
+
+// Request asks to tag one new AMI. It is independent of how the news
+// arrived: a CloudTrail record, a state-change event, or an operator.
+type Request struct {
+	Account string
+	Region  string
+	ImageID string
+	// What the creating call told us; all optional (a state-change event
+	// knows none of it).
+	Operation        string
+	Principal        string
+	Issuer           string
+	SourceInstanceID string
+	SourceImageID    string
+	SourceRegion     string
+}
+
+// Result reports what was done and why.
+type Result struct {
+	ImageID     string   `json:"image_id"`
+	SnapshotIDs []string `json:"snapshot_ids,omitempty"`
+	Outcome     Outcome  `json:"outcome"`
+	Reason      string   `json:"reason,omitempty"`
+	Writes      []Write  `json:"writes,omitempty"`
+	Skips       []Skip   `json:"skipped,omitempty"`
+	Notes       []string `json:"notes,omitempty"`
+}
+
+// deadlineMargin is kept free at the end of an invocation for the writes.
+const deadlineMargin = 5 * time.Second
+
+// ClientSource hands out EC2 clients per region.
+type ClientSource interface {
+	EC2(region string) awsapi.EC2API
+}
+
+// Tagger applies the tagging policy to new AMIs.
+type Tagger struct {
+	clients ClientSource
+	policy  policy.Tagging
+	// poll is the interval between DescribeImages calls while waiting for a
+	// pending AMI's snapshots; sleep is injectable so tests need not wait.
+	poll  time.Duration
+	sleep func(context.Context, time.Duration) error
+}
+
+// New returns a Tagger for the given policy section.
+func New(clients ClientSource, p policy.Tagging) *Tagger {
+	return &Tagger{clients: clients, policy: p, poll: 2 * time.Second, sleep: sleepCtx}
+}
+
+// WithPoll overrides the wait between polls of a pending AMI (tests, demo).
+func (t *Tagger) WithPoll(d time.Duration, sleep func(context.Context, time.Duration) error) *Tagger {
+	t.poll, t.sleep = d, sleep
+	return t
+}
+
+// Tag brings the AMI and its snapshots to the policy's tags. It is
+// idempotent: running it again writes nothing. Errors returned are AWS
+// failures worth retrying or reporting; "gone" and "not owned" are results.
+func (t *Tagger) Tag(ctx context.Context, req Request) (Result, error) {
+	res := Result{ImageID: req.ImageID}
+	client := t.clients.EC2(req.Region)
+
+	img, err := t.describeImage(ctx, client, req.ImageID)
+	if err != nil {
+		return res, err
+	}
+	if img == nil {
+		res.Outcome, res.Reason = OutcomeGone, "the AMI no longer exists"
+		return res, nil
+	}
+	if owner := aws.ToString(img.OwnerId); owner != req.Account {
+		res.Outcome, res.Reason = OutcomeNotOwned, fmt.Sprintf("owned by account %s, not %s", owner, req.Account)
+		return res, nil
+	}
+	if img, err = t.waitForSnapshots(ctx, client, img); err != nil {
+		return res, err
+	}
+	if img == nil {
+		res.Outcome, res.Reason = OutcomeGone, "the AMI was deregistered while waiting for its snapshots"
+		return res, nil
+	}
+	switch img.State {
+	case types.ImageStateFailed, types.ImageStateError, types.ImageStateInvalid, types.ImageStateDeregistered:
+		res.Outcome, res.Reason = OutcomeSkipped, fmt.Sprintf("image state is %s", img.State)
+		return res, nil
+	}
+
+	snapIDs, complete := snapshotIDs(img)
+	res.SnapshotIDs = snapIDs
+	resources := []Resource{{ID: req.ImageID, Tags: tagMap(img.Tags)}}
+	snaps, note, err := t.snapshotResources(ctx, client, req.Account, snapIDs)
+	if err != nil {
+		return res, err
+	}
+	resources = append(resources, snaps...)
+	res.Notes = appendNote(res.Notes, note)
+
+	facts := t.facts(req, img)
+	if t.needsSourceTags(facts, resources) {
+		tags, note, err := t.sourceTags(ctx, req, facts)
+		if err != nil {
+			return res, err
+		}
+		facts.SourceTags = tags
+		res.Notes = appendNote(res.Notes, note)
+	}
+
+	res.Writes, res.Skips = PlanWrites(t.policy, Desired(t.policy, facts), resources)
+	switch {
+	case len(res.Writes) == 0:
+		res.Outcome, res.Reason = OutcomeUpToDate, "every desired tag is already present"
+	case t.policy.Mode == policy.ModeAudit:
+		res.Outcome, res.Reason = OutcomeAudit, "audit mode: tags computed, not written"
+		return res, nil
+	default:
+		for _, w := range res.Writes {
+			if err := t.write(ctx, client, w); err != nil {
+				if awserr.IsNotFound(err) {
+					res.Outcome, res.Reason = OutcomeGone, "the AMI or a snapshot disappeared while tagging: "+awserr.Code(err)
+					return res, nil
+				}
+				return res, fmt.Errorf("tagging %v: %w", w.ResourceIDs, err)
+			}
+		}
+		res.Outcome = OutcomeTagged
+	}
+	if !complete {
+		res.Outcome = OutcomePartial
+		res.Reason = "the AMI is pending and not all its snapshots are listed yet; the EC2 AMI State Change (available) event will tag the rest"
+	}
+	return res, nil
+}
+
+// facts merges the request (from CloudTrail) with what EC2 says about the
+// image, so a state-change event alone still records the source.
+func (t *Tagger) facts(req Request, img *types.Image) Facts {
+	f := Facts{
+		CreationDate:     aws.ToString(img.CreationDate),
+		Operation:        req.Operation,
+		Principal:        req.Principal,
+		Issuer:           req.Issuer,
+		SourceInstanceID: firstNonEmpty(req.SourceInstanceID, aws.ToString(img.SourceInstanceId)),
+		SourceImageID:    firstNonEmpty(req.SourceImageID, aws.ToString(img.SourceImageId)),
+		SourceRegion:     firstNonEmpty(req.SourceRegion, aws.ToString(img.SourceImageRegion)),
+	}
+	// EC2 sets SourceInstanceId only for CreateImage and SourceImageId only
+	// for CopyImage, so the operation is known even without CloudTrail.
+	if f.Operation == "" {
+		switch {
+		case f.SourceInstanceID != "":
+			f.Operation = amievents.OpCreateImage
+		case f.SourceImageID != "":
+			f.Operation = amievents.OpCopyImage
+		}
+	}
+	return f
+}
+
+// needsSourceTags avoids reading the source when no resource lacks a key the
+// policy copies (replays, or no copy_from_source configured).
+func (t *Tagger) needsSourceTags(f Facts, resources []Resource) bool {
+	if len(t.policy.CopyFromSource) == 0 || (f.SourceInstanceID == "" && f.SourceImageID == "") {
+		return false
+	}
+	for _, r := range resources {
+		for _, k := range t.policy.CopyFromSource {
+			if _, ok := r.Tags[k]; !ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (t *Tagger) sourceTags(ctx context.Context, req Request, f Facts) (map[string]string, string, error) {
+	if f.SourceInstanceID != "" {
+		out, err := t.clients.EC2(req.Region).DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{f.SourceInstanceID}})
+		if awserr.IsNotFound(err) {
+			return nil, "source instance " + f.SourceInstanceID + " not found: no tags copied", nil
+		}
+		if err != nil {
+			return nil, "", fmt.Errorf("describing source instance %s: %w", f.SourceInstanceID, err)
+		}
+		for _, r := range out.Reservations {
+			for _, in := range r.Instances {
+				return tagMap(in.Tags), "", nil
+			}
+		}
+		return nil, "source instance " + f.SourceInstanceID + " not found: no tags copied", nil
+	}
+	region := firstNonEmpty(f.SourceRegion, req.Region)
+	src, err := t.describeImage(ctx, t.clients.EC2(region), f.SourceImageID)
+	if err != nil {
+		return nil, "", fmt.Errorf("describing source AMI %s in %s: %w", f.SourceImageID, region, err)
+	}
+	if src == nil {
+		return nil, "source AMI " + f.SourceImageID + " not found in " + region + ": no tags copied", nil
+	}
+	if owner := aws.ToString(src.OwnerId); owner != req.Account {
+		return nil, fmt.Sprintf("source AMI %s is owned by %s: its tags are not copied across accounts", f.SourceImageID, owner), nil
+	}
+	return tagMap(src.Tags), "", nil
+}
+
+// snapshotResources reads the snapshots' current tags (so none is
+// overwritten). Snapshots owned by another account are left alone.
+func (t *Tagger) snapshotResources(ctx context.Context, client awsapi.EC2API, account string, ids []string) ([]Resource, string, error) {
+	if len(ids) == 0 {
+		return nil, "", nil
+	}
+	out, err := client.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: ids})
+	if awserr.IsNotFound(err) {
+		return nil, "a snapshot of the AMI was not found (" + awserr.Code(err) + "): only the AMI is tagged", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("describing snapshots %v: %w", ids, err)
+	}
+	found := map[string]types.Snapshot{}
+	for _, s := range out.Snapshots {
+		found[aws.ToString(s.SnapshotId)] = s
+	}
+	var res []Resource
+	var note string
+	for _, id := range ids {
+		s, ok := found[id]
+		switch {
+		case !ok:
+			note = "snapshot " + id + " not found: not tagged"
+		case aws.ToString(s.OwnerId) != account:
+			note = "snapshot " + id + " is owned by " + aws.ToString(s.OwnerId) + ": not tagged"
+		default:
+			res = append(res, Resource{ID: id, Tags: tagMap(s.Tags)})
+		}
+	}
+	return res, note, nil
+}
+
+// waitForSnapshots polls a pending AMI, within the policy's bound, until EC2
+// lists a snapshot for every EBS mapping. It returns nil if the AMI vanished.
+func (t *Tagger) waitForSnapshots(ctx context.Context, client awsapi.EC2API, img *types.Image) (*types.Image, error) {
+	budget := t.policy.SnapshotWait.Duration
+	// Leave time to tag before the invocation's deadline.
+	if dl, ok := ctx.Deadline(); ok {
+		budget = min(budget, time.Until(dl)-deadlineMargin)
+	}
+	for waited := time.Duration(0); img.State == types.ImageStatePending && waited < budget; waited += t.poll {
+		if _, complete := snapshotIDs(img); complete {
+			return img, nil
+		}
+		if err := t.sleep(ctx, t.poll); err != nil {
+			return img, nil // out of time: tag what is known, the available event finishes
+		}
+		next, err := t.describeImage(ctx, client, aws.ToString(img.ImageId))
+		if err != nil || next == nil {
+			return next, err
+		}
+		img = next
+	}
+	return img, nil
+}
+
+func (t *Tagger) describeImage(ctx context.Context, client awsapi.EC2API, id string) (*types.Image, error) {
+	out, err := client.DescribeImages(ctx, &ec2.DescribeImagesInput{
+		ImageIds: []string{id},
+		// The owner always sees its own deprecated AMIs; disabled ones must be asked for.
+		IncludeDisabled: aws.Bool(true),
+	})
+	if awserr.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("describing image %s: %w", id, err)
+	}
+	for i := range out.Images {
+		if aws.ToString(out.Images[i].ImageId) == id {
+			return &out.Images[i], nil
+		}
+	}
+	return nil, nil
+}
+
+func (t *Tagger) write(ctx context.Context, client awsapi.EC2API, w Write) error {
+	tags := make([]types.Tag, 0, len(w.Tags))
+	for _, k := range sortedKeys(w.Tags) {
+		tags = append(tags, types.Tag{Key: aws.String(k), Value: aws.String(w.Tags[k])})
+	}
+	_, err := client.CreateTags(ctx, &ec2.CreateTagsInput{Resources: w.ResourceIDs, Tags: tags})
+	return err
+}
+
+// snapshotIDs lists the EBS snapshots of the image's block device mappings,
+// and whether every EBS mapping already names its snapshot.
+func snapshotIDs(img *types.Image) ([]string, bool) {
+	var ids []string
+	complete := len(img.BlockDeviceMappings) > 0 || img.State != types.ImageStatePending
+	for _, m := range img.BlockDeviceMappings {
+		if m.Ebs == nil {
+			continue // instance-store or no-device mapping
+		}
+		if id := aws.ToString(m.Ebs.SnapshotId); id != "" {
+			ids = append(ids, id)
+		} else {
+			complete = false
+		}
+	}
+	return ids, complete
+}
+
+func tagMap(tags []types.Tag) map[string]string {
+	m := make(map[string]string, len(tags))
+	for _, t := range tags {
+		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return m
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func appendNote(notes []string, note string) []string {
+	if note == "" {
+		return notes
+	}
+	return append(notes, note)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
