@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
@@ -197,12 +198,6 @@ func (c *converter) walk(e *jsonschema.ValidationError) {
 			c.add(at, name, fmt.Sprintf("unknown key %q; allowed keys: %s", name, allowed))
 		}
 		return
-	case *kind.PropertyNames:
-		// The causes describe the key as if it were the document root, so
-		// report here, at the object, naming the key.
-		c.add(at, k.Property, fmt.Sprintf("key %q is not allowed; allowed: keys of %s characters",
-			k.Property, bounds(node, "minLength", "maxLength")))
-		return
 	}
 	if len(e.Causes) > 0 {
 		for _, cause := range e.Causes {
@@ -216,6 +211,9 @@ func (c *converter) walk(e *jsonschema.ValidationError) {
 	switch k := e.ErrorKind.(type) {
 	case *kind.Type:
 		msg = fmt.Sprintf("%s has type %s; allowed: %s", shown, k.Got, strings.Join(k.Want, " or "))
+		if k.Got == "boolean" && slices.Contains(k.Want, "string") {
+			msg += yamlBoolHint
+		}
 	case *kind.Enum:
 		msg = fmt.Sprintf("%s is not allowed; allowed: %s", shown, renderAll(k.Want))
 	case *kind.Const:
@@ -243,7 +241,7 @@ func (c *converter) walk(e *jsonschema.ValidationError) {
 		}
 		msg = fmt.Sprintf("%d keys set; allowed: %s of %s", n, bounds(node, "minProperties", "maxProperties"), quoteAll(propertyNames(node)))
 	case *kind.Required:
-		msg = fmt.Sprintf("missing required key(s) %s", quoteAll(k.Missing))
+		msg = fmt.Sprintf("missing required key(s) %s; allowed: an object that sets %s", quoteAll(k.Missing), quoteAll(k.Missing))
 		value = nil
 	default:
 		msg = fmt.Sprintf("%s: %s", shown, k.LocalizedString(printer))
@@ -406,6 +404,10 @@ func plainValue(v any) any {
 	return v
 }
 
+// yamlBoolHint explains the commonest surprise: the YAML 1.1 reader turns
+// unquoted yes/no/on/off/y/n into booleans.
+const yamlBoolHint = ` (YAML reads unquoted yes, no, on, off, y and n as booleans: quote the value)`
+
 // --- semantic checks: what the schema cannot express ---
 
 // maxSnapshotWait bounds Tagging.SnapshotWait: the wait holds a Lambda
@@ -448,6 +450,7 @@ func semanticProblems(p *Policy) []Problem {
 	for _, k := range sortedKeys(t.StaticTags) {
 		at := pointer("tagging", "static_tags", k)
 		switch {
+		case !checkMapKey(add, at, k):
 		case reserved(k):
 			add(at, k, "%s", reservedMsg(k))
 		case written[k] != "":
@@ -477,7 +480,7 @@ func semanticProblems(p *Policy) []Problem {
 		}
 	}
 	if d := t.SnapshotWait.Duration; d < 0 || d > maxSnapshotWait {
-		add("/tagging/snapshot_wait", d.String(), "%q is out of range; allowed: \"0s\"..%q", d.String(), maxSnapshotWait.String())
+		add("/tagging/snapshot_wait", d.String(), "%q is out of range; allowed: \"0s\"..\"%ds\"", d.String(), int(maxSnapshotWait/time.Second))
 	}
 
 	// sharing
@@ -516,6 +519,9 @@ func semanticProblems(p *Policy) []Problem {
 				add(at("match", "name"), g, "%q is not a valid glob (%v); allowed: path.Match syntax: *, ?, [a-z], \\ escapes", g, err)
 			}
 		}
+		for _, k := range sortedKeys(rule.Match.Tags) {
+			checkMapKey(add, at("match", "tags", k), k)
+		}
 		f := rule.Family
 		if f.Tag != "" && f.NamePattern != "" {
 			add(at("family"), map[string]any{"tag": f.Tag, "name_pattern": f.NamePattern},
@@ -532,6 +538,25 @@ func semanticProblems(p *Policy) []Problem {
 		}
 	}
 	return ps
+}
+
+// checkMapKey checks a tag key used as a map key, which the schema cannot
+// (see below), and reports whether it is acceptable.
+//
+// The schema library's propertyNames errors carry a wrong instance location,
+// so key lengths are checked here instead. "true" and "false" are rejected
+// because they are almost always an unquoted YAML key such as on: or yes:
+// that the YAML 1.1 reader turned into a boolean.
+func checkMapKey(add func(string, any, string, ...any), at, k string) bool {
+	switch n := utf8.RuneCountInString(k); {
+	case n < 1 || n > 128:
+		add(at, k, "key %q has %d characters; allowed: 1..128 characters", k, n)
+		return false
+	case k == "true" || k == "false":
+		add(at, k, "key %q is most likely an unquoted YAML key such as yes, no, on, off, y or n, read as a boolean; allowed: any other key (quote it in YAML)", k)
+		return false
+	}
+	return true
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -1,0 +1,231 @@
+package tagger_test
+
+// Engine tests against the stateful fake in pkg/fake: they cover what moto
+// cannot show — pending AMIs whose snapshots appear late, several snapshots
+// per AMI, snapshots owned by someone else, throttling and races.
+// The wire path is covered against moto in integration_test.go.
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/awsapi"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/awserr"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/fake"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/tagger"
+)
+
+const acct = "123456789012"
+
+type oneRegion struct{ api awsapi.EC2API }
+
+func (o oneRegion) EC2(string) awsapi.EC2API { return o.api }
+
+func image(id, owner string, state types.ImageState, snaps ...string) *types.Image {
+	img := &types.Image{ImageId: aws.String(id), OwnerId: aws.String(owner), State: state,
+		CreationDate: aws.String("2026-11-28T10:00:00.000Z")}
+	for i, s := range snaps {
+		m := types.BlockDeviceMapping{DeviceName: aws.String("/dev/sd" + string(rune('a'+i))), Ebs: &types.EbsBlockDevice{}}
+		if s != "" {
+			m.Ebs.SnapshotId = aws.String(s)
+		}
+		img.BlockDeviceMappings = append(img.BlockDeviceMappings, m)
+	}
+	return img
+}
+
+func snapshot(id, owner string, tags ...string) *types.Snapshot {
+	s := &types.Snapshot{SnapshotId: aws.String(id), OwnerId: aws.String(owner)}
+	for i := 0; i+1 < len(tags); i += 2 {
+		s.Tags = append(s.Tags, types.Tag{Key: aws.String(tags[i]), Value: aws.String(tags[i+1])})
+	}
+	return s
+}
+
+func newTagger(f *fake.EC2, mut func(*policy.Tagging)) *tagger.Tagger {
+	p := policy.Default().Tagging
+	if mut != nil {
+		mut(&p)
+	}
+	return tagger.New(oneRegion{f}, p).WithPoll(time.Second, func(context.Context, time.Duration) error { return nil })
+}
+
+var createReq = tagger.Request{Account: acct, Region: "us-east-1", ImageID: "ami-00000001", Operation: "CreateImage",
+	Principal: "arn:aws:iam::123456789012:user/alice", SourceInstanceID: "i-00000001"}
+
+func TestTagFourSnapshotsOneCall(t *testing.T) {
+	f := fake.NewEC2()
+	f.Images["ami-00000001"] = image("ami-00000001", acct, types.ImageStateAvailable, "snap-1", "snap-2", "snap-3", "snap-4")
+	for _, s := range []string{"snap-1", "snap-2", "snap-3", "snap-4"} {
+		f.Snapshots[s] = snapshot(s, acct)
+	}
+	res, err := newTagger(f, nil).Tag(context.Background(), createReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != tagger.OutcomeTagged || f.Calls["CreateTags"] != 1 {
+		t.Fatalf("outcome %s, CreateTags calls %d", res.Outcome, f.Calls["CreateTags"])
+	}
+	for _, id := range []string{"ami-00000001", "snap-1", "snap-2", "snap-3", "snap-4"} {
+		tags := f.Tags(id)
+		if tags["ami-housekeeper:created-by"] != "arn:aws:iam::123456789012:user/alice" || tags["ami-housekeeper:created-via"] != "CreateImage" ||
+			tags["ami-housekeeper:source-instance"] != "i-00000001" || tags["ami-housekeeper:created-at"] != "2026-11-28T10:00:00.000Z" {
+			t.Errorf("%s tags = %v", id, tags)
+		}
+	}
+	if got := f.Calls["DescribeImages"] + f.Calls["DescribeSnapshots"] + f.Calls["CreateTags"] + f.Calls["DescribeInstances"]; got > 4 {
+		t.Errorf("%d calls, budget is 4: %v", got, f.Calls)
+	}
+	// A replay writes nothing.
+	res, err = newTagger(f, nil).Tag(context.Background(), createReq)
+	if err != nil || res.Outcome != tagger.OutcomeUpToDate || f.Calls["CreateTags"] != 1 {
+		t.Fatalf("replay: %s %v, CreateTags %d", res.Outcome, err, f.Calls["CreateTags"])
+	}
+}
+
+func TestTagPendingWaitsForSnapshots(t *testing.T) {
+	f := fake.NewEC2()
+	f.Images["ami-00000001"] = image("ami-00000001", acct, types.ImageStatePending, "", "")
+	f.Snapshots["snap-1"] = snapshot("snap-1", acct)
+	f.Snapshots["snap-2"] = snapshot("snap-2", acct)
+	polls := 0
+	f.BeforeDescribeImages = func(f *fake.EC2) {
+		polls++
+		if polls == 3 { // the snapshots are listed on the third look
+			f.Images["ami-00000001"] = image("ami-00000001", acct, types.ImageStatePending, "snap-1", "snap-2")
+		}
+	}
+	res, err := newTagger(f, nil).Tag(context.Background(), createReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != tagger.OutcomeTagged || len(res.SnapshotIDs) != 2 || f.Tags("snap-2")["ami-housekeeper:created-by"] == "" {
+		t.Fatalf("outcome %s snapshots %v", res.Outcome, res.SnapshotIDs)
+	}
+	if f.Calls["DescribeImages"] != 3 {
+		t.Errorf("DescribeImages calls = %d, want 3", f.Calls["DescribeImages"])
+	}
+}
+
+func TestTagPendingBeyondTheWaitIsPartialThenCompletedByAvailableEvent(t *testing.T) {
+	f := fake.NewEC2()
+	f.Images["ami-00000001"] = image("ami-00000001", acct, types.ImageStatePending, "snap-1", "")
+	f.Snapshots["snap-1"] = snapshot("snap-1", acct)
+	tg := newTagger(f, func(p *policy.Tagging) { p.SnapshotWait = policy.Duration{Duration: 3 * time.Second} })
+	res, err := tg.Tag(context.Background(), createReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != tagger.OutcomePartial || f.Calls["DescribeImages"] != 4 { // first look + 3 polls of 1s
+		t.Fatalf("outcome %s, DescribeImages %d", res.Outcome, f.Calls["DescribeImages"])
+	}
+	// Later the AMI is available; the state-change event (no CloudTrail facts) finishes the job.
+	f.Images["ami-00000001"] = image("ami-00000001", acct, types.ImageStateAvailable, "snap-1", "snap-2")
+	f.Images["ami-00000001"].Tags = f.TagList("ami-00000001")
+	f.Snapshots["snap-2"] = snapshot("snap-2", acct)
+	res, err = tg.Tag(context.Background(), tagger.Request{Account: acct, Region: "us-east-1", ImageID: "ami-00000001"})
+	if err != nil || res.Outcome != tagger.OutcomeTagged {
+		t.Fatalf("outcome %s %v", res.Outcome, err)
+	}
+	if got := f.Tags("snap-2"); got["ami-housekeeper:created-at"] == "" {
+		t.Errorf("snap-2 tags = %v", got)
+	}
+}
+
+func TestTagOutcomes(t *testing.T) {
+	tests := []struct {
+		name    string
+		setup   func(f *fake.EC2)
+		mut     func(*policy.Tagging)
+		want    tagger.Outcome
+		wantErr bool
+	}{
+		{"gone", func(f *fake.EC2) {}, nil, tagger.OutcomeGone, false},
+		{"not owned", func(f *fake.EC2) {
+			f.Images["ami-00000001"] = image("ami-00000001", "099720109477", types.ImageStateAvailable, "snap-1")
+			f.Snapshots["snap-1"] = snapshot("snap-1", "099720109477")
+		}, nil, tagger.OutcomeNotOwned, false},
+		{"failed image", func(f *fake.EC2) {
+			f.Images["ami-00000001"] = image("ami-00000001", acct, types.ImageStateFailed)
+		}, nil, tagger.OutcomeSkipped, false},
+		{"audit mode computes but does not write", func(f *fake.EC2) {
+			f.Images["ami-00000001"] = image("ami-00000001", acct, types.ImageStateAvailable, "snap-1")
+			f.Snapshots["snap-1"] = snapshot("snap-1", acct)
+		}, func(p *policy.Tagging) { p.Mode = policy.ModeAudit }, tagger.OutcomeAudit, false},
+		{"deregistered between describe and tag", func(f *fake.EC2) {
+			f.Images["ami-00000001"] = image("ami-00000001", acct, types.ImageStateAvailable, "snap-1")
+			f.Snapshots["snap-1"] = snapshot("snap-1", acct)
+			f.Errors["CreateTags"] = []error{fake.APIError("InvalidAMIID.NotFound")}
+		}, nil, tagger.OutcomeGone, false},
+		{"throttled is returned for a retry", func(f *fake.EC2) {
+			f.Images["ami-00000001"] = image("ami-00000001", acct, types.ImageStateAvailable, "snap-1")
+			f.Snapshots["snap-1"] = snapshot("snap-1", acct)
+			f.Errors["CreateTags"] = []error{fake.APIError("RequestLimitExceeded")}
+		}, nil, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := fake.NewEC2()
+			tt.setup(f)
+			res, err := newTagger(f, tt.mut).Tag(context.Background(), createReq)
+			if tt.wantErr {
+				if err == nil || !awserr.IsRetryable(errors.Unwrap(err)) {
+					t.Fatalf("want a retryable error, got %v (%s)", err, res.Outcome)
+				}
+				return
+			}
+			if err != nil || res.Outcome != tt.want || res.Reason == "" {
+				t.Fatalf("got %q (%s), %v; want %q with a reason", res.Outcome, res.Reason, err, tt.want)
+			}
+			if tt.want != tagger.OutcomeTagged && f.Calls["CreateTags"] > 0 && tt.want != tagger.OutcomeGone {
+				t.Errorf("CreateTags called %d times for outcome %s", f.Calls["CreateTags"], tt.want)
+			}
+		})
+	}
+}
+
+func TestTagKeepsExistingTagsAndForeignSnapshots(t *testing.T) {
+	f := fake.NewEC2()
+	f.Images["ami-00000001"] = image("ami-00000001", acct, types.ImageStateAvailable, "snap-1", "snap-2", "snap-3")
+	f.Snapshots["snap-1"] = snapshot("snap-1", acct, "ami-housekeeper:created-by", "set-by-hand")
+	f.Snapshots["snap-2"] = snapshot("snap-2", acct)
+	f.Snapshots["snap-3"] = snapshot("snap-3", "210987654321")
+	res, err := newTagger(f, nil).Tag(context.Background(), createReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Tags("snap-1")["ami-housekeeper:created-by"]; got != "set-by-hand" {
+		t.Errorf("overwrote a tag someone set: %q", got)
+	}
+	if len(f.Tags("snap-3")) != 0 {
+		t.Errorf("tagged a snapshot owned by another account: %v", f.Tags("snap-3"))
+	}
+	if len(res.Skips) != 1 || len(res.Notes) != 1 || f.Calls["CreateTags"] != 2 {
+		t.Errorf("skips %v notes %v CreateTags %d", res.Skips, res.Notes, f.Calls["CreateTags"])
+	}
+}
+
+func TestTagCopiesSourceTags(t *testing.T) {
+	f := fake.NewEC2()
+	f.Images["ami-00000001"] = image("ami-00000001", acct, types.ImageStateAvailable, "snap-1")
+	f.Snapshots["snap-1"] = snapshot("snap-1", acct)
+	f.Instances["i-00000001"] = &types.Instance{InstanceId: aws.String("i-00000001"),
+		Tags: []types.Tag{{Key: aws.String("team"), Value: aws.String("web")}, {Key: aws.String("secret"), Value: aws.String("no")}}}
+	tg := newTagger(f, func(p *policy.Tagging) { p.CopyFromSource = []string{"team"} })
+	if _, err := tg.Tag(context.Background(), createReq); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Tags("snap-1"); got["team"] != "web" || got["secret"] != "" {
+		t.Errorf("snapshot tags = %v", got)
+	}
+	// Replay: the source is not read again.
+	if _, err := tg.Tag(context.Background(), createReq); err != nil || f.Calls["DescribeInstances"] != 1 {
+		t.Errorf("DescribeInstances = %d, %v", f.Calls["DescribeInstances"], err)
+	}
+}
