@@ -37,5 +37,5 @@ func main() {
 
 	engine := tagger.New(clients, pol.Tagging)
 	h := handlers.NewTagger(engine, log, os.Getenv("HOUSEKEEPER_ACCOUNT_ID"), string(pol.Tagging.Mode))
-	lambda.Start(h.Handle)
+	lambda.Start(h)
 }

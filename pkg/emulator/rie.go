@@ -98,10 +98,11 @@ func (r *RIE) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	return body, nil
 }
 
-var reInit = regexp.MustCompile(`Init Duration: ([0-9.]+) ms`)
+var reInit = regexp.MustCompile(`INIT REPORT\(durationMs: ([0-9.]+)\)`)
 
-// InitDuration returns the "Init Duration" the emulator reported for the
-// cold start (process start to the runtime asking for its first event).
+// InitDuration returns the init phase the emulator reported for the cold
+// start: from starting the function process until the runtime asks for its
+// first event (the "INIT REPORT" line).
 func (r *RIE) InitDuration() (time.Duration, bool) {
 	m := reInit.FindStringSubmatch(r.out.String())
 	if m == nil {

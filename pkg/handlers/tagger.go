@@ -6,7 +6,6 @@ package handlers
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -51,16 +50,27 @@ func NewTagger(engine *tagger.Tagger, log *slog.Logger, account, mode string) *T
 	return &Tagger{engine: engine, log: log, account: account, mode: mode}
 }
 
+// Invoke implements lambda.Handler on the raw payload, so that even a payload
+// that is not JSON reaches our parser (and is rejected without a retry)
+// instead of failing in the runtime's own unmarshalling.
+func (h *Tagger) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	resp, err := h.Handle(ctx, payload)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(resp)
+}
+
 // Handle processes one EventBridge event. Only AWS failures worth retrying
 // return an error; bad input is logged and dropped so Lambda does not retry.
-func (h *Tagger) Handle(ctx context.Context, raw json.RawMessage) (TaggerResponse, error) {
+func (h *Tagger) Handle(ctx context.Context, raw []byte) (TaggerResponse, error) {
 	start := time.Now()
 	resp, err := h.handle(ctx, raw)
 	h.logSummary(ctx, resp, err, time.Since(start))
 	return resp, err
 }
 
-func (h *Tagger) handle(ctx context.Context, raw json.RawMessage) (TaggerResponse, error) {
+func (h *Tagger) handle(ctx context.Context, raw []byte) (TaggerResponse, error) {
 	ev, err := amievents.Parse(raw)
 	if err != nil {
 		return TaggerResponse{Outcome: OutcomeRejected, Reason: err.Error()}, nil
@@ -138,7 +148,7 @@ func (h *Tagger) logSummary(ctx context.Context, resp TaggerResponse, err error,
 	switch {
 	case err != nil:
 		level = slog.LevelError
-		attrs = append(attrs, slog.String(logging.KeyError, err.Error()), slog.String(logging.KeyErrorKind, awserr.Classify(errors.Unwrap(err)).String()))
+		attrs = append(attrs, slog.String(logging.KeyError, err.Error()), slog.String(logging.KeyErrorKind, awserr.Classify(err).String()))
 	case resp.Outcome == OutcomeRejected:
 		level = slog.LevelError
 	}

@@ -137,6 +137,7 @@ func TestParseBadFixtures(t *testing.T) {
 		{"bad-version.yaml", "/version", int64(2), []string{"2 is not allowed; allowed: 1"}, 1},
 		{"bad-missing-version.yaml", "", nil, []string{`missing required key(s) "version"`}, 1},
 		{"bad-empty.yaml", "", nil, []string{"document is empty", "version: 1"}, 1},
+		{"bad-account-id-unquoted.yaml", "/sharing/allowed_accounts/0", int64(111122223333), []string{"has type number; allowed: string", "quote the value"}, 1},
 		{"bad-yaml-boolean.yaml", "/tagging/static_tags/backup", true, []string{"has type boolean; allowed: string", "quote the value"}, 1},
 	}
 	for _, tt := range tests {
@@ -392,5 +393,41 @@ func TestComparePointers(t *testing.T) {
 		if got := comparePointers(tt.a, tt.b); got != tt.want {
 			t.Errorf("comparePointers(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
 		}
+	}
+}
+
+// TestParseSchemaMessages covers the schema error kinds the fixtures do not.
+func TestParseSchemaMessages(t *testing.T) {
+	var tags []string
+	for i := 0; i < 41; i++ {
+		tags = append(tags, "k"+strings.Repeat("x", i))
+	}
+	tests := []struct {
+		name, doc, path string
+		value           any
+		in              string
+	}{
+		{"too many items", "version: 1\ntagging:\n  copy_from_source: [" + strings.Join(tags, ", ") + "]\n", "/tagging/copy_from_source", nil, "41 items; allowed: <= 40 items"},
+		{"duplicate items", "version: 1\ntagging:\n  copy_from_source: [a, t, t]\n", "/tagging/copy_from_source", "t", `items 1 and 2 are both "t"; allowed: each value once`},
+		{"too long", "version: 1\ntagging:\n  prefix: " + strings.Repeat("p", 65) + "\n", "/tagging/prefix", strings.Repeat("p", 65), "65 characters; allowed: 1..64 characters"},
+		{"float for integer", "version: 1\nretention:\n  grace_days: 1.5\n", "/retention/grace_days", 1.5, "has type number; allowed: integer"},
+		{"negative price", "version: 1\nretention:\n  price_per_gib_month: -0.01\n", "/retention/price_per_gib_month", -0.01, "allowed: >= 0"},
+		{"null section", "version: 1\nsharing:\n", "/sharing", nil, "null has type null; allowed: object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.doc), "inline")
+			var verr *ValidationError
+			if !errors.As(err, &verr) {
+				t.Fatalf("want *ValidationError, got %v", err)
+			}
+			p := verr.Problems[0]
+			if p.Path != tt.path || !strings.Contains(p.Message, tt.in) {
+				t.Errorf("problem = %+v, want path %q and message containing %q", p, tt.path, tt.in)
+			}
+			if tt.value != nil && !reflect.DeepEqual(p.Value, tt.value) {
+				t.Errorf("Value = %#v, want %#v", p.Value, tt.value)
+			}
+		})
 	}
 }

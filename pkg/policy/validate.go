@@ -191,8 +191,9 @@ func (c *converter) walk(e *jsonschema.ValidationError) {
 	value := lookup(c.inst, loc)
 	node := c.schemaNode(e.SchemaURL)
 
-	switch k := e.ErrorKind.(type) {
-	case *kind.AdditionalProperties:
+	if k, ok := e.ErrorKind.(*kind.AdditionalProperties); ok {
+		// One problem per unknown key, at the object, listing the keys the
+		// schema knows there.
 		allowed := quoteAll(propertyNames(node))
 		for _, name := range k.Properties {
 			c.add(at, name, fmt.Sprintf("unknown key %q; allowed keys: %s", name, allowed))
@@ -211,8 +212,13 @@ func (c *converter) walk(e *jsonschema.ValidationError) {
 	switch k := e.ErrorKind.(type) {
 	case *kind.Type:
 		msg = fmt.Sprintf("%s has type %s; allowed: %s", shown, k.Got, strings.Join(k.Want, " or "))
-		if k.Got == "boolean" && slices.Contains(k.Want, "string") {
-			msg += yamlBoolHint
+		if slices.Contains(k.Want, "string") {
+			switch k.Got {
+			case "boolean":
+				msg += yamlBoolHint
+			case "number", "integer":
+				msg += yamlNumberHint
+			}
 		}
 	case *kind.Enum:
 		msg = fmt.Sprintf("%s is not allowed; allowed: %s", shown, renderAll(k.Want))
@@ -407,6 +413,10 @@ func plainValue(v any) any {
 // yamlBoolHint explains the commonest surprise: the YAML 1.1 reader turns
 // unquoted yes/no/on/off/y/n into booleans.
 const yamlBoolHint = ` (YAML reads unquoted yes, no, on, off, y and n as booleans: quote the value)`
+
+// yamlNumberHint matters most for account IDs: unquoted, YAML reads them as
+// numbers (and those with a leading 0 as octal).
+const yamlNumberHint = ` (YAML reads unquoted digits as a number: quote the value, e.g. "012345678901")`
 
 // --- semantic checks: what the schema cannot express ---
 

@@ -47,7 +47,7 @@ type Request struct {
 
 // Result reports what was done and why.
 type Result struct {
-	ImageID     string   `json:"image_id"`
+	ImageID     string   `json:"image_id,omitempty"`
 	SnapshotIDs []string `json:"snapshot_ids,omitempty"`
 	Outcome     Outcome  `json:"outcome"`
 	Reason      string   `json:"reason,omitempty"`
