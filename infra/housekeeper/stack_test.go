@@ -32,7 +32,7 @@ const (
 var baseActions = []string{
 	"ec2:CreateTags",
 	"ec2:DescribeImages",
-	"ec2:DescribeInstances",
+	"ec2:DescribeTags",
 	"ec2:DescribeSnapshots",
 	"logs:CreateLogStream",
 	"logs:PutLogEvents",
@@ -367,7 +367,7 @@ func checkPermissions(t *testing.T, tmpl assertions.Template, wantActions []stri
 		"ec2:CreateTags":        {"arn:${AWS::Partition}:ec2:${AWS::Region}::image/*", "arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*"},
 		"ec2:DescribeImages":    {"*"},
 		"ec2:DescribeSnapshots": {"*"},
-		"ec2:DescribeInstances": {"*"},
+		"ec2:DescribeTags":      {"*"},
 		"logs:CreateLogStream":  {"${" + logGroup + ".Arn}"},
 		"logs:PutLogEvents":     {"${" + logGroup + ".Arn}"},
 		"sqs:SendMessage":       {"${" + dlq + ".Arn}"},

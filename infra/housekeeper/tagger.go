@@ -59,7 +59,7 @@ func NewTagger(scope constructs.Construct, id string, props *TaggerProps) *Tagge
 
 	// Describe calls support no resource-level permissions, hence "*".
 	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Actions:   jsii.Strings("ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeInstances"),
+		Actions:   jsii.Strings("ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeTags"),
 		Resources: jsii.Strings("*"),
 	}))
 	// Tagging is limited to AMIs and snapshots in the stack's region.

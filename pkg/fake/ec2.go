@@ -124,6 +124,35 @@ func (f *EC2) DescribeInstances(_ context.Context, in *ec2.DescribeInstancesInpu
 	return &ec2.DescribeInstancesOutput{Reservations: []types.Reservation{r}}, nil
 }
 
+// DescribeTags supports one "resource-id" filter only, without paging (the
+// fake's resources carry far fewer than a page of tags).
+func (f *EC2) DescribeTags(_ context.Context, in *ec2.DescribeTagsInput, _ ...func(*ec2.Options)) (*ec2.DescribeTagsOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("DescribeTags"); err != nil {
+		return nil, err
+	}
+	if len(in.Filters) != 1 || aws.ToString(in.Filters[0].Name) != "resource-id" {
+		panic(fmt.Sprintf("fake.EC2.DescribeTags: only one resource-id filter is modelled, got %+v", in.Filters))
+	}
+	out := &ec2.DescribeTagsOutput{}
+	for _, id := range in.Filters[0].Values {
+		var tags []types.Tag
+		switch {
+		case f.Images[id] != nil:
+			tags = f.Images[id].Tags
+		case f.Snapshots[id] != nil:
+			tags = f.Snapshots[id].Tags
+		case f.Instances[id] != nil:
+			tags = f.Instances[id].Tags
+		}
+		for _, t := range tags {
+			out.Tags = append(out.Tags, types.TagDescription{ResourceId: aws.String(id), Key: t.Key, Value: t.Value})
+		}
+	}
+	return out, nil
+}
+
 // CreateTags adds or replaces tags on images and snapshots.
 func (f *EC2) CreateTags(_ context.Context, in *ec2.CreateTagsInput, _ ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error) {
 	f.mu.Lock()

@@ -144,7 +144,8 @@ func (p *Policy) ForceAudit() {
 //
 // When EnvDryRun is "true", "1" or "yes" every Mode is forced to audit; any
 // other non-empty value is an error, so a typo never means "enforce".
-// ssm may be nil unless EnvSSM is set. Call it once per cold start.
+// getenv nil means os.Getenv; ssmClient may be nil unless EnvSSM is set.
+// Call it once per cold start.
 func Load(ctx context.Context, getenv func(string) string, ssmClient awsapi.SSMAPI) (*Policy, string, error) {
 	if getenv == nil {
 		getenv = os.Getenv
@@ -204,16 +205,16 @@ func Load(ctx context.Context, getenv func(string) string, ssmClient awsapi.SSMA
 	return p, origin, nil
 }
 
-// parseDryRun reads EnvDryRun. Only explicit yes-values are accepted because
-// the variable exists to make a run safe; anything unrecognised fails.
+// parseDryRun reads EnvDryRun. The variable exists to make a run safe, so
+// anything unrecognised fails rather than being read as "off".
 func parseDryRun(v string) (bool, error) {
 	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "":
+	case "", "false", "0", "no":
 		return false, nil
 	case "true", "1", "yes":
 		return true, nil
 	}
-	return false, fmt.Errorf(`policy: %s=%q is not allowed; allowed: "true", "1", "yes", or unset`, EnvDryRun, v)
+	return false, fmt.Errorf(`policy: %s=%q is not allowed; allowed: "true", "1", "yes", "false", "0", "no", or unset`, EnvDryRun, v)
 }
 
 // readSSM fetches the parameter's value, decrypted.

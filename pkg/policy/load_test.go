@@ -161,6 +161,14 @@ func TestLoad(t *testing.T) {
 			},
 		},
 		{
+			name: "dry run false leaves modes alone", env: map[string]string{EnvDryRun: "false"}, wantOrigin: "defaults",
+			check: func(t *testing.T, p *Policy) {
+				if p.Tagging.Mode != ModeEnforce {
+					t.Errorf("tagging mode = %q, want enforce", p.Tagging.Mode)
+				}
+			},
+		},
+		{
 			name:    "bad dry run value",
 			env:     map[string]string{EnvDryRun: "maybe"},
 			wantErr: []string{EnvDryRun, `"maybe"`, `"true", "1", "yes"`},

@@ -35,7 +35,9 @@ type motoWorld struct {
 	instID  string
 }
 
-func newMotoWorld(t *testing.T) *motoWorld {
+func newMotoWorld(t *testing.T) *motoWorld { return newMotoWorldB(t) }
+
+func newMotoWorldB(t testing.TB) *motoWorld {
 	t.Helper()
 	ctx := context.Background()
 	moto := emulator.SharedMoto(t)

@@ -120,21 +120,42 @@ func (t *Tagger) Tag(ctx context.Context, req Request) (Result, error) {
 	snapIDs, complete := snapshotIDs(img)
 	res.SnapshotIDs = snapIDs
 	resources := []Resource{{ID: req.ImageID, Tags: tagMap(img.Tags)}}
-	snaps, note, err := t.snapshotResources(ctx, client, req.Account, snapIDs)
-	if err != nil {
-		return res, err
+	facts := t.facts(req, img)
+
+	// The source's tags and the snapshots' tags are independent reads: when
+	// the AMI itself lacks a copied key (a first delivery), read both at once
+	// to save a round trip.
+	type sourceRead struct {
+		tags map[string]string
+		note string
+		err  error
 	}
+	var source chan sourceRead
+	if t.needsSourceTags(facts, resources) {
+		source = make(chan sourceRead, 1)
+		go func() {
+			tags, note, err := t.sourceTags(ctx, req, facts)
+			source <- sourceRead{tags, note, err}
+		}()
+	}
+	snaps, note, snapErr := t.snapshotResources(ctx, client, req.Account, snapIDs)
 	resources = append(resources, snaps...)
 	res.Notes = appendNote(res.Notes, note)
-
-	facts := t.facts(req, img)
-	if t.needsSourceTags(facts, resources) {
+	if source == nil && snapErr == nil && t.needsSourceTags(facts, resources) {
+		source = make(chan sourceRead, 1)
 		tags, note, err := t.sourceTags(ctx, req, facts)
-		if err != nil {
-			return res, err
+		source <- sourceRead{tags, note, err}
+	}
+	if source != nil {
+		sr := <-source
+		if sr.err != nil {
+			return res, sr.err
 		}
-		facts.SourceTags = tags
-		res.Notes = appendNote(res.Notes, note)
+		facts.SourceTags = sr.tags
+		res.Notes = appendNote(res.Notes, sr.note)
+	}
+	if snapErr != nil {
+		return res, snapErr
 	}
 
 	res.Writes, res.Skips = PlanWrites(t.policy, Desired(t.policy, facts), resources)
@@ -206,19 +227,16 @@ func (t *Tagger) needsSourceTags(f Facts, resources []Resource) bool {
 
 func (t *Tagger) sourceTags(ctx context.Context, req Request, f Facts) (map[string]string, string, error) {
 	if f.SourceInstanceID != "" {
-		out, err := t.clients.EC2(req.Region).DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{f.SourceInstanceID}})
-		if awserr.IsNotFound(err) {
-			return nil, "source instance " + f.SourceInstanceID + " not found: no tags copied", nil
-		}
+		// DescribeTags rather than DescribeInstances: the tags are all we need,
+		// and the answer stays small however large the instance is.
+		tags, err := describeTags(ctx, t.clients.EC2(req.Region), f.SourceInstanceID)
 		if err != nil {
-			return nil, "", fmt.Errorf("describing source instance %s: %w", f.SourceInstanceID, err)
+			return nil, "", fmt.Errorf("reading the tags of source instance %s: %w", f.SourceInstanceID, err)
 		}
-		for _, r := range out.Reservations {
-			for _, in := range r.Instances {
-				return tagMap(in.Tags), "", nil
-			}
+		if len(tags) == 0 {
+			return nil, "source instance " + f.SourceInstanceID + " has no tags (or is gone): none copied", nil
 		}
-		return nil, "source instance " + f.SourceInstanceID + " not found: no tags copied", nil
+		return tags, "", nil
 	}
 	region := firstNonEmpty(f.SourceRegion, req.Region)
 	src, err := t.describeImage(ctx, t.clients.EC2(region), f.SourceImageID)
@@ -309,6 +327,26 @@ func (t *Tagger) describeImage(ctx context.Context, client awsapi.EC2API, id str
 		}
 	}
 	return nil, nil
+}
+
+// describeTags reads one resource's tags. Tags of a deleted resource vanish,
+// so "gone" reads as no tags.
+func describeTags(ctx context.Context, client awsapi.EC2API, resourceID string) (map[string]string, error) {
+	tags := map[string]string{}
+	p := ec2.NewDescribeTagsPaginator(client, &ec2.DescribeTagsInput{
+		Filters:    []types.Filter{{Name: aws.String("resource-id"), Values: []string{resourceID}}},
+		MaxResults: aws.Int32(1000),
+	})
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range out.Tags {
+			tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+		}
+	}
+	return tags, nil
 }
 
 func (t *Tagger) write(ctx context.Context, client awsapi.EC2API, w Write) error {

@@ -79,7 +79,7 @@ func TestTagFourSnapshotsOneCall(t *testing.T) {
 			t.Errorf("%s tags = %v", id, tags)
 		}
 	}
-	if got := f.Calls["DescribeImages"] + f.Calls["DescribeSnapshots"] + f.Calls["CreateTags"] + f.Calls["DescribeInstances"]; got > 4 {
+	if got := f.Calls["DescribeImages"] + f.Calls["DescribeSnapshots"] + f.Calls["CreateTags"] + f.Calls["DescribeTags"]; got > 4 {
 		t.Errorf("%d calls, budget is 4: %v", got, f.Calls)
 	}
 	// A replay writes nothing.
@@ -225,7 +225,7 @@ func TestTagCopiesSourceTags(t *testing.T) {
 		t.Errorf("snapshot tags = %v", got)
 	}
 	// Replay: the source is not read again.
-	if _, err := tg.Tag(context.Background(), createReq); err != nil || f.Calls["DescribeInstances"] != 1 {
-		t.Errorf("DescribeInstances = %d, %v", f.Calls["DescribeInstances"], err)
+	if _, err := tg.Tag(context.Background(), createReq); err != nil || f.Calls["DescribeTags"] != 1 {
+		t.Errorf("DescribeTags = %d, %v", f.Calls["DescribeTags"], err)
 	}
 }
