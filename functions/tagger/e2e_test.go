@@ -42,7 +42,9 @@ tagging:
   static_tags: {managed-by: ami-housekeeper}
 `
 
-func start(t *testing.T) *e2e {
+func start(t *testing.T) *e2e { return startB(t) }
+
+func startB(t testing.TB) *e2e {
 	t.Helper()
 	ctx := context.Background()
 	moto := emulator.SharedMoto(t)
@@ -101,7 +103,7 @@ func (e *e2e) send(t *testing.T, fixture string, values map[string]string) respo
 	return r
 }
 
-func (e *e2e) image(t *testing.T, name string) (string, string) {
+func (e *e2e) image(t testing.TB, name string) (string, string) {
 	t.Helper()
 	ami, err := e.seed.CreateImage(e.ctx, e.inst, name)
 	if err != nil {
