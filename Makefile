@@ -18,6 +18,10 @@ GOVULNCHECK_VERSION := v1.1.4
 LAMBDA_ENV   := CGO_ENABLED=0 GOOS=linux GOARCH=arm64
 BUILD_FLAGS  := -trimpath -tags lambda.norpc -ldflags='-s -w'
 
+# jsii (the CDK runtime) warns loudly on Node 20; the warning changes nothing.
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+
 # What the tests and the demo need to find (see pkg/emulator).
 TEST_ENV := MOTO_SERVER=$(VENV)/bin/moto_server AWS_LAMBDA_RIE=$(TOOLS)/bin/aws-lambda-rie HOUSEKEEPER_BIN_DIR=$(HOSTBIN)
 
