@@ -6,11 +6,14 @@ import (
 	"path/filepath"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsssm"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -50,6 +53,8 @@ type functionProps struct {
 	PolicyParameter awsssm.IStringParameter
 	// Environment adds function-specific variables to the common ones.
 	Environment map[string]string
+	// AlarmTopic, when set, receives the function's alarms.
+	AlarmTopic awssns.ITopic
 }
 
 // goFunction is a Go Lambda function with the resources every housekeeper
@@ -128,7 +133,36 @@ func newGoFunction(scope constructs.Construct, p *functionProps) *goFunction {
 		MaxEventAge:     awscdk.Duration_Hours(jsii.Number(asyncMaxEventAge)),
 	})
 
+	if p.AlarmTopic != nil {
+		addAlarms(scope, p.Name, fn, dlq, p.AlarmTopic)
+	}
 	return &goFunction{Function: fn, Role: role, LogGroup: logGroup, DeadLetterQueue: dlq}
+}
+
+// addAlarms raises an alarm when the function fails (an AWS error after the
+// SDK's retries: IAM, throttling) or when an event lands in its DLQ (it was
+// given up on). Bad input is not an error and does not alarm.
+func addAlarms(scope constructs.Construct, name string, fn awslambda.Function, dlq awssqs.Queue, topic awssns.ITopic) {
+	action := awscloudwatchactions.NewSnsAction(topic)
+	five := awscdk.Duration_Minutes(jsii.Number(5))
+	errors := awscloudwatch.NewAlarm(scope, jsii.String("ErrorsAlarm"), &awscloudwatch.AlarmProps{
+		AlarmDescription:   jsii.String(fmt.Sprintf("ami-housekeeper %s: invocations failed (see the runbook, outcome=error)", name)),
+		Metric:             fn.MetricErrors(&awscloudwatch.MetricOptions{Period: five, Statistic: jsii.String("Sum")}),
+		Threshold:          jsii.Number(1),
+		EvaluationPeriods:  jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+	})
+	errors.AddAlarmAction(action)
+	dead := awscloudwatch.NewAlarm(scope, jsii.String("DeadLetterAlarm"), &awscloudwatch.AlarmProps{
+		AlarmDescription:   jsii.String(fmt.Sprintf("ami-housekeeper %s: events in the dead-letter queue (replay them, see the runbook)", name)),
+		Metric:             dlq.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: five, Statistic: jsii.String("Maximum")}),
+		Threshold:          jsii.Number(1),
+		EvaluationPeriods:  jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+	})
+	dead.AddAlarmAction(action)
 }
 
 // target returns an EventBridge target invoking the function. Events that

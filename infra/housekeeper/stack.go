@@ -8,7 +8,10 @@ import (
 	"path/filepath"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsssm"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
@@ -70,10 +73,12 @@ func NewHousekeeperStack(scope constructs.Construct, id string, props *StackProp
 		policyParameter = p
 	}
 
+	topic := newNotificationTopic(stack)
 	tagger := NewTagger(stack, "Tagger", &TaggerProps{
 		DistDir:         distDir,
 		PolicyParameter: policyParameter,
 		LogRetention:    props.LogRetention,
+		AlarmTopic:      topic,
 	})
 
 	awscdk.NewCfnOutput(stack, jsii.String("TaggerFunctionName"), &awscdk.CfnOutputProps{
@@ -84,6 +89,10 @@ func NewHousekeeperStack(scope constructs.Construct, id string, props *StackProp
 		Description: jsii.String("URL of the queue holding events the tagger failed to handle"),
 		Value:       tagger.DeadLetterQueue.QueueUrl(),
 	})
+	awscdk.NewCfnOutput(stack, jsii.String("NotificationTopicArn"), &awscdk.CfnOutputProps{
+		Description: jsii.String("SNS topic receiving ami-housekeeper alarms; subscribe the team to it"),
+		Value:       topic.TopicArn(),
+	})
 	if policyParameter != nil {
 		awscdk.NewCfnOutput(stack, jsii.String("PolicyParameterName"), &awscdk.CfnOutputProps{
 			Description: jsii.String("SSM parameter holding the policy document"),
@@ -92,6 +101,27 @@ func NewHousekeeperStack(scope constructs.Construct, id string, props *StackProp
 	}
 
 	return stack
+}
+
+// newNotificationTopic creates the SNS topic for alarms (and, later, reports),
+// encrypted with a customer managed key: CloudWatch alarms cannot publish to a
+// topic encrypted with the AWS managed aws/sns key.
+func newNotificationTopic(stack awscdk.Stack) awssns.Topic {
+	key := awskms.NewKey(stack, jsii.String("NotificationKey"), &awskms.KeyProps{
+		Description:       jsii.String("ami-housekeeper notifications"),
+		EnableKeyRotation: jsii.Bool(true),
+	})
+	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("AllowCloudWatchAlarmsToPublish"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("kms:Decrypt", "kms:GenerateDataKey*"),
+		Resources:  jsii.Strings("*"), // "*" in a key policy means this key
+	}), jsii.Bool(false))
+	return awssns.NewTopic(stack, jsii.String("Notifications"), &awssns.TopicProps{
+		DisplayName: jsii.String("ami-housekeeper"),
+		MasterKey:   key,
+		EnforceSSL:  jsii.Bool(true),
+	})
 }
 
 // newPolicyParameter validates the policy file and stores its content, as

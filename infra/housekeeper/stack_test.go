@@ -461,3 +461,42 @@ func TestMissingBootstrapFailsSynth(t *testing.T) {
 		t.Errorf("want an error naming tagger/bootstrap, got %q", msg)
 	}
 }
+
+// Failures and given-up events must reach people: two alarms per function,
+// both notifying the encrypted topic.
+func TestAlarmsNotifyEncryptedTopic(t *testing.T) {
+	tmpl := synth(t, StackProps{})
+	_, _, _, dlq := taggerIDs(t, tmpl)
+	topics := tmpl.FindResources(jsii.String("AWS::SNS::Topic"), nil)
+	if len(*topics) != 1 {
+		t.Fatalf("want one notification topic, got %d", len(*topics))
+	}
+	var topic string
+	for id, res := range *topics {
+		topic = id
+		props, _ := (*res)["Properties"].(map[string]any)
+		if props["KmsMasterKeyId"] == nil {
+			t.Errorf("topic %s is not encrypted: %v", id, props)
+		}
+	}
+	check(t, "key rotation", func() {
+		tmpl.HasResourceProperties(jsii.String("AWS::KMS::Key"), map[string]any{"EnableKeyRotation": true})
+	})
+	check(t, "two alarms", func() { tmpl.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(2)) })
+	check(t, "errors alarm", func() {
+		tmpl.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{
+			"MetricName": "Errors", "Namespace": "AWS/Lambda", "Threshold": 1,
+			"AlarmActions": []any{ref(topic)},
+		})
+	})
+	check(t, "DLQ alarm", func() {
+		tmpl.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{
+			"MetricName": "ApproximateNumberOfMessagesVisible", "Namespace": "AWS/SQS",
+			"Dimensions":   []any{map[string]any{"Name": "QueueName", "Value": map[string]any{"Fn::GetAtt": []any{dlq, "QueueName"}}}},
+			"AlarmActions": []any{ref(topic)},
+		})
+	})
+	check(t, "topic output", func() {
+		tmpl.HasOutput(jsii.String("NotificationTopicArn"), map[string]any{"Value": ref(topic)})
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsssm"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -25,6 +26,8 @@ type TaggerProps struct {
 	PolicyParameter awsssm.IStringParameter
 	// LogRetention of the function's log group; zero means one month.
 	LogRetention awslogs.RetentionDays
+	// AlarmTopic, when set, receives the function's alarms.
+	AlarmTopic awssns.ITopic
 }
 
 // Tagger is the function that tags new AMIs and their snapshots, with the
@@ -55,6 +58,7 @@ func NewTagger(scope constructs.Construct, id string, props *TaggerProps) *Tagge
 		Timeout:         awscdk.Duration_Seconds(jsii.Number(30)),
 		LogRetention:    props.LogRetention,
 		PolicyParameter: props.PolicyParameter,
+		AlarmTopic:      props.AlarmTopic,
 	})
 
 	// Describe calls support no resource-level permissions, hence "*".
