@@ -145,24 +145,21 @@ func newGoFunction(scope constructs.Construct, p *functionProps) *goFunction {
 func addAlarms(scope constructs.Construct, name string, fn awslambda.Function, dlq awssqs.Queue, topic awssns.ITopic) {
 	action := awscloudwatchactions.NewSnsAction(topic)
 	five := awscdk.Duration_Minutes(jsii.Number(5))
-	errors := awscloudwatch.NewAlarm(scope, jsii.String("ErrorsAlarm"), &awscloudwatch.AlarmProps{
-		AlarmDescription:   jsii.String(fmt.Sprintf("ami-housekeeper %s: invocations failed (see the runbook, outcome=error)", name)),
-		Metric:             fn.MetricErrors(&awscloudwatch.MetricOptions{Period: five, Statistic: jsii.String("Sum")}),
-		Threshold:          jsii.Number(1),
-		EvaluationPeriods:  jsii.Number(1),
-		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
-	})
-	errors.AddAlarmAction(action)
-	dead := awscloudwatch.NewAlarm(scope, jsii.String("DeadLetterAlarm"), &awscloudwatch.AlarmProps{
-		AlarmDescription:   jsii.String(fmt.Sprintf("ami-housekeeper %s: events in the dead-letter queue (replay them, see the runbook)", name)),
-		Metric:             dlq.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: five, Statistic: jsii.String("Maximum")}),
-		Threshold:          jsii.Number(1),
-		EvaluationPeriods:  jsii.Number(1),
-		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
-	})
-	dead.AddAlarmAction(action)
+	alarm := func(id, description string, metric awscloudwatch.IMetric) {
+		a := awscloudwatch.NewAlarm(scope, jsii.String(id), &awscloudwatch.AlarmProps{
+			AlarmDescription:   jsii.String(fmt.Sprintf("ami-housekeeper %s: %s", name, description)),
+			Metric:             metric,
+			Threshold:          jsii.Number(1),
+			EvaluationPeriods:  jsii.Number(1),
+			ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+		})
+		a.AddAlarmAction(action)
+	}
+	alarm("ErrorsAlarm", "invocations failed (see the runbook, outcome=error)",
+		fn.MetricErrors(&awscloudwatch.MetricOptions{Period: five, Statistic: jsii.String("Sum")}))
+	alarm("DeadLetterAlarm", "events in the dead-letter queue (replay them, see the runbook)",
+		dlq.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: five, Statistic: jsii.String("Maximum")}))
 }
 
 // target returns an EventBridge target invoking the function. Events that

@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -43,11 +41,7 @@ func StartMoto(ctx context.Context, opts MotoOptions) (*Moto, error) {
 		return nil, err
 	}
 	m := &Moto{URL: "http://127.0.0.1:" + strconv.Itoa(port), out: &lockedBuffer{}}
-	m.cmd = exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-	m.cmd.Env = append(os.Environ(), "MOTO_EC2_LOAD_DEFAULT_AMIS=false")
-	m.cmd.Env = append(m.cmd.Env, opts.Env...)
-	m.cmd.Stdout, m.cmd.Stderr = m.out, m.out
-	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	m.cmd = command(m.out, append([]string{"MOTO_EC2_LOAD_DEFAULT_AMIS=false"}, opts.Env...), bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
 	if err := m.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting moto server: %w", err)
 	}
@@ -73,12 +67,7 @@ func (m *Moto) Reset(ctx context.Context) error {
 }
 
 // Stop ends the server and its children.
-func (m *Moto) Stop() {
-	if m.cmd != nil && m.cmd.Process != nil {
-		_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGTERM)
-		_, _ = m.cmd.Process.Wait()
-	}
-}
+func (m *Moto) Stop() { stop(m.cmd) }
 
 // Logs returns what the server printed.
 func (m *Moto) Logs() string { return m.out.String() }

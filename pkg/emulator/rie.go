@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strconv"
-	"syscall"
 	"time"
 )
 
@@ -55,17 +54,14 @@ func StartRIE(ctx context.Context, opts RIEOptions) (*RIE, error) {
 		return nil, err
 	}
 	r := &RIE{URL: "http://127.0.0.1:" + strconv.Itoa(port), out: &lockedBuffer{}}
-	r.cmd = exec.Command(bin,
-		"--runtime-interface-emulator-address", "127.0.0.1:"+strconv.Itoa(port),
-		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(apiPort),
-		opts.Bootstrap)
-	r.cmd.Env = append(os.Environ(), opts.Env...)
 	var w io.Writer = r.out
 	if opts.Stdout != nil {
 		w = io.MultiWriter(r.out, opts.Stdout)
 	}
-	r.cmd.Stdout, r.cmd.Stderr = w, w
-	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	r.cmd = command(w, opts.Env, bin,
+		"--runtime-interface-emulator-address", "127.0.0.1:"+strconv.Itoa(port),
+		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(apiPort),
+		opts.Bootstrap)
 	r.Started = time.Now()
 	if err := r.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting the runtime interface emulator: %w", err)
@@ -119,12 +115,7 @@ func (r *RIE) InitDuration() (time.Duration, bool) {
 func (r *RIE) Logs() string { return r.out.String() }
 
 // Stop ends the emulator and the function process.
-func (r *RIE) Stop() {
-	if r.cmd != nil && r.cmd.Process != nil {
-		_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGTERM)
-		_, _ = r.cmd.Process.Wait()
-	}
-}
+func (r *RIE) Stop() { stop(r.cmd) }
 
 func waitTCP(ctx context.Context, addr string, limit time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, limit)

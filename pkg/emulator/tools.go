@@ -7,10 +7,12 @@ package emulator
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 )
 
 // Env variables that point at the tools; the Makefile sets them.
@@ -66,4 +68,22 @@ func FreePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// command prepares a child process in its own process group (so stopping it
+// also stops what it spawned), with this process's environment plus env.
+func command(out io.Writer, env []string, bin string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd
+}
+
+// stop ends a child started by command, and its children.
+func stop(cmd *exec.Cmd) {
+	if cmd != nil && cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		_, _ = cmd.Process.Wait()
+	}
 }

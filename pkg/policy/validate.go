@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"net/url"
 	"path"
@@ -457,7 +458,7 @@ func semanticProblems(p *Policy) []Problem {
 		}
 		written[nk.key] = at
 	}
-	for _, k := range sortedKeys(t.StaticTags) {
+	for _, k := range slices.Sorted(maps.Keys(t.StaticTags)) {
 		at := pointer("tagging", "static_tags", k)
 		switch {
 		case !checkMapKey(add, at, k):
@@ -529,7 +530,7 @@ func semanticProblems(p *Policy) []Problem {
 				add(at("match", "name"), g, "%q is not a valid glob (%v); allowed: path.Match syntax: *, ?, [a-z], \\ escapes", g, err)
 			}
 		}
-		for _, k := range sortedKeys(rule.Match.Tags) {
+		for _, k := range slices.Sorted(maps.Keys(rule.Match.Tags)) {
 			checkMapKey(add, at("match", "tags", k), k)
 		}
 		f := rule.Family
@@ -567,13 +568,4 @@ func checkMapKey(add func(string, any, string, ...any), at, k string) bool {
 		return false
 	}
 	return true
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -5,7 +5,8 @@ package tagger
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
@@ -76,7 +77,7 @@ func Desired(p policy.Tagging, f Facts) []DesiredTag {
 	add(p.Key(p.Keys.SourceImage), f.SourceImageID, OriginHousekeeper)
 	add(p.Key(p.Keys.SourceRegion), f.SourceRegion, OriginHousekeeper)
 	// Static tags win over copied ones: they are the policy's explicit word.
-	for _, k := range sortedKeys(p.StaticTags) {
+	for _, k := range slices.Sorted(maps.Keys(p.StaticTags)) {
 		add(k, p.StaticTags[k], OriginStatic)
 	}
 	for _, k := range p.CopyFromSource {
@@ -170,20 +171,11 @@ func truncate(s string, n int) string {
 
 func signature(tags map[string]string) string {
 	var b strings.Builder
-	for _, k := range sortedKeys(tags) {
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
 		b.WriteString(k)
 		b.WriteByte(0)
 		b.WriteString(tags[k])
 		b.WriteByte(0)
 	}
 	return b.String()
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -3,6 +3,8 @@ package tagger
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -351,7 +353,7 @@ func describeTags(ctx context.Context, client awsapi.EC2API, resourceID string) 
 
 func (t *Tagger) write(ctx context.Context, client awsapi.EC2API, w Write) error {
 	tags := make([]types.Tag, 0, len(w.Tags))
-	for _, k := range sortedKeys(w.Tags) {
+	for _, k := range slices.Sorted(maps.Keys(w.Tags)) {
 		tags = append(tags, types.Tag{Key: aws.String(k), Value: aws.String(w.Tags[k])})
 	}
 	_, err := client.CreateTags(ctx, &ec2.CreateTagsInput{Resources: w.ResourceIDs, Tags: tags})
