@@ -26,7 +26,7 @@ func main() {
 		os.Exit(1)
 	}
 	clients := awsapi.NewClients(cfg)
-	pol, origin, err := policy.Load(ctx, os.Getenv, clients.SSM())
+	pol, origin, err := policy.Load(ctx, os.Getenv, clients.SSM(""))
 	if err != nil {
 		// Failing the init makes every invocation fail loudly (errors metric,
 		// DLQ) instead of tagging with a policy nobody wrote.
@@ -35,7 +35,7 @@ func main() {
 	}
 	log.Info("cold start", logging.KeyFunction, "tagger", logging.KeyPolicy, origin, logging.KeyMode, string(pol.Tagging.Mode))
 
-	engine := tagger.New(clients, pol.Tagging)
+	engine := tagger.New(func(region string) awsapi.TaggerEC2 { return clients.EC2(region) }, pol.Tagging)
 	h := handlers.NewTagger(engine, log, os.Getenv("HOUSEKEEPER_ACCOUNT_ID"), string(pol.Tagging.Mode))
 	lambda.Start(h)
 }

@@ -7,7 +7,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/rbin"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
 
@@ -35,37 +39,69 @@ func LoadConfig(ctx context.Context, optFns ...func(*config.LoadOptions) error) 
 // Clients hands out service clients per region, built from one aws.Config and
 // cached, because the region comes from each event rather than from the
 // environment. Later, organization mode keys this by (account, region) and
-// assumes a member role; callers already ask by region only through here.
+// assumes a member role; callers already ask through here only.
 type Clients struct {
 	cfg aws.Config
 
 	// ec2Opts lets tests add middleware (call counting, fault injection).
 	ec2Opts []func(*ec2.Options)
 
-	mu  sync.Mutex
-	ec2 map[string]EC2API
+	mu    sync.Mutex
+	cache map[string]any
 }
 
 // NewClients returns a factory over cfg.
 func NewClients(cfg aws.Config, ec2Opts ...func(*ec2.Options)) *Clients {
-	return &Clients{cfg: cfg, ec2Opts: ec2Opts, ec2: map[string]EC2API{}}
+	return &Clients{cfg: cfg, ec2Opts: ec2Opts, cache: map[string]any{}}
 }
 
-// EC2 returns the EC2 client for region (the config's region when empty).
-func (c *Clients) EC2(region string) EC2API {
+// Config returns the configuration the clients are built from.
+func (c *Clients) Config() aws.Config { return c.cfg }
+
+// cached returns the client of one service in one region, building it once.
+func cached[T any](c *Clients, service, region string, build func(aws.Config) T) T {
 	if region == "" {
 		region = c.cfg.Region
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cl, ok := c.ec2[region]; ok {
-		return cl
+	key := service + "/" + region
+	if cl, ok := c.cache[key]; ok {
+		return cl.(T)
 	}
-	opts := append([]func(*ec2.Options){func(o *ec2.Options) { o.Region = region }}, c.ec2Opts...)
-	cl := ec2.NewFromConfig(c.cfg, opts...)
-	c.ec2[region] = cl
+	cfg := c.cfg.Copy()
+	cfg.Region = region
+	cl := build(cfg)
+	c.cache[key] = cl
 	return cl
 }
 
-// SSM returns an SSM client in the configuration's region.
-func (c *Clients) SSM() SSMAPI { return ssm.NewFromConfig(c.cfg) }
+// EC2 returns the EC2 client for region (the configuration's region when empty).
+func (c *Clients) EC2(region string) EC2API {
+	return cached(c, "ec2", region, func(cfg aws.Config) EC2API { return ec2.NewFromConfig(cfg, c.ec2Opts...) })
+}
+
+// AutoScaling returns the Auto Scaling client for region.
+func (c *Clients) AutoScaling(region string) AutoScalingAPI {
+	return cached(c, "autoscaling", region, func(cfg aws.Config) AutoScalingAPI { return autoscaling.NewFromConfig(cfg) })
+}
+
+// SSM returns the SSM client for region.
+func (c *Clients) SSM(region string) SSMAPI {
+	return cached(c, "ssm", region, func(cfg aws.Config) SSMAPI { return ssm.NewFromConfig(cfg) })
+}
+
+// RecycleBin returns the Recycle Bin client for region.
+func (c *Clients) RecycleBin(region string) RecycleBinAPI {
+	return cached(c, "rbin", region, func(cfg aws.Config) RecycleBinAPI { return rbin.NewFromConfig(cfg) })
+}
+
+// EventBridge returns the EventBridge client for region.
+func (c *Clients) EventBridge(region string) EventBridgeAPI {
+	return cached(c, "events", region, func(cfg aws.Config) EventBridgeAPI { return eventbridge.NewFromConfig(cfg) })
+}
+
+// SNS returns the SNS client for region.
+func (c *Clients) SNS(region string) SNSAPI {
+	return cached(c, "sns", region, func(cfg aws.Config) SNSAPI { return sns.NewFromConfig(cfg) })
+}

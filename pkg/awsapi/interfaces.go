@@ -1,34 +1,104 @@
 // Package awsapi holds the one file of narrow AWS interfaces the project calls,
 // and the wiring that builds real clients for them.
 //
-// Every method copies the SDK v2 signature exactly, so *ec2.Client and
-// *ssm.Client satisfy these interfaces and the SDK paginators accept them.
-// Tests substitute stateful fakes or decorators here, and nowhere else.
+// Every method copies the SDK v2 signature exactly, so the SDK clients
+// satisfy these interfaces and the SDK paginators accept them. Consumers ask
+// for the narrowest interface they need (TaggerEC2, CleanupEC2), so a test
+// double implements only what its consumer calls. Tests substitute stateful
+// fakes or decorators here, and nowhere else; this is also the one place to
+// inject faults.
 package awsapi
 
 import (
 	"context"
 
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/rbin"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
 
-// EC2API is the subset of EC2 the functions call.
-type EC2API interface {
+// TaggerEC2 is what the tagger calls.
+type TaggerEC2 interface {
 	DescribeImages(ctx context.Context, in *ec2.DescribeImagesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error)
 	DescribeSnapshots(ctx context.Context, in *ec2.DescribeSnapshotsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeSnapshotsOutput, error)
-	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
 	DescribeTags(ctx context.Context, in *ec2.DescribeTagsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeTagsOutput, error)
 	CreateTags(ctx context.Context, in *ec2.CreateTagsInput, optFns ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
 }
 
-// SSMAPI is the subset of SSM the functions call (policy loading).
-type SSMAPI interface {
+// InventoryEC2 is what the cleanup reads to build its inventory.
+type InventoryEC2 interface {
+	DescribeImages(ctx context.Context, in *ec2.DescribeImagesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error)
+	DescribeSnapshots(ctx context.Context, in *ec2.DescribeSnapshotsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeSnapshotsOutput, error)
+	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+	DescribeLaunchTemplates(ctx context.Context, in *ec2.DescribeLaunchTemplatesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplatesOutput, error)
+	DescribeLaunchTemplateVersions(ctx context.Context, in *ec2.DescribeLaunchTemplateVersionsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplateVersionsOutput, error)
+	DescribeImageAttribute(ctx context.Context, in *ec2.DescribeImageAttributeInput, optFns ...func(*ec2.Options)) (*ec2.DescribeImageAttributeOutput, error)
+}
+
+// CleanupEC2 is what the cleanup changes: marks, lifecycle stages, deletion.
+type CleanupEC2 interface {
+	CreateTags(ctx context.Context, in *ec2.CreateTagsInput, optFns ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
+	DeleteTags(ctx context.Context, in *ec2.DeleteTagsInput, optFns ...func(*ec2.Options)) (*ec2.DeleteTagsOutput, error)
+	EnableImageDeprecation(ctx context.Context, in *ec2.EnableImageDeprecationInput, optFns ...func(*ec2.Options)) (*ec2.EnableImageDeprecationOutput, error)
+	DisableImageDeprecation(ctx context.Context, in *ec2.DisableImageDeprecationInput, optFns ...func(*ec2.Options)) (*ec2.DisableImageDeprecationOutput, error)
+	DisableImage(ctx context.Context, in *ec2.DisableImageInput, optFns ...func(*ec2.Options)) (*ec2.DisableImageOutput, error)
+	EnableImage(ctx context.Context, in *ec2.EnableImageInput, optFns ...func(*ec2.Options)) (*ec2.EnableImageOutput, error)
+	DeregisterImage(ctx context.Context, in *ec2.DeregisterImageInput, optFns ...func(*ec2.Options)) (*ec2.DeregisterImageOutput, error)
+	DeleteSnapshot(ctx context.Context, in *ec2.DeleteSnapshotInput, optFns ...func(*ec2.Options)) (*ec2.DeleteSnapshotOutput, error)
+}
+
+// EC2API is every EC2 call the project makes.
+type EC2API interface {
+	TaggerEC2
+	InventoryEC2
+	CleanupEC2
+}
+
+// AutoScalingAPI is what the cleanup reads from Auto Scaling.
+type AutoScalingAPI interface {
+	DescribeAutoScalingGroups(ctx context.Context, in *autoscaling.DescribeAutoScalingGroupsInput, optFns ...func(*autoscaling.Options)) (*autoscaling.DescribeAutoScalingGroupsOutput, error)
+	DescribeLaunchConfigurations(ctx context.Context, in *autoscaling.DescribeLaunchConfigurationsInput, optFns ...func(*autoscaling.Options)) (*autoscaling.DescribeLaunchConfigurationsOutput, error)
+}
+
+// PolicySSM reads the policy document from SSM Parameter Store.
+type PolicySSM interface {
 	GetParameter(ctx context.Context, in *ssm.GetParameterInput, optFns ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
+}
+
+// SSMAPI is what the functions read from SSM: the policy document, and AMI
+// IDs held in parameters.
+type SSMAPI interface {
+	PolicySSM
+	GetParameters(ctx context.Context, in *ssm.GetParametersInput, optFns ...func(*ssm.Options)) (*ssm.GetParametersOutput, error)
+	GetParametersByPath(ctx context.Context, in *ssm.GetParametersByPathInput, optFns ...func(*ssm.Options)) (*ssm.GetParametersByPathOutput, error)
+	DescribeParameters(ctx context.Context, in *ssm.DescribeParametersInput, optFns ...func(*ssm.Options)) (*ssm.DescribeParametersOutput, error)
+}
+
+// RecycleBinAPI reads the retention rules that make removed AMIs and
+// snapshots recoverable.
+type RecycleBinAPI interface {
+	ListRules(ctx context.Context, in *rbin.ListRulesInput, optFns ...func(*rbin.Options)) (*rbin.ListRulesOutput, error)
+}
+
+// EventBridgeAPI publishes reports and findings.
+type EventBridgeAPI interface {
+	PutEvents(ctx context.Context, in *eventbridge.PutEventsInput, optFns ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error)
+}
+
+// SNSAPI publishes notifications.
+type SNSAPI interface {
+	Publish(ctx context.Context, in *sns.PublishInput, optFns ...func(*sns.Options)) (*sns.PublishOutput, error)
 }
 
 // Compile-time proof that the real clients satisfy the interfaces.
 var (
-	_ EC2API = (*ec2.Client)(nil)
-	_ SSMAPI = (*ssm.Client)(nil)
+	_ EC2API         = (*ec2.Client)(nil)
+	_ AutoScalingAPI = (*autoscaling.Client)(nil)
+	_ SSMAPI         = (*ssm.Client)(nil)
+	_ RecycleBinAPI  = (*rbin.Client)(nil)
+	_ EventBridgeAPI = (*eventbridge.Client)(nil)
+	_ SNSAPI         = (*sns.Client)(nil)
 )

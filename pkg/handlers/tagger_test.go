@@ -25,9 +25,6 @@ import (
 // These tests use the stateful EC2 fake: they check the handler's contract
 // (what is logged, what is returned to Lambda), not the AWS wire path.
 
-type clients struct{ api awsapi.EC2API }
-
-func (c clients) EC2(string) awsapi.EC2API { return c.api }
 
 func setup(t *testing.T, account string) (*handlers.Tagger, *fake.EC2, *bytes.Buffer) {
 	f := fake.NewEC2()
@@ -36,7 +33,7 @@ func setup(t *testing.T, account string) (*handlers.Tagger, *fake.EC2, *bytes.Bu
 		BlockDeviceMappings: []types.BlockDeviceMapping{{Ebs: &types.EbsBlockDevice{SnapshotId: aws.String("snap-1")}}}}
 	f.Snapshots["snap-1"] = &types.Snapshot{SnapshotId: aws.String("snap-1"), OwnerId: aws.String("123456789012")}
 	var logs bytes.Buffer
-	h := handlers.NewTagger(tagger.New(clients{f}, policy.Default().Tagging), logging.New(&logs, "info"), account, "enforce")
+	h := handlers.NewTagger(tagger.New(func(string) awsapi.TaggerEC2 { return f }, policy.Default().Tagging), logging.New(&logs, "info"), account, "enforce")
 	return h, f, &logs
 }
 

@@ -146,7 +146,7 @@ func (p *Policy) ForceAudit() {
 // other non-empty value is an error, so a typo never means "enforce".
 // getenv nil means os.Getenv; ssmClient may be nil unless EnvSSM is set.
 // Call it once per cold start.
-func Load(ctx context.Context, getenv func(string) string, ssmClient awsapi.SSMAPI) (*Policy, string, error) {
+func Load(ctx context.Context, getenv func(string) string, ssmClient awsapi.PolicySSM) (*Policy, string, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
@@ -218,7 +218,7 @@ func parseDryRun(v string) (bool, error) {
 }
 
 // readSSM fetches the parameter's value, decrypted.
-func readSSM(ctx context.Context, client awsapi.SSMAPI, name string) ([]byte, error) {
+func readSSM(ctx context.Context, client awsapi.PolicySSM, name string) ([]byte, error) {
 	if client == nil {
 		return nil, fmt.Errorf("policy: %s is set but no SSM client was given", EnvSSM)
 	}

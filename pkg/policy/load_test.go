@@ -24,7 +24,7 @@ type fakeSSM struct {
 	calls  []*ssm.GetParameterInput
 }
 
-var _ awsapi.SSMAPI = (*fakeSSM)(nil)
+var _ awsapi.PolicySSM = (*fakeSSM)(nil)
 
 func (f *fakeSSM) GetParameter(_ context.Context, in *ssm.GetParameterInput, _ ...func(*ssm.Options)) (*ssm.GetParameterOutput, error) {
 	f.calls = append(f.calls, in)
@@ -176,7 +176,7 @@ func TestLoad(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var client awsapi.SSMAPI
+			var client awsapi.PolicySSM
 			if tt.ssm != nil {
 				client = tt.ssm
 			}

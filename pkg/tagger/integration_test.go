@@ -54,6 +54,10 @@ func newMotoWorldB(t testing.TB) *motoWorld {
 	return w
 }
 
+func (w *motoWorld) source() tagger.ClientSource {
+	return func(region string) awsapi.TaggerEC2 { return w.clients.EC2(region) }
+}
+
 func (w *motoWorld) tags(t *testing.T, id string) map[string]string {
 	t.Helper()
 	m, err := w.seed.Tags(w.ctx, id)
@@ -88,7 +92,7 @@ func TestMotoCreateImage(t *testing.T) {
 	ami, snaps := w.newImage(t, "web-base-1")
 	req := tagger.Request{Account: acct, Region: "us-east-1", ImageID: ami, Operation: "CreateImage",
 		Principal: "arn:aws:sts::123456789012:assumed-role/builder/s1", Issuer: "arn:aws:iam::123456789012:role/builder", SourceInstanceID: w.instID}
-	res, err := tagger.New(w.clients, copyPolicy()).Tag(w.ctx, req)
+	res, err := tagger.New(w.source(), copyPolicy()).Tag(w.ctx, req)
 	if err != nil || res.Outcome != tagger.OutcomeTagged {
 		t.Fatalf("%s %v", res.Outcome, err)
 	}
@@ -133,7 +137,7 @@ func TestMotoCopyImageFromAnotherRegion(t *testing.T) {
 		t.Fatal(err)
 	}
 	ami := aws.ToString(out.ImageId)
-	res, err := tagger.New(w.clients, copyPolicy()).Tag(w.ctx, tagger.Request{Account: acct, Region: "us-east-1", ImageID: ami,
+	res, err := tagger.New(w.source(), copyPolicy()).Tag(w.ctx, tagger.Request{Account: acct, Region: "us-east-1", ImageID: ami,
 		Operation: "CopyImage", Principal: "arn:aws:iam::123456789012:user/alice", SourceImageID: src, SourceRegion: "eu-west-1"})
 	if err != nil || res.Outcome != tagger.OutcomeTagged || len(res.SnapshotIDs) != 1 {
 		t.Fatalf("%+v %v", res, err)
@@ -154,7 +158,7 @@ func TestMotoRegisterImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	ami := aws.ToString(out.ImageId)
-	res, err := tagger.New(w.clients, policy.Default().Tagging).Tag(w.ctx, tagger.Request{Account: acct, Region: "us-east-1", ImageID: ami,
+	res, err := tagger.New(w.source(), policy.Default().Tagging).Tag(w.ctx, tagger.Request{Account: acct, Region: "us-east-1", ImageID: ami,
 		Operation: "RegisterImage", Principal: "arn:aws:iam::123456789012:root"})
 	if err != nil || res.Outcome != tagger.OutcomeTagged {
 		t.Fatalf("%+v %v", res, err)
@@ -169,7 +173,7 @@ func TestMotoRegisterImage(t *testing.T) {
 // Either event may arrive first; the final tags must be the same.
 func TestMotoEventOrderConverges(t *testing.T) {
 	w := newMotoWorld(t)
-	tg := tagger.New(w.clients, copyPolicy())
+	tg := tagger.New(w.source(), copyPolicy())
 	final := map[string]map[string]string{}
 	for _, order := range []string{"cloudtrail-first", "state-change-first"} {
 		ami, snaps := w.newImage(t, "order-"+order)
@@ -205,7 +209,7 @@ func TestMotoDuplicateDeliveryAndExistingTags(t *testing.T) {
 	ami, snaps := w.newImage(t, "dup", "ami-housekeeper:created-by", "set-at-creation")
 	req := tagger.Request{Account: acct, Region: "us-east-1", ImageID: ami, Operation: "CreateImage",
 		Principal: "arn:aws:iam::123456789012:user/bob", SourceInstanceID: w.instID}
-	tg := tagger.New(w.clients, policy.Default().Tagging)
+	tg := tagger.New(w.source(), policy.Default().Tagging)
 	first, err := tg.Tag(w.ctx, req)
 	if err != nil || first.Outcome != tagger.OutcomeTagged {
 		t.Fatalf("%+v %v", first, err)
@@ -234,7 +238,7 @@ func TestMotoDuplicateDeliveryAndExistingTags(t *testing.T) {
 
 func TestMotoNotOwnedAndGone(t *testing.T) {
 	w := newMotoWorld(t)
-	tg := tagger.New(w.clients, policy.Default().Tagging)
+	tg := tagger.New(w.source(), policy.Default().Tagging)
 	res, err := tg.Tag(w.ctx, tagger.Request{Account: acct, Region: "us-east-1", ImageID: emulator.ForeignImageID, Operation: "CopyImage"})
 	if err != nil || res.Outcome != tagger.OutcomeNotOwned {
 		t.Fatalf("%+v %v", res, err)
@@ -256,12 +260,12 @@ func TestMotoNotOwnedAndGone(t *testing.T) {
 // mappings in DescribeImages answers: moto's CreateImage makes one snapshot,
 // Packer-style AMIs have several.
 type multiSnapshotEC2 struct {
-	awsapi.EC2API
+	awsapi.TaggerEC2
 	extra map[string][]string
 }
 
 func (m multiSnapshotEC2) DescribeImages(ctx context.Context, in *ec2.DescribeImagesInput, o ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error) {
-	out, err := m.EC2API.DescribeImages(ctx, in, o...)
+	out, err := m.TaggerEC2.DescribeImages(ctx, in, o...)
 	if err != nil {
 		return out, err
 	}
@@ -274,12 +278,9 @@ func (m multiSnapshotEC2) DescribeImages(ctx context.Context, in *ec2.DescribeIm
 	return out, nil
 }
 
-type fixedClients struct{ api awsapi.EC2API }
-
-func (f fixedClients) EC2(string) awsapi.EC2API { return f.api }
 
 // fourSnapshotWorld makes an AMI with four snapshots (one from CreateImage, three added).
-func fourSnapshotWorld(t testing.TB, w *motoWorld) (fixedClients, string, []string) {
+func fourSnapshotWorld(t testing.TB, w *motoWorld) (tagger.ClientSource, string, []string) {
 	ami, err := w.seed.CreateImage(w.ctx, w.instID, "four")
 	if err != nil {
 		t.Fatal(err)
@@ -292,7 +293,7 @@ func fourSnapshotWorld(t testing.TB, w *motoWorld) (fixedClients, string, []stri
 		}
 		extra = append(extra, s)
 	}
-	return fixedClients{multiSnapshotEC2{w.clients.EC2("us-east-1"), map[string][]string{ami: extra}}}, ami, extra
+	return oneRegion(multiSnapshotEC2{w.clients.EC2("us-east-1"), map[string][]string{ami: extra}}), ami, extra
 }
 
 func TestMotoFourSnapshotsWithinCallBudget(t *testing.T) {

@@ -61,10 +61,8 @@ type Result struct {
 // deadlineMargin is kept free at the end of an invocation for the writes.
 const deadlineMargin = 5 * time.Second
 
-// ClientSource hands out EC2 clients per region.
-type ClientSource interface {
-	EC2(region string) awsapi.EC2API
-}
+// ClientSource returns the EC2 client for a region.
+type ClientSource func(region string) awsapi.TaggerEC2
 
 // Tagger applies the tagging policy to new AMIs.
 type Tagger struct {
@@ -92,7 +90,7 @@ func (t *Tagger) WithPoll(d time.Duration, sleep func(context.Context, time.Dura
 // failures worth retrying or reporting; "gone" and "not owned" are results.
 func (t *Tagger) Tag(ctx context.Context, req Request) (Result, error) {
 	res := Result{ImageID: req.ImageID}
-	client := t.clients.EC2(req.Region)
+	client := t.clients(req.Region)
 
 	img, err := t.describeImage(ctx, client, req.ImageID)
 	if err != nil {
@@ -231,7 +229,7 @@ func (t *Tagger) sourceTags(ctx context.Context, req Request, f Facts) (map[stri
 	if f.SourceInstanceID != "" {
 		// DescribeTags rather than DescribeInstances: the tags are all we need,
 		// and the answer stays small however large the instance is.
-		tags, err := describeTags(ctx, t.clients.EC2(req.Region), f.SourceInstanceID)
+		tags, err := describeTags(ctx, t.clients(req.Region), f.SourceInstanceID)
 		if err != nil {
 			return nil, "", fmt.Errorf("reading the tags of source instance %s: %w", f.SourceInstanceID, err)
 		}
@@ -241,7 +239,7 @@ func (t *Tagger) sourceTags(ctx context.Context, req Request, f Facts) (map[stri
 		return tags, "", nil
 	}
 	region := firstNonEmpty(f.SourceRegion, req.Region)
-	src, err := t.describeImage(ctx, t.clients.EC2(region), f.SourceImageID)
+	src, err := t.describeImage(ctx, t.clients(region), f.SourceImageID)
 	if err != nil {
 		return nil, "", fmt.Errorf("describing source AMI %s in %s: %w", f.SourceImageID, region, err)
 	}
@@ -256,7 +254,7 @@ func (t *Tagger) sourceTags(ctx context.Context, req Request, f Facts) (map[stri
 
 // snapshotResources reads the snapshots' current tags (so none is
 // overwritten). Snapshots owned by another account are left alone.
-func (t *Tagger) snapshotResources(ctx context.Context, client awsapi.EC2API, account string, ids []string) ([]Resource, string, error) {
+func (t *Tagger) snapshotResources(ctx context.Context, client awsapi.TaggerEC2, account string, ids []string) ([]Resource, string, error) {
 	if len(ids) == 0 {
 		return nil, "", nil
 	}
@@ -289,7 +287,7 @@ func (t *Tagger) snapshotResources(ctx context.Context, client awsapi.EC2API, ac
 
 // waitForSnapshots polls a pending AMI, within the policy's bound, until EC2
 // lists a snapshot for every EBS mapping. It returns nil if the AMI vanished.
-func (t *Tagger) waitForSnapshots(ctx context.Context, client awsapi.EC2API, img *types.Image) (*types.Image, error) {
+func (t *Tagger) waitForSnapshots(ctx context.Context, client awsapi.TaggerEC2, img *types.Image) (*types.Image, error) {
 	budget := t.policy.SnapshotWait.Duration
 	// Leave time to tag before the invocation's deadline.
 	if dl, ok := ctx.Deadline(); ok {
@@ -311,7 +309,7 @@ func (t *Tagger) waitForSnapshots(ctx context.Context, client awsapi.EC2API, img
 	return img, nil
 }
 
-func (t *Tagger) describeImage(ctx context.Context, client awsapi.EC2API, id string) (*types.Image, error) {
+func (t *Tagger) describeImage(ctx context.Context, client awsapi.TaggerEC2, id string) (*types.Image, error) {
 	out, err := client.DescribeImages(ctx, &ec2.DescribeImagesInput{
 		ImageIds: []string{id},
 		// The owner always sees its own deprecated AMIs; disabled ones must be asked for.
@@ -333,7 +331,7 @@ func (t *Tagger) describeImage(ctx context.Context, client awsapi.EC2API, id str
 
 // describeTags reads one resource's tags. Tags of a deleted resource vanish,
 // so "gone" reads as no tags.
-func describeTags(ctx context.Context, client awsapi.EC2API, resourceID string) (map[string]string, error) {
+func describeTags(ctx context.Context, client awsapi.TaggerEC2, resourceID string) (map[string]string, error) {
 	tags := map[string]string{}
 	p := ec2.NewDescribeTagsPaginator(client, &ec2.DescribeTagsInput{
 		Filters:    []types.Filter{{Name: aws.String("resource-id"), Values: []string{resourceID}}},
@@ -351,7 +349,7 @@ func describeTags(ctx context.Context, client awsapi.EC2API, resourceID string) 
 	return tags, nil
 }
 
-func (t *Tagger) write(ctx context.Context, client awsapi.EC2API, w Write) error {
+func (t *Tagger) write(ctx context.Context, client awsapi.TaggerEC2, w Write) error {
 	tags := make([]types.Tag, 0, len(w.Tags))
 	for _, k := range slices.Sorted(maps.Keys(w.Tags)) {
 		tags = append(tags, types.Tag{Key: aws.String(k), Value: aws.String(w.Tags[k])})

@@ -23,9 +23,9 @@ import (
 
 const acct = "123456789012"
 
-type oneRegion struct{ api awsapi.EC2API }
-
-func (o oneRegion) EC2(string) awsapi.EC2API { return o.api }
+func oneRegion(api awsapi.TaggerEC2) tagger.ClientSource {
+	return func(string) awsapi.TaggerEC2 { return api }
+}
 
 func image(id, owner string, state types.ImageState, snaps ...string) *types.Image {
 	img := &types.Image{ImageId: aws.String(id), OwnerId: aws.String(owner), State: state,
@@ -53,7 +53,7 @@ func newTagger(f *fake.EC2, mut func(*policy.Tagging)) *tagger.Tagger {
 	if mut != nil {
 		mut(&p)
 	}
-	return tagger.New(oneRegion{f}, p).WithPoll(time.Second, func(context.Context, time.Duration) error { return nil })
+	return tagger.New(oneRegion(f), p).WithPoll(time.Second, func(context.Context, time.Duration) error { return nil })
 }
 
 var createReq = tagger.Request{Account: acct, Region: "us-east-1", ImageID: "ami-00000001", Operation: "CreateImage",
