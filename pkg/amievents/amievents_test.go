@@ -65,6 +65,12 @@ func TestParseValid(t *testing.T) {
 				t.Errorf("principal = %q", e.Principal.Who())
 			}
 		}},
+		{"valid/scheduled.json", func(t *testing.T, ev amievents.Event) {
+			e := ev.(*amievents.Scheduled)
+			if e.Meta().Kind != "Scheduled" || e.Rule != "arn:aws:events:us-east-1:123456789012:rule/AmiHousekeeper-CleanupSchedule" {
+				t.Errorf("got %+v", e)
+			}
+		}},
 		{"valid/statechange-available.json", func(t *testing.T, ev amievents.Event) {
 			e := ev.(*amievents.ImageStateChanged)
 			if e.State != amievents.StateAvailable || e.Meta().Kind != "StateChange" {
@@ -79,7 +85,7 @@ func TestParseValid(t *testing.T) {
 				t.Fatalf("Parse: %v", err)
 			}
 			m := ev.Meta()
-			if m.ImageID != "ami-0123456789abcdef0" || m.Account != "123456789012" || m.Region != "us-east-1" {
+			if (m.ImageID != "ami-0123456789abcdef0" && m.Kind != "Scheduled") || m.Account != "123456789012" || m.Region != "us-east-1" {
 				t.Errorf("meta = %+v", m)
 			}
 			tt.check(t, ev)
@@ -158,7 +164,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil && !amievents.IsInvalid(err) {
 			t.Fatalf("non-typed error: %v", err)
 		}
-		if err == nil && ev.Meta().ImageID == "" {
+		if _, sched := ev.(*amievents.Scheduled); err == nil && !sched && ev.Meta().ImageID == "" {
 			t.Fatal("accepted an event without an image ID")
 		}
 	})

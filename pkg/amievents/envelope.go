@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -83,6 +85,16 @@ type routeKey struct{ source, detailType string }
 var routes = map[routeKey]detailParser{
 	{SourceEC2, DetailTypeCloudTrail}:     parseCloudTrail,
 	{SourceEC2, DetailTypeAMIStateChange}: parseStateChange,
+	{SourceEvents, DetailTypeScheduled}:   parseScheduled,
+}
+
+func supportedEvents() string {
+	kinds := make([]string, 0, len(routes))
+	for k := range routes {
+		kinds = append(kinds, fmt.Sprintf("%q / %q", k.source, k.detailType))
+	}
+	sort.Strings(kinds)
+	return strings.Join(kinds, ", ")
 }
 
 // Parse validates raw as an EventBridge event and returns the typed event.
@@ -106,8 +118,8 @@ func Parse(raw []byte) (Event, error) {
 	}
 	parse, ok := routes[routeKey{env.Source, env.DetailType}]
 	if !ok {
-		return nil, invalid("source/detail-type", "unsupported event %q / %q; expected source %q with detail-type %q or %q",
-			env.Source, env.DetailType, SourceEC2, DetailTypeCloudTrail, DetailTypeAMIStateChange)
+		return nil, invalid("source/detail-type", "unsupported event %q / %q; expected %s",
+			env.Source, env.DetailType, supportedEvents())
 	}
 	if !reAccountID.MatchString(env.AccountID) {
 		return nil, invalid("account", "%q is not a 12-digit AWS account ID", env.AccountID)
@@ -115,6 +127,7 @@ func Parse(raw []byte) (Event, error) {
 	if !reRegion.MatchString(env.Region) {
 		return nil, invalid("region", "%q is not an AWS region name", env.Region)
 	}
+	// Scheduled events carry an empty object ({}); a missing detail is bad everywhere.
 	d := bytes.TrimSpace(env.Detail)
 	if len(d) == 0 || d[0] != '{' {
 		return nil, invalid("detail", "missing or not a JSON object")
