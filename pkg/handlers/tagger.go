@@ -77,7 +77,7 @@ func (h *Tagger) handle(ctx context.Context, raw []byte) (TaggerResponse, error)
 	}
 	meta := ev.Meta()
 	resp := TaggerResponse{Event: meta.Kind, Result: tagger.Result{ImageID: meta.ImageID}}
-	if want := h.expectedAccount(ctx); want != "" && meta.Account != want {
+	if want := expectedAccount(ctx, h.account); want != "" && meta.Account != want {
 		resp.Outcome = OutcomeRejected
 		resp.Reason = fmt.Sprintf("invalid event: account: %q is not this deployment's account %q", meta.Account, want)
 		return resp, nil
@@ -110,9 +110,11 @@ func (h *Tagger) handle(ctx context.Context, raw []byte) (TaggerResponse, error)
 	return resp, nil
 }
 
-func (h *Tagger) expectedAccount(ctx context.Context) string {
-	if h.account != "" {
-		return h.account
+// expectedAccount is the account a deployment serves: configured, or taken
+// from the invoked function's ARN.
+func expectedAccount(ctx context.Context, configured string) string {
+	if configured != "" {
+		return configured
 	}
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		if a, err := arn.Parse(lc.InvokedFunctionArn); err == nil {

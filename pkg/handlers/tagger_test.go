@@ -25,7 +25,6 @@ import (
 // These tests use the stateful EC2 fake: they check the handler's contract
 // (what is logged, what is returned to Lambda), not the AWS wire path.
 
-
 func setup(t *testing.T, account string) (*handlers.Tagger, *fake.EC2, *bytes.Buffer) {
 	f := fake.NewEC2()
 	f.Images["ami-0123456789abcdef0"] = &types.Image{ImageId: aws.String("ami-0123456789abcdef0"), OwnerId: aws.String("123456789012"),
