@@ -29,6 +29,18 @@ type EC2 struct {
 	BeforeDescribeImages func(f *EC2)
 	// Errors, if set for an operation, is returned (once per entry, in order).
 	Errors map[string][]error
+	// Buckets, if set for an operation, rate-limits it like EC2: a call that
+	// finds its bucket empty fails with RequestLimitExceeded (see bucket.go).
+	Buckets map[string]*Bucket
+	// Clock, if set, is "now" for time-dependent checks (deprecation dates);
+	// nil means the wall clock.
+	Clock *Clock
+	// IgnoreDeleteAssociatedSnapshots mimics moto: DeregisterImage accepts
+	// DeleteAssociatedSnapshots, returns no results and deletes nothing.
+	IgnoreDeleteAssociatedSnapshots bool
+	// Deregistered holds the images DeregisterImage removed (a second call
+	// says InvalidAMIID.Unavailable, as EC2 does shortly after).
+	Deregistered map[string]bool
 }
 
 // NewEC2 returns an empty fake.
@@ -39,6 +51,7 @@ func NewEC2() *EC2 {
 		Instances: map[string]*types.Instance{},
 		Calls:     map[string]int{},
 		Errors:    map[string][]error{},
+		Buckets:   map[string]*Bucket{},
 	}
 }
 
@@ -49,6 +62,9 @@ func APIError(code string) error {
 
 func (f *EC2) enter(op string) error {
 	f.Calls[op]++
+	if b := f.Buckets[op]; b != nil && !b.Take() {
+		return APIError("RequestLimitExceeded")
+	}
 	if errs := f.Errors[op]; len(errs) > 0 {
 		f.Errors[op] = errs[1:]
 		return errs[0]
