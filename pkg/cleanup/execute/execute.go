@@ -31,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"golang.org/x/time/rate"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awsapi"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awserr"
@@ -240,7 +241,7 @@ type run struct {
 	inUseBackoff time.Duration
 	imageTags    func(string) map[string]string
 
-	limDeregister, limSnapshot, limTags, limLifecycle *limiter
+	limDeregister, limSnapshot, limTags, limLifecycle *rate.Limiter
 
 	res *Results
 	// calls counts API calls made (to tell "not started" from "failed").
@@ -268,16 +269,16 @@ func (e *Executor) newRun() *run {
 	if burst < 1 {
 		burst = 1
 	}
-	rate := func(v, def float64) *limiter {
+	limit := func(v, def float64) *rate.Limiter {
 		if v <= 0 {
 			v = def
 		}
 		return newLimiter(v, burst)
 	}
-	r.limDeregister = rate(e.Limits.DeregisterPerSec, DefaultDeregisterPerSec)
-	r.limSnapshot = rate(e.Limits.DeleteSnapshotPerSec, DefaultDeleteSnapshotPerSec)
-	r.limTags = rate(e.Limits.TagsPerSec, DefaultTagsPerSec)
-	r.limLifecycle = rate(e.Limits.LifecyclePerSec, DefaultLifecyclePerSec)
+	r.limDeregister = limit(e.Limits.DeregisterPerSec, DefaultDeregisterPerSec)
+	r.limSnapshot = limit(e.Limits.DeleteSnapshotPerSec, DefaultDeleteSnapshotPerSec)
+	r.limTags = limit(e.Limits.TagsPerSec, DefaultTagsPerSec)
+	r.limLifecycle = limit(e.Limits.LifecyclePerSec, DefaultLifecyclePerSec)
 	return r
 }
 
@@ -293,7 +294,7 @@ func (r *run) outOfTime(ctx context.Context) bool {
 
 // pace waits for lim's next slot: ReserveN at the clock's now, then sleep
 // for the reservation's delay on the same clock.
-func (r *run) pace(ctx context.Context, lim *limiter) error {
+func (r *run) pace(ctx context.Context, lim *rate.Limiter) error {
 	if err := ctx.Err(); err != nil {
 		r.stopped = true
 		return fmt.Errorf("%w: %v", errOutOfTime, err)
@@ -311,7 +312,7 @@ func (r *run) pace(ctx context.Context, lim *limiter) error {
 // critical call (one that records or rolls back what a previous call did)
 // is made even when ctx has ended; the others are not started then. The
 // call itself never sees ctx's cancellation (see callTimeout).
-func (r *run) call(ctx context.Context, lim *limiter, critical bool, fn func(context.Context) error) error {
+func (r *run) call(ctx context.Context, lim *rate.Limiter, critical bool, fn func(context.Context) error) error {
 	wait := ctx
 	if critical {
 		wait = context.WithoutCancel(ctx)
