@@ -6,7 +6,7 @@
 //   - collect/ reads the account into an Inventory (paginated lists only;
 //     any list that cannot be read completely is recorded in
 //     Inventory.Incomplete, and then nothing is deleted);
-//   - plan.go is pure: Plan(now, inventory, policy) returns a decision with
+//   - plan.go is pure: MakePlan(now, inventory, policy) returns a decision with
 //     reasons for every AMI and every orphaned snapshot;
 //   - execute/ applies a plan, paced by client-side rate limiters;
 //   - report.go renders a plan and its results (logs, metrics, events).

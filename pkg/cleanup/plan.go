@@ -1,0 +1,957 @@
+package cleanup
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"math"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+)
+
+const day = 24 * time.Hour
+
+// backupTag is set by AWS Backup on the AMIs and snapshots it manages; those
+// are removed by expiring the recovery point, never by us.
+const backupTag = "aws:backup:source-resource"
+
+// orphanMinAge protects the snapshots of an AMI that is being created right
+// now: CreateImage makes the snapshots before the AMI is listed, so a sweep
+// that reads images before snapshots can see them with no AMI yet.
+const orphanMinAge = day
+
+// MakePlan decides, for every image in inv.Images and every orphaned
+// snapshot, what to do and why. It is pure: no AWS, no clock, no I/O; the
+// same arguments give the same plan.
+//
+// (It cannot be called Plan: that is the name of the type it returns.)
+//
+// Decisions are ordered by rule (policy order), family, creation date
+// (newest first) and ID; images no rule matches come last, by ID. The
+// executor applies them in this order, which is why a snapshot shared by
+// several AMIs deregistered in one run is deleted with the last of them.
+//
+// Orphans are ordered by snapshot ID. SnapshotDecision.Action
+// ActionDeregister means "delete the snapshot".
+func MakePlan(now time.Time, inv *Inventory, p policy.Retention) Plan {
+	if inv == nil {
+		inv = &Inventory{}
+	}
+	pl := newPlanner(now, inv, p, true)
+	out := Plan{Now: now, Mode: p.Mode, Decisions: make([]Decision, len(pl.order))}
+	pos := make([]int32, len(inv.Images)) // image index -> plan position
+	for k, i := range pl.order {
+		out.Decisions[k] = pl.decide(int(i))
+		pos[i] = int32(k)
+	}
+	orphans, orphanSrc := pl.orphans()
+	out.Orphans = orphans
+
+	if len(inv.Incomplete) > 0 {
+		out.Blocked = fmt.Sprintf("inventory incomplete: %s; nothing is changed this run", strings.Join(inv.Incomplete, "; "))
+		block(out.Decisions, out.Orphans, out.Blocked)
+	} else {
+		status := pl.applyCaps(out.Decisions, out.Orphans, orphanSrc, pos)
+		pl.assignSnapshots(out.Decisions, status, pos)
+	}
+	out.Totals = totals(out.Decisions, out.Orphans, p.PricePerGiBMonth)
+	if n := inv.RecycleBin.ImageRetentionDays; n > 0 {
+		out.RecoverableUntil = now.UTC().AddDate(0, 0, n).Format(DateLayout)
+	}
+	return out
+}
+
+// SharesToCheck returns, sorted, the IDs of the images whose launch
+// permissions must be read before MakePlan can decide them: images that
+// would be candidates (mark, wait or deregister) were they not shared, whose
+// rule keeps shared AMIs, that are not public and whose launch permissions
+// are not known yet. Waiting (already marked) images are included: without
+// their permissions MakePlan would keep and so unmark them.
+func SharesToCheck(now time.Time, inv *Inventory, p policy.Retention) []string {
+	if inv == nil {
+		return nil
+	}
+	pl := newPlanner(now, inv, p, false)
+	var ids []string
+	for i := range inv.Images {
+		img, f := &inv.Images[i], &pl.facts[i]
+		if f.rule < 0 || img.SharesKnown || img.Public || !pl.rules[f.rule].keepShared {
+			continue
+		}
+		if len(skipReasons(img)) > 0 || len(pl.keepReasons(i, false)) > 0 {
+			continue
+		}
+		ids = append(ids, img.ID)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// compiledRule is a retention rule prepared once per plan.
+type compiledRule struct {
+	*policy.Rule
+	globOK     bool // an invalid glob matches nothing (the policy validator reports it)
+	tags       [][2]string
+	family     familyRule
+	keepShared bool
+}
+
+func (r *compiledRule) matches(img *Image) bool {
+	if !r.globOK {
+		return false
+	}
+	if g := r.Match.Name; g != "" {
+		if ok, _ := path.Match(g, img.Name); !ok {
+			return false
+		}
+	}
+	for _, kv := range r.tags {
+		v, ok := img.Tags[kv[0]]
+		if !ok || (kv[1] != "*" && v != kv[1]) {
+			return false
+		}
+	}
+	return true
+}
+
+// imageFacts is what the plan derives about one image before deciding.
+type imageFacts struct {
+	rule   int32  // index in planner.rules; -1 when no rule matches
+	rank   int32  // 1-based, newest first, within (rule, family); 0: not ranked
+	family string // "" when unknown
+	famWhy string // why the family is unknown
+}
+
+type planner struct {
+	now, today time.Time // today is now's date, midnight UTC
+	inv        *Inventory
+	p          policy.Retention
+	rules      []compiledRule
+	facts      []imageFacts
+	order      []int32 // image indexes in plan order
+
+	// Snapshots, built only for MakePlan: every snapshot owned or used,
+	// and per image the ones it uses (indexes in snaps).
+	snaps    []snapInfo
+	imgSnaps [][]int32
+}
+
+// snapInfo is one snapshot: who owns it, who uses it.
+type snapInfo struct {
+	id    string
+	owned int32   // index in inv.Snapshots; -1 when the account does not own it
+	first int32   // the first image using it; -1 when none does
+	more  []int32 // every image using it, when several do
+}
+
+func newPlanner(now time.Time, inv *Inventory, p policy.Retention, withSnapshots bool) *planner {
+	utc := now.UTC()
+	pl := &planner{
+		now:   now,
+		today: time.Date(utc.Year(), utc.Month(), utc.Day(), 0, 0, 0, 0, time.UTC),
+		inv:   inv,
+		p:     p,
+		rules: make([]compiledRule, len(p.Rules)),
+		facts: make([]imageFacts, len(inv.Images)),
+		order: make([]int32, len(inv.Images)),
+	}
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		cr := compiledRule{Rule: r, globOK: true, family: compileFamily(r.Family), keepShared: p.KeepShared}
+		if r.Match.Name != "" {
+			_, err := path.Match(r.Match.Name, "")
+			cr.globOK = err == nil
+		}
+		for _, k := range slices.Sorted(maps.Keys(r.Match.Tags)) {
+			cr.tags = append(cr.tags, [2]string{k, r.Match.Tags[k]})
+		}
+		if r.KeepShared != nil {
+			cr.keepShared = *r.KeepShared
+		}
+		pl.rules[i] = cr
+	}
+	keys := make([]orderKey, len(inv.Images))
+	for i := range inv.Images {
+		img, f := &inv.Images[i], &pl.facts[i]
+		f.rule = -1
+		for ri := range pl.rules {
+			if pl.rules[ri].matches(img) {
+				f.rule = int32(ri)
+				f.family, f.famWhy = pl.rules[ri].family.of(img)
+				break
+			}
+		}
+		keys[i] = orderKey{rule: ruleOrder(f.rule), index: int32(i), id: img.ID}
+		if f.rule >= 0 {
+			keys[i].family, keys[i].created = f.family, img.CreationDate
+		}
+	}
+	slices.SortFunc(keys, compareKeys)
+	for k := range keys {
+		pl.order[k] = keys[k].index
+	}
+	pl.rank()
+	if withSnapshots {
+		pl.indexSnapshots()
+	}
+	return pl
+}
+
+// orderKey is what the plan order compares, copied out of the images so
+// the sort stays in one compact slice.
+type orderKey struct {
+	rule    int32 // math.MaxInt32 when no rule matches
+	index   int32 // in inv.Images
+	family  string
+	created time.Time // zero when no rule matches: those go by ID alone
+	id      string
+}
+
+// compareKeys orders images by (rule, family, CreationDate desc, ID);
+// images no rule matches go last, by ID.
+func compareKeys(a, b orderKey) int {
+	if c := cmp.Compare(a.rule, b.rule); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.family, b.family); c != 0 {
+		return c
+	}
+	if c := b.created.Compare(a.created); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.id, b.id); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.index, b.index)
+}
+
+func ruleOrder(r int32) int32 {
+	if r < 0 {
+		return math.MaxInt32
+	}
+	return r
+}
+
+// rank numbers, newest first, the available and disabled images of each
+// (rule, family). Pending or failed images are not ranked: they never take
+// one of the keep_newest places. Available images skipped for deregistration
+// protection or AWS Backup are ranked: they exist and can be launched.
+func (pl *planner) rank() {
+	var n int32
+	for k, i := range pl.order {
+		f := &pl.facts[i]
+		if k == 0 || f.rule != pl.facts[pl.order[k-1]].rule || f.family != pl.facts[pl.order[k-1]].family {
+			n = 0
+		}
+		if f.rule < 0 || f.family == "" || !rankable(pl.inv.Images[i].State) {
+			continue
+		}
+		n++
+		f.rank = n
+	}
+}
+
+func rankable(state string) bool { return state == "available" || state == "disabled" }
+
+func (pl *planner) indexSnapshots() {
+	inv := pl.inv
+	index := make(map[string]int32, len(inv.Snapshots))
+	pl.snaps = make([]snapInfo, 0, len(inv.Snapshots))
+	for si := range inv.Snapshots {
+		id := inv.Snapshots[si].ID
+		if _, dup := index[id]; !dup {
+			index[id] = int32(len(pl.snaps))
+			pl.snaps = append(pl.snaps, snapInfo{id: id, owned: int32(si), first: -1})
+		}
+	}
+	total := 0
+	for i := range inv.Images {
+		total += len(inv.Images[i].SnapshotIDs)
+	}
+	flat := make([]int32, 0, total) // one allocation for every image's list
+	pl.imgSnaps = make([][]int32, len(inv.Images))
+	for i := range inv.Images {
+		start := len(flat)
+		for _, id := range inv.Images[i].SnapshotIDs {
+			if id == "" {
+				continue
+			}
+			x, ok := index[id]
+			if !ok {
+				x = int32(len(pl.snaps))
+				index[id] = x
+				pl.snaps = append(pl.snaps, snapInfo{id: id, owned: -1, first: -1})
+			}
+			if slices.Contains(flat[start:], x) {
+				continue
+			}
+			flat = append(flat, x)
+			switch sn := &pl.snaps[x]; {
+			case sn.first < 0:
+				sn.first = int32(i)
+			case sn.more == nil:
+				sn.more = []int32{sn.first, int32(i)}
+			default:
+				sn.more = append(sn.more, int32(i))
+			}
+		}
+		pl.imgSnaps[i] = flat[start:len(flat):len(flat)]
+	}
+}
+
+// usersOf returns the images using snapshot x; one is scratch space.
+func (pl *planner) usersOf(x int32, one *[1]int32) []int32 {
+	sn := &pl.snaps[x]
+	switch {
+	case sn.more != nil:
+		return sn.more
+	case sn.first >= 0:
+		one[0] = sn.first
+		return one[:]
+	}
+	return nil
+}
+
+// --- one image ---
+
+// decide returns the decision for image i before caps, snapshots and the
+// incomplete-inventory block are applied.
+func (pl *planner) decide(i int) Decision {
+	img, f := &pl.inv.Images[i], &pl.facts[i]
+	d := Decision{ImageID: img.ID, Name: img.Name, Action: ActionKeep}
+	if f.rule >= 0 {
+		d.Rule, d.Family = pl.rules[f.rule].Name, f.family
+	}
+	m := readMark(img)
+	if skip := skipReasons(img); len(skip) > 0 {
+		d.Action, d.Reasons = ActionSkip, skip
+		m.unmarkIfMarked(&d)
+		return d
+	}
+	if f.rule < 0 {
+		d.Reasons = []string{"no retention rule matches"}
+		m.unmarkIfMarked(&d)
+		return d
+	}
+	if keep := pl.keepReasons(i, true); len(keep) > 0 {
+		d.Reasons = keep
+		m.unmarkIfMarked(&d)
+		return d
+	}
+
+	// A candidate.
+	d.Reasons = pl.goReasons(i)
+	switch {
+	case m.valid && pl.today.After(m.date):
+		d.Action, d.DeleteAfter = ActionDeregister, m.date.Format(DateLayout)
+		d.Reasons = append(d.Reasons, fmt.Sprintf("marked for removal after %s; that date has passed", d.DeleteAfter))
+	case m.valid:
+		d.Action, d.DeleteAfter = ActionWait, m.date.Format(DateLayout)
+		d.Reasons = append(d.Reasons, fmt.Sprintf("marked; may be removed after %s", d.DeleteAfter))
+	default:
+		if m.present {
+			d.Reasons = append(d.Reasons, fmt.Sprintf("mark %s=%q is not a date (YYYY-MM-DD): treated as not marked", TagDeleteAfter, m.raw))
+		}
+		if g := pl.p.GraceDays; g > 0 {
+			d.Action, d.DeleteAfter = ActionMark, pl.today.AddDate(0, 0, g).Format(DateLayout)
+			d.Deprecate, d.Disable = pl.p.Stages.Deprecate, pl.p.Stages.Disable
+			d.Reasons = append(d.Reasons, fmt.Sprintf("marked for removal after %s (grace %s)", d.DeleteAfter, days(g)))
+		} else {
+			d.Action, d.DeleteAfter = ActionDeregister, pl.today.Format(DateLayout)
+			d.Reasons = append(d.Reasons, "grace_days is 0: deregistered without marking")
+		}
+	}
+	return d
+}
+
+// skipReasons says why an image is not ours to decide.
+func skipReasons(img *Image) []string {
+	var out []string
+	if !rankable(img.State) {
+		if img.State == "" {
+			out = append(out, "state unknown")
+		} else {
+			out = append(out, "state "+img.State)
+		}
+	}
+	if _, ok := img.Tags[backupTag]; ok {
+		out = append(out, "managed by AWS Backup (tag "+backupTag+")")
+	} else if strings.HasPrefix(img.Name, "AwsBackup") {
+		out = append(out, "managed by AWS Backup (name "+img.Name+")")
+	}
+	// "" and "disabled" are off; anything else (enabled, enabled with
+	// cooldown, "disabled after <time>" during the 24 h cooldown) is on.
+	if v := img.DeregistrationProtection; v != "" && v != "disabled" {
+		out = append(out, "deregistration protection: "+v)
+	}
+	return out
+}
+
+// keepReasons lists every reason to keep image i, which has a rule. With
+// withShares false the sharing reasons are left out (SharesToCheck).
+func (pl *planner) keepReasons(i int, withShares bool) []string {
+	img, f := &pl.inv.Images[i], &pl.facts[i]
+	r := &pl.rules[f.rule]
+	var keep []string
+	for _, ref := range pl.inv.References[img.ID] {
+		keep = append(keep, ref.String())
+	}
+	if k := pl.p.ProtectTag; k != "" {
+		if v, ok := img.Tags[k]; ok {
+			keep = append(keep, protectedBy(k, v))
+		}
+	}
+	if lock, _ := timeLock(pl.now, img.Tags, pl.p.TimeLockTag); lock != "" {
+		keep = append(keep, lock)
+	}
+	if withShares && r.keepShared {
+		if img.Public {
+			keep = append(keep, "public")
+		}
+		if img.SharesKnown && len(img.SharedWith) > 0 {
+			keep = append(keep, "shared with "+list(img.SharedWith, 10))
+		}
+		if !img.SharesKnown && !img.Public {
+			keep = append(keep, "launch permissions not read: kept")
+		}
+	}
+	switch {
+	case f.famWhy != "":
+		keep = append(keep, f.famWhy)
+	case f.rank > 0 && int(f.rank) <= r.KeepNewest:
+		keep = append(keep, "newest "+strconv.Itoa(r.KeepNewest)+" of family "+f.family+" ("+ordinal(int(f.rank))+")")
+	}
+	switch {
+	case img.CreationDate.IsZero():
+		keep = append(keep, "creation date unknown: kept to be safe")
+	case pl.now.Sub(img.CreationDate) < time.Duration(max(r.MinAgeDays, 0))*day:
+		keep = append(keep, "younger than "+days(r.MinAgeDays)+" (created "+ago(pl.now, img.CreationDate)+")")
+	}
+	// EC2 reports LastLaunchedTime up to 24 h late, so the window is one day
+	// longer than configured: an AMI launched just inside it may still show
+	// an older time.
+	if n := r.KeepLaunchedWithinDays; n > 0 && !img.LastLaunched.IsZero() &&
+		pl.now.Sub(img.LastLaunched) < time.Duration(n+1)*day {
+		keep = append(keep, "launched "+ago(pl.now, img.LastLaunched))
+	}
+	return keep
+}
+
+// goReasons says why image i, a candidate, may go.
+func (pl *planner) goReasons(i int) []string {
+	img, f := &pl.inv.Images[i], &pl.facts[i]
+	r := &pl.rules[f.rule]
+	out := make([]string, 0, 7)
+	if r.MinAgeDays > 0 {
+		out = append(out, "older than "+days(r.MinAgeDays)+" (created "+ago(pl.now, img.CreationDate)+")")
+	} else {
+		out = append(out, "created "+ago(pl.now, img.CreationDate))
+	}
+	if r.KeepNewest > 0 {
+		out = append(out, "not among the newest "+strconv.Itoa(r.KeepNewest)+" of family "+f.family+" ("+ordinal(int(f.rank))+")")
+	} else {
+		out = append(out, fmt.Sprintf("keep_newest is 0 (%s newest of family %s)", ordinal(int(f.rank)), f.family))
+	}
+	if img.LastLaunched.IsZero() {
+		out = append(out, "never launched")
+	} else {
+		out = append(out, "last launched "+ago(pl.now, img.LastLaunched))
+	}
+	out = append(out, "not in use")
+	switch {
+	case img.Public:
+		out = append(out, "public, but keep_shared is off")
+	case !img.SharesKnown:
+		out = append(out, "launch permissions not read (keep_shared is off)")
+	case len(img.SharedWith) > 0:
+		out = append(out, "shared with "+list(img.SharedWith, 10)+", but keep_shared is off")
+	default:
+		out = append(out, "not shared")
+	}
+	if _, expired := timeLock(pl.now, img.Tags, pl.p.TimeLockTag); expired != "" {
+		out = append(out, expired)
+	}
+	return out
+}
+
+func protectedBy(key, value string) string {
+	if value == "" {
+		return "protected by tag " + key
+	}
+	return fmt.Sprintf("protected by tag %s (%q)", key, value)
+}
+
+// timeLock reads the time-lock tag: keep is set while the lock holds (or
+// when its value is not a time), expired once it has passed. A date locks
+// until the start of that day, UTC ("do not touch before").
+func timeLock(now time.Time, tags map[string]string, key string) (keep, expired string) {
+	if key == "" {
+		return "", ""
+	}
+	v, ok := tags[key]
+	if !ok {
+		return "", ""
+	}
+	s := strings.TrimSpace(v)
+	t, err := time.Parse(DateLayout, s)
+	if err != nil {
+		t, err = time.Parse(time.RFC3339, s)
+	}
+	switch {
+	case err != nil:
+		return fmt.Sprintf("time-lock tag value %q is not a date: kept to be safe", v), ""
+	case now.Before(t):
+		return fmt.Sprintf("time-locked until %s (tag %s)", s, key), ""
+	default:
+		return "", fmt.Sprintf("time lock %s expired", s)
+	}
+}
+
+// mark is what an image's tags say about an earlier mark.
+type mark struct {
+	present bool // TagDeleteAfter is set
+	valid   bool // and is a date
+	raw     string
+	date    time.Time
+	// Stages an earlier mark applied; an unmark undoes them even when a
+	// partial unmark already removed TagDeleteAfter.
+	deprecated, disabled bool
+}
+
+func readMark(img *Image) mark {
+	var m mark
+	m.raw, m.present = img.Tags[TagDeleteAfter]
+	if m.present {
+		t, err := time.Parse(DateLayout, strings.TrimSpace(m.raw))
+		m.valid, m.date = err == nil, t
+	}
+	_, m.deprecated = img.Tags[TagDeprecatedByUs]
+	_, m.disabled = img.Tags[TagDisabledByUs]
+	return m
+}
+
+// unmarkIfMarked turns a keep or skip of a marked image into an unmark.
+func (m mark) unmarkIfMarked(d *Decision) {
+	if !m.present && !m.deprecated && !m.disabled {
+		return
+	}
+	d.Action = ActionUnmark
+	switch {
+	case m.valid:
+		d.Reasons = append(d.Reasons, "was marked for removal after "+m.date.Format(DateLayout))
+	case m.present:
+		d.Reasons = append(d.Reasons, fmt.Sprintf("was marked for removal after %q (not a date)", m.raw))
+	}
+	if m.deprecated {
+		d.Reasons = append(d.Reasons, "was deprecated when marked (tag "+TagDeprecatedByUs+")")
+	}
+	if m.disabled {
+		d.Reasons = append(d.Reasons, "was disabled when marked (tag "+TagDisabledByUs+")")
+	}
+}
+
+// --- orphaned snapshots ---
+
+var (
+	createImageDesc = regexp.MustCompile(`^Created by CreateImage\(i-[0-9A-Za-z]+\) for (ami-[0-9A-Za-z]+)(?:\s|$)`)
+	copyImageDesc   = regexp.MustCompile(`^Copied for DestinationAmi (ami-[0-9A-Za-z]+) from SourceAmi `)
+)
+
+// formerImage recognises an AMI's snapshot: from TagDeleteWith (set by a
+// run that stopped between deregistering and deleting), or from the
+// description EC2 writes for CreateImage and CopyImage.
+func formerImage(s *Snapshot) (ami string, ok bool) {
+	ami, ok = s.Tags[TagDeleteWith]
+	if ami != "" {
+		return ami, true
+	}
+	var re *regexp.Regexp
+	switch {
+	case strings.HasPrefix(s.Description, "Created by CreateImage("):
+		re = createImageDesc
+	case strings.HasPrefix(s.Description, "Copied for DestinationAmi "):
+		re = copyImageDesc
+	default:
+		return "", ok
+	}
+	if m := re.FindStringSubmatch(s.Description); m != nil {
+		return m[1], true
+	}
+	return "", ok
+}
+
+// orphans decides the owned AMI snapshots no listed image uses. src holds
+// the index in inv.Snapshots of each.
+func (pl *planner) orphans() (out []SnapshotDecision, src []int32) {
+	inv := pl.inv
+	var images map[string]bool
+	for x := range pl.snaps {
+		sn := &pl.snaps[x]
+		if sn.first >= 0 || sn.owned < 0 {
+			continue // in use, or not ours
+		}
+		s := &inv.Snapshots[sn.owned]
+		ami, ok := formerImage(s)
+		if !ok {
+			continue // not an AMI snapshot: not ours
+		}
+		if images == nil {
+			images = make(map[string]bool, len(inv.Images))
+			for i := range inv.Images {
+				images[inv.Images[i].ID] = true
+			}
+		}
+		d := SnapshotDecision{SnapshotID: s.ID, ImageID: ami, Action: ActionKeep, SizeGiB: s.SizeGiB}
+		if k := pl.p.ProtectTag; k != "" {
+			if v, ok := s.Tags[k]; ok {
+				d.Reasons = append(d.Reasons, protectedBy(k, v))
+			}
+		}
+		if _, ok := s.Tags[backupTag]; ok {
+			d.Reasons = append(d.Reasons, "managed by AWS Backup (tag "+backupTag+")")
+		}
+		if lock, _ := timeLock(pl.now, s.Tags, pl.p.TimeLockTag); lock != "" {
+			d.Reasons = append(d.Reasons, lock)
+		}
+		if ami != "" && images[ami] {
+			d.Reasons = append(d.Reasons, ami+" still exists but does not list this snapshot: kept to be safe")
+		}
+		_, deleteWith := s.Tags[TagDeleteWith]
+		switch {
+		case len(d.Reasons) > 0:
+		case deleteWith:
+			d.Action = ActionDeregister
+			d.Reasons = append(d.Reasons, fmt.Sprintf("%s deregistered by a previous run; finishing (tag %s)", orUnknown(ami), TagDeleteWith))
+		case !pl.p.OrphanedSnapshots.Delete:
+			d.Reasons = append(d.Reasons, fmt.Sprintf("orphaned snapshot of %s; orphaned_snapshots.delete is off", ami))
+		case s.StartTime.IsZero() || pl.now.Sub(s.StartTime) < orphanMinAge:
+			d.Reasons = append(d.Reasons, fmt.Sprintf("orphaned snapshot of %s, but started %s: its AMI may still be being created", ami, agoOrUnknown(pl.now, s.StartTime)))
+		default:
+			d.Action = ActionDeregister
+			d.Reasons = append(d.Reasons, fmt.Sprintf("orphaned: %s no longer exists", ami))
+		}
+		out = append(out, d)
+		src = append(src, sn.owned)
+	}
+	// Sort both by snapshot ID.
+	order := make([]int, len(out))
+	for k := range order {
+		order[k] = k
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(out[a].SnapshotID, out[b].SnapshotID) })
+	sorted, sortedSrc := make([]SnapshotDecision, len(out)), make([]int32, len(out))
+	for k, o := range order {
+		sorted[k], sortedSrc[k] = out[o], src[o]
+	}
+	return sorted, sortedSrc
+}
+
+// --- caps, snapshots, block, totals ---
+
+// Per-image status after caps.
+const (
+	statusStays   byte = iota
+	statusGoes         // deregistered this run
+	statusPending      // would be, but a cap was reached
+)
+
+// budget tracks the per-run caps.
+type budget struct {
+	maxCount, count    int
+	maxGiB, gib        int64
+	countFull, gibFull bool
+}
+
+// take reports whether a removal freeing gib (and counting one
+// deregistration when counted) fits, and if not, why.
+func (b *budget) take(gib int64, counted bool) (ok bool, why string) {
+	switch {
+	case counted && b.countFull:
+		return false, fmt.Sprintf("cap of %d deregistrations per run reached; next run", b.maxCount)
+	case b.gibFull:
+		return false, fmt.Sprintf("cap of %d GiB per run reached; next run", b.maxGiB)
+	case counted && b.count+1 > b.maxCount:
+		b.countFull = true
+		return false, fmt.Sprintf("cap of %d deregistrations per run reached; next run", b.maxCount)
+	case gib > b.maxGiB:
+		// Larger than the whole cap: it would block every run forever, so it
+		// is passed over (and the rest proceed) until the cap is raised.
+		return false, fmt.Sprintf("frees %d GiB, more than max_gib_per_run %d on its own; raise the cap to remove it", gib, b.maxGiB)
+	case b.gib+gib > b.maxGiB:
+		b.gibFull = true
+		return false, fmt.Sprintf("cap of %d GiB per run reached (%d GiB already planned, this frees %d GiB); next run", b.maxGiB, b.gib, gib)
+	}
+	if counted {
+		b.count++
+	}
+	b.gib += gib
+	return true, ""
+}
+
+// applyCaps turns deregistrations and orphan deletions beyond the per-run
+// caps into pending. Removals are taken in this order: deletions that finish
+// an earlier run, then AMIs oldest first, then other orphans oldest first.
+// It returns each image's status.
+func (pl *planner) applyCaps(ds []Decision, orphans []SnapshotDecision, orphanSrc []int32, pos []int32) []byte {
+	inv := pl.inv
+	status := make([]byte, len(inv.Images))
+	b := budget{maxCount: max(pl.p.MaxDeregistrationsPerRun, 0), maxGiB: int64(max(pl.p.MaxGiBPerRun, 0))}
+	pend := func(reasons *[]string, a *Action, why string) {
+		*a = ActionPending
+		*reasons = append(*reasons, why)
+	}
+
+	var rest []int
+	for k := range orphans {
+		o := &orphans[k]
+		if o.Action != ActionDeregister {
+			continue
+		}
+		if _, finishing := inv.Snapshots[orphanSrc[k]].Tags[TagDeleteWith]; !finishing {
+			rest = append(rest, k)
+		} else if ok, why := b.take(o.SizeGiB, false); !ok {
+			pend(&o.Reasons, &o.Action, why)
+		}
+	}
+
+	var amis []int32 // image indexes
+	for k := range ds {
+		if ds[k].Action == ActionDeregister {
+			amis = append(amis, pl.order[k])
+		}
+	}
+	slices.SortFunc(amis, func(a, b int32) int {
+		ia, ib := &inv.Images[a], &inv.Images[b]
+		if c := ia.CreationDate.Compare(ib.CreationDate); c != 0 {
+			return c
+		}
+		return cmp.Or(strings.Compare(ia.ID, ib.ID), cmp.Compare(a, b))
+	})
+	var one [1]int32
+	for _, i := range amis {
+		// What deregistering i frees given what goes before it: its owned
+		// snapshots whose other users all go too.
+		var gib int64
+		for _, x := range pl.imgSnaps[i] {
+			if si := pl.snaps[x].owned; si >= 0 &&
+				allOthers(pl.usersOf(x, &one), i, func(u int32) bool { return status[u] == statusGoes }) {
+				gib += inv.Snapshots[si].SizeGiB
+			}
+		}
+		d := &ds[pos[i]]
+		if ok, why := b.take(gib, true); ok {
+			status[i] = statusGoes
+		} else {
+			status[i] = statusPending
+			pend(&d.Reasons, &d.Action, why)
+		}
+	}
+
+	slices.SortFunc(rest, func(a, b int) int {
+		sa, sb := &inv.Snapshots[orphanSrc[a]], &inv.Snapshots[orphanSrc[b]]
+		return cmp.Or(sa.StartTime.Compare(sb.StartTime), strings.Compare(sa.ID, sb.ID))
+	})
+	for _, k := range rest {
+		o := &orphans[k]
+		if ok, why := b.take(o.SizeGiB, false); !ok {
+			pend(&o.Reasons, &o.Action, why)
+		}
+	}
+	return status
+}
+
+// allOthers reports whether every user of a snapshot other than self passes.
+func allOthers(users []int32, self int32, pass func(int32) bool) bool {
+	for _, u := range users {
+		if u != self && !pass(u) {
+			return false
+		}
+	}
+	return true
+}
+
+// assignSnapshots fills DeleteSnapshots, KeptSnapshots and SizeGiB of the
+// deregistrations, after caps: a snapshot is deleted when it is owned and
+// every image using it goes this run, with the last of them in plan order.
+// A pending decision's SizeGiB is what it would free: its owned snapshots
+// used only by images that go or are pending, counted once, on the last
+// pending user.
+func (pl *planner) assignSnapshots(ds []Decision, status []byte, pos []int32) {
+	inv := pl.inv
+	var one [1]int32
+	for k := range ds {
+		d := &ds[k]
+		i := pl.order[k]
+		switch d.Action {
+		case ActionDeregister:
+			for _, x := range pl.imgSnaps[i] {
+				s, si := pl.snaps[x].id, pl.snaps[x].owned
+				if si < 0 {
+					d.KeptSnapshots = append(d.KeptSnapshots, s+" not owned by this account")
+					continue
+				}
+				var staying []string
+				last := i
+				for _, u := range pl.usersOf(x, &one) {
+					switch {
+					case u == i:
+					case status[u] != statusGoes:
+						staying = append(staying, inv.Images[u].ID)
+					case pos[u] > pos[last]:
+						last = u
+					}
+				}
+				switch {
+				case len(staying) > 0:
+					d.KeptSnapshots = append(d.KeptSnapshots, s+" also used by "+list(staying, 5))
+				case last != i:
+					d.KeptSnapshots = append(d.KeptSnapshots, s+" also used by "+inv.Images[last].ID+"; deleted with it")
+				default:
+					d.DeleteSnapshots = append(d.DeleteSnapshots, s)
+					d.SizeGiB += inv.Snapshots[si].SizeGiB
+				}
+			}
+		case ActionPending:
+			for _, x := range pl.imgSnaps[i] {
+				si := pl.snaps[x].owned
+				if si < 0 {
+					continue
+				}
+				users := pl.usersOf(x, &one)
+				lastPending := i
+				for _, u := range users {
+					if status[u] == statusPending && pos[u] > pos[lastPending] {
+						lastPending = u
+					}
+				}
+				if lastPending == i && allOthers(users, i, func(u int32) bool { return status[u] != statusStays }) {
+					d.SizeGiB += inv.Snapshots[si].SizeGiB
+				}
+			}
+		}
+	}
+}
+
+// block turns every change into keep when the inventory is incomplete.
+func block(ds []Decision, orphans []SnapshotDecision, why string) {
+	for k := range ds {
+		d := &ds[k]
+		switch d.Action {
+		case ActionMark, ActionDeregister, ActionUnmark, ActionPending:
+			d.Reasons = append([]string{why, "would otherwise " + string(d.Action)}, d.Reasons...)
+			d.Action = ActionKeep
+			d.DeleteAfter, d.Deprecate, d.Disable = "", false, false
+			d.DeleteSnapshots, d.KeptSnapshots, d.SizeGiB = nil, nil, 0
+		}
+	}
+	for k := range orphans {
+		o := &orphans[k]
+		if o.Action == ActionDeregister || o.Action == ActionPending {
+			o.Reasons = append([]string{why, "would otherwise delete"}, o.Reasons...)
+			o.Action = ActionKeep
+		}
+	}
+}
+
+func totals(ds []Decision, orphans []SnapshotDecision, price float64) Totals {
+	t := Totals{Considered: len(ds)}
+	for k := range ds {
+		d := &ds[k]
+		switch d.Action {
+		case ActionKeep:
+			t.Keep++
+		case ActionSkip:
+			t.Skip++
+		case ActionMark:
+			t.Mark++
+		case ActionUnmark:
+			t.Unmark++
+		case ActionWait:
+			t.Wait++
+		case ActionDeregister:
+			t.Deregister++
+			t.SnapshotsDelete += len(d.DeleteSnapshots)
+			t.GiBFreed += d.SizeGiB
+		case ActionPending:
+			t.Pending++
+			t.PendingGiB += d.SizeGiB
+		}
+	}
+	for k := range orphans {
+		switch o := &orphans[k]; o.Action {
+		case ActionDeregister:
+			t.SnapshotsDelete++
+			t.GiBFreed += o.SizeGiB
+		case ActionPending:
+			t.PendingGiB += o.SizeGiB
+		}
+	}
+	t.MonthlySavingUSD = float64(t.GiBFreed) * price
+	return t
+}
+
+// --- wording ---
+
+func days(n int) string {
+	if n == 1 {
+		return "1 day"
+	}
+	return strconv.Itoa(n) + " days"
+}
+
+func ago(now, t time.Time) string {
+	switch d := now.Sub(t); {
+	case d < 0:
+		return "in the future (" + t.UTC().Format(time.RFC3339) + ")"
+	case d < day:
+		return "less than a day ago"
+	case d < 2*day:
+		return "1 day ago"
+	default:
+		return strconv.Itoa(int(d/day)) + " days ago"
+	}
+}
+
+func agoOrUnknown(now, t time.Time) string {
+	if t.IsZero() {
+		return "at an unknown time"
+	}
+	return ago(now, t)
+}
+
+func orUnknown(ami string) string {
+	if ami == "" {
+		return "its AMI"
+	}
+	return ami
+}
+
+func ordinal(n int) string {
+	suffix := "th"
+	switch n % 10 {
+	case 1:
+		suffix = "st"
+	case 2:
+		suffix = "nd"
+	case 3:
+		suffix = "rd"
+	}
+	if n%100 >= 11 && n%100 <= 13 {
+		suffix = "th"
+	}
+	return strconv.Itoa(n) + suffix
+}
+
+// list joins up to n items and counts the rest.
+func list(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:n], ", "), len(items)-n)
+}

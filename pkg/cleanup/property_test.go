@@ -1,0 +1,430 @@
+package cleanup
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"path"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+)
+
+const (
+	propertySeed   = 20261128
+	propertyFleets = 10_000
+)
+
+// TestPlanProperties plans many random fleets under random policies and
+// checks the safety invariants on each. Fleet i is generated from
+// rand.NewPCG(propertySeed, i); a failure prints i, the fleet and the policy.
+func TestPlanProperties(t *testing.T) {
+	start := time.Now()
+	var decisions, deregistered, deleted int
+	var sum Totals
+	for i := range propertyFleets {
+		r := rand.New(rand.NewPCG(propertySeed, uint64(i)))
+		inv, p := randomFleet(r)
+		plan := MakePlan(now, inv, p)
+		if problems := checkInvariants(inv, p, plan); len(problems) > 0 {
+			fleetJSON, _ := json.MarshalIndent(inv, "", " ")
+			policyJSON, _ := json.MarshalIndent(p, "", " ")
+			t.Fatalf("fleet %d (rand.NewPCG(%d, %d)):\n%s\npolicy: %s\nfleet: %s\nplan:%s",
+				i, propertySeed, i, strings.Join(problems, "\n"), policyJSON, fleetJSON, dump(plan))
+		}
+		if again := MakePlan(now, inv, p); !reflect.DeepEqual(plan, again) {
+			t.Fatalf("fleet %d (rand.NewPCG(%d, %d)): two plans of the same fleet differ", i, propertySeed, i)
+		}
+		decisions += len(plan.Decisions)
+		sum.Keep += plan.Totals.Keep
+		sum.Skip += plan.Totals.Skip
+		sum.Mark += plan.Totals.Mark
+		sum.Unmark += plan.Totals.Unmark
+		sum.Wait += plan.Totals.Wait
+		sum.Pending += plan.Totals.Pending
+		deregistered += plan.Totals.Deregister
+		deleted += plan.Totals.SnapshotsDelete
+	}
+	// The generator must exercise the interesting paths, or the invariants
+	// prove nothing.
+	if deregistered < propertyFleets/2 || deleted < propertyFleets/2 {
+		t.Errorf("generator too timid: %d deregistrations, %d snapshot deletions", deregistered, deleted)
+	}
+	t.Logf("%d fleets, %d decisions (keep %d, skip %d, mark %d, unmark %d, wait %d, pending %d, deregister %d), %d snapshot deletions in %v",
+		propertyFleets, decisions, sum.Keep, sum.Skip, sum.Mark, sum.Unmark, sum.Wait, sum.Pending, deregistered, deleted, time.Since(start).Round(time.Millisecond))
+}
+
+func pick[T any](r *rand.Rand, xs ...T) T { return xs[r.IntN(len(xs))] }
+
+func chance(r *rand.Rand, pct int) bool { return r.IntN(100) < pct }
+
+// randomFleet makes 0-40 images in 1-4 families with random states, tags,
+// references, shared snapshots and marks, orphaned snapshots, sometimes an
+// incomplete inventory, and a random policy of 1-3 rules.
+func randomFleet(r *rand.Rand) (*Inventory, policy.Retention) {
+	p := policy.Default().Retention
+	p.GraceDays = pick(r, 0, 0, 0, 1, 7)
+	p.MaxDeregistrationsPerRun = pick(r, 0, 1, 3, 10, 25, 25)
+	p.MaxGiBPerRun = pick(r, 1, 100, 500, 1024, 1024)
+	p.KeepShared = chance(r, 70)
+	p.OrphanedSnapshots.Delete = chance(r, 50)
+	p.Stages = policy.Stages{Deprecate: chance(r, 30), Disable: chance(r, 30)}
+	for k := range 1 + r.IntN(3) {
+		rule := policy.Rule{
+			Name:                   fmt.Sprintf("rule-%d", k),
+			KeepNewest:             pick(r, 0, 1, 1, 2, 3),
+			MinAgeDays:             pick(r, 0, 7, 14, 30),
+			KeepLaunchedWithinDays: pick(r, 0, 7, 30),
+		}
+		switch r.IntN(5) {
+		case 0:
+			rule.Match.Name = fmt.Sprintf("fam%d-*", r.IntN(4))
+		case 1:
+			rule.Match.Tags = map[string]string{"team": pick(r, "a", "b", "*")}
+		case 2:
+			rule.Match.Name = "[bad"
+		}
+		switch r.IntN(4) {
+		case 0:
+			rule.Family.Tag = "family"
+		case 1:
+			rule.Family.NamePattern = `^(fam\d)-`
+		}
+		if chance(r, 30) {
+			v := chance(r, 50)
+			rule.KeepShared = &v
+		}
+		p.Rules = append(p.Rules, rule)
+	}
+	if chance(r, 60) {
+		p.Rules = append(p.Rules, policy.Rule{Name: "catch-all", KeepNewest: pick(r, 0, 1, 2), MinAgeDays: pick(r, 0, 14)})
+	}
+
+	inv := &Inventory{Account: "111111111111", Region: "eu-west-1", References: map[string][]Reference{}}
+	families := 1 + r.IntN(4)
+	days := []float64{0.5, 3, 10, 13.9, 14.1, 20, 29, 31, 40, 90, 200}
+	var used []string
+	nextSnap := 0
+	for k := range r.IntN(41) {
+		fam := r.IntN(families)
+		created := daysAgo(pick(r, days...) + float64(r.IntN(3))/24)
+		if chance(r, 2) {
+			created = time.Time{}
+		}
+		name := fmt.Sprintf("fam%d-%s", fam, created.Format("20060102"))
+		switch r.IntN(6) {
+		case 0:
+			name = fmt.Sprintf("fam%d-v%d", fam, k)
+		case 1:
+			name = fmt.Sprintf("AwsBackup_fam%d_%d", fam, k)
+			if !chance(r, 20) {
+				name = fmt.Sprintf("fam%d_%d", fam, k)
+			}
+		}
+		im := Image{
+			ID:           fmt.Sprintf("ami-%04x", k),
+			Name:         name,
+			State:        "available",
+			CreationDate: created,
+			SharesKnown:  chance(r, 90),
+			Public:       chance(r, 5),
+			Tags:         map[string]string{},
+		}
+		if chance(r, 15) {
+			im.State = pick(r, "disabled", "pending", "failed", "")
+		}
+		if chance(r, 35) {
+			im.LastLaunched = daysAgo(pick(r, days...))
+		}
+		if im.SharesKnown && chance(r, 10) {
+			im.SharedWith = []string{"222222222222"}
+		}
+		if chance(r, 8) {
+			im.DeregistrationProtection = pick(r, "enabled", "enabled-with-cooldown", "disabled after 2026-11-29T00:00:00Z", "disabled")
+		}
+		if chance(r, 5) {
+			im.Tags[p.ProtectTag] = ""
+		}
+		if chance(r, 6) {
+			im.Tags[p.TimeLockTag] = pick(r, "2027-01-01", "2026-11-28T13:00:00Z", "2026-01-01", "2026-11-28", "never")
+		}
+		if chance(r, 3) {
+			im.Tags[backupTag] = "arn"
+		}
+		if chance(r, 35) {
+			im.Tags[TagDeleteAfter] = pick(r, "2026-11-01", "2026-11-27", "2026-11-28", "2026-12-05", "garbage")
+		}
+		if chance(r, 5) {
+			im.Tags[TagDisabledByUs] = "true"
+		}
+		if chance(r, 90) {
+			im.Tags["family"] = fmt.Sprintf("f%d", fam)
+		}
+		if chance(r, 60) {
+			im.Tags["team"] = pick(r, "a", "b")
+		}
+		for range 1 + r.IntN(3) {
+			if len(used) > 0 && chance(r, 20) {
+				im.SnapshotIDs = append(im.SnapshotIDs, pick(r, used...))
+			} else {
+				s := fmt.Sprintf("snap-%d", nextSnap)
+				nextSnap++
+				used = append(used, s)
+				im.SnapshotIDs = append(im.SnapshotIDs, s)
+			}
+		}
+		inv.Images = append(inv.Images, im)
+		if chance(r, 12) {
+			inv.References[im.ID] = []Reference{{Kind: pick(r, RefInstance, RefLaunchTemplate, RefSSMParameter), ID: fmt.Sprintf("x-%d", k), Detail: "running"}}
+		}
+	}
+	inv.References["ami-ffff"] = []Reference{{Kind: RefInstance, ID: "i-gone"}}
+	for _, s := range used {
+		if chance(r, 90) {
+			inv.Snapshots = append(inv.Snapshots, Snapshot{ID: s, SizeGiB: int64(1 + r.IntN(300)), StartTime: daysAgo(50),
+				Description: "Created by CreateImage(i-1) for ami-0000"})
+		}
+	}
+	for k := range r.IntN(6) {
+		s := Snapshot{ID: fmt.Sprintf("snap-o%d", k), SizeGiB: int64(1 + r.IntN(300)), StartTime: daysAgo(pick(r, 0.5, 5, 50)), Tags: map[string]string{}}
+		ami := pick(r, "ami-gone", "ami-0000", "ami-0001")
+		switch r.IntN(4) {
+		case 0:
+			s.Description = "Created by CreateImage(i-1) for " + ami + " from vol-1"
+		case 1:
+			s.Description = "Copied for DestinationAmi " + ami + " from SourceAmi ami-src for SourceSnapshot snap-x"
+		case 2:
+			s.Tags[TagDeleteWith] = ami
+		default:
+			s.Description = "manual"
+		}
+		if chance(r, 20) {
+			s.Tags[p.ProtectTag] = "x"
+		}
+		inv.Snapshots = append(inv.Snapshots, s)
+	}
+	if chance(r, 10) {
+		inv.Incomplete = []string{"instances: throttled"}
+	}
+	if chance(r, 30) {
+		inv.RecycleBin.ImageRetentionDays = 7
+	}
+	return inv, p
+}
+
+// checkInvariants checks a plan against the fleet it was made from, with
+// logic written independently of the planner's.
+func checkInvariants(inv *Inventory, p policy.Retention, plan Plan) []string {
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+
+	byID := map[string]*Image{}
+	for k := range inv.Images {
+		byID[inv.Images[k].ID] = &inv.Images[k]
+	}
+	owned := map[string]int64{}
+	for _, s := range inv.Snapshots {
+		owned[s.ID] = s.SizeGiB
+	}
+	if len(plan.Decisions) != len(inv.Images) {
+		bad("%d decisions for %d images", len(plan.Decisions), len(inv.Images))
+	}
+	action := map[string]Action{}
+	for _, d := range plan.Decisions {
+		if _, dup := action[d.ImageID]; dup {
+			bad("%s: two decisions", d.ImageID)
+		}
+		action[d.ImageID] = d.Action
+		if len(d.Reasons) == 0 {
+			bad("%s: %s without a reason", d.ImageID, d.Action)
+		}
+		if d.Action != ActionDeregister && (len(d.DeleteSnapshots) > 0) {
+			bad("%s: %s deletes snapshots %v", d.ImageID, d.Action, d.DeleteSnapshots)
+		}
+	}
+
+	// Images that must not go: removal covers every step towards it.
+	removal := func(a Action) bool {
+		return a == ActionMark || a == ActionDeregister || a == ActionWait || a == ActionPending
+	}
+	now := plan.Now
+	for k := range inv.Images {
+		im := &inv.Images[k]
+		a := action[im.ID]
+		if !removal(a) {
+			continue
+		}
+		if refs := inv.References[im.ID]; len(refs) > 0 {
+			bad("%s: %s although %s", im.ID, a, refs[0])
+		}
+		if _, ok := im.Tags[p.ProtectTag]; ok {
+			bad("%s: %s although protected", im.ID, a)
+		}
+		if v, ok := im.Tags[p.TimeLockTag]; ok {
+			t, err := time.Parse(DateLayout, v)
+			if err != nil {
+				t, err = time.Parse(time.RFC3339, v)
+			}
+			if err != nil || now.Before(t) {
+				bad("%s: %s although time-locked (%q)", im.ID, a, v)
+			}
+		}
+		if im.State != "available" && im.State != "disabled" {
+			bad("%s: %s although state %q", im.ID, a, im.State)
+		}
+		if _, ok := im.Tags[backupTag]; ok || strings.HasPrefix(im.Name, "AwsBackup") {
+			bad("%s: %s although managed by AWS Backup", im.ID, a)
+		}
+		if v := im.DeregistrationProtection; v != "" && v != "disabled" {
+			bad("%s: %s although deregistration protection is %q", im.ID, a, v)
+		}
+		if im.CreationDate.IsZero() {
+			bad("%s: %s with an unknown creation date", im.ID, a)
+		}
+	}
+
+	// keep_newest, by an independent ranking.
+	type group struct {
+		rule   int
+		family string
+	}
+	groups := map[group][]*Image{}
+	for k := range inv.Images {
+		im := &inv.Images[k]
+		ri := firstRule(p.Rules, im)
+		if ri < 0 || (im.State != "available" && im.State != "disabled") {
+			continue
+		}
+		fam, ok := FamilyOf(im, p.Rules[ri])
+		if !ok {
+			if removal(action[im.ID]) {
+				bad("%s: %s although its family is unknown", im.ID, action[im.ID])
+			}
+			continue
+		}
+		g := group{ri, fam}
+		groups[g] = append(groups[g], im)
+	}
+	for g, ims := range groups {
+		slices.SortFunc(ims, func(a, b *Image) int {
+			return cmp.Or(b.CreationDate.Compare(a.CreationDate), strings.Compare(a.ID, b.ID))
+		})
+		for n, im := range ims[:min(len(ims), p.Rules[g.rule].KeepNewest)] {
+			if removal(action[im.ID]) {
+				bad("%s: %s although newest %d of (%s, %s)", im.ID, action[im.ID], n+1, p.Rules[g.rule].Name, g.family)
+			}
+		}
+	}
+
+	// Snapshots: deleted only when owned, once, and used by no image that stays.
+	deleted := map[string]int{}
+	var gib int64
+	for _, d := range plan.Decisions {
+		for _, s := range d.DeleteSnapshots {
+			deleted[s]++
+			gib += owned[s]
+		}
+	}
+	for _, o := range plan.Orphans {
+		if o.Action == ActionDeregister {
+			deleted[o.SnapshotID]++
+			gib += owned[o.SnapshotID]
+		}
+		if o.Action != ActionKeep && o.Action != ActionDeregister && o.Action != ActionPending {
+			bad("orphan %s: action %s", o.SnapshotID, o.Action)
+		}
+	}
+	for s, n := range deleted {
+		if n > 1 {
+			bad("%s deleted %d times", s, n)
+		}
+		if _, ok := owned[s]; !ok {
+			bad("%s deleted but not owned", s)
+		}
+	}
+	for k := range inv.Images {
+		im := &inv.Images[k]
+		if action[im.ID] == ActionDeregister {
+			continue
+		}
+		for _, s := range im.SnapshotIDs {
+			if deleted[s] > 0 {
+				bad("%s deleted although %s (%s) uses it", s, im.ID, action[im.ID])
+			}
+		}
+	}
+	for _, s := range inv.Snapshots {
+		if _, ok := s.Tags[p.ProtectTag]; ok && deleted[s.ID] > 0 {
+			bad("%s deleted although protected", s.ID)
+		}
+	}
+
+	// Caps and totals.
+	if n := plan.Totals.Deregister; n > max(p.MaxDeregistrationsPerRun, 0) {
+		bad("%d deregistrations, cap %d", n, p.MaxDeregistrationsPerRun)
+	}
+	if plan.Totals.GiBFreed > int64(p.MaxGiBPerRun) {
+		bad("%d GiB freed, cap %d", plan.Totals.GiBFreed, p.MaxGiBPerRun)
+	}
+	if plan.Totals.GiBFreed != gib || plan.Totals.SnapshotsDelete != len(deleted) {
+		bad("totals say %d snapshots / %d GiB, decisions say %d / %d", plan.Totals.SnapshotsDelete, plan.Totals.GiBFreed, len(deleted), gib)
+	}
+
+	// Marks: a kept image keeps no mark (unless the run is blocked); a wait
+	// has a valid future mark.
+	for k := range inv.Images {
+		im := &inv.Images[k]
+		v, marked := im.Tags[TagDeleteAfter]
+		a := action[im.ID]
+		if marked && (a == ActionKeep || a == ActionSkip) && len(inv.Incomplete) == 0 {
+			bad("%s: %s but stays marked", im.ID, a)
+		}
+		if a == ActionWait {
+			t, err := time.Parse(DateLayout, v)
+			if err != nil || t.Before(now.UTC().Truncate(day)) {
+				bad("%s: waits on mark %q", im.ID, v)
+			}
+		}
+	}
+
+	// An incomplete inventory changes nothing.
+	if len(inv.Incomplete) > 0 {
+		if plan.Blocked == "" {
+			bad("incomplete inventory, plan not blocked")
+		}
+		for _, d := range plan.Decisions {
+			switch d.Action {
+			case ActionMark, ActionDeregister, ActionUnmark, ActionPending:
+				bad("%s: %s with an incomplete inventory", d.ImageID, d.Action)
+			}
+		}
+		if len(deleted) > 0 {
+			bad("snapshots deleted with an incomplete inventory")
+		}
+	}
+	return problems
+}
+
+// firstRule is an independent reading of rule matching.
+func firstRule(rules []policy.Rule, im *Image) int {
+	for k, r := range rules {
+		if ok, err := path.Match(r.Match.Name, im.Name); r.Match.Name != "" && (err != nil || !ok) {
+			continue
+		}
+		match := true
+		for tk, tv := range r.Match.Tags {
+			if v, ok := im.Tags[tk]; !ok || (tv != "*" && v != tv) {
+				match = false
+			}
+		}
+		if match {
+			return k
+		}
+	}
+	return -1
+}
