@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 GO        ?= go
-FUNCTIONS := tagger
+FUNCTIONS := tagger cleanup
 TOOLS     := $(CURDIR)/.tools
 VENV      := $(TOOLS)/venv
 DIST      := $(CURDIR)/dist

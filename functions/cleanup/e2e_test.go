@@ -1,0 +1,295 @@
+package main_test
+
+// End-to-end: the real cleanup binary (built for this machine by
+// `make build-host`) under the AWS Lambda Runtime Interface Emulator, a real-
+// shaped scheduled event, and moto server as the account. moto is seeded with
+// owned AMIs of known ages (testdata/moto/cleanup-fleet.json); the fleet uses
+// them through an instance, a launch template and an SSM parameter.
+// First an audit run (nothing may change), then enforce with grace 0.
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/emulator"
+)
+
+const account = "123456789012"
+
+// Seeded AMIs (testdata/moto/cleanup-fleet.json).
+const (
+	amiInLaunchTemplate = "ami-0c1ea000000000001"
+	amiInUseByInstance  = "ami-0c1ea000000000002"
+	amiStale1           = "ami-0c1ea000000000003"
+	amiProtected        = "ami-0c1ea000000000004"
+	amiStale2           = "ami-0c1ea000000000005"
+	amiNewest           = "ami-0c1ea000000000006"
+	amiInSSMParameter   = "ami-0c1ea000000000007"
+	amiNoRule           = "ami-0c1ea000000000008"
+)
+
+func policyYAML(mode string) string {
+	return `
+version: 1
+retention:
+  mode: ` + mode + `
+  grace_days: 0
+  rules:
+    - name: web
+      match: {name: "web-base-*"}
+      keep_newest: 1
+      min_age_days: 7
+    - name: ci
+      match: {name: "ci-runner-*"}
+      keep_newest: 0
+      min_age_days: 7
+`
+}
+
+type fleet struct {
+	ctx   context.Context
+	moto  *emulator.Moto
+	ec2   *ec2.Client
+	snaps map[string]string // AMI -> its snapshot
+	queue string
+	sqs   *sqs.Client
+}
+
+func newFleet(t *testing.T) *fleet {
+	t.Helper()
+	ctx := context.Background()
+	root, err := emulator.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	moto, err := emulator.StartMoto(ctx, emulator.MotoOptions{Env: []string{"MOTO_AMIS_PATH=" + filepath.Join(root, "testdata", "moto", "cleanup-fleet.json")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(moto.Stop)
+	cfg, err := moto.Config(ctx, "us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fleet{ctx: ctx, moto: moto, ec2: ec2.NewFromConfig(cfg), snaps: map[string]string{}, sqs: sqs.NewFromConfig(cfg)}
+	seed := emulator.Seeder{EC2: f.ec2}
+
+	// Usage: a stopped instance, a launch template's default version, an SSM parameter.
+	inst, err := seed.Instance(ctx, amiInUseByInstance)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ec2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{inst}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ec2.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String("web"),
+		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String(amiInLaunchTemplate)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ssm.NewFromConfig(cfg).PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String("/ci/runner-ami"),
+		Value: aws.String(amiInSSMParameter), Type: ssmtypes.ParameterTypeString, DataType: aws.String("aws:ec2:image")}); err != nil {
+		t.Fatal(err)
+	}
+	// The report event lands in a queue through a rule, as a subscriber would see it.
+	q, err := f.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("reports")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.queue = aws.ToString(q.QueueUrl)
+	eb := eventbridge.NewFromConfig(cfg)
+	if _, err := eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("reports"), EventPattern: aws.String(`{"source":["ami-housekeeper"]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("reports"), Targets: []ebtypes.Target{{Id: aws.String("q"),
+		Arn: aws.String("arn:aws:sqs:us-east-1:" + account + ":reports")}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, id := range []string{amiInLaunchTemplate, amiInUseByInstance, amiStale1, amiProtected, amiStale2, amiNewest, amiInSSMParameter, amiNoRule} {
+		s, err := seed.Snapshots(ctx, id)
+		if err != nil || len(s) != 1 {
+			t.Fatalf("snapshots of %s: %v %v", id, s, err)
+		}
+		f.snaps[id] = s[0]
+	}
+	return f
+}
+
+type response struct {
+	Outcome          string `json:"outcome"`
+	Reason           string `json:"reason"`
+	Deregistered     int    `json:"deregistered"`
+	SnapshotsDeleted int    `json:"snapshots_deleted"`
+	GiBFreed         int64  `json:"gib_freed"`
+	Failed           int    `json:"failed"`
+	Totals           struct {
+		Considered, Keep, Deregister int
+		GiBFreed                     int64 `json:"gib_freed"`
+	} `json:"totals"`
+	ErrorType string `json:"errorType"`
+}
+
+func (f *fleet) run(t *testing.T, mode string) (response, string) {
+	t.Helper()
+	bin, err := emulator.FunctionBinary("cleanup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append(f.moto.Env("us-east-1"), "HOUSEKEEPER_ACCOUNT_ID="+account, "HOUSEKEEPER_POLICY="+policyYAML(mode),
+		"HOUSEKEEPER_REPORT_EVENT_BUS=default")
+	rie, err := emulator.StartRIE(f.ctx, emulator.RIEOptions{Bootstrap: bin, Env: env})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rie.Stop()
+	raw, err := emulator.Fixture("events/valid/scheduled.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := rie.Invoke(f.ctx, raw)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, rie.Logs())
+	}
+	var r response
+	if err := json.Unmarshal(body, &r); err != nil || r.ErrorType != "" {
+		t.Fatalf("response %s (%v)\n%s", body, err, rie.Logs())
+	}
+	return r, rie.Logs()
+}
+
+func (f *fleet) images(t *testing.T) []string {
+	t.Helper()
+	out, err := f.ec2.DescribeImages(f.ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, img := range out.Images {
+		ids = append(ids, aws.ToString(img.ImageId))
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func (f *fleet) snapshotExists(t *testing.T, id string) bool {
+	t.Helper()
+	_, err := f.ec2.DescribeSnapshots(f.ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: []string{id}})
+	return err == nil
+}
+
+func TestMain(m *testing.M) { os.Exit(m.Run()) }
+
+func TestE2EAuditThenEnforce(t *testing.T) {
+	f := newFleet(t)
+	before := f.images(t)
+
+	audit, logs := f.run(t, "audit")
+	if audit.Outcome != "audit" || audit.Totals.Deregister != 2 || audit.Deregistered != 0 {
+		t.Fatalf("audit: %+v\n%s", audit, logs)
+	}
+	if after := f.images(t); !slices.Equal(before, after) {
+		t.Fatalf("audit changed the AMIs: %v -> %v", before, after)
+	}
+	for _, want := range []string{
+		`"image_id":"` + amiInUseByInstance + `"`, "in use by instance",
+		"in use by launch template", "in use by ssm parameter /ci/runner-ami",
+		"protected by tag ami-housekeeper:keep", "newest 1 of family web-base", "no retention rule matches",
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("audit logs lack %q", want)
+		}
+	}
+
+	enforce, logs := f.run(t, "enforce")
+	if enforce.Outcome != "enforced" || enforce.Deregistered != 2 || enforce.SnapshotsDeleted != 2 || enforce.Failed != 0 || enforce.GiBFreed != 30 {
+		t.Fatalf("enforce: %+v\n%s", enforce, logs)
+	}
+	want := slices.DeleteFunc(slices.Clone(before), func(id string) bool { return id == amiStale1 || id == amiStale2 })
+	if got := f.images(t); !slices.Equal(got, want) {
+		t.Errorf("after enforce AMIs = %v, want %v", got, want)
+	}
+	for ami, snap := range f.snaps {
+		gone := ami == amiStale1 || ami == amiStale2
+		if f.snapshotExists(t, snap) == gone {
+			t.Errorf("snapshot %s of %s: exists=%v, want %v", snap, ami, !gone, !gone)
+		}
+	}
+
+	// Both reports reached EventBridge subscribers.
+	msgs, err := f.sqs.ReceiveMessage(f.ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(f.queue), MaxNumberOfMessages: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, m := range msgs.Messages {
+		var ev struct {
+			DetailType string `json:"detail-type"`
+			Detail     struct {
+				Mode         string `json:"mode"`
+				Deregistered int    `json:"deregistered"`
+			} `json:"detail"`
+		}
+		if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.DetailType != "AMI Cleanup Report" {
+			t.Errorf("event detail-type %q", ev.DetailType)
+		}
+		kinds = append(kinds, ev.Detail.Mode)
+	}
+	sort.Strings(kinds)
+	if !slices.Equal(kinds, []string{"audit", "enforce"}) {
+		t.Errorf("report events by mode = %v, want one audit and one enforce", kinds)
+	}
+
+	// A third run finds nothing more to do.
+	again, _ := f.run(t, "enforce")
+	if again.Deregistered != 0 || again.Failed != 0 {
+		t.Errorf("third run: %+v", again)
+	}
+}
+
+func TestE2ERejectsNonScheduledEvents(t *testing.T) {
+	f := newFleet(t)
+	bin, err := emulator.FunctionBinary("cleanup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rie, err := emulator.StartRIE(f.ctx, emulator.RIEOptions{Bootstrap: bin,
+		Env: append(f.moto.Env("us-east-1"), "HOUSEKEEPER_ACCOUNT_ID="+account, "HOUSEKEEPER_POLICY="+policyYAML("enforce"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rie.Stop()
+	before := f.images(t)
+	for _, name := range []string{"valid/statechange-available.json", "invalid/malformed-json.json", "invalid/wrong-source.json"} {
+		raw, _ := emulator.Fixture("events/" + name)
+		body, err := rie.Invoke(f.ctx, raw)
+		if err != nil || !strings.Contains(string(body), `"outcome":"rejected"`) {
+			t.Errorf("%s: %s %v", name, body, err)
+		}
+	}
+	other, _ := emulator.Fixture("events/valid/scheduled.json")
+	body, err := rie.Invoke(f.ctx, []byte(strings.ReplaceAll(string(other), account, "999999999999")))
+	if err != nil || !strings.Contains(string(body), `"outcome":"rejected"`) {
+		t.Errorf("other account: %s %v", body, err)
+	}
+	if after := f.images(t); !slices.Equal(before, after) {
+		t.Errorf("rejected events changed AMIs")
+	}
+}

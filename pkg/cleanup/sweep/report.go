@@ -1,0 +1,284 @@
+package sweep
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/awsapi"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/logging"
+)
+
+// Published report identity.
+const (
+	EventSource     = "ami-housekeeper"
+	EventDetailType = "AMI Cleanup Report"
+	// maxEventDecisions bounds the decisions listed in the EventBridge event
+	// (events are limited to 256 KB); the logs always have all of them.
+	maxEventDecisions = 200
+	metricsNamespace  = "AmiHousekeeper"
+)
+
+// outcome says what happened to a decision: audit, done, failed, not done.
+func (r *Report) outcome(d cleanup.Decision) (string, string) {
+	switch d.Action {
+	case cleanup.ActionKeep, cleanup.ActionSkip, cleanup.ActionWait, cleanup.ActionPending:
+		return "no-change", ""
+	}
+	if r.Results == nil {
+		if r.Plan.Blocked != "" {
+			return "blocked", ""
+		}
+		return "audit", ""
+	}
+	for _, ir := range r.Results.Images {
+		if ir.ImageID == d.ImageID {
+			if ir.Done {
+				return "done", ""
+			}
+			return "failed", ir.Error
+		}
+	}
+	return "not-done", ""
+}
+
+// Log writes one line per decision and per orphaned snapshot, then one
+// summary line, all with stable keys.
+func (r *Report) Log(ctx context.Context, log *slog.Logger) {
+	for _, d := range r.Plan.Decisions {
+		outcome, errText := r.outcome(d)
+		attrs := []any{
+			slog.String(logging.KeyFunction, "cleanup"),
+			slog.String(logging.KeyImageID, d.ImageID),
+			slog.String("name", d.Name),
+			slog.String("action", string(d.Action)),
+			slog.Any("reasons", d.Reasons),
+			slog.String(logging.KeyOutcome, outcome),
+			slog.String(logging.KeyMode, string(r.Mode)),
+		}
+		if d.Rule != "" {
+			attrs = append(attrs, slog.String("rule", d.Rule), slog.String("family", d.Family))
+		}
+		if d.DeleteAfter != "" {
+			attrs = append(attrs, slog.String("delete_after", d.DeleteAfter))
+		}
+		if len(d.DeleteSnapshots) > 0 {
+			attrs = append(attrs, slog.Any(logging.KeySnapshotIDs, d.DeleteSnapshots), slog.Int64("size_gib", d.SizeGiB))
+		}
+		if len(d.KeptSnapshots) > 0 {
+			attrs = append(attrs, slog.Any("kept_snapshots", d.KeptSnapshots))
+		}
+		if errText != "" {
+			attrs = append(attrs, slog.String(logging.KeyError, errText))
+		}
+		log.InfoContext(ctx, "cleanup decision", attrs...)
+	}
+	for _, o := range r.Plan.Orphans {
+		log.InfoContext(ctx, "cleanup snapshot decision",
+			slog.String(logging.KeyFunction, "cleanup"),
+			slog.String("snapshot_id", o.SnapshotID),
+			slog.String(logging.KeyImageID, o.ImageID),
+			slog.String("action", string(o.Action)),
+			slog.Any("reasons", o.Reasons),
+			slog.Int64("size_gib", o.SizeGiB))
+	}
+	attrs := []any{
+		slog.String(logging.KeyFunction, "cleanup"),
+		slog.String(logging.KeyAccount, r.Account),
+		slog.String(logging.KeyRegion, r.Region),
+		slog.String(logging.KeyMode, string(r.Mode)),
+		slog.Any("totals", r.Plan.Totals),
+		slog.Int64(logging.KeyDurationMS, r.Duration.Milliseconds()),
+	}
+	level := slog.LevelInfo
+	if r.Plan.Blocked != "" {
+		level = slog.LevelWarn
+		attrs = append(attrs, slog.String("blocked", r.Plan.Blocked))
+	}
+	if r.Plan.RecoverableUntil != "" {
+		attrs = append(attrs, slog.String("recoverable_until", r.Plan.RecoverableUntil))
+	}
+	if len(r.Problems) > 0 {
+		attrs = append(attrs, slog.Any("problems", r.Problems))
+	}
+	if r.Results != nil {
+		attrs = append(attrs, slog.Int("deregistered", r.Results.Deregistered), slog.Int("snapshots_deleted", r.Results.SnapshotsDeleted),
+			slog.Int64("gib_freed", r.Results.GiBFreed), slog.Int("failed", r.Results.Failed), slog.Int("throttled", r.Results.Throttled))
+		if r.Results.Failed > 0 {
+			level = slog.LevelError
+		}
+	}
+	log.Log(ctx, level, "cleanup summary", attrs...)
+}
+
+// Metrics are the numbers published as CloudWatch metrics.
+func (r *Report) Metrics() map[string]float64 {
+	t := r.Plan.Totals
+	m := map[string]float64{
+		"AMIsConsidered":   float64(t.Considered),
+		"AMIsMarked":       float64(t.Mark),
+		"AMIsUnmarked":     float64(t.Unmark),
+		"AMIsPending":      float64(t.Pending),
+		"AMIsDeregistered": 0,
+		"SnapshotsDeleted": 0,
+		"GiBFreed":         0,
+		"ActionsFailed":    0,
+		"InventoryBlocked": 0,
+	}
+	if r.Plan.Blocked != "" {
+		m["InventoryBlocked"] = 1
+	}
+	if r.Results != nil {
+		m["AMIsDeregistered"] = float64(r.Results.Deregistered)
+		m["SnapshotsDeleted"] = float64(r.Results.SnapshotsDeleted)
+		m["GiBFreed"] = float64(r.Results.GiBFreed)
+		m["ActionsFailed"] = float64(r.Results.Failed)
+	}
+	return m
+}
+
+// WriteEMF writes the metrics as one CloudWatch Embedded Metric Format line;
+// Lambda's log pipeline turns it into metrics with no API call.
+func (r *Report) WriteEMF(w io.Writer, now time.Time) error {
+	metrics := r.Metrics()
+	defs := make([]map[string]string, 0, len(metrics))
+	doc := map[string]any{"Function": "cleanup", "Region": r.Region}
+	for name, v := range metrics {
+		unit := "Count"
+		if name == "GiBFreed" {
+			unit = "Gigabytes"
+		}
+		defs = append(defs, map[string]string{"Name": name, "Unit": unit})
+		doc[name] = v
+	}
+	doc["_aws"] = map[string]any{
+		"Timestamp": now.UnixMilli(),
+		"CloudWatchMetrics": []any{map[string]any{
+			"Namespace":  metricsNamespace,
+			"Dimensions": [][]string{{"Function"}},
+			"Metrics":    defs,
+		}},
+	}
+	line, err := json.Marshal(doc)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, string(line))
+	return err
+}
+
+// EventDetail is the detail of the "AMI Cleanup Report" event.
+type EventDetail struct {
+	Account          string             `json:"account"`
+	Region           string             `json:"region"`
+	Mode             string             `json:"mode"`
+	Totals           cleanup.Totals     `json:"totals"`
+	Blocked          string             `json:"blocked,omitempty"`
+	RecoverableUntil string             `json:"recoverable_until,omitempty"`
+	Deregistered     int                `json:"deregistered"`
+	SnapshotsDeleted int                `json:"snapshots_deleted"`
+	GiBFreed         int64              `json:"gib_freed"`
+	Failed           int                `json:"failed"`
+	Decisions        []cleanup.Decision `json:"decisions"`
+	MoreDecisions    int                `json:"more_decisions,omitempty"`
+}
+
+// Detail builds the event detail: totals and every decision that changes
+// something (mark, unmark, deregister, pending), up to a bound.
+func (r *Report) Detail() EventDetail {
+	d := EventDetail{Account: r.Account, Region: r.Region, Mode: string(r.Mode), Totals: r.Plan.Totals,
+		Blocked: r.Plan.Blocked, RecoverableUntil: r.Plan.RecoverableUntil, Decisions: []cleanup.Decision{}}
+	if r.Results != nil {
+		d.Deregistered, d.SnapshotsDeleted, d.GiBFreed, d.Failed = r.Results.Deregistered, r.Results.SnapshotsDeleted, r.Results.GiBFreed, r.Results.Failed
+	}
+	for _, dec := range r.Plan.Decisions {
+		switch dec.Action {
+		case cleanup.ActionKeep, cleanup.ActionSkip, cleanup.ActionWait:
+			continue
+		}
+		if len(d.Decisions) == maxEventDecisions {
+			d.MoreDecisions++
+			continue
+		}
+		d.Decisions = append(d.Decisions, dec)
+	}
+	return d
+}
+
+// Summary is a short human-readable text of the report (SNS, CLI).
+func (r *Report) Summary() string {
+	t := r.Plan.Totals
+	var b strings.Builder
+	fmt.Fprintf(&b, "ami-housekeeper cleanup, account %s, region %s, mode %s\n", r.Account, r.Region, r.Mode)
+	if r.Plan.Blocked != "" {
+		fmt.Fprintf(&b, "NOTHING WAS CHANGED: %s\n", r.Plan.Blocked)
+	}
+	fmt.Fprintf(&b, "AMIs considered %d: keep %d, skip %d, mark %d, unmark %d, waiting %d, deregister %d, pending (caps) %d\n",
+		t.Considered, t.Keep, t.Skip, t.Mark, t.Unmark, t.Wait, t.Deregister, t.Pending)
+	fmt.Fprintf(&b, "Snapshots to delete %d, %d GiB, about %.2f USD per month\n", t.SnapshotsDelete, t.GiBFreed, t.MonthlySavingUSD)
+	if r.Results != nil {
+		fmt.Fprintf(&b, "Done: %d AMIs deregistered, %d snapshots deleted, %d GiB freed, %d failed\n",
+			r.Results.Deregistered, r.Results.SnapshotsDeleted, r.Results.GiBFreed, r.Results.Failed)
+	}
+	if r.Plan.RecoverableUntil != "" {
+		fmt.Fprintf(&b, "Removed AMIs are recoverable from the Recycle Bin until %s\n", r.Plan.RecoverableUntil)
+	}
+	return b.String()
+}
+
+// Publisher sends the report to EventBridge and/or SNS, as configured.
+type Publisher struct {
+	Events   awsapi.EventBridgeAPI // nil: no event
+	EventBus string                // name or ARN; "" means the default bus
+	SNS      awsapi.SNSAPI         // nil: no notification
+	TopicARN string
+}
+
+// Publish sends the report. Both channels are attempted; the first error is returned.
+func (p Publisher) Publish(ctx context.Context, r *Report) error {
+	var firstErr error
+	if p.Events != nil {
+		detail, err := json.Marshal(r.Detail())
+		if err == nil {
+			var out *eventbridge.PutEventsOutput
+			out, err = p.Events.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []ebtypes.PutEventsRequestEntry{{
+				Source: aws.String(EventSource), DetailType: aws.String(EventDetailType),
+				Detail: aws.String(string(detail)), EventBusName: nilIfEmpty(p.EventBus),
+				Resources: []string{},
+			}}})
+			if err == nil && out.FailedEntryCount > 0 {
+				err = fmt.Errorf("PutEvents: %s: %s", aws.ToString(out.Entries[0].ErrorCode), aws.ToString(out.Entries[0].ErrorMessage))
+			}
+		}
+		if err != nil {
+			firstErr = fmt.Errorf("publishing the cleanup report event: %w", err)
+		}
+	}
+	if p.SNS != nil && p.TopicARN != "" {
+		subject := fmt.Sprintf("ami-housekeeper cleanup %s: %d deregistered, %d pending", r.Region, r.Plan.Totals.Deregister, r.Plan.Totals.Pending)
+		if len(subject) > 100 {
+			subject = subject[:100]
+		}
+		if _, err := p.SNS.Publish(ctx, &sns.PublishInput{TopicArn: aws.String(p.TopicARN), Subject: aws.String(subject), Message: aws.String(r.Summary())}); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("publishing the cleanup report to SNS: %w", err)
+		}
+	}
+	return firstErr
+}
+
+func nilIfEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return aws.String(s)
+}

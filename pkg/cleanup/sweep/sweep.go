@@ -1,0 +1,65 @@
+// Package sweep runs one cleanup sweep of an account and region: collect the
+// inventory, read launch permissions of the candidates, plan, and (in
+// enforce mode) apply. It is the engine the Lambda handler and, later, the
+// CLI call; it knows nothing of Lambda or EventBridge.
+package sweep
+
+import (
+	"context"
+	"time"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/collect"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/execute"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+)
+
+// Sweeper wires the three stages for one account and region.
+type Sweeper struct {
+	Collector *collect.Collector
+	Executor  *execute.Executor
+	// Now is the planning clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// Report is everything one sweep found, decided and did.
+type Report struct {
+	Account    string           `json:"account"`
+	Region     string           `json:"region"`
+	Mode       policy.Mode      `json:"mode"`
+	Plan       cleanup.Plan     `json:"plan"`
+	Results    *execute.Results `json:"results,omitempty"`
+	Problems   []string         `json:"problems,omitempty"`
+	Incomplete []string         `json:"incomplete,omitempty"`
+	Duration   time.Duration    `json:"-"`
+}
+
+// Run sweeps once. Audit mode (and a blocked plan) stops after planning.
+func (s *Sweeper) Run(ctx context.Context, account, region string, p policy.Retention) *Report {
+	start := time.Now()
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	inv := s.Collector.Collect(ctx, account, region, p.InUse)
+	at := now().UTC()
+	// Launch permissions cost one call per AMI, so only the AMIs that would
+	// otherwise be removed are read.
+	if ids := cleanup.SharesToCheck(at, inv, p); len(ids) > 0 {
+		s.Collector.ReadShares(ctx, inv, ids)
+	}
+	plan := cleanup.MakePlan(at, inv, p)
+	rep := &Report{Account: account, Region: region, Mode: p.Mode, Plan: plan, Problems: inv.Problems, Incomplete: inv.Incomplete}
+	if p.Mode == policy.ModeEnforce && plan.Blocked == "" {
+		tags := make(map[string]map[string]string, len(inv.Images))
+		for _, img := range inv.Images {
+			tags[img.ID] = img.Tags
+		}
+		ex := *s.Executor
+		ex.ImageTags = func(id string) map[string]string { return tags[id] }
+		res := ex.Apply(ctx, &rep.Plan)
+		rep.Results = &res
+	}
+	rep.Duration = time.Since(start)
+	return rep
+}
