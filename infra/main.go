@@ -5,6 +5,8 @@
 //	distDir     folder holding <function>/bootstrap (default "dist")
 //	policyFile  policy document to validate and deploy (default: none, the
 //	            functions use their built-in default policy)
+//	cleanupSchedule  EventBridge schedule expression of the cleanup sweep
+//	            (default "cron(0 3 * * ? *)", daily at 03:00 UTC)
 //
 // The stack is environment-agnostic, so synthesis needs no AWS credentials.
 package main
@@ -39,8 +41,9 @@ func synth() (err error) {
 
 	app := awscdk.NewApp(nil)
 	housekeeper.NewHousekeeperStack(app, "AmiHousekeeper", &housekeeper.StackProps{
-		DistDir:    contextString(app, "distDir"),
-		PolicyFile: contextString(app, "policyFile"),
+		DistDir:         contextString(app, "distDir"),
+		PolicyFile:      contextString(app, "policyFile"),
+		CleanupSchedule: contextString(app, "cleanupSchedule"),
 	})
 	app.Synth(nil)
 	return nil

@@ -55,6 +55,12 @@ type functionProps struct {
 	Environment map[string]string
 	// AlarmTopic, when set, receives the function's alarms.
 	AlarmTopic awssns.ITopic
+	// NoAsyncRetry turns off Lambda's async retries (for sweeps whose
+	// per-run caps must not apply three times in an hour).
+	NoAsyncRetry bool
+	// ReservedConcurrency, when > 0, caps concurrent executions (1 keeps two
+	// sweeps from overlapping).
+	ReservedConcurrency int
 }
 
 // goFunction is a Go Lambda function with the resources every housekeeper
@@ -116,6 +122,14 @@ func newGoFunction(scope constructs.Construct, p *functionProps) *goFunction {
 		env[k] = jsii.String(v)
 	}
 
+	retries := asyncRetryAttempts
+	if p.NoAsyncRetry {
+		retries = 0
+	}
+	var reserved *float64
+	if p.ReservedConcurrency > 0 {
+		reserved = jsii.Number(p.ReservedConcurrency)
+	}
 	fn := awslambda.NewFunction(scope, jsii.String("Function"), &awslambda.FunctionProps{
 		Description:  jsii.String(p.Description),
 		Runtime:      awslambda.Runtime_PROVIDED_AL2023(),
@@ -128,9 +142,10 @@ func newGoFunction(scope constructs.Construct, p *functionProps) *goFunction {
 		LogGroup:     logGroup,
 		Environment:  &env,
 		// Failed async invocations land in the DLQ (CDK grants sqs:SendMessage).
-		DeadLetterQueue: dlq,
-		RetryAttempts:   jsii.Number(asyncRetryAttempts),
-		MaxEventAge:     awscdk.Duration_Hours(jsii.Number(asyncMaxEventAge)),
+		DeadLetterQueue:              dlq,
+		RetryAttempts:                jsii.Number(retries),
+		MaxEventAge:                  awscdk.Duration_Hours(jsii.Number(asyncMaxEventAge)),
+		ReservedConcurrentExecutions: reserved,
 	})
 
 	if p.AlarmTopic != nil {

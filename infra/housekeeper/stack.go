@@ -40,6 +40,9 @@ type StackProps struct {
 	PolicyFile string
 	// LogRetention of the functions' log groups; zero means one month.
 	LogRetention awslogs.RetentionDays
+	// CleanupSchedule is the cleanup sweep's schedule expression; empty
+	// means daily at 03:00 UTC.
+	CleanupSchedule string
 }
 
 // NewHousekeeperStack creates the ami-housekeeper stack.
@@ -65,20 +68,30 @@ func NewHousekeeperStack(scope constructs.Construct, id string, props *StackProp
 	}
 
 	var policyParameter awsssm.IStringParameter
+	pol := policy.Default()
 	if props.PolicyFile != "" {
-		p, err := newPolicyParameter(stack, props.PolicyFile)
+		param, parsed, err := newPolicyParameter(stack, props.PolicyFile)
 		if err != nil {
 			panic(err)
 		}
-		policyParameter = p
+		policyParameter, pol = param, parsed
 	}
 
-	topic := newNotificationTopic(stack)
+	topic, key := newNotificationTopic(stack)
 	tagger := NewTagger(stack, "Tagger", &TaggerProps{
 		DistDir:         distDir,
 		PolicyParameter: policyParameter,
 		LogRetention:    props.LogRetention,
 		AlarmTopic:      topic,
+	})
+	cleanupFn := NewCleanup(stack, "Cleanup", &CleanupProps{
+		DistDir:         distDir,
+		Schedule:        props.CleanupSchedule,
+		PolicyParameter: policyParameter,
+		Retention:       pol.Retention,
+		LogRetention:    props.LogRetention,
+		ReportTopic:     topic,
+		ReportKey:       key,
 	})
 
 	awscdk.NewCfnOutput(stack, jsii.String("TaggerFunctionName"), &awscdk.CfnOutputProps{
@@ -88,6 +101,10 @@ func NewHousekeeperStack(scope constructs.Construct, id string, props *StackProp
 	awscdk.NewCfnOutput(stack, jsii.String("TaggerDeadLetterQueueUrl"), &awscdk.CfnOutputProps{
 		Description: jsii.String("URL of the queue holding events the tagger failed to handle"),
 		Value:       tagger.DeadLetterQueue.QueueUrl(),
+	})
+	awscdk.NewCfnOutput(stack, jsii.String("CleanupFunctionName"), &awscdk.CfnOutputProps{
+		Description: jsii.String("Name of the cleanup Lambda function"),
+		Value:       cleanupFn.Function.FunctionName(),
 	})
 	awscdk.NewCfnOutput(stack, jsii.String("NotificationTopicArn"), &awscdk.CfnOutputProps{
 		Description: jsii.String("SNS topic receiving ami-housekeeper alarms; subscribe the team to it"),
@@ -106,7 +123,7 @@ func NewHousekeeperStack(scope constructs.Construct, id string, props *StackProp
 // newNotificationTopic creates the SNS topic for alarms (and, later, reports),
 // encrypted with a customer managed key: CloudWatch alarms cannot publish to a
 // topic encrypted with the AWS managed aws/sns key.
-func newNotificationTopic(stack awscdk.Stack) awssns.Topic {
+func newNotificationTopic(stack awscdk.Stack) (awssns.Topic, awskms.Key) {
 	key := awskms.NewKey(stack, jsii.String("NotificationKey"), &awskms.KeyProps{
 		Description:       jsii.String("ami-housekeeper notifications"),
 		EnableKeyRotation: jsii.Bool(true),
@@ -121,25 +138,26 @@ func newNotificationTopic(stack awscdk.Stack) awssns.Topic {
 		DisplayName: jsii.String("ami-housekeeper"),
 		MasterKey:   key,
 		EnforceSSL:  jsii.Bool(true),
-	})
+	}), key
 }
 
 // newPolicyParameter validates the policy file and stores its content, as
 // written, in an SSM parameter that all functions read.
-func newPolicyParameter(stack awscdk.Stack, path string) (awsssm.IStringParameter, error) {
+func newPolicyParameter(stack awscdk.Stack, path string) (awsssm.IStringParameter, *policy.Policy, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("policy file: %w", err)
+		return nil, nil, fmt.Errorf("policy file: %w", err)
 	}
 	// Validating here turns a bad policy into a failed synth rather than
 	// a deployed function that fails on every event.
-	if _, err := policy.Parse(data, path); err != nil {
-		return nil, err
+	pol, err := policy.Parse(data, path)
+	if err != nil {
+		return nil, nil, err
 	}
 	tier := awsssm.ParameterTier_STANDARD
 	switch {
 	case len(data) > advancedParameterMaxBytes:
-		return nil, fmt.Errorf("policy file %s: %d bytes, more than the %d an SSM parameter holds", path, len(data), advancedParameterMaxBytes)
+		return nil, nil, fmt.Errorf("policy file %s: %d bytes, more than the %d an SSM parameter holds", path, len(data), advancedParameterMaxBytes)
 	case len(data) > standardParameterMaxBytes:
 		tier = awsssm.ParameterTier_ADVANCED
 	}
@@ -149,5 +167,5 @@ func newPolicyParameter(stack awscdk.Stack, path string) (awsssm.IStringParamete
 		Description:   jsii.String("ami-housekeeper policy document (from " + filepath.Base(path) + ")"),
 		StringValue:   jsii.String(string(data)),
 		Tier:          tier,
-	}), nil
+	}), pol, nil
 }

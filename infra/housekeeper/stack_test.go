@@ -28,29 +28,40 @@ const (
 	stateChangePattern = `{"source":["aws.ec2"],"detail-type":["EC2 AMI State Change"],"detail":{"State":["available"]}}`
 )
 
-// baseActions are all the tagger may do without a policy file.
-var baseActions = []string{
-	"ec2:CreateTags",
-	"ec2:DescribeImages",
-	"ec2:DescribeTags",
-	"ec2:DescribeSnapshots",
-	"logs:CreateLogStream",
-	"logs:PutLogEvents",
-	"sqs:SendMessage",
-}
+// The ARN patterns, as rendered by render, of every AMI and every snapshot in
+// the stack's region.
+const (
+	imageARN    = "arn:${AWS::Partition}:ec2:${AWS::Region}::image/*"
+	snapshotARN = "arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*"
+)
 
 // validPolicy is the smallest document the policy package accepts.
 const validPolicy = `{"version": 1}`
 
-// testDist makes a dist folder with a dummy tagger binary.
+// functionNames are the folders under the dist folder, one per function.
+var functionNames = []string{TaggerFunctionName, CleanupFunctionName}
+
+// bootstrapContent is the dummy binary testDist writes for a function. Each
+// function's is different, so a function's code asset tells which binary it runs.
+func bootstrapContent(name string) string { return "dummy " + name + " bootstrap" }
+
+// testDist makes a dist folder with a dummy bootstrap for every function.
 func testDist(t *testing.T) string {
 	t.Helper()
+	return testDistWith(t, functionNames...)
+}
+
+// testDistWith makes a dist folder with a dummy bootstrap for the named functions only.
+func testDistWith(t *testing.T, names ...string) string {
+	t.Helper()
 	dist := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dist, TaggerFunctionName), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dist, TaggerFunctionName, "bootstrap"), []byte("dummy"), 0o755); err != nil {
-		t.Fatal(err)
+	for _, name := range names {
+		if err := os.MkdirAll(filepath.Join(dist, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dist, name, "bootstrap"), []byte(bootstrapContent(name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return dist
 }
@@ -75,10 +86,21 @@ func newTestStack(t *testing.T, props StackProps) awscdk.Stack {
 	return NewHousekeeperStack(app, "Test", &props)
 }
 
+// stackTemplate is a synthesized template with the folder its assets were
+// staged in, where a function's code can be looked up.
+type stackTemplate struct {
+	assertions.Template
+	assetDir string
+}
+
 // synth returns the template of a stack built with props.
-func synth(t *testing.T, props StackProps) assertions.Template {
+func synth(t *testing.T, props StackProps) stackTemplate {
 	t.Helper()
-	return assertions.Template_FromStack(newTestStack(t, props), nil)
+	stack := newTestStack(t, props)
+	return stackTemplate{
+		Template: assertions.Template_FromStack(stack, nil),
+		assetDir: *awscdk.Stage_Of(stack).AssetOutdir(),
+	}
 }
 
 // check runs a CDK assertion, which panics on mismatch, as a test error.
@@ -113,6 +135,12 @@ func resources(tmpl assertions.Template, typ string) map[string]map[string]any {
 	return out
 }
 
+// properties returns the Properties of a resource.
+func properties(r map[string]any) map[string]any {
+	props, _ := r["Properties"].(map[string]any)
+	return props
+}
+
 // onlyResource returns the logical ID and properties of the single resource of a type.
 func onlyResource(t *testing.T, tmpl assertions.Template, typ string) (string, map[string]any) {
 	t.Helper()
@@ -121,14 +149,49 @@ func onlyResource(t *testing.T, tmpl assertions.Template, typ string) (string, m
 		t.Fatalf("want 1 %s, got %d", typ, len(rs))
 	}
 	for id, r := range rs {
-		props, _ := r["Properties"].(map[string]any)
-		return id, props
+		return id, properties(r)
 	}
 	panic("unreachable")
 }
 
+// checkResource asserts that the resource with logical ID id is a typ whose
+// properties match pattern, with the semantics of HasResourceProperties
+// (assertions.Match_ObjectLike) but for this one resource only.
+func checkResource(t *testing.T, tmpl assertions.Template, what, typ, id string, pattern map[string]any) {
+	t.Helper()
+	r, ok := resources(tmpl, typ)[id]
+	if !ok {
+		t.Errorf("%s: no %s with logical ID %s", what, typ, id)
+		return
+	}
+	check(t, what, func() {
+		res := assertions.Match_ObjectLike(&pattern).Test(properties(r))
+		if *res.HasFailed() {
+			t.Errorf("%s: %s %s does not match:\n%s", what, typ, id, *res.RenderMismatch())
+		}
+	})
+}
+
 func ref(id string) map[string]any       { return map[string]any{"Ref": id} }
 func getAttArn(id string) map[string]any { return map[string]any{"Fn::GetAtt": []any{id, "Arn"}} }
+
+// refID returns the logical ID in {"Ref": id}, or "".
+func refID(v any) string {
+	m, _ := v.(map[string]any)
+	id, _ := m["Ref"].(string)
+	return id
+}
+
+// getAttID returns the logical ID in {"Fn::GetAtt": [id, attr]}, or "".
+func getAttID(v any, attr string) string {
+	m, _ := v.(map[string]any)
+	g, _ := m["Fn::GetAtt"].([]any)
+	if len(g) != 2 || g[1] != attr {
+		return ""
+	}
+	id, _ := g[0].(string)
+	return id
+}
 
 // render turns a CloudFormation string expression into one readable string,
 // e.g. {"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"}]]} -> "arn:${AWS::Partition}".
@@ -157,6 +220,9 @@ func render(v any) string {
 	return string(b)
 }
 
+// arnOf is how render shows the ARN attribute of a resource.
+func arnOf(id string) string { return "${" + id + ".Arn}" }
+
 // list returns a CloudFormation "string or list" value as a list.
 func list(v any) []any {
 	if l, ok := v.([]any); ok {
@@ -173,7 +239,7 @@ func roleStatements(t *testing.T, tmpl assertions.Template, roleID string) []map
 	t.Helper()
 	var out []map[string]any
 	for id, r := range resources(tmpl, "AWS::IAM::Policy") {
-		props := r["Properties"].(map[string]any)
+		props := properties(r)
 		if !slices.ContainsFunc(list(props["Roles"]), func(v any) bool { return reflect.DeepEqual(v, ref(roleID)) }) {
 			continue
 		}
@@ -189,85 +255,219 @@ func roleStatements(t *testing.T, tmpl assertions.Template, roleID string) []map
 	return out
 }
 
-// taggerIDs returns the logical IDs of the tagger function, its role, log group and DLQ.
-func taggerIDs(t *testing.T, tmpl assertions.Template) (fn, role, logGroup, dlq string) {
+// function is a housekeeper function's logical ID, its properties, and the
+// logical IDs of the resources it references: its role, log group and DLQ.
+type function struct {
+	name                    string
+	id, role, logGroup, dlq string
+	props                   map[string]any
+}
+
+// findFunction returns the function whose code asset is the dist folder's
+// <name>/bootstrap, and follows its references to its role (Role), log
+// group (LoggingConfig) and dead-letter queue (DeadLetterConfig).
+func findFunction(t *testing.T, st stackTemplate, name string) function {
 	t.Helper()
-	fn, props := onlyResource(t, tmpl, "AWS::Lambda::Function")
-	roleArn, _ := props["Role"].(map[string]any)["Fn::GetAtt"].([]any)
-	if len(roleArn) != 2 {
-		t.Fatalf("function role is not a role in the stack: %v", props["Role"])
+	var found []function
+	for id, r := range resources(st, "AWS::Lambda::Function") {
+		props := properties(r)
+		code, _ := props["Code"].(map[string]any)
+		key, _ := code["S3Key"].(string)
+		hash, isZip := strings.CutSuffix(key, ".zip")
+		if !isZip {
+			t.Fatalf("function %s: code is not a zipped asset: %v", id, props["Code"])
+		}
+		// A directory asset is staged as asset.<hash> in the assembly.
+		content, err := os.ReadFile(filepath.Join(st.assetDir, "asset."+hash, "bootstrap"))
+		if err != nil {
+			t.Fatalf("function %s: code asset: %v", id, err)
+		}
+		if string(content) == bootstrapContent(name) {
+			found = append(found, function{name: name, id: id, props: props})
+		}
 	}
-	role = roleArn[0].(string)
-	logGroup, _ = onlyResource(t, tmpl, "AWS::Logs::LogGroup")
-	dlq, _ = onlyResource(t, tmpl, "AWS::SQS::Queue")
-	return fn, role, logGroup, dlq
+	if len(found) != 1 {
+		t.Fatalf("want 1 function running %s/bootstrap, got %d: %v", name, len(found), found)
+	}
+	f := found[0]
+	logging, _ := f.props["LoggingConfig"].(map[string]any)
+	dlq, _ := f.props["DeadLetterConfig"].(map[string]any)
+	f.role = getAttID(f.props["Role"], "Arn")
+	f.logGroup = refID(logging["LogGroup"])
+	f.dlq = getAttID(dlq["TargetArn"], "Arn")
+	for typ, id := range map[string]string{"AWS::IAM::Role": f.role, "AWS::Logs::LogGroup": f.logGroup, "AWS::SQS::Queue": f.dlq} {
+		if _, ok := resources(st, typ)[id]; !ok {
+			t.Fatalf("%s function %s: its %s %q is not one in the stack: %v", name, f.id, typ, id, f.props)
+		}
+	}
+	return f
+}
+
+func taggerOf(t *testing.T, st stackTemplate) function {
+	t.Helper()
+	return findFunction(t, st, TaggerFunctionName)
+}
+
+func cleanupOf(t *testing.T, st stackTemplate) function {
+	t.Helper()
+	return findFunction(t, st, CleanupFunctionName)
+}
+
+// notificationTopic returns the logical IDs of the one SNS topic and of the KMS
+// key that encrypts it.
+func notificationTopic(t *testing.T, tmpl assertions.Template) (topic, key string) {
+	t.Helper()
+	topic, props := onlyResource(t, tmpl, "AWS::SNS::Topic")
+	key = getAttID(props["KmsMasterKeyId"], "Arn")
+	if _, ok := resources(tmpl, "AWS::KMS::Key")[key]; !ok {
+		t.Fatalf("topic %s is not encrypted with a key of the stack: %v", topic, props)
+	}
+	return topic, key
+}
+
+// rulesTargeting returns the EventBridge rules with a target invoking the function.
+func rulesTargeting(tmpl assertions.Template, fn string) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for id, r := range resources(tmpl, "AWS::Events::Rule") {
+		props := properties(r)
+		for _, target := range list(props["Targets"]) {
+			if m, _ := target.(map[string]any); getAttID(m["Arn"], "Arn") == fn {
+				out[id] = props
+			}
+		}
+	}
+	return out
+}
+
+// checkInvokePermissions asserts that exactly the given rules may invoke the function.
+func checkInvokePermissions(t *testing.T, tmpl assertions.Template, fn string, rules []string) {
+	t.Helper()
+	var got []string
+	for _, r := range resources(tmpl, "AWS::Lambda::Permission") {
+		props := properties(r)
+		if getAttID(props["FunctionName"], "Arn") == fn {
+			got = append(got, render(props["SourceArn"]))
+		}
+	}
+	var want []string
+	for _, rule := range rules {
+		want = append(want, arnOf(rule))
+	}
+	sort.Strings(got)
+	sort.Strings(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("invoke permissions of %s: source ARNs\n got %v\nwant %v", fn, got, want)
+	}
+}
+
+// checkFunction asserts the settings every housekeeper function shares, and
+// the given memory, timeout and exact environment; extra adds to the pattern.
+func checkFunction(t *testing.T, st stackTemplate, f function, memory, timeout, retries int, env, extra map[string]any) {
+	t.Helper()
+	pattern := map[string]any{
+		"Runtime":          "provided.al2023",
+		"Architectures":    []any{"arm64"},
+		"Handler":          "bootstrap",
+		"MemorySize":       memory,
+		"Timeout":          timeout,
+		"Environment":      map[string]any{"Variables": assertions.Match_ObjectEquals(&env)},
+		"LoggingConfig":    map[string]any{"LogGroup": ref(f.logGroup)},
+		"DeadLetterConfig": map[string]any{"TargetArn": getAttArn(f.dlq)},
+	}
+	for k, v := range extra {
+		pattern[k] = v
+	}
+	checkResource(t, st, f.name+" function", "AWS::Lambda::Function", f.id, pattern)
+
+	check(t, f.name+" async invoke config", func() {
+		st.ResourcePropertiesCountIs(jsii.String("AWS::Lambda::EventInvokeConfig"), map[string]any{
+			"FunctionName":             ref(f.id),
+			"Qualifier":                "$LATEST",
+			"MaximumRetryAttempts":     retries,
+			"MaximumEventAgeInSeconds": 3600,
+		}, jsii.Number(1))
+	})
+	checkResource(t, st, f.name+" log group", "AWS::Logs::LogGroup", f.logGroup, map[string]any{"RetentionInDays": 30})
+	checkResource(t, st, f.name+" DLQ", "AWS::SQS::Queue", f.dlq, map[string]any{
+		"SqsManagedSseEnabled":   true,
+		"MessageRetentionPeriod": 14 * 24 * 3600,
+	})
+	check(t, f.name+" DLQ policy", func() {
+		st.ResourcePropertiesCountIs(jsii.String("AWS::SQS::QueuePolicy"), map[string]any{
+			"Queues": []any{ref(f.dlq)},
+			"PolicyDocument": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{
+				"Effect":    "Deny",
+				"Resource":  getAttArn(f.dlq),
+				"Condition": map[string]any{"Bool": map[string]any{"aws:SecureTransport": "false"}},
+			})})},
+		}, jsii.Number(1))
+	})
+}
+
+func TestFunctionCount(t *testing.T) {
+	st := synth(t, StackProps{})
+	check(t, "functions", func() { st.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(2)) })
+	// Each function owns its role, log group and DLQ.
+	tagger, cleanup := taggerOf(t, st), cleanupOf(t, st)
+	if tagger.role == cleanup.role || tagger.logGroup == cleanup.logGroup || tagger.dlq == cleanup.dlq {
+		t.Errorf("the functions share resources:\n tagger  %+v\n cleanup %+v", tagger, cleanup)
+	}
 }
 
 func TestTaggerFunction(t *testing.T) {
-	tmpl := synth(t, StackProps{})
-	_, _, logGroup, dlq := taggerIDs(t, tmpl)
+	st := synth(t, StackProps{})
+	checkFunction(t, st, taggerOf(t, st), 128, 30, 2,
+		map[string]any{
+			EnvAccountID: ref("AWS::AccountId"),
+			EnvLogLevel:  "info",
+		},
+		map[string]any{"ReservedConcurrentExecutions": assertions.Match_Absent()})
+}
 
-	check(t, "function", func() {
-		tmpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
-			"Runtime":       "provided.al2023",
-			"Architectures": []any{"arm64"},
-			"Handler":       "bootstrap",
-			"MemorySize":    128,
-			"Timeout":       30,
-			"Environment": map[string]any{"Variables": assertions.Match_ObjectEquals(&map[string]any{
-				EnvAccountID: ref("AWS::AccountId"),
-				EnvLogLevel:  "info",
-			})},
-			"LoggingConfig":                map[string]any{"LogGroup": ref(logGroup)},
-			"DeadLetterConfig":             map[string]any{"TargetArn": getAttArn(dlq)},
-			"ReservedConcurrentExecutions": assertions.Match_Absent(),
-		})
-	})
-	check(t, "async invoke config", func() {
-		tmpl.HasResourceProperties(jsii.String("AWS::Lambda::EventInvokeConfig"), map[string]any{
-			"MaximumRetryAttempts":     2,
-			"MaximumEventAgeInSeconds": 3600,
-		})
-	})
-	check(t, "log group", func() {
-		tmpl.HasResourceProperties(jsii.String("AWS::Logs::LogGroup"), map[string]any{"RetentionInDays": 30})
-	})
-	check(t, "DLQ", func() {
-		tmpl.HasResourceProperties(jsii.String("AWS::SQS::Queue"), map[string]any{"SqsManagedSseEnabled": true})
-		tmpl.HasResourceProperties(jsii.String("AWS::SQS::QueuePolicy"), map[string]any{
-			"PolicyDocument": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{
-				"Effect":    "Deny",
-				"Condition": map[string]any{"Bool": map[string]any{"aws:SecureTransport": "false"}},
-			})})},
-		})
-	})
+func TestCleanupFunction(t *testing.T) {
+	st := synth(t, StackProps{})
+	topic, _ := notificationTopic(t, st)
+	// No async retries (the per-run caps must not apply three times an
+	// hour) and one execution at a time (sweeps never overlap).
+	checkFunction(t, st, cleanupOf(t, st), 1024, 600, 0,
+		map[string]any{
+			EnvAccountID:      ref("AWS::AccountId"),
+			EnvLogLevel:       "info",
+			EnvReportEventBus: "default",
+			EnvReportTopicARN: ref(topic),
+		}, map[string]any{"ReservedConcurrentExecutions": 1})
 }
 
 func TestLogRetention(t *testing.T) {
-	tmpl := synth(t, StackProps{LogRetention: awslogs.RetentionDays_ONE_WEEK})
-	check(t, "log group", func() {
-		tmpl.HasResourceProperties(jsii.String("AWS::Logs::LogGroup"), map[string]any{"RetentionInDays": 7})
-	})
+	st := synth(t, StackProps{LogRetention: awslogs.RetentionDays_ONE_WEEK})
+	for _, f := range []function{taggerOf(t, st), cleanupOf(t, st)} {
+		checkResource(t, st, f.name+" log group", "AWS::Logs::LogGroup", f.logGroup, map[string]any{"RetentionInDays": 7})
+	}
 }
 
 func TestTaggerRules(t *testing.T) {
-	tmpl := synth(t, StackProps{})
-	fn, _, _, dlq := taggerIDs(t, tmpl)
+	st := synth(t, StackProps{})
+	tagger := taggerOf(t, st)
 
-	check(t, "rule count", func() { tmpl.ResourceCountIs(jsii.String("AWS::Events::Rule"), jsii.Number(2)) })
+	// The tagger's two rules and the cleanup's schedule.
+	check(t, "rule count", func() { st.ResourceCountIs(jsii.String("AWS::Events::Rule"), jsii.Number(3)) })
+	taggerRules := rulesTargeting(st, tagger.id)
+	if len(taggerRules) != 2 {
+		t.Errorf("want 2 rules invoking the tagger, got %d", len(taggerRules))
+	}
 	for name, pattern := range map[string]string{"CloudTrail": cloudTrailPattern, "state change": stateChangePattern} {
 		var want map[string]any
 		if err := json.Unmarshal([]byte(pattern), &want); err != nil {
 			t.Fatal(err)
 		}
 		check(t, name+" rule", func() {
-			tmpl.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{
+			st.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{
 				"EventPattern": assertions.Match_ObjectEquals(&want),
 				"State":        "ENABLED",
 				"EventBusName": assertions.Match_Absent(), // the default bus
 				"Targets": assertions.Match_ArrayEquals(&[]any{assertions.Match_ObjectLike(&map[string]any{
-					"Arn":              getAttArn(fn),
-					"DeadLetterConfig": map[string]any{"Arn": getAttArn(dlq)},
+					"Arn":              getAttArn(tagger.id),
+					"DeadLetterConfig": map[string]any{"Arn": getAttArn(tagger.dlq)},
 					"RetryPolicy": map[string]any{
 						"MaximumRetryAttempts":     2,
 						"MaximumEventAgeInSeconds": 3600,
@@ -277,28 +477,100 @@ func TestTaggerRules(t *testing.T) {
 		})
 	}
 
-	// Independently of the matchers' semantics: the two patterns, and nothing else.
-	var got []string
-	for _, r := range resources(tmpl, "AWS::Events::Rule") {
-		b, _ := json.Marshal(r["Properties"].(map[string]any)["EventPattern"])
+	// Independently of the matchers' semantics: the two patterns, and nothing
+	// else, in the whole stack; and they are the tagger's.
+	var got, gotTagger []string
+	for id, r := range resources(st, "AWS::Events::Rule") {
+		pattern, ok := properties(r)["EventPattern"]
+		if !ok {
+			continue
+		}
+		b, _ := json.Marshal(pattern)
 		got = append(got, string(b))
+		if _, ok := taggerRules[id]; ok {
+			gotTagger = append(gotTagger, string(b))
+		}
 	}
 	want := []string{canonicalJSON(t, cloudTrailPattern), canonicalJSON(t, stateChangePattern)}
 	sort.Strings(got)
+	sort.Strings(gotTagger)
 	sort.Strings(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("rule patterns:\n got %s\nwant %s", got, want)
 	}
+	if !slices.Equal(gotTagger, want) {
+		t.Errorf("patterns of the tagger's rules:\n got %s\nwant %s", gotTagger, want)
+	}
 
-	// Each rule may invoke the function.
+	// Each rule, and nothing else, may invoke the function.
 	check(t, "invoke permissions", func() {
-		tmpl.ResourceCountIs(jsii.String("AWS::Lambda::Permission"), jsii.Number(2))
-		tmpl.AllResourcesProperties(jsii.String("AWS::Lambda::Permission"), map[string]any{
-			"Action":       "lambda:InvokeFunction",
-			"FunctionName": getAttArn(fn),
-			"Principal":    "events.amazonaws.com",
+		st.AllResourcesProperties(jsii.String("AWS::Lambda::Permission"), map[string]any{
+			"Action":    "lambda:InvokeFunction",
+			"Principal": "events.amazonaws.com",
 		})
 	})
+	var ids []string
+	for id := range taggerRules {
+		ids = append(ids, id)
+	}
+	checkInvokePermissions(t, st, tagger.id, ids)
+}
+
+func TestCleanupSchedule(t *testing.T) {
+	for _, tc := range []struct {
+		schedule, want string
+	}{
+		{"", "cron(0 3 * * ? *)"},
+		{"rate(6 hours)", "rate(6 hours)"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			st := synth(t, StackProps{CleanupSchedule: tc.schedule})
+			cleanup := cleanupOf(t, st)
+
+			var scheduled []string
+			for id, r := range resources(st, "AWS::Events::Rule") {
+				if _, ok := properties(r)["ScheduleExpression"]; ok {
+					scheduled = append(scheduled, id)
+				}
+			}
+			if len(scheduled) != 1 {
+				t.Fatalf("want 1 scheduled rule, got %d", len(scheduled))
+			}
+			rule := scheduled[0]
+			if rules := rulesTargeting(st, cleanup.id); len(rules) != 1 || rules[rule] == nil {
+				t.Errorf("rules invoking the cleanup: want only %s, got %v", rule, rules)
+			}
+			checkResource(t, st, "schedule rule", "AWS::Events::Rule", rule, map[string]any{
+				"ScheduleExpression": tc.want,
+				"State":              "ENABLED",
+				"EventPattern":       assertions.Match_Absent(),
+				"EventBusName":       assertions.Match_Absent(),
+				"Targets": assertions.Match_ArrayEquals(&[]any{assertions.Match_ObjectLike(&map[string]any{
+					"Arn":              getAttArn(cleanup.id),
+					"DeadLetterConfig": map[string]any{"Arn": getAttArn(cleanup.dlq)},
+					"RetryPolicy": map[string]any{
+						"MaximumRetryAttempts":     2,
+						"MaximumEventAgeInSeconds": 3600,
+					},
+				})}),
+			})
+			checkInvokePermissions(t, st, cleanup.id, []string{rule})
+			// An undeliverable run must reach the DLQ, which EventBridge may
+			// write to only on the rule's behalf.
+			check(t, "DLQ writable by the rule", func() {
+				st.HasResourceProperties(jsii.String("AWS::SQS::QueuePolicy"), map[string]any{
+					"Queues": []any{ref(cleanup.dlq)},
+					"PolicyDocument": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{
+						"Action":    "sqs:SendMessage",
+						"Effect":    "Allow",
+						"Principal": map[string]any{"Service": "events.amazonaws.com"},
+						"Resource":  getAttArn(cleanup.dlq),
+						"Condition": map[string]any{"ArnEquals": map[string]any{"aws:SourceArn": getAttArn(rule)}},
+					})})},
+				})
+			})
+		})
+	}
 }
 
 // canonicalJSON re-encodes a JSON document with sorted keys and no spaces.
@@ -312,38 +584,39 @@ func canonicalJSON(t *testing.T, doc string) string {
 	return string(b)
 }
 
-// checkPermissions asserts the tagger role allows exactly wantActions, and
-// returns the resources of each action for further checks.
-func checkPermissions(t *testing.T, tmpl assertions.Template, wantActions []string) map[string][]string {
+// checkPermissions asserts the function's role is assumable by Lambda alone,
+// has no managed or inline policies, and its attached policies allow exactly
+// the actions of want, each on exactly the resources listed (as rendered by
+// render). No action may contain a wildcard, except those in wildcards.
+func checkPermissions(t *testing.T, tmpl assertions.Template, f function, want map[string][]string, wildcards ...string) {
 	t.Helper()
-	_, role, logGroup, dlq := taggerIDs(t, tmpl)
-
-	check(t, "role", func() {
-		tmpl.HasResourceProperties(jsii.String("AWS::IAM::Role"), map[string]any{
-			"AssumeRolePolicyDocument": map[string]any{"Statement": []any{map[string]any{
-				"Action":    "sts:AssumeRole",
-				"Effect":    "Allow",
-				"Principal": map[string]any{"Service": "lambda.amazonaws.com"},
-			}}},
-			"ManagedPolicyArns": assertions.Match_Absent(),
-			"Policies":          assertions.Match_Absent(),
-		})
+	checkResource(t, tmpl, f.name+" role", "AWS::IAM::Role", f.role, map[string]any{
+		"AssumeRolePolicyDocument": map[string]any{"Statement": []any{map[string]any{
+			"Action":    "sts:AssumeRole",
+			"Effect":    "Allow",
+			"Principal": map[string]any{"Service": "lambda.amazonaws.com"},
+		}}},
+		"ManagedPolicyArns": assertions.Match_Absent(),
+		"Policies":          assertions.Match_Absent(),
 	})
 	check(t, "no managed policies", func() { tmpl.ResourceCountIs(jsii.String("AWS::IAM::ManagedPolicy"), jsii.Number(0)) })
 
 	got := map[string]bool{}
 	resourcesOf := map[string][]string{}
-	for _, st := range roleStatements(t, tmpl, role) {
+	for _, st := range roleStatements(t, tmpl, f.role) {
+		if st["Effect"] == "Deny" {
+			continue // denies only take away; checkNoSecureStringDecrypt pins the one we have
+		}
 		if st["Effect"] != "Allow" {
-			t.Errorf("unexpected statement effect: %v", st)
+			t.Errorf("%s role: unexpected statement effect: %v", f.name, st)
 		}
 		if st["NotAction"] != nil || st["NotResource"] != nil {
-			t.Errorf("statement uses NotAction/NotResource: %v", st)
+			t.Errorf("%s role: statement uses NotAction/NotResource: %v", f.name, st)
 		}
 		for _, a := range list(st["Action"]) {
 			action, ok := a.(string)
-			if !ok || strings.Contains(action, "*") {
-				t.Errorf("wildcard or non-string action %v in %v", a, st)
+			if !ok || (strings.Contains(action, "*") && !slices.Contains(wildcards, action)) {
+				t.Errorf("%s role: wildcard or non-string action %v in %v", f.name, a, st)
 				continue
 			}
 			got[action] = true
@@ -352,81 +625,200 @@ func checkPermissions(t *testing.T, tmpl assertions.Template, wantActions []stri
 			}
 		}
 	}
-	var gotActions []string
+	var gotActions, wantActions []string
 	for a := range got {
 		gotActions = append(gotActions, a)
 	}
+	for a := range want {
+		wantActions = append(wantActions, a)
+	}
 	sort.Strings(gotActions)
-	want := slices.Clone(wantActions)
-	sort.Strings(want)
-	if !slices.Equal(gotActions, want) {
-		t.Errorf("role actions:\n got %v\nwant %v", gotActions, want)
+	sort.Strings(wantActions)
+	if !slices.Equal(gotActions, wantActions) {
+		t.Errorf("%s role actions:\n got %v\nwant %v", f.name, gotActions, wantActions)
 	}
 
-	expectResources := map[string][]string{
-		"ec2:CreateTags":        {"arn:${AWS::Partition}:ec2:${AWS::Region}::image/*", "arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*"},
+	for action, wantResources := range want {
+		got := slices.Clone(resourcesOf[action])
+		wantResources = slices.Clone(wantResources)
+		sort.Strings(got)
+		sort.Strings(wantResources)
+		if !slices.Equal(got, wantResources) {
+			t.Errorf("%s role: %s resources:\n got %v\nwant %v", f.name, action, got, wantResources)
+		}
+	}
+}
+
+// withActions returns base plus the actions, each on resources.
+func withActions(base map[string][]string, resources []string, actions ...string) map[string][]string {
+	out := map[string][]string{}
+	for a, r := range base {
+		out[a] = r
+	}
+	for _, a := range actions {
+		out[a] = resources
+	}
+	return out
+}
+
+// taggerPermissions are all the tagger may do without a policy file.
+func taggerPermissions(tagger function) map[string][]string {
+	return map[string][]string{
+		"ec2:CreateTags":        {imageARN, snapshotARN},
 		"ec2:DescribeImages":    {"*"},
 		"ec2:DescribeSnapshots": {"*"},
 		"ec2:DescribeTags":      {"*"},
-		"logs:CreateLogStream":  {"${" + logGroup + ".Arn}"},
-		"logs:PutLogEvents":     {"${" + logGroup + ".Arn}"},
-		"sqs:SendMessage":       {"${" + dlq + ".Arn}"},
+		"logs:CreateLogStream":  {arnOf(tagger.logGroup)},
+		"logs:PutLogEvents":     {arnOf(tagger.logGroup)},
+		"sqs:SendMessage":       {arnOf(tagger.dlq)},
 	}
-	for action, want := range expectResources {
-		got := slices.Clone(resourcesOf[action])
-		sort.Strings(got)
-		sort.Strings(want)
-		if !slices.Equal(got, want) {
-			t.Errorf("%s resources:\n got %v\nwant %v", action, got, want)
+}
+
+// cleanupPermissions are all the cleanup may do without a policy file, or
+// with one that enables no lifecycle stage.
+func cleanupPermissions(cleanup function, topic, key string) map[string][]string {
+	inventory := []string{
+		"ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeInstances",
+		"ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeImageAttribute",
+		"autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeLaunchConfigurations",
+		"ssm:DescribeParameters", "rbin:ListRules",
+	}
+	parameters := []string{
+		"arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/*",
+		"arn:${AWS::Partition}:ssm:${AWS::Region}::parameter/aws/service/*", // AWS's public parameters
+	}
+	p := withActions(map[string][]string{
+		"ec2:CreateTags":       {imageARN, snapshotARN},
+		"ec2:DeleteTags":       {imageARN, snapshotARN},
+		"ec2:DeregisterImage":  {imageARN},
+		"ec2:DeleteSnapshot":   {snapshotARN},
+		"events:PutEvents":     {"arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"},
+		"sns:Publish":          {"${" + topic + "}"},
+		"logs:CreateLogStream": {arnOf(cleanup.logGroup)},
+		"logs:PutLogEvents":    {arnOf(cleanup.logGroup)},
+		"sqs:SendMessage":      {arnOf(cleanup.dlq)},
+	}, []string{"*"}, inventory...)
+	p = withActions(p, parameters, "ssm:GetParameters", "ssm:GetParametersByPath")
+	// Publishing to the encrypted topic.
+	return withActions(p, []string{arnOf(key)}, "kms:Decrypt", "kms:GenerateDataKey")
+}
+
+// checkNoSecureStringDecrypt asserts the role can never decrypt through SSM:
+// it may read every parameter to find AMI IDs, not the secrets among them.
+func checkNoSecureStringDecrypt(t *testing.T, tmpl stackTemplate, f function) {
+	t.Helper()
+	var denies []map[string]any
+	for _, st := range roleStatements(t, tmpl, f.role) {
+		if st["Effect"] == "Deny" {
+			denies = append(denies, st)
 		}
 	}
-	return resourcesOf
+	want := map[string]any{"Effect": "Deny", "Action": "kms:Decrypt", "Resource": "*",
+		"Condition": map[string]any{"StringLike": map[string]any{"kms:ViaService": "ssm.*.amazonaws.com"}}}
+	if len(denies) != 1 || !reflect.DeepEqual(denies[0], want) {
+		t.Errorf("%s role: deny statements %v, want exactly %v", f.name, denies, want)
+	}
 }
 
 func TestTaggerPermissions(t *testing.T) {
-	tmpl := synth(t, StackProps{})
-	checkPermissions(t, tmpl, baseActions)
-	check(t, "no policy parameter", func() { tmpl.ResourceCountIs(jsii.String("AWS::SSM::Parameter"), jsii.Number(0)) })
+	st := synth(t, StackProps{})
+	tagger := taggerOf(t, st)
+	checkPermissions(t, st, tagger, taggerPermissions(tagger))
+	check(t, "no policy parameter", func() { st.ResourceCountIs(jsii.String("AWS::SSM::Parameter"), jsii.Number(0)) })
+}
+
+func TestCleanupPermissions(t *testing.T) {
+	deprecation := []string{"ec2:EnableImageDeprecation", "ec2:DisableImageDeprecation"}
+	disabling := []string{"ec2:DisableImage", "ec2:EnableImage"}
+	for _, tc := range []struct {
+		name string
+		// policy is the policy file's content; "" means no policy file.
+		policy string
+		// stageActions are the lifecycle-stage actions the policy needs.
+		stageActions []string
+	}{
+		{name: "no policy file"},
+		{name: "no stages", policy: "version: 1\n"},
+		{name: "deprecate", policy: "version: 1\nretention: {stages: {deprecate: true}}\n", stageActions: deprecation},
+		{name: "disable", policy: "version: 1\nretention: {stages: {disable: true}}\n", stageActions: disabling},
+		{name: "deprecate and disable", policy: "version: 1\nretention: {stages: {deprecate: true, disable: true}}\n",
+			stageActions: slices.Concat(deprecation, disabling)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var props StackProps
+			if tc.policy != "" {
+				props.PolicyFile = writeFile(t, "policy.yaml", tc.policy)
+			}
+			st := synth(t, props)
+			cleanup := cleanupOf(t, st)
+			topic, key := notificationTopic(t, st)
+
+			want := withActions(cleanupPermissions(cleanup, topic, key), []string{imageARN}, tc.stageActions...)
+			if tc.policy != "" {
+				param, _ := onlyResource(t, st, "AWS::SSM::Parameter")
+				want = withActions(want, []string{policyParameterARN(param)}, "ssm:GetParameter")
+			}
+			checkPermissions(t, st, cleanup, want)
+			checkNoSecureStringDecrypt(t, st, cleanup)
+
+			// The tagger gets none of it.
+			tagger := taggerOf(t, st)
+			want = taggerPermissions(tagger)
+			if tc.policy != "" {
+				param, _ := onlyResource(t, st, "AWS::SSM::Parameter")
+				want = withActions(want, []string{policyParameterARN(param)}, "ssm:GetParameter")
+			}
+			checkPermissions(t, st, tagger, want)
+		})
+	}
 }
 
 func TestOutputs(t *testing.T) {
-	tmpl := synth(t, StackProps{})
-	fn, _, _, dlq := taggerIDs(t, tmpl)
+	st := synth(t, StackProps{})
+	tagger, cleanup := taggerOf(t, st), cleanupOf(t, st)
 	check(t, "function name", func() {
-		tmpl.HasOutput(jsii.String("TaggerFunctionName"), map[string]any{"Value": ref(fn)})
+		st.HasOutput(jsii.String("TaggerFunctionName"), map[string]any{"Value": ref(tagger.id)})
 	})
 	check(t, "DLQ URL", func() {
-		tmpl.HasOutput(jsii.String("TaggerDeadLetterQueueUrl"), map[string]any{"Value": ref(dlq)})
+		st.HasOutput(jsii.String("TaggerDeadLetterQueueUrl"), map[string]any{"Value": ref(tagger.dlq)})
 	})
+	check(t, "cleanup function name", func() {
+		st.HasOutput(jsii.String("CleanupFunctionName"), map[string]any{"Value": ref(cleanup.id)})
+	})
+}
+
+// policyParameterARN is the rendered ARN of the policy parameter. The
+// parameter's Ref is its name, "/Test/policy", which supplies the slash.
+func policyParameterARN(param string) string {
+	return "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${" + param + "}"
 }
 
 func TestPolicyFile(t *testing.T) {
 	path := writeFile(t, "policy.json", validPolicy)
-	tmpl := synth(t, StackProps{PolicyFile: path})
-	param, props := onlyResource(t, tmpl, "AWS::SSM::Parameter")
+	st := synth(t, StackProps{PolicyFile: path})
+	param, props := onlyResource(t, st, "AWS::SSM::Parameter")
 
 	if props["Type"] != "String" || props["Tier"] != "Standard" || props["Value"] != validPolicy || props["Name"] != "/Test/policy" {
 		t.Errorf("policy parameter: %v", props)
 	}
-	check(t, "env var", func() {
-		tmpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
+	tagger := taggerOf(t, st)
+	for _, f := range []function{tagger, cleanupOf(t, st)} {
+		checkResource(t, st, f.name+" env var", "AWS::Lambda::Function", f.id, map[string]any{
 			"Environment": map[string]any{"Variables": map[string]any{EnvPolicyParameter: ref(param)}},
 		})
-	})
-	resourcesOf := checkPermissions(t, tmpl, append(slices.Clone(baseActions), "ssm:GetParameter"))
-	// The parameter's Ref is its name, "/Test/policy", which supplies the slash.
-	want := []string{"arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${" + param + "}"}
-	if got := resourcesOf["ssm:GetParameter"]; !slices.Equal(got, want) {
-		t.Errorf("ssm:GetParameter resources:\n got %v\nwant %v", got, want)
 	}
+	checkPermissions(t, st, tagger, withActions(taggerPermissions(tagger), []string{policyParameterARN(param)}, "ssm:GetParameter"))
+	check(t, "parameter name output", func() {
+		st.HasOutput(jsii.String("PolicyParameterName"), map[string]any{"Value": ref(param)})
+	})
 }
 
 func TestLargePolicyFileUsesAdvancedTier(t *testing.T) {
 	// Whitespace keeps the document valid while exceeding 4 KB.
 	doc := `{"version": 1` + strings.Repeat(" ", 5000) + `}`
-	tmpl := synth(t, StackProps{PolicyFile: writeFile(t, "policy.json", doc)})
+	st := synth(t, StackProps{PolicyFile: writeFile(t, "policy.json", doc)})
 	check(t, "tier", func() {
-		tmpl.HasResourceProperties(jsii.String("AWS::SSM::Parameter"), map[string]any{"Tier": "Advanced"})
+		st.HasResourceProperties(jsii.String("AWS::SSM::Parameter"), map[string]any{"Tier": "Advanced"})
 	})
 
 	doc = `{"version": 1` + strings.Repeat(" ", 9000) + `}`
@@ -456,47 +848,53 @@ func TestBadPolicyFileFailsSynth(t *testing.T) {
 }
 
 func TestMissingBootstrapFailsSynth(t *testing.T) {
-	msg := panicMessage(func() { newTestStack(t, StackProps{DistDir: t.TempDir()}) })
+	msg := panicMessage(func() { newTestStack(t, StackProps{DistDir: testDistWith(t)}) })
 	if !strings.Contains(msg, filepath.Join(TaggerFunctionName, "bootstrap")) {
 		t.Errorf("want an error naming tagger/bootstrap, got %q", msg)
+	}
+	msg = panicMessage(func() { newTestStack(t, StackProps{DistDir: testDistWith(t, TaggerFunctionName)}) })
+	if !strings.Contains(msg, filepath.Join(CleanupFunctionName, "bootstrap")) {
+		t.Errorf("want an error naming cleanup/bootstrap, got %q", msg)
 	}
 }
 
 // Failures and given-up events must reach people: two alarms per function,
-// both notifying the encrypted topic.
+// all notifying the encrypted topic.
 func TestAlarmsNotifyEncryptedTopic(t *testing.T) {
-	tmpl := synth(t, StackProps{})
-	_, _, _, dlq := taggerIDs(t, tmpl)
-	topics := tmpl.FindResources(jsii.String("AWS::SNS::Topic"), nil)
-	if len(*topics) != 1 {
-		t.Fatalf("want one notification topic, got %d", len(*topics))
-	}
-	var topic string
-	for id, res := range *topics {
-		topic = id
-		props, _ := (*res)["Properties"].(map[string]any)
-		if props["KmsMasterKeyId"] == nil {
-			t.Errorf("topic %s is not encrypted: %v", id, props)
-		}
-	}
-	check(t, "key rotation", func() {
-		tmpl.HasResourceProperties(jsii.String("AWS::KMS::Key"), map[string]any{"EnableKeyRotation": true})
+	st := synth(t, StackProps{})
+	topic, key := notificationTopic(t, st)
+	checkResource(t, st, "key rotation", "AWS::KMS::Key", key, map[string]any{"EnableKeyRotation": true})
+	// Alarms cannot publish to an encrypted topic unless the key lets them.
+	checkResource(t, st, "key policy", "AWS::KMS::Key", key, map[string]any{
+		"KeyPolicy": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{
+			"Action":    []any{"kms:Decrypt", "kms:GenerateDataKey*"},
+			"Effect":    "Allow",
+			"Principal": map[string]any{"Service": "cloudwatch.amazonaws.com"},
+			"Resource":  "*",
+		})})},
 	})
-	check(t, "two alarms", func() { tmpl.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(2)) })
-	check(t, "errors alarm", func() {
-		tmpl.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{
-			"MetricName": "Errors", "Namespace": "AWS/Lambda", "Threshold": 1,
-			"AlarmActions": []any{ref(topic)},
+
+	check(t, "four alarms", func() { st.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(4)) })
+	check(t, "every alarm notifies the topic", func() {
+		st.AllResourcesProperties(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{"AlarmActions": []any{ref(topic)}})
+	})
+	for _, f := range []function{taggerOf(t, st), cleanupOf(t, st)} {
+		check(t, f.name+" errors alarm", func() {
+			st.ResourcePropertiesCountIs(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{
+				"MetricName": "Errors", "Namespace": "AWS/Lambda", "Threshold": 1,
+				"Dimensions":   []any{map[string]any{"Name": "FunctionName", "Value": ref(f.id)}},
+				"AlarmActions": []any{ref(topic)},
+			}, jsii.Number(1))
 		})
-	})
-	check(t, "DLQ alarm", func() {
-		tmpl.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{
-			"MetricName": "ApproximateNumberOfMessagesVisible", "Namespace": "AWS/SQS",
-			"Dimensions":   []any{map[string]any{"Name": "QueueName", "Value": map[string]any{"Fn::GetAtt": []any{dlq, "QueueName"}}}},
-			"AlarmActions": []any{ref(topic)},
+		check(t, f.name+" DLQ alarm", func() {
+			st.ResourcePropertiesCountIs(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{
+				"MetricName": "ApproximateNumberOfMessagesVisible", "Namespace": "AWS/SQS", "Threshold": 1,
+				"Dimensions":   []any{map[string]any{"Name": "QueueName", "Value": map[string]any{"Fn::GetAtt": []any{f.dlq, "QueueName"}}}},
+				"AlarmActions": []any{ref(topic)},
+			}, jsii.Number(1))
 		})
-	})
+	}
 	check(t, "topic output", func() {
-		tmpl.HasOutput(jsii.String("NotificationTopicArn"), map[string]any{"Value": ref(topic)})
+		st.HasOutput(jsii.String("NotificationTopicArn"), map[string]any{"Value": ref(topic)})
 	})
 }

@@ -68,17 +68,9 @@ func NewTagger(scope constructs.Construct, id string, props *TaggerProps) *Tagge
 	}))
 	// Tagging is limited to AMIs and snapshots in the stack's region.
 	stack := awscdk.Stack_Of(c)
-	ec2Arn := func(resource string) *string {
-		return stack.FormatArn(&awscdk.ArnComponents{
-			Service:      jsii.String("ec2"),
-			Account:      jsii.String(""), // AMI and snapshot ARNs have no account
-			Resource:     jsii.String(resource),
-			ResourceName: jsii.String("*"),
-		})
-	}
 	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Actions:   jsii.Strings("ec2:CreateTags"),
-		Resources: &[]*string{ec2Arn("image"), ec2Arn("snapshot")},
+		Resources: &[]*string{ec2ARN(stack, "image"), ec2ARN(stack, "snapshot")},
 	}))
 
 	// CloudTrail catches the AMI as soon as the call succeeds; the state change

@@ -278,7 +278,6 @@ func (m multiSnapshotEC2) DescribeImages(ctx context.Context, in *ec2.DescribeIm
 	return out, nil
 }
 
-
 // fourSnapshotWorld makes an AMI with four snapshots (one from CreateImage, three added).
 func fourSnapshotWorld(t testing.TB, w *motoWorld) (tagger.ClientSource, string, []string) {
 	ami, err := w.seed.CreateImage(w.ctx, w.instID, "four")

@@ -1,0 +1,155 @@
+package housekeeper
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsssm"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+)
+
+// CleanupFunctionName is the folder under the dist folder that holds the
+// cleanup's bootstrap binary.
+const CleanupFunctionName = "cleanup"
+
+// DefaultCleanupSchedule runs the sweep daily at 03:00 UTC.
+const DefaultCleanupSchedule = "cron(0 3 * * ? *)"
+
+// Environment variables of the cleanup function.
+const (
+	EnvReportEventBus = "HOUSEKEEPER_REPORT_EVENT_BUS"
+	EnvReportTopicARN = "HOUSEKEEPER_REPORT_TOPIC_ARN"
+)
+
+// CleanupProps configures a Cleanup.
+type CleanupProps struct {
+	DistDir string
+	// Schedule is an EventBridge schedule expression; empty means DefaultCleanupSchedule.
+	Schedule        string
+	PolicyParameter awsssm.IStringParameter
+	// Retention is the policy section the function will run with: it decides
+	// which lifecycle-stage permissions the role gets.
+	Retention    policy.Retention
+	LogRetention awslogs.RetentionDays
+	// ReportTopic receives the alarms and the report; ReportKey encrypts it.
+	ReportTopic awssns.ITopic
+	ReportKey   awskms.IKey
+}
+
+// Cleanup is the scheduled function that removes stale AMIs and their
+// snapshots, with its schedule and the permissions it needs.
+type Cleanup struct {
+	constructs.Construct
+	Function        awslambda.Function
+	Role            awsiam.Role
+	LogGroup        awslogs.LogGroup
+	DeadLetterQueue awssqs.Queue
+	ScheduleRule    awsevents.Rule
+}
+
+// NewCleanup creates the cleanup function, its schedule and its role.
+func NewCleanup(scope constructs.Construct, id string, props *CleanupProps) *Cleanup {
+	c := constructs.NewConstruct(scope, jsii.String(id))
+	stack := awscdk.Stack_Of(c)
+	env := map[string]string{EnvReportEventBus: "default"}
+	if props.ReportTopic != nil {
+		env[EnvReportTopicARN] = *props.ReportTopic.TopicArn()
+	}
+	f := newGoFunction(c, &functionProps{
+		Name:        CleanupFunctionName,
+		DistDir:     props.DistDir,
+		Description: "Removes stale, unused AMIs and their snapshots (ami-housekeeper)",
+		// Planning 100,000 AMIs takes well under 512 MB; the rest is headroom.
+		MemorySize: 1024,
+		// Mutating calls are paced at EC2's refill rate (5/s): 25 AMIs with
+		// their snapshots take seconds, a large orphan backlog minutes.
+		Timeout:         awscdk.Duration_Minutes(jsii.Number(10)),
+		LogRetention:    props.LogRetention,
+		PolicyParameter: props.PolicyParameter,
+		AlarmTopic:      props.ReportTopic,
+		Environment:     env,
+		// A failed sweep is retried by the next scheduled run, not three
+		// times within the hour (the per-run caps would apply to each), and
+		// two sweeps never overlap.
+		NoAsyncRetry:        true,
+		ReservedConcurrency: 1,
+	})
+
+	allow := func(actions []string, resources ...*string) {
+		f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Actions: jsii.Strings(actions...), Resources: &resources,
+		}))
+	}
+	// Inventory reads: Describe/List calls support no resource-level permissions.
+	allow([]string{
+		"ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeInstances",
+		"ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeImageAttribute",
+		"autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeLaunchConfigurations",
+		"ssm:DescribeParameters", "rbin:ListRules",
+	}, jsii.String("*"))
+	// AMI IDs may sit in any of the account's parameters, and resolve:ssm:
+	// aliases often point at AWS's public ones.
+	allow([]string{"ssm:GetParameters", "ssm:GetParametersByPath"},
+		stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("ssm"), Resource: jsii.String("parameter"), ResourceName: jsii.String("*")}),
+		stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("ssm"), Account: jsii.String(""), Resource: jsii.String("parameter"), ResourceName: jsii.String("aws/service/*")}))
+
+	image := ec2ARN(stack, "image")
+	snapshot := ec2ARN(stack, "snapshot")
+	allow([]string{"ec2:CreateTags", "ec2:DeleteTags"}, image, snapshot)
+	allow([]string{"ec2:DeregisterImage"}, image)
+	// DeregisterImage with DeleteAssociatedSnapshots is authorized on the snapshots too.
+	allow([]string{"ec2:DeleteSnapshot"}, snapshot)
+	if props.Retention.Stages.Deprecate {
+		allow([]string{"ec2:EnableImageDeprecation", "ec2:DisableImageDeprecation"}, image)
+	}
+	if props.Retention.Stages.Disable {
+		allow([]string{"ec2:DisableImage", "ec2:EnableImage"}, image)
+	}
+	allow([]string{"events:PutEvents"}, stack.FormatArn(&awscdk.ArnComponents{
+		Service: jsii.String("events"), Resource: jsii.String("event-bus"), ResourceName: jsii.String("default")}))
+	if props.ReportTopic != nil {
+		// Explicit rather than Topic.GrantPublish, which adds the wildcard
+		// kms:GenerateDataKey*.
+		allow([]string{"sns:Publish"}, props.ReportTopic.TopicArn())
+		if props.ReportKey != nil {
+			allow([]string{"kms:GenerateDataKey", "kms:Decrypt"}, props.ReportKey.KeyArn())
+		}
+	}
+	// The role may read any parameter to find AMI IDs, but must never be
+	// able to decrypt a SecureString through SSM (with the AWS managed
+	// aws/ssm key the key policy alone would allow it).
+	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Effect:     awsiam.Effect_DENY,
+		Actions:    jsii.Strings("kms:Decrypt"),
+		Resources:  jsii.Strings("*"),
+		Conditions: &map[string]any{"StringLike": map[string]any{"kms:ViaService": "ssm.*.amazonaws.com"}},
+	}))
+
+	schedule := props.Schedule
+	if schedule == "" {
+		schedule = DefaultCleanupSchedule
+	}
+	rule := awsevents.NewRule(c, jsii.String("ScheduleRule"), &awsevents.RuleProps{
+		Description: jsii.String("ami-housekeeper: cleanup sweep"),
+		Schedule:    awsevents.Schedule_Expression(jsii.String(schedule)),
+		Targets:     &[]awsevents.IRuleTarget{f.target()},
+	})
+
+	return &Cleanup{Construct: c, Function: f.Function, Role: f.Role, LogGroup: f.LogGroup, DeadLetterQueue: f.DeadLetterQueue, ScheduleRule: rule}
+}
+
+// ec2ARN is the ARN pattern of every AMI or snapshot in the stack's region
+// (their ARNs have no account field).
+func ec2ARN(stack awscdk.Stack, resource string) *string {
+	return stack.FormatArn(&awscdk.ArnComponents{
+		Service: jsii.String("ec2"), Account: jsii.String(""), Resource: jsii.String(resource), ResourceName: jsii.String("*"),
+	})
+}
