@@ -65,7 +65,7 @@ bench: tools build build-host ## Run the benchmarks and print binary sizes (numb
 	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchtime 200x -count 1 ./pkg/... ./functions/...
 
 .PHONY: demo
-demo: tools build-host ## Run the main job locally: moto + real function binaries + real events; prints the tags written.
+demo: tools build-host ## Run the main jobs locally: moto + real function binaries + real events; prints the tags written and the cleanup report.
 	$(TEST_ENV) $(GO) run ./cmd/demo
 
 node_modules/.installed: package.json package-lock.json

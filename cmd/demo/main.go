@@ -1,7 +1,8 @@
-// Command demo runs ami-housekeeper's tagger locally, start to finish, on
-// real parts: moto server as the AWS account, the real tagger binary under
-// the AWS Lambda Runtime Interface Emulator, and real-shaped EventBridge
-// events. It prints what was tagged, then stops everything. Run `make demo`.
+// Command demo runs ami-housekeeper locally, start to finish, on real parts:
+// moto server as the AWS account, the real function binaries under the AWS
+// Lambda Runtime Interface Emulator, and real-shaped EventBridge events.
+// Part 1 tags new AMIs; part 2 cleans up a fleet of aged AMIs (audit, then
+// enforce). It prints what happened, then stops everything. Run `make demo`.
 package main
 
 import (
@@ -48,16 +49,24 @@ type step struct {
 
 func run(ctx context.Context) error {
 	say("Starting moto server (the AWS account) on 127.0.0.1 ...")
-	root, err := emulator.RepoRoot()
-	if err != nil {
-		return err
-	}
-	moto, err := emulator.StartMoto(ctx, emulator.MotoOptions{Env: []string{"MOTO_AMIS_PATH=" + root + "/testdata/moto/amis.json"}})
+	moto, err := emulator.StartFleetMoto(ctx)
 	if err != nil {
 		return err
 	}
 	defer moto.Stop()
 	say("  moto at %s", moto.URL)
+	if err := tagging(ctx, moto); err != nil {
+		return err
+	}
+	if err := cleaningUp(ctx, moto); err != nil {
+		return err
+	}
+	say("\nStopping the emulators and moto. Done.")
+	return nil
+}
+
+func tagging(ctx context.Context, moto *emulator.Moto) error {
+	say("\n== Part 1: the tagger ==")
 
 	bin, err := emulator.FunctionBinary("tagger")
 	if err != nil {
@@ -162,13 +171,12 @@ func run(ctx context.Context) error {
 			}
 		}
 	}
-	w.Flush()
+	_ = w.Flush()
 
 	if d, ok := rie.InitDuration(); ok {
 		say("\nCold start (init phase under the emulator): %.1f ms", float64(d.Microseconds())/1000)
 	}
 	say("One JSON log line per invocation, e.g.:\n  %s", lastLogLine(rie.Logs()))
-	say("\nStopping the emulator and moto. Done.")
 	return nil
 }
 

@@ -11,7 +11,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -19,47 +18,24 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/emulator"
 )
 
 const account = "123456789012"
 
-// Seeded AMIs (testdata/moto/cleanup-fleet.json).
+// The seeded fleet (pkg/emulator/cleanup_fleet.go, testdata/moto/cleanup-fleet.json).
 const (
-	amiInLaunchTemplate = "ami-0c1ea000000000001"
-	amiInUseByInstance  = "ami-0c1ea000000000002"
-	amiStale1           = "ami-0c1ea000000000003"
-	amiProtected        = "ami-0c1ea000000000004"
-	amiStale2           = "ami-0c1ea000000000005"
-	amiNewest           = "ami-0c1ea000000000006"
-	amiInSSMParameter   = "ami-0c1ea000000000007"
-	amiNoRule           = "ami-0c1ea000000000008"
+	amiInLaunchTemplate = emulator.FleetAMIInLaunchTemplate
+	amiInUseByInstance  = emulator.FleetAMIInUseByInstance
+	amiStale1           = emulator.FleetAMIStale1
+	amiStale2           = emulator.FleetAMIStale2
 )
 
-func policyYAML(mode string) string {
-	return `
-version: 1
-retention:
-  mode: ` + mode + `
-  grace_days: 0
-  rules:
-    - name: web
-      match: {name: "web-base-*"}
-      keep_newest: 1
-      min_age_days: 7
-    - name: ci
-      match: {name: "ci-runner-*"}
-      keep_newest: 0
-      min_age_days: 7
-`
-}
+func policyYAML(mode string) string { return emulator.FleetPolicy(mode) }
 
 type fleet struct {
 	ctx   context.Context
@@ -73,11 +49,7 @@ type fleet struct {
 func newFleet(t *testing.T) *fleet {
 	t.Helper()
 	ctx := context.Background()
-	root, err := emulator.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	moto, err := emulator.StartMoto(ctx, emulator.MotoOptions{Env: []string{"MOTO_AMIS_PATH=" + filepath.Join(root, "testdata", "moto", "cleanup-fleet.json")}})
+	moto, err := emulator.StartFleetMoto(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,23 +58,8 @@ func newFleet(t *testing.T) *fleet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fleet{ctx: ctx, moto: moto, ec2: ec2.NewFromConfig(cfg), snaps: map[string]string{}, sqs: sqs.NewFromConfig(cfg)}
-	seed := emulator.Seeder{EC2: f.ec2}
-
-	// Usage: a stopped instance, a launch template's default version, an SSM parameter.
-	inst, err := seed.Instance(ctx, amiInUseByInstance)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.ec2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{inst}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.ec2.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String("web"),
-		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String(amiInLaunchTemplate)}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ssm.NewFromConfig(cfg).PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String("/ci/runner-ami"),
-		Value: aws.String(amiInSSMParameter), Type: ssmtypes.ParameterTypeString, DataType: aws.String("aws:ec2:image")}); err != nil {
+	f := &fleet{ctx: ctx, moto: moto, ec2: ec2.NewFromConfig(cfg), sqs: sqs.NewFromConfig(cfg)}
+	if f.snaps, err = emulator.UseFleet(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
 	// The report event lands in a queue through a rule, as a subscriber would see it.
@@ -120,13 +77,6 @@ func newFleet(t *testing.T) *fleet {
 		t.Fatal(err)
 	}
 
-	for _, id := range []string{amiInLaunchTemplate, amiInUseByInstance, amiStale1, amiProtected, amiStale2, amiNewest, amiInSSMParameter, amiNoRule} {
-		s, err := seed.Snapshots(ctx, id)
-		if err != nil || len(s) != 1 {
-			t.Fatalf("snapshots of %s: %v %v", id, s, err)
-		}
-		f.snaps[id] = s[0]
-	}
 	return f
 }
 

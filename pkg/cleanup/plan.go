@@ -417,9 +417,6 @@ func (pl *planner) keepReasons(i int, withShares bool) []string {
 		if img.SharesKnown && len(img.SharedWith) > 0 {
 			keep = append(keep, "shared with "+list(img.SharedWith, 10))
 		}
-		if !img.SharesKnown && !img.Public {
-			keep = append(keep, "launch permissions not read: kept")
-		}
 	}
 	switch {
 	case f.famWhy != "":
@@ -439,6 +436,11 @@ func (pl *planner) keepReasons(i int, withShares bool) []string {
 	if n := r.KeepLaunchedWithinDays; n > 0 && !img.LastLaunched.IsZero() &&
 		pl.now.Sub(img.LastLaunched) < time.Duration(n+1)*day {
 		keep = append(keep, "launched "+ago(pl.now, img.LastLaunched))
+	}
+	// Permissions are read only for AMIs nothing else keeps, so this reason
+	// stands alone: it is the last thing between the AMI and removal.
+	if withShares && r.keepShared && len(keep) == 0 && !img.SharesKnown && !img.Public {
+		keep = append(keep, "launch permissions not read: kept")
 	}
 	return keep
 }

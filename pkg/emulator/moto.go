@@ -107,7 +107,7 @@ func waitHTTP(ctx context.Context, url string, limit time.Duration) error {
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			return nil
 		}
 		select {

@@ -124,7 +124,7 @@ func waitTCP(ctx context.Context, addr string, limit time.Duration) error {
 	for {
 		c, err := d.DialContext(ctx, "tcp", addr)
 		if err == nil {
-			c.Close()
+			_ = c.Close()
 			return nil
 		}
 		select {

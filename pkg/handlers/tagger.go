@@ -73,7 +73,7 @@ func (h *Tagger) Handle(ctx context.Context, raw []byte) (TaggerResponse, error)
 func (h *Tagger) handle(ctx context.Context, raw []byte) (TaggerResponse, error) {
 	ev, err := amievents.Parse(raw)
 	if err != nil {
-		return TaggerResponse{Outcome: OutcomeRejected, Reason: err.Error()}, nil
+		return TaggerResponse{Outcome: OutcomeRejected, Reason: err.Error()}, nil //nolint:nilerr // bad input is dropped, never retried
 	}
 	meta := ev.Meta()
 	resp := TaggerResponse{Event: meta.Kind, Result: tagger.Result{ImageID: meta.ImageID}}

@@ -298,7 +298,7 @@ func (t *Tagger) waitForSnapshots(ctx context.Context, client awsapi.TaggerEC2, 
 			return img, nil
 		}
 		if err := t.sleep(ctx, t.poll); err != nil {
-			return img, nil // out of time: tag what is known, the available event finishes
+			return img, nil //nolint:nilerr // out of time: tag what is known, the available event finishes
 		}
 		next, err := t.describeImage(ctx, client, aws.ToString(img.ImageId))
 		if err != nil || next == nil {

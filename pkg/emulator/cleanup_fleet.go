@@ -1,0 +1,84 @@
+package emulator
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+)
+
+// The cleanup fleet: owned AMIs of known ages seeded into moto from
+// testdata/moto/cleanup-fleet.json, and the things that use some of them.
+// The cleanup end-to-end test and the demo share it.
+const (
+	FleetAMIInLaunchTemplate = "ami-0c1ea000000000001" // web-base-2026-06-01, launch template "web" $Default
+	FleetAMIInUseByInstance  = "ami-0c1ea000000000002" // web-base-2026-07-01, a stopped instance
+	FleetAMIStale1           = "ami-0c1ea000000000003" // web-base-2026-08-01, unused: goes
+	FleetAMIProtected        = "ami-0c1ea000000000004" // web-base-2026-09-01, tag ami-housekeeper:keep
+	FleetAMIStale2           = "ami-0c1ea000000000005" // web-base-2026-10-01, unused: goes
+	FleetAMINewest           = "ami-0c1ea000000000006" // web-base-2026-11-01, newest of its family
+	FleetAMIInSSMParameter   = "ami-0c1ea000000000007" // ci-runner-2026-05-01, SSM parameter /ci/runner-ami
+	FleetAMINoRule           = "ami-0c1ea000000000008" // scratch-2026-01-01, no retention rule
+)
+
+// FleetAMIs lists the seeded owned AMIs.
+var FleetAMIs = []string{FleetAMIInLaunchTemplate, FleetAMIInUseByInstance, FleetAMIStale1, FleetAMIProtected,
+	FleetAMIStale2, FleetAMINewest, FleetAMIInSSMParameter, FleetAMINoRule}
+
+// FleetPolicy is the retention policy the fleet is built for, in the given
+// mode, with grace 0 (mark and act in the same run).
+func FleetPolicy(mode string) string {
+	return `version: 1
+retention:
+  mode: ` + mode + `
+  grace_days: 0
+  rules:
+    - name: web
+      match: {name: "web-base-*"}
+      keep_newest: 1
+      min_age_days: 7
+    - name: ci
+      match: {name: "ci-runner-*"}
+      keep_newest: 0
+      min_age_days: 7
+`
+}
+
+// StartFleetMoto starts a moto server seeded with the cleanup fleet's AMIs.
+func StartFleetMoto(ctx context.Context) (*Moto, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	return StartMoto(ctx, MotoOptions{Env: []string{"MOTO_AMIS_PATH=" + filepath.Join(root, "testdata", "moto", "cleanup-fleet.json")}})
+}
+
+// UseFleet creates what uses the fleet's AMIs: a stopped instance, a launch
+// template and an SSM parameter of data type aws:ec2:image. It returns each
+// AMI's snapshot.
+func UseFleet(ctx context.Context, cfg aws.Config) (map[string]string, error) {
+	s := NewFleetSeeder(cfg)
+	inst, err := s.Instance(ctx, FleetAMIInUseByInstance)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.StopInstance(ctx, inst); err != nil {
+		return nil, err
+	}
+	if _, err := s.LaunchTemplate(ctx, "web", FleetAMIInLaunchTemplate); err != nil {
+		return nil, err
+	}
+	if err := s.Parameter(ctx, "/ci/runner-ami", FleetAMIInSSMParameter, "aws:ec2:image"); err != nil {
+		return nil, err
+	}
+	snaps := map[string]string{}
+	for _, id := range FleetAMIs {
+		ids, err := s.Snapshots(ctx, id)
+		if err != nil || len(ids) != 1 {
+			return nil, fmt.Errorf("snapshots of %s: %v %v", id, ids, err)
+		}
+		snaps[id] = ids[0]
+	}
+	return snaps, nil
+}
