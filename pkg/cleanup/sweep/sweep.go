@@ -14,6 +14,9 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 )
 
+// reportReserve is the time kept, at the end of an invocation, for the report.
+const reportReserve = 15 * time.Second
+
 // Sweeper wires the three stages for one account and region.
 type Sweeper struct {
 	Collector *collect.Collector
@@ -57,7 +60,15 @@ func (s *Sweeper) Run(ctx context.Context, account, region string, p policy.Rete
 		}
 		ex := *s.Executor
 		ex.ImageTags = func(id string) map[string]string { return tags[id] }
-		res := ex.Apply(ctx, &rep.Plan)
+		// Stop starting actions a little before the invocation's deadline,
+		// so the report is still written; the next run resumes.
+		actx := ctx
+		if dl, ok := ctx.Deadline(); ok {
+			var cancel context.CancelFunc
+			actx, cancel = context.WithDeadline(ctx, dl.Add(-reportReserve))
+			defer cancel()
+		}
+		res := ex.Apply(actx, &rep.Plan)
 		rep.Results = &res
 	}
 	rep.Duration = time.Since(start)
