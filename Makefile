@@ -82,9 +82,12 @@ cfn-lint: synth tools ## Lint the synthesized template with cfn-lint.
 	$(VENV)/bin/cfn-lint cdk.out/*.template.json
 
 .PHONY: lint
-lint: ## golangci-lint and govulncheck (both fetched at their pinned versions).
-	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION) run ./...
+lint: golangci-lint ## golangci-lint and govulncheck (govulncheck needs its online vulnerability database).
 	$(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) ./...
+
+.PHONY: golangci-lint
+golangci-lint: ## golangci-lint at its pinned version (.golangci.yml).
+	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION) run ./...
 
 .PHONY: fmt
 fmt: ## gofmt every Go file.

@@ -266,7 +266,7 @@ func (pl *planner) indexSnapshots() {
 	for si := range inv.Snapshots {
 		id := inv.Snapshots[si].ID
 		if _, dup := index[id]; !dup {
-			index[id] = int32(len(pl.snaps))
+			index[id] = int32(len(pl.snaps)) //nolint:gosec // far fewer than 2^31 snapshots
 			pl.snaps = append(pl.snaps, snapInfo{id: id, owned: int32(si), first: -1})
 		}
 	}
@@ -284,7 +284,7 @@ func (pl *planner) indexSnapshots() {
 			}
 			x, ok := index[id]
 			if !ok {
-				x = int32(len(pl.snaps))
+				x = int32(len(pl.snaps)) //nolint:gosec // far fewer than 2^31 snapshots
 				index[id] = x
 				pl.snaps = append(pl.snaps, snapInfo{id: id, owned: -1, first: -1})
 			}

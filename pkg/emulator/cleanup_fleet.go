@@ -75,8 +75,11 @@ func UseFleet(ctx context.Context, cfg aws.Config) (map[string]string, error) {
 	snaps := map[string]string{}
 	for _, id := range FleetAMIs {
 		ids, err := s.Snapshots(ctx, id)
-		if err != nil || len(ids) != 1 {
-			return nil, fmt.Errorf("snapshots of %s: %v %v", id, ids, err)
+		if err != nil {
+			return nil, fmt.Errorf("snapshots of %s: %w", id, err)
+		}
+		if len(ids) != 1 {
+			return nil, fmt.Errorf("snapshots of %s: want 1, got %v", id, ids)
 		}
 		snaps[id] = ids[0]
 	}

@@ -141,7 +141,7 @@ func TemplateByID(id, version string) *astypes.LaunchTemplateSpecification {
 	return &astypes.LaunchTemplateSpecification{LaunchTemplateId: aws.String(id), Version: optional(version)}
 }
 
-// TemplateByName: see TemplateByID.
+// TemplateByName is TemplateByID for a template named by its name.
 func TemplateByName(name, version string) *astypes.LaunchTemplateSpecification {
 	return &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String(name), Version: optional(version)}
 }

@@ -297,12 +297,12 @@ func (r *run) outOfTime(ctx context.Context) bool {
 func (r *run) pace(ctx context.Context, lim *rate.Limiter) error {
 	if err := ctx.Err(); err != nil {
 		r.stopped = true
-		return fmt.Errorf("%w: %v", errOutOfTime, err)
+		return fmt.Errorf("%w: %w", errOutOfTime, err)
 	}
 	res := lim.ReserveN(r.clock.Now(), 1)
 	if err := r.clock.Sleep(ctx, res.DelayFrom(r.clock.Now())); err != nil {
 		r.stopped = true
-		return fmt.Errorf("%w: %v", errOutOfTime, err)
+		return fmt.Errorf("%w: %w", errOutOfTime, err)
 	}
 	return nil
 }
@@ -349,13 +349,6 @@ func (r *run) call(ctx context.Context, lim *rate.Limiter, critical bool, fn fun
 // is meant to prevent.
 func isRateLimit(err error) bool {
 	return retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err).Bool()
-}
-
-func errText(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
 }
 
 func (r *run) logLine(ctx context.Context, imageID, snapshotID, action, outcome string, err error) {
