@@ -15,6 +15,7 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/sweep"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/handlers"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/logging"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/notify"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 )
 
@@ -53,15 +54,8 @@ func main() {
 				Executor: &execute.Executor{EC2: clients.EC2(region), Clock: execute.RealClock(), Log: log},
 			}
 		},
-		Publisher: func(region string) sweep.Publisher {
-			p := sweep.Publisher{EventBus: os.Getenv(envReportBus), TopicARN: os.Getenv(envReportTopic)}
-			if p.EventBus != "" {
-				p.Events = clients.EventBridge(region)
-			}
-			if p.TopicARN != "" {
-				p.SNS = clients.SNS(region)
-			}
-			return p
+		Notifier: func(region string) notify.Notifier {
+			return notify.For(clients, region, os.Getenv(envReportBus), os.Getenv(envReportTopic))
 		},
 		Policy:  pol.Retention,
 		Account: os.Getenv("HOUSEKEEPER_ACCOUNT_ID"),

@@ -50,11 +50,33 @@ type CleanupEC2 interface {
 	DeleteSnapshot(ctx context.Context, in *ec2.DeleteSnapshotInput, optFns ...func(*ec2.Options)) (*ec2.DeleteSnapshotOutput, error)
 }
 
+// SharingEC2 is what the sharing guard reads and changes: launch
+// permissions of AMIs, create-volume permissions of snapshots.
+type SharingEC2 interface {
+	DescribeImages(ctx context.Context, in *ec2.DescribeImagesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error)
+	DescribeSnapshots(ctx context.Context, in *ec2.DescribeSnapshotsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeSnapshotsOutput, error)
+	DescribeImageAttribute(ctx context.Context, in *ec2.DescribeImageAttributeInput, optFns ...func(*ec2.Options)) (*ec2.DescribeImageAttributeOutput, error)
+	ModifyImageAttribute(ctx context.Context, in *ec2.ModifyImageAttributeInput, optFns ...func(*ec2.Options)) (*ec2.ModifyImageAttributeOutput, error)
+	DescribeSnapshotAttribute(ctx context.Context, in *ec2.DescribeSnapshotAttributeInput, optFns ...func(*ec2.Options)) (*ec2.DescribeSnapshotAttributeOutput, error)
+	ModifySnapshotAttribute(ctx context.Context, in *ec2.ModifySnapshotAttributeInput, optFns ...func(*ec2.Options)) (*ec2.ModifySnapshotAttributeOutput, error)
+	CreateTags(ctx context.Context, in *ec2.CreateTagsInput, optFns ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
+}
+
+// GuardrailEC2 reads (and optionally sets) the account's block-public-access
+// settings for AMIs and snapshots.
+type GuardrailEC2 interface {
+	GetImageBlockPublicAccessState(ctx context.Context, in *ec2.GetImageBlockPublicAccessStateInput, optFns ...func(*ec2.Options)) (*ec2.GetImageBlockPublicAccessStateOutput, error)
+	GetSnapshotBlockPublicAccessState(ctx context.Context, in *ec2.GetSnapshotBlockPublicAccessStateInput, optFns ...func(*ec2.Options)) (*ec2.GetSnapshotBlockPublicAccessStateOutput, error)
+	EnableImageBlockPublicAccess(ctx context.Context, in *ec2.EnableImageBlockPublicAccessInput, optFns ...func(*ec2.Options)) (*ec2.EnableImageBlockPublicAccessOutput, error)
+}
+
 // EC2API is every EC2 call the project makes.
 type EC2API interface {
 	TaggerEC2
 	InventoryEC2
 	CleanupEC2
+	SharingEC2
+	GuardrailEC2
 }
 
 // AutoScalingAPI is what the cleanup reads from Auto Scaling.
@@ -75,6 +97,13 @@ type SSMAPI interface {
 	GetParameters(ctx context.Context, in *ssm.GetParametersInput, optFns ...func(*ssm.Options)) (*ssm.GetParametersOutput, error)
 	GetParametersByPath(ctx context.Context, in *ssm.GetParametersByPathInput, optFns ...func(*ssm.Options)) (*ssm.GetParametersByPathOutput, error)
 	DescribeParameters(ctx context.Context, in *ssm.DescribeParametersInput, optFns ...func(*ssm.Options)) (*ssm.DescribeParametersOutput, error)
+}
+
+// CursorSSM keeps a long job's position between runs (the sharing audit
+// resumes where it stopped).
+type CursorSSM interface {
+	GetParameter(ctx context.Context, in *ssm.GetParameterInput, optFns ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
+	PutParameter(ctx context.Context, in *ssm.PutParameterInput, optFns ...func(*ssm.Options)) (*ssm.PutParameterOutput, error)
 }
 
 // RecycleBinAPI reads the retention rules that make removed AMIs and
@@ -98,6 +127,7 @@ var (
 	_ EC2API         = (*ec2.Client)(nil)
 	_ AutoScalingAPI = (*autoscaling.Client)(nil)
 	_ SSMAPI         = (*ssm.Client)(nil)
+	_ CursorSSM      = (*ssm.Client)(nil)
 	_ RecycleBinAPI  = (*rbin.Client)(nil)
 	_ EventBridgeAPI = (*eventbridge.Client)(nil)
 	_ SNSAPI         = (*sns.Client)(nil)

@@ -12,6 +12,7 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/sweep"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/logging"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/notify"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 )
 
@@ -47,9 +48,9 @@ type CleanupResponse struct {
 type Cleanup struct {
 	// Sweeper builds the sweep engine for a region.
 	Sweeper func(region string) *sweep.Sweeper
-	// Publisher builds the report publisher for a region.
-	Publisher func(region string) sweep.Publisher
-	Policy    policy.Retention
+	// Notifier builds the report's notifier for a region (nil: no report).
+	Notifier func(region string) notify.Notifier
+	Policy   policy.Retention
 	// Account is the account this deployment serves ("" = from the function ARN).
 	Account string
 	Log     *slog.Logger
@@ -94,8 +95,8 @@ func (h *Cleanup) Handle(ctx context.Context, raw []byte) (CleanupResponse, erro
 			h.Log.ErrorContext(ctx, "writing metrics", slog.String(logging.KeyError, err.Error()))
 		}
 	}
-	if h.Publisher != nil {
-		if err := h.Publisher(meta.Region).Publish(ctx, rep); err != nil {
+	if h.Notifier != nil {
+		if err := rep.Publish(ctx, h.Notifier(meta.Region)); err != nil {
 			h.Log.ErrorContext(ctx, "publishing the cleanup report", slog.String(logging.KeyError, err.Error()))
 		}
 	}

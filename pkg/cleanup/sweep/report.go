@@ -9,19 +9,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
-	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
-	"github.com/aws/aws-sdk-go-v2/service/sns"
-
-	"github.com/ami-housekeeper/ami-housekeeper/pkg/awsapi"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/logging"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/notify"
 )
 
 // Published report identity.
 const (
-	EventSource     = "ami-housekeeper"
 	EventDetailType = "AMI Cleanup Report"
 	// maxEventDecisions bounds the decisions listed in the EventBridge event
 	// (events are limited to 256 KB); the logs always have all of them.
@@ -236,49 +230,13 @@ func (r *Report) Summary() string {
 	return b.String()
 }
 
-// Publisher sends the report to EventBridge and/or SNS, as configured.
-type Publisher struct {
-	Events   awsapi.EventBridgeAPI // nil: no event
-	EventBus string                // name or ARN; "" means the default bus
-	SNS      awsapi.SNSAPI         // nil: no notification
-	TopicARN string
-}
-
-// Publish sends the report. Both channels are attempted; the first error is returned.
-func (p Publisher) Publish(ctx context.Context, r *Report) error {
-	var firstErr error
-	if p.Events != nil {
-		detail, err := json.Marshal(r.Detail())
-		if err == nil {
-			var out *eventbridge.PutEventsOutput
-			out, err = p.Events.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []ebtypes.PutEventsRequestEntry{{
-				Source: aws.String(EventSource), DetailType: aws.String(EventDetailType),
-				Detail: aws.String(string(detail)), EventBusName: nilIfEmpty(p.EventBus),
-				Resources: []string{},
-			}}})
-			if err == nil && out.FailedEntryCount > 0 {
-				err = fmt.Errorf("PutEvents: %s: %s", aws.ToString(out.Entries[0].ErrorCode), aws.ToString(out.Entries[0].ErrorMessage))
-			}
-		}
-		if err != nil {
-			firstErr = fmt.Errorf("publishing the cleanup report event: %w", err)
-		}
-	}
-	if p.SNS != nil && p.TopicARN != "" {
-		subject := fmt.Sprintf("ami-housekeeper cleanup %s: %d deregistered, %d pending", r.Region, r.Plan.Totals.Deregister, r.Plan.Totals.Pending)
-		if len(subject) > 100 {
-			subject = subject[:100]
-		}
-		if _, err := p.SNS.Publish(ctx, &sns.PublishInput{TopicArn: aws.String(p.TopicARN), Subject: aws.String(subject), Message: aws.String(r.Summary())}); err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("publishing the cleanup report to SNS: %w", err)
-		}
-	}
-	return firstErr
-}
-
-func nilIfEmpty(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return aws.String(s)
+// Publish sends the report through n: the "AMI Cleanup Report" event and a
+// text summary.
+func (r *Report) Publish(ctx context.Context, n notify.Notifier) error {
+	return n.Send(ctx, notify.Message{
+		DetailType: EventDetailType,
+		Detail:     r.Detail(),
+		Subject:    fmt.Sprintf("ami-housekeeper cleanup %s: %d deregistered, %d pending", r.Region, r.Plan.Totals.Deregister, r.Plan.Totals.Pending),
+		Text:       r.Summary(),
+	})
 }
