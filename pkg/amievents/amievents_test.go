@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,8 @@ func fixture(t *testing.T, name string) []byte {
 		"${INSTANCE_ID}", "i-0123456789abcdef0",
 		"${SOURCE_IMAGE_ID}", "ami-0fedcba9876543210",
 		"${SOURCE_REGION}", "eu-west-1",
+		"${SNAPSHOT_ID}", "snap-0123456789abcdef0",
+		"${STRANGER}", "999988887777",
 	)
 	return []byte(r.Replace(string(raw)))
 }
@@ -93,30 +96,70 @@ func TestParseValid(t *testing.T) {
 	}
 }
 
+func TestParsePermissionChanges(t *testing.T) {
+	public, stranger := amievents.Grant{Kind: "group", Value: "all"}, amievents.Grant{Kind: "account", Value: "999988887777"}
+	tests := []struct {
+		file      string
+		resource  string
+		attribute string
+		added     []amievents.Grant
+	}{
+		{"valid/cloudtrail-modifyimageattribute.json", "ami-0123456789abcdef0", "launchPermission", []amievents.Grant{public, stranger}},
+		{"valid/cloudtrail-modifyimageattribute-legacy.json", "ami-0123456789abcdef0", "launchPermission", []amievents.Grant{stranger, public}},
+		{"valid/cloudtrail-modifyimageattribute-org.json", "ami-0123456789abcdef0", "launchPermission", []amievents.Grant{
+			{Kind: "organization", Value: "arn:aws:organizations::123456789012:organization/o-exampleorgid"},
+			{Kind: "ou", Value: "arn:aws:organizations::123456789012:ou/o-exampleorgid/ou-ab12-cd34ef56"}}},
+		{"valid/cloudtrail-modifyimageattribute-description.json", "ami-0123456789abcdef0", "description", nil},
+		{"valid/cloudtrail-modifysnapshotattribute.json", "snap-0123456789abcdef0", "createVolumePermission", []amievents.Grant{public, stranger}},
+		{"valid/cloudtrail-modifysnapshotattribute-legacy.json", "snap-0123456789abcdef0", "createVolumePermission", []amievents.Grant{stranger, public}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			ev, err := amievents.Parse(fixture(t, tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, ok := ev.(*amievents.PermissionChanged)
+			if !ok {
+				t.Fatalf("got %T", ev)
+			}
+			if e.ResourceID != tt.resource || e.Attribute != tt.attribute || !reflect.DeepEqual(e.Added, tt.added) || e.IsSnapshot() != strings.HasPrefix(tt.resource, "snap-") {
+				t.Errorf("got %+v", e)
+			}
+			if e.Principal.Who() != "arn:aws:sts::123456789012:assumed-role/developer/mallory" {
+				t.Errorf("actor = %q", e.Principal.Who())
+			}
+		})
+	}
+}
+
 // TestParseInvalid pins, for every bad-event fixture, the field the error
 // names: the error must say what is wrong and where.
 func TestParseInvalid(t *testing.T) {
 	tests := map[string]string{
-		"malformed-json":                 "(body)",
-		"not-an-object":                  "(body)",
-		"empty-payload":                  "(body)",
-		"wrong-source":                   "source/detail-type",
-		"wrong-detail-type":              "source/detail-type",
-		"failed-call-errorcode":          "detail.errorCode",
-		"missing-response-elements":      "detail.responseElements",
-		"missing-image-id":               "detail.responseElements.imageId",
-		"malformed-image-id":             "detail.responseElements.imageId",
-		"recipient-account-mismatch":     "detail.recipientAccountId",
-		"unsupported-event-name":         "detail.eventName",
-		"wrong-event-source":             "detail.eventSource",
-		"missing-region":                 "region",
-		"detail-not-object":              "detail",
-		"copyimage-missing-source-image": "detail.requestParameters.sourceImageId",
-		"createimage-bad-instance-id":    "detail.requestParameters.instanceId",
-		"statechange-missing-image-id":   "detail.ImageId",
-		"statechange-unknown-state":      "detail.State",
-		"malformed-account":              "account",
-		"bad-event-time":                 "detail.eventTime",
+		"malformed-json":                          "(body)",
+		"not-an-object":                           "(body)",
+		"empty-payload":                           "(body)",
+		"wrong-source":                            "source/detail-type",
+		"wrong-detail-type":                       "source/detail-type",
+		"failed-call-errorcode":                   "detail.errorCode",
+		"missing-response-elements":               "detail.responseElements",
+		"missing-image-id":                        "detail.responseElements.imageId",
+		"malformed-image-id":                      "detail.responseElements.imageId",
+		"recipient-account-mismatch":              "detail.recipientAccountId",
+		"unsupported-event-name":                  "detail.eventName",
+		"wrong-event-source":                      "detail.eventSource",
+		"missing-region":                          "region",
+		"detail-not-object":                       "detail",
+		"copyimage-missing-source-image":          "detail.requestParameters.sourceImageId",
+		"createimage-bad-instance-id":             "detail.requestParameters.instanceId",
+		"statechange-missing-image-id":            "detail.ImageId",
+		"statechange-unknown-state":               "detail.State",
+		"malformed-account":                       "account",
+		"bad-event-time":                          "detail.eventTime",
+		"modifyimageattribute-missing-image-id":   "detail.requestParameters.imageId",
+		"modifysnapshotattribute-bad-snapshot-id": "detail.requestParameters.snapshotId",
+		"modifyimageattribute-bad-operation-type": "detail.requestParameters.operationType",
 	}
 	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "events", "invalid", "*.json"))
 	for _, f := range files {

@@ -81,14 +81,49 @@ type userIdentity struct {
 	} `json:"sessionContext"`
 }
 
-// cloudTrailParser reads one operation's request and response into ev.
-type cloudTrailParser func(d *cloudTrailDetail, ev *ImageCreated) error
+// cloudTrailParser turns one operation's record into an Event; call holds
+// what every record shares (meta, caller, time), already validated.
+type cloudTrailParser func(d *cloudTrailDetail, call Call) (Event, error)
 
 // cloudTrailOps is the registry of CloudTrail operations, keyed by eventName.
 var cloudTrailOps = map[string]cloudTrailParser{
-	OpCreateImage:   parseCreateImage,
-	OpCopyImage:     parseCopyImage,
-	OpRegisterImage: func(*cloudTrailDetail, *ImageCreated) error { return nil },
+	OpCreateImage:             imageCreation(parseCreateImage),
+	OpCopyImage:               imageCreation(parseCopyImage),
+	OpRegisterImage:           imageCreation(func(*cloudTrailDetail, *ImageCreated) error { return nil }),
+	OpModifyImageAttribute:    parseModifyImageAttribute,
+	OpModifySnapshotAttribute: parseModifySnapshotAttribute,
+}
+
+// Call is what every CloudTrail record says about the call itself.
+type Call struct {
+	Meta      Meta
+	Time      time.Time
+	Principal Principal
+}
+
+// imageCreation adapts a create-style operation: the new AMI's ID is in
+// responseElements.imageId.
+func imageCreation(read func(d *cloudTrailDetail, ev *ImageCreated) error) cloudTrailParser {
+	return func(d *cloudTrailDetail, call Call) (Event, error) {
+		var resp struct {
+			ImageID string `json:"imageId"`
+		}
+		if len(d.ResponseElements) == 0 || string(d.ResponseElements) == "null" {
+			return nil, invalid("detail.responseElements", "missing; a successful %s records the new imageId there", d.EventName)
+		}
+		if err := json.Unmarshal(d.ResponseElements, &resp); err != nil {
+			return nil, invalid("detail.responseElements", "not an object: %v", err)
+		}
+		if err := checkImageID("detail.responseElements.imageId", resp.ImageID); err != nil {
+			return nil, err
+		}
+		call.Meta.ImageID = resp.ImageID
+		ev := &ImageCreated{meta: call.Meta, Operation: d.EventName, CallTime: call.Time, Principal: call.Principal}
+		if err := read(d, ev); err != nil {
+			return nil, err
+		}
+		return ev, nil
+	}
 }
 
 func supportedOps() string {
@@ -121,18 +156,6 @@ func parseCloudTrail(env *events.EventBridgeEvent, meta Meta) (Event, error) {
 	if d.AWSRegion != "" && d.AWSRegion != meta.Region {
 		return nil, invalid("detail.awsRegion", "%q differs from the event region %q", d.AWSRegion, meta.Region)
 	}
-	var resp struct {
-		ImageID string `json:"imageId"`
-	}
-	if len(d.ResponseElements) == 0 || string(d.ResponseElements) == "null" {
-		return nil, invalid("detail.responseElements", "missing; a successful %s records the new imageId there", d.EventName)
-	}
-	if err := json.Unmarshal(d.ResponseElements, &resp); err != nil {
-		return nil, invalid("detail.responseElements", "not an object: %v", err)
-	}
-	if err := checkImageID("detail.responseElements.imageId", resp.ImageID); err != nil {
-		return nil, err
-	}
 	callTime := meta.Time
 	if d.EventTime != "" {
 		t, err := time.Parse(time.RFC3339, d.EventTime)
@@ -142,25 +165,19 @@ func parseCloudTrail(env *events.EventBridgeEvent, meta Meta) (Event, error) {
 		callTime = t
 	}
 	meta.Kind = d.EventName
-	meta.ImageID = resp.ImageID
 	if d.EventID != "" {
 		meta.ID = d.EventID
 	}
-	ev := &ImageCreated{
-		meta:      meta,
-		Operation: d.EventName,
-		CallTime:  callTime.UTC(),
+	return opParser(&d, Call{
+		Meta: meta,
+		Time: callTime.UTC(),
 		Principal: Principal{
 			Type:      d.UserIdentity.Type,
 			ARN:       d.UserIdentity.ARN,
 			IssuerARN: d.UserIdentity.SessionContext.SessionIssuer.ARN,
 			InvokedBy: d.UserIdentity.InvokedBy,
 		},
-	}
-	if err := opParser(&d, ev); err != nil {
-		return nil, err
-	}
-	return ev, nil
+	})
 }
 
 func requestParams(d *cloudTrailDetail, into any) error {
