@@ -1,0 +1,231 @@
+package sharing
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+)
+
+// kindGroup is a launch or create-volume permission group other than "all".
+// EC2 knows no other group today; one that shows up is reported and removed
+// rather than silently ignored.
+const kindGroup = "group"
+
+// Evaluate decides, for one resource's current principals, which stay and
+// which go, with a reason per principal. It is pure: now is the clock, tags
+// are the resource's tags (for a snapshot of an AMI, the AMI's tags).
+//
+// Rules, in order:
+//   - an account stays if it is in AllowedAccounts;
+//   - an organization stays if its ARN is in AllowedOrganizations;
+//   - an OU stays if its ARN is in AllowedOrganizationalUnits, or if it is an
+//     OU of an allowed organization (it grants a subset of what the
+//     organization already has);
+//   - public stays only if AllowPublic (for snapshots too);
+//   - anything else goes, unless the exception tag (p.ExceptionTag) names it
+//     and has not expired. An exception holds through its until day (UTC)
+//     and has expired from 00:00 UTC the day after. An exception without
+//     principals, or an unreadable one, exempts nothing.
+//
+// EC2 lets snapshots hold accounts and public only; the same rules apply to
+// whatever a snapshot holds.
+//
+// Keep, Remove and Reasons are sorted the same deterministic way: public,
+// organizations, OUs, accounts, each by value; problems with the exception
+// tag come first in Reasons. Duplicates in current count once.
+func Evaluate(now time.Time, p policy.Sharing, kind ResourceKind, resourceID string, tags map[string]string, current []Principal) Verdict {
+	v := Verdict{Kind: kind, ResourceID: resourceID, Keep: []Principal{}, Remove: []Principal{}, Reasons: []string{}}
+	ex, active, problem := exceptionOf(now, p.ExceptionTag, tags)
+	if problem != "" {
+		v.Reasons = append(v.Reasons, problem)
+	}
+	for _, pr := range sortPrincipals(current) {
+		keep, reason := allowedByPolicy(p, pr)
+		if !keep && active && slices.Contains(ex.Principals, pr) {
+			keep = true
+			if ex.Until.IsZero() {
+				reason = fmt.Sprintf("%s allowed by exception %s", pr, ex.Ticket)
+			} else {
+				reason = fmt.Sprintf("%s allowed until %s by exception %s", pr, ex.Until.Format(dateLayout), ex.Ticket)
+			}
+		}
+		if keep {
+			v.Keep = append(v.Keep, pr)
+		} else {
+			v.Remove = append(v.Remove, pr)
+		}
+		v.Reasons = append(v.Reasons, reason)
+	}
+	v.Shadowed = shadowed(kind, v.Keep, v.Remove)
+	return v
+}
+
+// exceptionOf reads the exception tag. active says whether it exempts
+// anything now; problem is the reason line when the tag is present but
+// exempts nothing.
+func exceptionOf(now time.Time, key string, tags map[string]string) (ex Exception, active bool, problem string) {
+	if key == "" {
+		return Exception{}, false, ""
+	}
+	value, ok := tags[key]
+	if !ok {
+		return Exception{}, false, ""
+	}
+	ex, err := ParseException(value)
+	switch {
+	case err != nil:
+		return Exception{}, false, "exception tag unreadable: " + err.Error()
+	case ex.expired(now):
+		return ex, false, fmt.Sprintf("exception %s expired on %s: enforced", ex.Ticket, ex.Until.Format(dateLayout))
+	case len(ex.Principals) == 0:
+		return ex, false, fmt.Sprintf("exception %s lists no principals: it exempts nothing", ex.Ticket)
+	}
+	return ex, true, ""
+}
+
+// allowedByPolicy applies the allow-lists to one principal.
+func allowedByPolicy(p policy.Sharing, pr Principal) (bool, string) {
+	switch pr.Kind {
+	case KindPublic:
+		if p.AllowPublic {
+			return true, "public sharing allowed by the policy"
+		}
+		return false, "public sharing is forbidden"
+	case KindAccount:
+		if slices.Contains(p.AllowedAccounts, pr.Value) {
+			return true, pr.String() + " allowed by the policy"
+		}
+	case KindOrganization:
+		if slices.Contains(p.AllowedOrganizations, pr.Value) {
+			return true, pr.String() + " allowed by the policy"
+		}
+	case KindOU:
+		if slices.Contains(p.AllowedOrganizationalUnits, pr.Value) {
+			return true, pr.String() + " allowed by the policy"
+		}
+		for _, org := range p.AllowedOrganizations {
+			if ouInOrganization(pr.Value, org) {
+				return true, fmt.Sprintf("%s allowed: it is in allowed organization %s", pr, org)
+			}
+		}
+	default:
+		return false, pr.String() + " is an unknown kind of principal: not allowed"
+	}
+	return false, pr.String() + " is not allowed"
+}
+
+// ouInOrganization reports whether an OU ARN
+// (arn:<partition>:organizations::<mgmt>:ou/o-<org>/ou-…) belongs to an
+// organization ARN (arn:<partition>:organizations::<mgmt>:organization/o-<org>).
+func ouInOrganization(ouARN, orgARN string) bool {
+	orgPrefix, orgID, ok := strings.Cut(orgARN, ":organization/")
+	if !ok || orgID == "" || strings.Contains(orgID, "/") {
+		return false
+	}
+	return strings.HasPrefix(ouARN, orgPrefix+":ou/"+orgID+"/ou-")
+}
+
+// shadowed explains removed accounts that keep access through what stays.
+func shadowed(kind ResourceKind, keep, remove []Principal) []string {
+	var via []string
+	public := false
+	for _, k := range keep {
+		switch k.Kind {
+		case KindOrganization, KindOU:
+			via = append(via, k.String())
+		case KindPublic:
+			public = true
+		}
+	}
+	if len(via) == 0 && !public {
+		return nil
+	}
+	var out []string
+	for _, r := range remove {
+		if r.Kind != KindAccount {
+			continue
+		}
+		if public {
+			out = append(out, fmt.Sprintf("account %s removed, but it keeps access: the %s stays public", r.Value, kind))
+		} else {
+			out = append(out, fmt.Sprintf("account %s removed, but it keeps access if it is a member of %s", r.Value, strings.Join(via, " or ")))
+		}
+	}
+	return out
+}
+
+func kindRank(k string) int {
+	switch k {
+	case KindPublic:
+		return 0
+	case KindOrganization:
+		return 1
+	case KindOU:
+		return 2
+	case KindAccount:
+		return 3
+	}
+	return 4
+}
+
+// sortPrincipals returns a sorted copy without duplicates.
+func sortPrincipals(ps []Principal) []Principal {
+	out := slices.Clone(ps)
+	slices.SortFunc(out, func(a, b Principal) int {
+		if c := cmp.Compare(kindRank(a.Kind), kindRank(b.Kind)); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Kind, b.Kind); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Value, b.Value)
+	})
+	return slices.Compact(out)
+}
+
+// PrincipalsOfImage converts an AMI's launch permissions.
+func PrincipalsOfImage(perms []types.LaunchPermission) []Principal {
+	var out []Principal
+	for _, lp := range perms {
+		out = appendGroup(out, lp.Group)
+		if v := aws.ToString(lp.UserId); v != "" {
+			out = append(out, Principal{Kind: KindAccount, Value: v})
+		}
+		if v := aws.ToString(lp.OrganizationArn); v != "" {
+			out = append(out, Principal{Kind: KindOrganization, Value: v})
+		}
+		if v := aws.ToString(lp.OrganizationalUnitArn); v != "" {
+			out = append(out, Principal{Kind: KindOU, Value: v})
+		}
+	}
+	return out
+}
+
+// PrincipalsOfSnapshot converts a snapshot's create-volume permissions.
+func PrincipalsOfSnapshot(perms []types.CreateVolumePermission) []Principal {
+	var out []Principal
+	for _, cp := range perms {
+		out = appendGroup(out, cp.Group)
+		if v := aws.ToString(cp.UserId); v != "" {
+			out = append(out, Principal{Kind: KindAccount, Value: v})
+		}
+	}
+	return out
+}
+
+func appendGroup(out []Principal, g types.PermissionGroup) []Principal {
+	switch g {
+	case "":
+		return out
+	case types.PermissionGroupAll:
+		return append(out, Principal{Kind: KindPublic})
+	}
+	return append(out, Principal{Kind: kindGroup, Value: string(g)})
+}
