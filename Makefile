@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 GO        ?= go
-FUNCTIONS := tagger cleanup
+FUNCTIONS := tagger cleanup sharing
 TOOLS     := $(CURDIR)/.tools
 VENV      := $(TOOLS)/venv
 DIST      := $(CURDIR)/dist

@@ -2,7 +2,7 @@
 // moto server as the AWS account, the real function binaries under the AWS
 // Lambda Runtime Interface Emulator, and real-shaped EventBridge events.
 // Part 1 tags new AMIs; part 2 cleans up a fleet of aged AMIs (audit, then
-// enforce). It prints what happened, then stops everything. Run `make demo`.
+// enforce); part 3 revokes sharing the policy does not allow. It prints what happened, then stops everything. Run `make demo`.
 package main
 
 import (
@@ -59,6 +59,9 @@ func run(ctx context.Context) error {
 		return err
 	}
 	if err := cleaningUp(ctx, moto); err != nil {
+		return err
+	}
+	if err := guarding(ctx, moto); err != nil {
 		return err
 	}
 	say("\nStopping the emulators and moto. Done.")

@@ -105,3 +105,8 @@ func (c *Clients) EventBridge(region string) EventBridgeAPI {
 func (c *Clients) SNS(region string) SNSAPI {
 	return cached(c, "sns", region, func(cfg aws.Config) SNSAPI { return sns.NewFromConfig(cfg) })
 }
+
+// Cursor returns the SSM client that keeps job cursors, for region.
+func (c *Clients) Cursor(region string) CursorSSM {
+	return cached(c, "ssm-cursor", region, func(cfg aws.Config) CursorSSM { return ssm.NewFromConfig(cfg) })
+}

@@ -1,0 +1,187 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/amievents"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/logging"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/notify"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/sharing"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/sharing/audit"
+)
+
+// ViolationDetailType is the detail-type of the finding events.
+const ViolationDetailType = "AMI Sharing Violation"
+
+// SharingResponse is what an invocation returns.
+type SharingResponse struct {
+	Outcome    string            `json:"outcome"`
+	Event      string            `json:"event,omitempty"`
+	Reason     string            `json:"reason,omitempty"`
+	ResourceID string            `json:"resource_id,omitempty"`
+	Findings   []sharing.Finding `json:"findings,omitempty"`
+	Audit      *audit.Report     `json:"audit,omitempty"`
+}
+
+// Sharing handles the sharing guard's invocations: permission-change events,
+// new AMIs, and the scheduled audit.
+type Sharing struct {
+	// Enforcer and Auditor build the engines for a region.
+	Enforcer func(region string) *sharing.Enforcer
+	Auditor  func(region string) *audit.Auditor
+	// Notifier builds the findings' notifier for a region (nil: none).
+	Notifier func(region string) notify.Notifier
+	Account  string
+	Mode     string
+	Log      *slog.Logger
+}
+
+// Invoke implements lambda.Handler on the raw payload.
+func (h *Sharing) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	resp, err := h.Handle(ctx, payload)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(resp)
+}
+
+// Handle checks what the event names. Only AWS failures worth retrying
+// return an error; bad input and unrelated events are logged and dropped.
+func (h *Sharing) Handle(ctx context.Context, raw []byte) (SharingResponse, error) {
+	start := time.Now()
+	resp, err := h.handle(ctx, raw)
+	level := slog.LevelInfo
+	attrs := []any{
+		slog.String(logging.KeyFunction, "sharing"),
+		slog.String(logging.KeyEvent, resp.Event),
+		slog.String("resource_id", resp.ResourceID),
+		slog.String(logging.KeyOutcome, resp.Outcome),
+		slog.String(logging.KeyMode, h.Mode),
+		slog.Int64(logging.KeyDurationMS, time.Since(start).Milliseconds()),
+	}
+	if resp.Reason != "" {
+		attrs = append(attrs, slog.String(logging.KeyReason, resp.Reason))
+	}
+	if len(resp.Findings) > 0 {
+		attrs = append(attrs, slog.Any("findings", resp.Findings))
+		level = slog.LevelWarn
+	}
+	if resp.Audit != nil {
+		a := resp.Audit
+		attrs = append(attrs, slog.Int("images_checked", a.ImagesChecked), slog.Int("snapshots_checked", a.SnapshotsChecked),
+			slog.Int("violations", a.Violations), slog.Int("revoked", a.Revoked), slog.Bool("complete", a.Complete),
+			slog.Any("guardrail", a.Guardrail))
+		if a.ResumeFrom != "" {
+			attrs = append(attrs, slog.String("resume_from", a.ResumeFrom))
+		}
+		if len(a.Errors) > 0 {
+			attrs = append(attrs, slog.Any("errors", a.Errors))
+		}
+	}
+	switch {
+	case err != nil:
+		level = slog.LevelError
+		attrs = append(attrs, slog.String(logging.KeyError, err.Error()))
+	case resp.Outcome == OutcomeRejected:
+		level = slog.LevelError
+	}
+	h.Log.Log(ctx, level, "sharing invocation", attrs...)
+	return resp, err
+}
+
+func (h *Sharing) handle(ctx context.Context, raw []byte) (SharingResponse, error) {
+	ev, err := amievents.Parse(raw)
+	if err != nil {
+		return SharingResponse{Outcome: OutcomeRejected, Reason: err.Error()}, nil //nolint:nilerr // bad input is dropped, never retried
+	}
+	meta := ev.Meta()
+	resp := SharingResponse{Event: meta.Kind}
+	if want := expectedAccount(ctx, h.Account); want != "" && meta.Account != want {
+		resp.Outcome = OutcomeRejected
+		resp.Reason = fmt.Sprintf("invalid event: account: %q is not this deployment's account %q", meta.Account, want)
+		return resp, nil
+	}
+	var res sharing.Result
+	switch e := ev.(type) {
+	case *amievents.PermissionChanged:
+		resp.ResourceID = e.ResourceID
+		if e.Attribute != amievents.AttrLaunchPermission && e.Attribute != amievents.AttrCreateVolumePermission {
+			resp.Outcome, resp.Reason = OutcomeIgnored, "attribute "+e.Attribute+" changed: not a sharing change"
+			return resp, nil
+		}
+		enf := h.Enforcer(meta.Region)
+		if e.IsSnapshot() {
+			res, err = enf.CheckSnapshot(ctx, meta.Account, meta.Region, e.ResourceID, e.Principal.Who())
+		} else {
+			res, err = enf.CheckImage(ctx, meta.Account, meta.Region, e.ResourceID, e.Principal.Who())
+		}
+	case *amievents.ImageStateChanged:
+		resp.ResourceID = e.Meta().ImageID
+		if e.State != amievents.StateAvailable {
+			resp.Outcome, resp.Reason = OutcomeIgnored, "state "+e.State+" needs no check"
+			return resp, nil
+		}
+		res, err = h.Enforcer(meta.Region).CheckImage(ctx, meta.Account, meta.Region, e.Meta().ImageID, "")
+	case *amievents.Scheduled:
+		rep := h.Auditor(meta.Region).Run(ctx, meta.Account, meta.Region, "")
+		resp.Audit, resp.Findings = &rep, rep.Findings
+		resp.Outcome = "audited"
+		if !rep.Complete {
+			resp.Outcome, resp.Reason = "audit-incomplete", "resumes from "+rep.ResumeFrom+" on the next run"
+		}
+		h.publish(ctx, meta.Region, rep.Findings)
+		return resp, nil
+	default:
+		resp.Outcome, resp.Reason = OutcomeIgnored, "event kind "+meta.Kind+" is not a sharing change"
+		return resp, nil
+	}
+	resp.Outcome, resp.Findings = res.Outcome, res.Findings
+	if err != nil {
+		resp.Outcome = OutcomeError
+		return resp, err
+	}
+	h.publish(ctx, meta.Region, res.Findings)
+	return resp, nil
+}
+
+// publish sends one "AMI Sharing Violation" per finding.
+func (h *Sharing) publish(ctx context.Context, region string, findings []sharing.Finding) {
+	if h.Notifier == nil {
+		return
+	}
+	n := h.Notifier(region)
+	for _, f := range findings {
+		msg := notify.Message{
+			DetailType: ViolationDetailType,
+			Detail:     f,
+			Subject:    fmt.Sprintf("ami-housekeeper: %s %s %s", f.ResourceType, f.ResourceID, f.Action),
+			Text:       findingText(f),
+		}
+		if err := n.Send(ctx, msg); err != nil {
+			h.Log.ErrorContext(ctx, "publishing a sharing finding", slog.String("resource_id", f.ResourceID), slog.String(logging.KeyError, err.Error()))
+		}
+	}
+}
+
+func findingText(f sharing.Finding) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Sharing of %s %s (account %s, %s): %s\n", f.ResourceType, f.ResourceID, f.Account, f.Region, f.Action)
+	if f.Actor != "" {
+		fmt.Fprintf(&b, "Changed by: %s\n", f.Actor)
+	}
+	for _, p := range f.Removed {
+		fmt.Fprintf(&b, "Removed: %s\n", p)
+	}
+	for _, p := range f.Kept {
+		fmt.Fprintf(&b, "Kept: %s\n", p)
+	}
+	for _, r := range f.Reasons {
+		fmt.Fprintf(&b, "- %s\n", r)
+	}
+	return b.String()
+}
