@@ -7,6 +7,8 @@
 //	            functions use their built-in default policy)
 //	cleanupSchedule  EventBridge schedule expression of the cleanup sweep
 //	            (default "cron(0 3 * * ? *)", daily at 03:00 UTC)
+//	sharingSchedule  EventBridge schedule expression of the sharing audit
+//	            (default "cron(0 4 * * ? *)", daily at 04:00 UTC)
 //
 // The stack is environment-agnostic, so synthesis needs no AWS credentials.
 package main
@@ -44,6 +46,7 @@ func synth() (err error) {
 		DistDir:         contextString(app, "distDir"),
 		PolicyFile:      contextString(app, "policyFile"),
 		CleanupSchedule: contextString(app, "cleanupSchedule"),
+		SharingSchedule: contextString(app, "sharingSchedule"),
 	})
 	app.Synth(nil)
 	return nil

@@ -68,6 +68,7 @@ func main() {
 		Account: os.Getenv("HOUSEKEEPER_ACCOUNT_ID"),
 		Mode:    string(pol.Sharing.Mode),
 		Log:     log,
+		Self:    os.Getenv("AWS_LAMBDA_FUNCTION_NAME"),
 	}
 	lambda.Start(h)
 }

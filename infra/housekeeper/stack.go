@@ -43,6 +43,9 @@ type StackProps struct {
 	// CleanupSchedule is the cleanup sweep's schedule expression; empty
 	// means daily at 03:00 UTC.
 	CleanupSchedule string
+	// SharingSchedule is the sharing audit's schedule expression; empty
+	// means daily at 04:00 UTC.
+	SharingSchedule string
 }
 
 // NewHousekeeperStack creates the ami-housekeeper stack.
@@ -101,6 +104,19 @@ func NewHousekeeperStack(scope constructs.Construct, id string, props *StackProp
 	awscdk.NewCfnOutput(stack, jsii.String("TaggerDeadLetterQueueUrl"), &awscdk.CfnOutputProps{
 		Description: jsii.String("URL of the queue holding events the tagger failed to handle"),
 		Value:       tagger.DeadLetterQueue.QueueUrl(),
+	})
+	sharingFn := NewSharing(stack, "Sharing", &SharingProps{
+		DistDir:         distDir,
+		Schedule:        props.SharingSchedule,
+		PolicyParameter: policyParameter,
+		Sharing:         pol.Sharing,
+		LogRetention:    props.LogRetention,
+		ReportTopic:     topic,
+		ReportKey:       key,
+	})
+	awscdk.NewCfnOutput(stack, jsii.String("SharingFunctionName"), &awscdk.CfnOutputProps{
+		Description: jsii.String("Name of the sharing guard Lambda function"),
+		Value:       sharingFn.Function.FunctionName(),
 	})
 	awscdk.NewCfnOutput(stack, jsii.String("CleanupFunctionName"), &awscdk.CfnOutputProps{
 		Description: jsii.String("Name of the cleanup Lambda function"),

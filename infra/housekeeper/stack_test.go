@@ -28,6 +28,28 @@ const (
 	stateChangePattern = `{"source":["aws.ec2"],"detail-type":["EC2 AMI State Change"],"detail":{"State":["available"]}}`
 )
 
+// sharingPattern is the sharing guard's CloudTrail rule: successful changes of
+// AMI launch permissions or snapshot create-volume permissions. The guard
+// also has a rule with stateChangePattern (copies and imports arrive with
+// their source's sharing) and a schedule.
+const sharingPattern = `{"source":["aws.ec2"],"detail-type":["AWS API Call via CloudTrail"],` +
+	`"detail":{"eventSource":["ec2.amazonaws.com"],"eventName":["ModifyImageAttribute","ModifySnapshotAttribute"],` +
+	`"errorCode":[{"exists":false}]}}`
+
+// The schedules the cleanup and the sharing audit run on without StackProps
+// saying otherwise.
+const (
+	defaultCleanupSchedule = "cron(0 3 * * ? *)"
+	defaultSharingSchedule = "cron(0 4 * * ? *)"
+)
+
+// defaultBusARN is how render shows the ARN of the account's default event bus.
+const defaultBusARN = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"
+
+// auditCursorName is the sharing audit's cursor parameter in the stack "Test":
+// stack-scoped, so two stacks in one account never share a cursor.
+const auditCursorName = "/Test/sharing-audit-cursor"
+
 // The ARN patterns, as rendered by render, of every AMI and every snapshot in
 // the stack's region.
 const (
@@ -39,7 +61,7 @@ const (
 const validPolicy = `{"version": 1}`
 
 // functionNames are the folders under the dist folder, one per function.
-var functionNames = []string{TaggerFunctionName, CleanupFunctionName}
+var functionNames = []string{TaggerFunctionName, CleanupFunctionName, SharingFunctionName}
 
 // bootstrapContent is the dummy binary testDist writes for a function. Each
 // function's is different, so a function's code asset tells which binary it runs.
@@ -313,6 +335,58 @@ func cleanupOf(t *testing.T, st stackTemplate) function {
 	return findFunction(t, st, CleanupFunctionName)
 }
 
+func sharingOf(t *testing.T, st stackTemplate) function {
+	t.Helper()
+	return findFunction(t, st, SharingFunctionName)
+}
+
+// allFunctions returns the tagger, the cleanup and the sharing guard.
+func allFunctions(t *testing.T, st stackTemplate) []function {
+	t.Helper()
+	return []function{taggerOf(t, st), cleanupOf(t, st), sharingOf(t, st)}
+}
+
+// auditCursor returns the logical ID and properties of the sharing audit's
+// cursor: the one SSM parameter whose name ends in /sharing-audit-cursor.
+func auditCursor(t *testing.T, tmpl assertions.Template) (string, map[string]any) {
+	t.Helper()
+	var ids []string
+	for id, r := range resources(tmpl, "AWS::SSM::Parameter") {
+		if name, _ := properties(r)["Name"].(string); strings.HasSuffix(name, "/sharing-audit-cursor") {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) != 1 {
+		t.Fatalf("want 1 SSM parameter named .../sharing-audit-cursor, got %v", ids)
+	}
+	return ids[0], properties(resources(tmpl, "AWS::SSM::Parameter")[ids[0]])
+}
+
+// policyParameters returns the logical IDs of the SSM parameters other than
+// the audit cursor: the policy parameter, if the stack has one.
+func policyParameters(t *testing.T, tmpl assertions.Template) []string {
+	t.Helper()
+	cursor, _ := auditCursor(t, tmpl)
+	var ids []string
+	for id := range resources(tmpl, "AWS::SSM::Parameter") {
+		if id != cursor {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// policyParameter returns the logical ID and properties of the policy parameter.
+func policyParameter(t *testing.T, tmpl assertions.Template) (string, map[string]any) {
+	t.Helper()
+	ids := policyParameters(t, tmpl)
+	if len(ids) != 1 {
+		t.Fatalf("want 1 SSM parameter besides the audit cursor, got %v", ids)
+	}
+	return ids[0], properties(resources(tmpl, "AWS::SSM::Parameter")[ids[0]])
+}
+
 // notificationTopic returns the logical IDs of the one SNS topic and of the KMS
 // key that encrypts it.
 func notificationTopic(t *testing.T, tmpl assertions.Template) (topic, key string) {
@@ -358,6 +432,85 @@ func checkInvokePermissions(t *testing.T, tmpl assertions.Template, fn string, r
 	if !slices.Equal(got, want) {
 		t.Errorf("invoke permissions of %s: source ARNs\n got %v\nwant %v", fn, got, want)
 	}
+}
+
+// checkFunctionRules asserts that the rules invoking f are exactly one per
+// event pattern (canonical JSON) in patterns and one per schedule expression
+// in schedules, each rule having a pattern or a schedule, not both; that each
+// is enabled, on the default bus, with f as its only target, retried twice
+// within an hour into f's DLQ, which the rule may write to; and that these
+// rules, and nothing else, may invoke f. It returns the rules' logical IDs
+// by pattern or schedule expression.
+func checkFunctionRules(t *testing.T, st stackTemplate, f function, patterns, schedules []string) map[string]string {
+	t.Helper()
+	byKey := map[string]string{}
+	var gotPatterns, gotSchedules, ids []string
+	for id, props := range rulesTargeting(st, f.id) {
+		ids = append(ids, id)
+		pattern, hasPattern := props["EventPattern"]
+		schedule, hasSchedule := props["ScheduleExpression"].(string)
+		var key string
+		switch {
+		case hasPattern && !hasSchedule:
+			b, _ := json.Marshal(pattern) // encoding/json sorts the keys
+			key = string(b)
+			gotPatterns = append(gotPatterns, key)
+		case hasSchedule && !hasPattern:
+			key = schedule
+			gotSchedules = append(gotSchedules, key)
+		default:
+			t.Errorf("%s rule %s: want an event pattern or a schedule: %v", f.name, id, props)
+			continue
+		}
+		if other, dup := byKey[key]; dup {
+			t.Errorf("%s rules %s and %s: same pattern or schedule %s", f.name, other, id, key)
+		}
+		byKey[key] = id
+
+		checkResource(t, st, f.name+" rule "+key, "AWS::Events::Rule", id, map[string]any{
+			"State":        "ENABLED",
+			"EventBusName": assertions.Match_Absent(), // the default bus
+			"Targets": assertions.Match_ArrayEquals(&[]any{assertions.Match_ObjectLike(&map[string]any{
+				"Arn":              getAttArn(f.id),
+				"DeadLetterConfig": map[string]any{"Arn": getAttArn(f.dlq)},
+				"RetryPolicy": map[string]any{
+					"MaximumRetryAttempts":     2,
+					"MaximumEventAgeInSeconds": 3600,
+				},
+			})}),
+		})
+		// An undeliverable event must reach the DLQ, which EventBridge may
+		// write to only on the rule's behalf.
+		check(t, f.name+" DLQ writable by rule "+key, func() {
+			st.HasResourceProperties(jsii.String("AWS::SQS::QueuePolicy"), map[string]any{
+				"Queues": []any{ref(f.dlq)},
+				"PolicyDocument": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{
+					"Action":    "sqs:SendMessage",
+					"Effect":    "Allow",
+					"Principal": map[string]any{"Service": "events.amazonaws.com"},
+					"Resource":  getAttArn(f.dlq),
+					"Condition": map[string]any{"ArnEquals": map[string]any{"aws:SourceArn": getAttArn(id)}},
+				})})},
+			})
+		})
+	}
+
+	var wantPatterns []string
+	for _, p := range patterns {
+		wantPatterns = append(wantPatterns, canonicalJSON(t, p))
+	}
+	wantSchedules := slices.Clone(schedules)
+	for _, l := range [][]string{gotPatterns, gotSchedules, wantPatterns, wantSchedules} {
+		sort.Strings(l)
+	}
+	if !slices.Equal(gotPatterns, wantPatterns) {
+		t.Errorf("patterns of the rules invoking %s:\n got %s\nwant %s", f.name, gotPatterns, wantPatterns)
+	}
+	if !slices.Equal(gotSchedules, wantSchedules) {
+		t.Errorf("schedules of the rules invoking %s:\n got %q\nwant %q", f.name, gotSchedules, wantSchedules)
+	}
+	checkInvokePermissions(t, st, f.id, ids)
+	return byKey
 }
 
 // checkFunction asserts the settings every housekeeper function shares, and
@@ -406,11 +559,15 @@ func checkFunction(t *testing.T, st stackTemplate, f function, memory, timeout, 
 
 func TestFunctionCount(t *testing.T) {
 	st := synth(t, StackProps{})
-	check(t, "functions", func() { st.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(2)) })
+	check(t, "functions", func() { st.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(3)) })
 	// Each function owns its role, log group and DLQ.
-	tagger, cleanup := taggerOf(t, st), cleanupOf(t, st)
-	if tagger.role == cleanup.role || tagger.logGroup == cleanup.logGroup || tagger.dlq == cleanup.dlq {
-		t.Errorf("the functions share resources:\n tagger  %+v\n cleanup %+v", tagger, cleanup)
+	fs := allFunctions(t, st)
+	for i, f := range fs {
+		for _, g := range fs[i+1:] {
+			if f.role == g.role || f.logGroup == g.logGroup || f.dlq == g.dlq {
+				t.Errorf("the functions share resources:\n %-7s %+v\n %-7s %+v", f.name, f, g.name, g)
+			}
+		}
 	}
 }
 
@@ -438,137 +595,170 @@ func TestCleanupFunction(t *testing.T) {
 		}, map[string]any{"ReservedConcurrentExecutions": 1})
 }
 
+func TestSharingFunction(t *testing.T) {
+	st := synth(t, StackProps{})
+	topic, _ := notificationTopic(t, st)
+	cursor, _ := auditCursor(t, st)
+	// Async retries are fine (an event is re-checked from EC2's state, the
+	// audit resumes from its cursor); no reserved concurrency, so that
+	// sharing changes are not held up behind a 15-minute audit.
+	checkFunction(t, st, sharingOf(t, st), 256, 900, 2,
+		map[string]any{
+			EnvAccountID:      ref("AWS::AccountId"),
+			EnvLogLevel:       "info",
+			EnvReportEventBus: "default",
+			EnvReportTopicARN: ref(topic),
+			EnvAuditCursor:    ref(cursor),
+		}, map[string]any{"ReservedConcurrentExecutions": assertions.Match_Absent()})
+}
+
 func TestLogRetention(t *testing.T) {
 	st := synth(t, StackProps{LogRetention: awslogs.RetentionDays_ONE_WEEK})
-	for _, f := range []function{taggerOf(t, st), cleanupOf(t, st)} {
+	for _, f := range allFunctions(t, st) {
 		checkResource(t, st, f.name+" log group", "AWS::Logs::LogGroup", f.logGroup, map[string]any{"RetentionInDays": 7})
 	}
+}
+
+// checkPatternMatches asserts, with the CDK matchers' semantics, that the
+// rule's event pattern is exactly the JSON document pattern.
+func checkPatternMatches(t *testing.T, st stackTemplate, what, rule, pattern string) {
+	t.Helper()
+	var want map[string]any
+	if err := json.Unmarshal([]byte(pattern), &want); err != nil {
+		t.Fatal(err)
+	}
+	if rule == "" {
+		t.Errorf("%s: no rule", what)
+		return
+	}
+	checkResource(t, st, what, "AWS::Events::Rule", rule, map[string]any{"EventPattern": assertions.Match_ObjectEquals(&want)})
 }
 
 func TestTaggerRules(t *testing.T) {
 	st := synth(t, StackProps{})
 	tagger := taggerOf(t, st)
 
-	// The tagger's two rules and the cleanup's schedule.
-	check(t, "rule count", func() { st.ResourceCountIs(jsii.String("AWS::Events::Rule"), jsii.Number(3)) })
-	taggerRules := rulesTargeting(st, tagger.id)
+	// The tagger's two rules, the cleanup's schedule and the sharing guard's
+	// three rules.
+	check(t, "rule count", func() { st.ResourceCountIs(jsii.String("AWS::Events::Rule"), jsii.Number(6)) })
+	taggerRules := checkFunctionRules(t, st, tagger, []string{cloudTrailPattern, stateChangePattern}, nil)
 	if len(taggerRules) != 2 {
 		t.Errorf("want 2 rules invoking the tagger, got %d", len(taggerRules))
 	}
-	for name, pattern := range map[string]string{"CloudTrail": cloudTrailPattern, "state change": stateChangePattern} {
-		var want map[string]any
-		if err := json.Unmarshal([]byte(pattern), &want); err != nil {
-			t.Fatal(err)
-		}
-		check(t, name+" rule", func() {
-			st.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{
-				"EventPattern": assertions.Match_ObjectEquals(&want),
-				"State":        "ENABLED",
-				"EventBusName": assertions.Match_Absent(), // the default bus
-				"Targets": assertions.Match_ArrayEquals(&[]any{assertions.Match_ObjectLike(&map[string]any{
-					"Arn":              getAttArn(tagger.id),
-					"DeadLetterConfig": map[string]any{"Arn": getAttArn(tagger.dlq)},
-					"RetryPolicy": map[string]any{
-						"MaximumRetryAttempts":     2,
-						"MaximumEventAgeInSeconds": 3600,
-					},
-				})}),
-			})
-		})
-	}
+	checkPatternMatches(t, st, "CloudTrail rule", taggerRules[canonicalJSON(t, cloudTrailPattern)], cloudTrailPattern)
+	checkPatternMatches(t, st, "state change rule", taggerRules[canonicalJSON(t, stateChangePattern)], stateChangePattern)
 
-	// Independently of the matchers' semantics: the two patterns, and nothing
-	// else, in the whole stack; and they are the tagger's.
-	var got, gotTagger []string
-	for id, r := range resources(st, "AWS::Events::Rule") {
+	// Independently of the matchers' semantics: these patterns, and nothing
+	// else, in the whole stack. The state-change pattern is there twice, once
+	// on the tagger's rule and once on the sharing guard's.
+	var got []string
+	for _, r := range resources(st, "AWS::Events::Rule") {
 		pattern, ok := properties(r)["EventPattern"]
 		if !ok {
 			continue
 		}
 		b, _ := json.Marshal(pattern)
 		got = append(got, string(b))
-		if _, ok := taggerRules[id]; ok {
-			gotTagger = append(gotTagger, string(b))
-		}
 	}
-	want := []string{canonicalJSON(t, cloudTrailPattern), canonicalJSON(t, stateChangePattern)}
+	want := []string{
+		canonicalJSON(t, cloudTrailPattern), canonicalJSON(t, stateChangePattern), // the tagger's
+		canonicalJSON(t, sharingPattern), canonicalJSON(t, stateChangePattern), // the sharing guard's
+	}
 	sort.Strings(got)
-	sort.Strings(gotTagger)
 	sort.Strings(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("rule patterns:\n got %s\nwant %s", got, want)
 	}
-	if !slices.Equal(gotTagger, want) {
-		t.Errorf("patterns of the tagger's rules:\n got %s\nwant %s", gotTagger, want)
+
+	// Every rule invokes exactly one function.
+	owner := map[string]string{}
+	for _, f := range allFunctions(t, st) {
+		for id := range rulesTargeting(st, f.id) {
+			if other, ok := owner[id]; ok {
+				t.Errorf("rule %s invokes both %s and %s", id, other, f.name)
+			}
+			owner[id] = f.name
+		}
+	}
+	for id := range resources(st, "AWS::Events::Rule") {
+		if _, ok := owner[id]; !ok {
+			t.Errorf("rule %s invokes none of the functions", id)
+		}
 	}
 
-	// Each rule, and nothing else, may invoke the function.
+	// Each rule, and nothing else, may invoke its function.
 	check(t, "invoke permissions", func() {
 		st.AllResourcesProperties(jsii.String("AWS::Lambda::Permission"), map[string]any{
 			"Action":    "lambda:InvokeFunction",
 			"Principal": "events.amazonaws.com",
 		})
 	})
-	var ids []string
-	for id := range taggerRules {
-		ids = append(ids, id)
+	check(t, "invoke permission count", func() {
+		st.ResourceCountIs(jsii.String("AWS::Lambda::Permission"), jsii.Number(6))
+	})
+}
+
+// scheduleOf returns the schedule expression of the one scheduled rule
+// invoking f.
+func scheduleOf(t *testing.T, st stackTemplate, f function) string {
+	t.Helper()
+	var schedules []string
+	for _, props := range rulesTargeting(st, f.id) {
+		if s, ok := props["ScheduleExpression"].(string); ok {
+			schedules = append(schedules, s)
+		}
 	}
-	checkInvokePermissions(t, st, tagger.id, ids)
+	if len(schedules) != 1 {
+		t.Errorf("want 1 schedule invoking %s, got %q", f.name, schedules)
+		return ""
+	}
+	return schedules[0]
 }
 
 func TestCleanupSchedule(t *testing.T) {
 	for _, tc := range []struct {
 		schedule, want string
 	}{
-		{"", "cron(0 3 * * ? *)"},
+		{"", defaultCleanupSchedule},
 		{"rate(6 hours)", "rate(6 hours)"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			st := synth(t, StackProps{CleanupSchedule: tc.schedule})
 			cleanup := cleanupOf(t, st)
+			// The schedule, and no other rule, invokes the cleanup.
+			rules := checkFunctionRules(t, st, cleanup, nil, []string{tc.want})
+			if len(rules) != 1 {
+				t.Errorf("rules invoking the cleanup: want only the schedule, got %v", rules)
+			}
+			// The cleanup's schedule is not the audit's.
+			if got := scheduleOf(t, st, sharingOf(t, st)); got != defaultSharingSchedule {
+				t.Errorf("sharing schedule = %q, want %q", got, defaultSharingSchedule)
+			}
+		})
+	}
+}
 
-			var scheduled []string
-			for id, r := range resources(st, "AWS::Events::Rule") {
-				if _, ok := properties(r)["ScheduleExpression"]; ok {
-					scheduled = append(scheduled, id)
-				}
+func TestSharingRules(t *testing.T) {
+	for _, tc := range []struct {
+		schedule, want string
+	}{
+		{"", defaultSharingSchedule},
+		{"rate(12 hours)", "rate(12 hours)"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			st := synth(t, StackProps{SharingSchedule: tc.schedule})
+			sharing := sharingOf(t, st)
+			// Permission changes, new AMIs and the audit; nothing else.
+			rules := checkFunctionRules(t, st, sharing, []string{sharingPattern, stateChangePattern}, []string{tc.want})
+			if len(rules) != 3 {
+				t.Errorf("want 3 rules invoking the sharing guard, got %d: %v", len(rules), rules)
 			}
-			if len(scheduled) != 1 {
-				t.Fatalf("want 1 scheduled rule, got %d", len(scheduled))
+			checkPatternMatches(t, st, "permission rule", rules[canonicalJSON(t, sharingPattern)], sharingPattern)
+			checkPatternMatches(t, st, "new AMI rule", rules[canonicalJSON(t, stateChangePattern)], stateChangePattern)
+			// The audit's schedule is not the cleanup's.
+			if got := scheduleOf(t, st, cleanupOf(t, st)); got != defaultCleanupSchedule {
+				t.Errorf("cleanup schedule = %q, want %q", got, defaultCleanupSchedule)
 			}
-			rule := scheduled[0]
-			if rules := rulesTargeting(st, cleanup.id); len(rules) != 1 || rules[rule] == nil {
-				t.Errorf("rules invoking the cleanup: want only %s, got %v", rule, rules)
-			}
-			checkResource(t, st, "schedule rule", "AWS::Events::Rule", rule, map[string]any{
-				"ScheduleExpression": tc.want,
-				"State":              "ENABLED",
-				"EventPattern":       assertions.Match_Absent(),
-				"EventBusName":       assertions.Match_Absent(),
-				"Targets": assertions.Match_ArrayEquals(&[]any{assertions.Match_ObjectLike(&map[string]any{
-					"Arn":              getAttArn(cleanup.id),
-					"DeadLetterConfig": map[string]any{"Arn": getAttArn(cleanup.dlq)},
-					"RetryPolicy": map[string]any{
-						"MaximumRetryAttempts":     2,
-						"MaximumEventAgeInSeconds": 3600,
-					},
-				})}),
-			})
-			checkInvokePermissions(t, st, cleanup.id, []string{rule})
-			// An undeliverable run must reach the DLQ, which EventBridge may
-			// write to only on the rule's behalf.
-			check(t, "DLQ writable by the rule", func() {
-				st.HasResourceProperties(jsii.String("AWS::SQS::QueuePolicy"), map[string]any{
-					"Queues": []any{ref(cleanup.dlq)},
-					"PolicyDocument": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{
-						"Action":    "sqs:SendMessage",
-						"Effect":    "Allow",
-						"Principal": map[string]any{"Service": "events.amazonaws.com"},
-						"Resource":  getAttArn(cleanup.dlq),
-						"Condition": map[string]any{"ArnEquals": map[string]any{"aws:SourceArn": getAttArn(rule)}},
-					})})},
-				})
-			})
 		})
 	}
 }
@@ -692,7 +882,7 @@ func cleanupPermissions(cleanup function, topic, key string) map[string][]string
 		"ec2:DeleteTags":       {imageARN, snapshotARN},
 		"ec2:DeregisterImage":  {imageARN},
 		"ec2:DeleteSnapshot":   {snapshotARN},
-		"events:PutEvents":     {"arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"},
+		"events:PutEvents":     {defaultBusARN},
 		"sns:Publish":          {"${" + topic + "}"},
 		"logs:CreateLogStream": {arnOf(cleanup.logGroup)},
 		"logs:PutLogEvents":    {arnOf(cleanup.logGroup)},
@@ -701,6 +891,36 @@ func cleanupPermissions(cleanup function, topic, key string) map[string][]string
 	p = withActions(p, parameters, "ssm:GetParameters", "ssm:GetParametersByPath")
 	// Publishing to the encrypted topic.
 	return withActions(p, []string{arnOf(key)}, "kms:Decrypt", "kms:GenerateDataKey")
+}
+
+// sharingPermissions are all the sharing guard may do without a policy file,
+// or with one that does not enable image block public access.
+func sharingPermissions(sharing function, cursor, topic, key string) map[string][]string {
+	p := withActions(map[string][]string{
+		// Revoking sharing: launch permissions of AMIs, create-volume
+		// permissions of snapshots, each on its own kind of resource only.
+		"ec2:ModifyImageAttribute":    {imageARN},
+		"ec2:ModifySnapshotAttribute": {snapshotARN},
+		// Recording the violation on the AMI, or on a snapshot checked alone.
+		"ec2:CreateTags":       {imageARN, snapshotARN},
+		"events:PutEvents":     {defaultBusARN},
+		"sns:Publish":          {"${" + topic + "}"},
+		"logs:CreateLogStream": {arnOf(sharing.logGroup)},
+		"logs:PutLogEvents":    {arnOf(sharing.logGroup)},
+		"sqs:SendMessage":      {arnOf(sharing.dlq)},
+	}, []string{"*"},
+		"ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeImageAttribute", "ec2:DescribeSnapshotAttribute",
+		"ec2:GetImageBlockPublicAccessState", "ec2:GetSnapshotBlockPublicAccessState")
+	// The audit's position: this one parameter, read and written.
+	p = withActions(p, []string{parameterARN(cursor)}, "ssm:GetParameter", "ssm:PutParameter")
+	// Publishing to the encrypted topic.
+	return withActions(p, []string{arnOf(key)}, "kms:Decrypt", "kms:GenerateDataKey")
+}
+
+// withPolicyParameter returns want with ssm:GetParameter also allowed on the
+// policy parameter param.
+func withPolicyParameter(want map[string][]string, param string) map[string][]string {
+	return withActions(want, append(slices.Clone(want["ssm:GetParameter"]), parameterARN(param)), "ssm:GetParameter")
 }
 
 // checkNoSecureStringDecrypt asserts the role can never decrypt through SSM:
@@ -724,7 +944,11 @@ func TestTaggerPermissions(t *testing.T) {
 	st := synth(t, StackProps{})
 	tagger := taggerOf(t, st)
 	checkPermissions(t, st, tagger, taggerPermissions(tagger))
-	check(t, "no policy parameter", func() { st.ResourceCountIs(jsii.String("AWS::SSM::Parameter"), jsii.Number(0)) })
+	// The audit cursor is the only parameter.
+	check(t, "no policy parameter", func() { st.ResourceCountIs(jsii.String("AWS::SSM::Parameter"), jsii.Number(1)) })
+	if ids := policyParameters(t, st); len(ids) != 0 {
+		t.Errorf("parameters besides the audit cursor: %v", ids)
+	}
 }
 
 func TestCleanupPermissions(t *testing.T) {
@@ -753,29 +977,125 @@ func TestCleanupPermissions(t *testing.T) {
 			cleanup := cleanupOf(t, st)
 			topic, key := notificationTopic(t, st)
 
-			want := withActions(cleanupPermissions(cleanup, topic, key), []string{imageARN}, tc.stageActions...)
+			var param string
 			if tc.policy != "" {
-				param, _ := onlyResource(t, st, "AWS::SSM::Parameter")
-				want = withActions(want, []string{policyParameterARN(param)}, "ssm:GetParameter")
+				param, _ = policyParameter(t, st)
+			} else if ids := policyParameters(t, st); len(ids) != 0 {
+				t.Errorf("no policy file, yet parameters besides the audit cursor: %v", ids)
 			}
-			checkPermissions(t, st, cleanup, want)
+			withPolicy := func(want map[string][]string) map[string][]string {
+				if param == "" {
+					return want
+				}
+				return withPolicyParameter(want, param)
+			}
+
+			want := withActions(cleanupPermissions(cleanup, topic, key), []string{imageARN}, tc.stageActions...)
+			checkPermissions(t, st, cleanup, withPolicy(want))
 			checkNoSecureStringDecrypt(t, st, cleanup)
 
-			// The tagger gets none of it.
+			// The tagger and the sharing guard get none of it.
 			tagger := taggerOf(t, st)
-			want = taggerPermissions(tagger)
+			checkPermissions(t, st, tagger, withPolicy(taggerPermissions(tagger)))
+			sharing := sharingOf(t, st)
+			cursor, _ := auditCursor(t, st)
+			checkPermissions(t, st, sharing, withPolicy(sharingPermissions(sharing, cursor, topic, key)))
+		})
+	}
+}
+
+func TestSharingPermissions(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// policy is the policy file's content; "" means no policy file.
+		policy string
+		// blockPublicAccess: the role may turn on image block public access.
+		blockPublicAccess bool
+	}{
+		{name: "no policy file"},
+		{name: "no sharing section", policy: "version: 1\n"},
+		{name: "block public access off", policy: "version: 1\nsharing: {enable_image_block_public_access: false}\n"},
+		{name: "block public access on, audit mode", policy: "version: 1\nsharing: {enable_image_block_public_access: true}\n"},
+		{name: "block public access on, enforce mode", policy: "version: 1\nsharing: {mode: enforce, enable_image_block_public_access: true}\n", blockPublicAccess: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var props StackProps
 			if tc.policy != "" {
-				param, _ := onlyResource(t, st, "AWS::SSM::Parameter")
-				want = withActions(want, []string{policyParameterARN(param)}, "ssm:GetParameter")
+				props.PolicyFile = writeFile(t, "policy.yaml", tc.policy)
 			}
-			checkPermissions(t, st, tagger, want)
+			st := synth(t, props)
+			sharing := sharingOf(t, st)
+			topic, key := notificationTopic(t, st)
+			cursor, _ := auditCursor(t, st)
+
+			want := sharingPermissions(sharing, cursor, topic, key)
+			if tc.blockPublicAccess {
+				// An account-level setting: there is no resource to scope it to.
+				want = withActions(want, []string{"*"}, "ec2:EnableImageBlockPublicAccess")
+			}
+			var param string
+			if tc.policy != "" {
+				param, _ = policyParameter(t, st)
+				want = withPolicyParameter(want, param)
+			}
+			checkPermissions(t, st, sharing, want)
+
+			// The other functions get none of it, the cursor included.
+			tagger, cleanup := taggerOf(t, st), cleanupOf(t, st)
+			wantTagger, wantCleanup := taggerPermissions(tagger), cleanupPermissions(cleanup, topic, key)
+			if param != "" {
+				wantTagger, wantCleanup = withPolicyParameter(wantTagger, param), withPolicyParameter(wantCleanup, param)
+			}
+			checkPermissions(t, st, tagger, wantTagger)
+			checkPermissions(t, st, cleanup, wantCleanup)
+		})
+	}
+}
+
+func TestSharingAuditCursor(t *testing.T) {
+	for _, tc := range []struct {
+		name, policy string
+		parameters   int
+	}{
+		{name: "no policy file", parameters: 1},
+		{name: "policy file", policy: validPolicy, parameters: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var props StackProps
+			if tc.policy != "" {
+				props.PolicyFile = writeFile(t, "policy.json", tc.policy)
+			}
+			st := synth(t, props)
+			check(t, "parameter count", func() {
+				st.ResourceCountIs(jsii.String("AWS::SSM::Parameter"), jsii.Number(tc.parameters))
+			})
+			cursor, cp := auditCursor(t, st)
+			// "-" is an audit that starts from the beginning.
+			if cp["Type"] != "String" || cp["Value"] != "-" || cp["Name"] != auditCursorName {
+				t.Errorf("audit cursor %s: %v", cursor, cp)
+			}
+			// The sharing guard, and no other function, is told where it is.
+			for _, f := range allFunctions(t, st) {
+				var want any = assertions.Match_Absent()
+				if f.name == SharingFunctionName {
+					want = ref(cursor)
+				}
+				checkResource(t, st, f.name+" cursor env var", "AWS::Lambda::Function", f.id, map[string]any{
+					"Environment": map[string]any{"Variables": map[string]any{EnvAuditCursor: want}},
+				})
+			}
+			if tc.policy != "" {
+				if param, _ := policyParameter(t, st); param == cursor {
+					t.Errorf("the policy parameter is the audit cursor: %s", param)
+				}
+			}
 		})
 	}
 }
 
 func TestOutputs(t *testing.T) {
 	st := synth(t, StackProps{})
-	tagger, cleanup := taggerOf(t, st), cleanupOf(t, st)
+	tagger, cleanup, sharing := taggerOf(t, st), cleanupOf(t, st), sharingOf(t, st)
 	check(t, "function name", func() {
 		st.HasOutput(jsii.String("TaggerFunctionName"), map[string]any{"Value": ref(tagger.id)})
 	})
@@ -785,29 +1105,33 @@ func TestOutputs(t *testing.T) {
 	check(t, "cleanup function name", func() {
 		st.HasOutput(jsii.String("CleanupFunctionName"), map[string]any{"Value": ref(cleanup.id)})
 	})
+	check(t, "sharing function name", func() {
+		st.HasOutput(jsii.String("SharingFunctionName"), map[string]any{"Value": ref(sharing.id)})
+	})
 }
 
-// policyParameterARN is the rendered ARN of the policy parameter. The
-// parameter's Ref is its name, "/Test/policy", which supplies the slash.
-func policyParameterARN(param string) string {
+// parameterARN is the rendered ARN of the policy parameter or of the audit
+// cursor. The parameter's Ref is its name, e.g. "/Test/policy", which
+// supplies the slash.
+func parameterARN(param string) string {
 	return "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${" + param + "}"
 }
 
 func TestPolicyFile(t *testing.T) {
 	path := writeFile(t, "policy.json", validPolicy)
 	st := synth(t, StackProps{PolicyFile: path})
-	param, props := onlyResource(t, st, "AWS::SSM::Parameter")
+	param, props := policyParameter(t, st)
 
 	if props["Type"] != "String" || props["Tier"] != "Standard" || props["Value"] != validPolicy || props["Name"] != "/Test/policy" {
 		t.Errorf("policy parameter: %v", props)
 	}
 	tagger := taggerOf(t, st)
-	for _, f := range []function{tagger, cleanupOf(t, st)} {
+	for _, f := range allFunctions(t, st) {
 		checkResource(t, st, f.name+" env var", "AWS::Lambda::Function", f.id, map[string]any{
 			"Environment": map[string]any{"Variables": map[string]any{EnvPolicyParameter: ref(param)}},
 		})
 	}
-	checkPermissions(t, st, tagger, withActions(taggerPermissions(tagger), []string{policyParameterARN(param)}, "ssm:GetParameter"))
+	checkPermissions(t, st, tagger, withActions(taggerPermissions(tagger), []string{parameterARN(param)}, "ssm:GetParameter"))
 	check(t, "parameter name output", func() {
 		st.HasOutput(jsii.String("PolicyParameterName"), map[string]any{"Value": ref(param)})
 	})
@@ -817,9 +1141,11 @@ func TestLargePolicyFileUsesAdvancedTier(t *testing.T) {
 	// Whitespace keeps the document valid while exceeding 4 KB.
 	doc := `{"version": 1` + strings.Repeat(" ", 5000) + `}`
 	st := synth(t, StackProps{PolicyFile: writeFile(t, "policy.json", doc)})
-	check(t, "tier", func() {
-		st.HasResourceProperties(jsii.String("AWS::SSM::Parameter"), map[string]any{"Tier": "Advanced"})
-	})
+	param, _ := policyParameter(t, st)
+	checkResource(t, st, "tier", "AWS::SSM::Parameter", param, map[string]any{"Tier": "Advanced"})
+	// The cursor is small whatever the policy.
+	cursor, _ := auditCursor(t, st)
+	checkResource(t, st, "cursor tier", "AWS::SSM::Parameter", cursor, map[string]any{"Tier": assertions.Match_Absent()})
 
 	doc = `{"version": 1` + strings.Repeat(" ", 9000) + `}`
 	msg := panicMessage(func() { newTestStack(t, StackProps{PolicyFile: writeFile(t, "policy.json", doc)}) })
@@ -856,6 +1182,12 @@ func TestMissingBootstrapFailsSynth(t *testing.T) {
 	if !strings.Contains(msg, filepath.Join(CleanupFunctionName, "bootstrap")) {
 		t.Errorf("want an error naming cleanup/bootstrap, got %q", msg)
 	}
+	msg = panicMessage(func() {
+		newTestStack(t, StackProps{DistDir: testDistWith(t, TaggerFunctionName, CleanupFunctionName)})
+	})
+	if !strings.Contains(msg, filepath.Join(SharingFunctionName, "bootstrap")) {
+		t.Errorf("want an error naming sharing/bootstrap, got %q", msg)
+	}
 }
 
 // Failures and given-up events must reach people: two alarms per function,
@@ -874,11 +1206,11 @@ func TestAlarmsNotifyEncryptedTopic(t *testing.T) {
 		})})},
 	})
 
-	check(t, "four alarms", func() { st.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(4)) })
+	check(t, "six alarms", func() { st.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(6)) })
 	check(t, "every alarm notifies the topic", func() {
 		st.AllResourcesProperties(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{"AlarmActions": []any{ref(topic)}})
 	})
-	for _, f := range []function{taggerOf(t, st), cleanupOf(t, st)} {
+	for _, f := range allFunctions(t, st) {
 		check(t, f.name+" errors alarm", func() {
 			st.ResourcePropertiesCountIs(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{
 				"MetricName": "Errors", "Namespace": "AWS/Lambda", "Threshold": 1,

@@ -39,6 +39,9 @@ type Sharing struct {
 	Account  string
 	Mode     string
 	Log      *slog.Logger
+	// Self is the function's name: a change made by its own role session
+	// (its own revocation, echoed back by CloudTrail) is ignored at once.
+	Self string
 }
 
 // Invoke implements lambda.Handler on the raw payload.
@@ -112,6 +115,10 @@ func (h *Sharing) handle(ctx context.Context, raw []byte) (SharingResponse, erro
 		resp.ResourceID = e.ResourceID
 		if e.Attribute != amievents.AttrLaunchPermission && e.Attribute != amievents.AttrCreateVolumePermission {
 			resp.Outcome, resp.Reason = OutcomeIgnored, "attribute "+e.Attribute+" changed: not a sharing change"
+			return resp, nil
+		}
+		if h.Self != "" && e.Principal.Type == "AssumedRole" && strings.HasSuffix(e.Principal.ARN, "/"+h.Self) {
+			resp.Outcome, resp.Reason = OutcomeIgnored, "the guard's own change"
 			return resp, nil
 		}
 		enf := h.Enforcer(meta.Region)

@@ -1,0 +1,152 @@
+package housekeeper
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsssm"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+)
+
+// SharingFunctionName is the folder under the dist folder that holds the
+// sharing guard's bootstrap binary.
+const SharingFunctionName = "sharing"
+
+// DefaultSharingSchedule runs the audit daily at 04:00 UTC.
+const DefaultSharingSchedule = "cron(0 4 * * ? *)"
+
+// EnvAuditCursor names the SSM parameter where an unfinished audit keeps
+// its position.
+const EnvAuditCursor = "HOUSEKEEPER_AUDIT_CURSOR_PARAMETER"
+
+// SharingProps configures a Sharing guard.
+type SharingProps struct {
+	DistDir string
+	// Schedule of the audit; empty means DefaultSharingSchedule.
+	Schedule        string
+	PolicyParameter awsssm.IStringParameter
+	// Sharing is the policy section the function runs with: it decides
+	// whether the role may turn on image block public access.
+	Sharing      policy.Sharing
+	LogRetention awslogs.RetentionDays
+	ReportTopic  awssns.ITopic
+	ReportKey    awskms.IKey
+}
+
+// Sharing is the function that enforces the sharing policy, with its rules,
+// schedule and permissions.
+type Sharing struct {
+	constructs.Construct
+	Function        awslambda.Function
+	Role            awsiam.Role
+	LogGroup        awslogs.LogGroup
+	DeadLetterQueue awssqs.Queue
+	// PermissionRule matches successful ModifyImageAttribute and
+	// ModifySnapshotAttribute calls; NewImageRule AMIs becoming available.
+	PermissionRule awsevents.Rule
+	NewImageRule   awsevents.Rule
+	ScheduleRule   awsevents.Rule
+	AuditCursor    awsssm.StringParameter
+}
+
+// NewSharing creates the sharing guard.
+func NewSharing(scope constructs.Construct, id string, props *SharingProps) *Sharing {
+	c := constructs.NewConstruct(scope, jsii.String(id))
+	stack := awscdk.Stack_Of(c)
+
+	cursor := awsssm.NewStringParameter(c, jsii.String("AuditCursor"), &awsssm.StringParameterProps{
+		ParameterName: jsii.String("/" + *stack.StackName() + "/sharing-audit-cursor"),
+		Description:   jsii.String("ami-housekeeper: where an unfinished sharing audit resumes ('-' = from the start)"),
+		StringValue:   jsii.String("-"),
+	})
+	env := map[string]string{EnvReportEventBus: "default", EnvAuditCursor: *cursor.ParameterName()}
+	if props.ReportTopic != nil {
+		env[EnvReportTopicARN] = *props.ReportTopic.TopicArn()
+	}
+	f := newGoFunction(c, &functionProps{
+		Name:        SharingFunctionName,
+		DistDir:     props.DistDir,
+		Description: "Revokes AMI and snapshot sharing the policy does not allow (ami-housekeeper)",
+		MemorySize:  256,
+		// An event takes well under a second; the audit reads launch
+		// permissions at 20/s and resumes on the next run if it runs out.
+		Timeout:         awscdk.Duration_Minutes(jsii.Number(15)),
+		LogRetention:    props.LogRetention,
+		PolicyParameter: props.PolicyParameter,
+		AlarmTopic:      props.ReportTopic,
+		Environment:     env,
+	})
+
+	allow := func(actions []string, resources ...*string) {
+		f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Actions: jsii.Strings(actions...), Resources: &resources,
+		}))
+	}
+	allow([]string{
+		"ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeImageAttribute", "ec2:DescribeSnapshotAttribute",
+		"ec2:GetImageBlockPublicAccessState", "ec2:GetSnapshotBlockPublicAccessState",
+	}, jsii.String("*"))
+	image, snapshot := ec2ARN(stack, "image"), ec2ARN(stack, "snapshot")
+	allow([]string{"ec2:ModifyImageAttribute"}, image)
+	allow([]string{"ec2:ModifySnapshotAttribute"}, snapshot)
+	// The violation is recorded on the AMI, or on a snapshot checked alone.
+	allow([]string{"ec2:CreateTags"}, image, snapshot)
+	// Only an enforcing guard may turn the setting on (audit never acts).
+	if props.Sharing.EnableImageBlockPublicAccess && props.Sharing.Mode == policy.ModeEnforce {
+		// An account-level setting: no resource to scope it to.
+		allow([]string{"ec2:EnableImageBlockPublicAccess"}, jsii.String("*"))
+	}
+	allow([]string{"ssm:GetParameter", "ssm:PutParameter"}, cursor.ParameterArn())
+	allow([]string{"events:PutEvents"}, stack.FormatArn(&awscdk.ArnComponents{
+		Service: jsii.String("events"), Resource: jsii.String("event-bus"), ResourceName: jsii.String("default")}))
+	if props.ReportTopic != nil {
+		allow([]string{"sns:Publish"}, props.ReportTopic.TopicArn())
+		if props.ReportKey != nil {
+			allow([]string{"kms:GenerateDataKey", "kms:Decrypt"}, props.ReportKey.KeyArn())
+		}
+	}
+
+	permissions := awsevents.NewRule(c, jsii.String("PermissionRule"), &awsevents.RuleProps{
+		Description: jsii.String("ami-housekeeper: AMI launch or snapshot volume permissions changed"),
+		EventPattern: &awsevents.EventPattern{
+			Source:     jsii.Strings("aws.ec2"),
+			DetailType: jsii.Strings("AWS API Call via CloudTrail"),
+			Detail: &map[string]interface{}{
+				"eventSource": []string{"ec2.amazonaws.com"},
+				"eventName":   []string{"ModifyImageAttribute", "ModifySnapshotAttribute"},
+				"errorCode":   []interface{}{map[string]interface{}{"exists": false}},
+			},
+		},
+		Targets: &[]awsevents.IRuleTarget{f.target()},
+	})
+	// Copies and imports arrive with whatever sharing their source had.
+	newImages := awsevents.NewRule(c, jsii.String("NewImageRule"), &awsevents.RuleProps{
+		Description: jsii.String("ami-housekeeper: AMI available (check its sharing)"),
+		EventPattern: &awsevents.EventPattern{
+			Source:     jsii.Strings("aws.ec2"),
+			DetailType: jsii.Strings("EC2 AMI State Change"),
+			Detail:     &map[string]interface{}{"State": []string{"available"}},
+		},
+		Targets: &[]awsevents.IRuleTarget{f.target()},
+	})
+	schedule := props.Schedule
+	if schedule == "" {
+		schedule = DefaultSharingSchedule
+	}
+	audit := awsevents.NewRule(c, jsii.String("ScheduleRule"), &awsevents.RuleProps{
+		Description: jsii.String("ami-housekeeper: sharing audit"),
+		Schedule:    awsevents.Schedule_Expression(jsii.String(schedule)),
+		Targets:     &[]awsevents.IRuleTarget{f.target()},
+	})
+
+	return &Sharing{Construct: c, Function: f.Function, Role: f.Role, LogGroup: f.LogGroup, DeadLetterQueue: f.DeadLetterQueue,
+		PermissionRule: permissions, NewImageRule: newImages, ScheduleRule: audit, AuditCursor: cursor}
+}
