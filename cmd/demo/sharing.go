@@ -128,10 +128,9 @@ func launchPermissions(ctx context.Context, client *ec2.Client, ami string) ([]s
 	}
 	var got []string
 	for _, p := range out.LaunchPermissions {
-		switch {
-		case p.Group == types.PermissionGroupAll:
+		if p.Group == types.PermissionGroupAll {
 			got = append(got, "public")
-		default:
+		} else {
 			got = append(got, aws.ToString(p.UserId)+aws.ToString(p.OrganizationArn)+aws.ToString(p.OrganizationalUnitArn))
 		}
 	}
