@@ -83,11 +83,7 @@ func NewCleanup(scope constructs.Construct, id string, props *CleanupProps) *Cle
 		ReservedConcurrency: 1,
 	})
 
-	allow := func(actions []string, resources ...*string) {
-		f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Actions: jsii.Strings(actions...), Resources: &resources,
-		}))
-	}
+	allow := f.allow
 	// Inventory reads: Describe/List calls support no resource-level permissions.
 	allow([]string{
 		"ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeInstances",
@@ -115,14 +111,7 @@ func NewCleanup(scope constructs.Construct, id string, props *CleanupProps) *Cle
 	}
 	allow([]string{"events:PutEvents"}, stack.FormatArn(&awscdk.ArnComponents{
 		Service: jsii.String("events"), Resource: jsii.String("event-bus"), ResourceName: jsii.String("default")}))
-	if props.ReportTopic != nil {
-		// Explicit rather than Topic.GrantPublish, which adds the wildcard
-		// kms:GenerateDataKey*.
-		allow([]string{"sns:Publish"}, props.ReportTopic.TopicArn())
-		if props.ReportKey != nil {
-			allow([]string{"kms:GenerateDataKey", "kms:Decrypt"}, props.ReportKey.KeyArn())
-		}
-	}
+	f.allowPublish(props.ReportTopic, props.ReportKey)
 	// The role may read any parameter to find AMI IDs, but must never be
 	// able to decrypt a SecureString through SSM (with the AWS managed
 	// aws/ssm key the key policy alone would allow it).
@@ -137,11 +126,7 @@ func NewCleanup(scope constructs.Construct, id string, props *CleanupProps) *Cle
 	if schedule == "" {
 		schedule = DefaultCleanupSchedule
 	}
-	rule := awsevents.NewRule(c, jsii.String("ScheduleRule"), &awsevents.RuleProps{
-		Description: jsii.String("ami-housekeeper: cleanup sweep"),
-		Schedule:    awsevents.Schedule_Expression(jsii.String(schedule)),
-		Targets:     &[]awsevents.IRuleTarget{f.target()},
-	})
+	rule := f.scheduleRule(c, "ScheduleRule", "cleanup sweep", schedule)
 
 	return &Cleanup{Construct: c, Function: f.Function, Role: f.Role, LogGroup: f.LogGroup, DeadLetterQueue: f.DeadLetterQueue, ScheduleRule: rule}
 }

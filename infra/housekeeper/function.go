@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
@@ -185,5 +186,61 @@ func (f *goFunction) target() awsevents.IRuleTarget {
 		DeadLetterQueue: f.DeadLetterQueue,
 		RetryAttempts:   jsii.Number(asyncRetryAttempts),
 		MaxEventAge:     awscdk.Duration_Hours(jsii.Number(asyncMaxEventAge)),
+	})
+}
+
+// allow adds one Allow statement to the function's role.
+func (f *goFunction) allow(actions []string, resources ...*string) {
+	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions: jsii.Strings(actions...), Resources: &resources,
+	}))
+}
+
+// allowPublish lets the function publish to an encrypted topic: explicit
+// rather than Topic.GrantPublish, which adds the wildcard kms:GenerateDataKey*.
+func (f *goFunction) allowPublish(topic awssns.ITopic, key awskms.IKey) {
+	if topic == nil {
+		return
+	}
+	f.allow([]string{"sns:Publish"}, topic.TopicArn())
+	if key != nil {
+		f.allow([]string{"kms:GenerateDataKey", "kms:Decrypt"}, key.KeyArn())
+	}
+}
+
+// cloudTrailRule invokes the function on successful EC2 API calls named
+// eventNames (failed calls, which carry errorCode, changed nothing).
+func (f *goFunction) cloudTrailRule(scope constructs.Construct, id, description string, eventNames ...string) awsevents.Rule {
+	return f.rule(scope, id, description, &awsevents.EventPattern{
+		Source:     jsii.Strings("aws.ec2"),
+		DetailType: jsii.Strings("AWS API Call via CloudTrail"),
+		Detail: &map[string]interface{}{
+			"eventSource": []string{"ec2.amazonaws.com"},
+			"eventName":   eventNames,
+			"errorCode":   []interface{}{map[string]interface{}{"exists": false}},
+		},
+	}, nil)
+}
+
+// imageAvailableRule invokes the function when an AMI becomes available.
+func (f *goFunction) imageAvailableRule(scope constructs.Construct, id, description string) awsevents.Rule {
+	return f.rule(scope, id, description, &awsevents.EventPattern{
+		Source:     jsii.Strings("aws.ec2"),
+		DetailType: jsii.Strings("EC2 AMI State Change"),
+		Detail:     &map[string]interface{}{"State": []string{"available"}},
+	}, nil)
+}
+
+// scheduleRule invokes the function on a schedule expression.
+func (f *goFunction) scheduleRule(scope constructs.Construct, id, description, expression string) awsevents.Rule {
+	return f.rule(scope, id, description, nil, awsevents.Schedule_Expression(jsii.String(expression)))
+}
+
+func (f *goFunction) rule(scope constructs.Construct, id, description string, pattern *awsevents.EventPattern, schedule awsevents.Schedule) awsevents.Rule {
+	return awsevents.NewRule(scope, jsii.String(id), &awsevents.RuleProps{
+		Description:  jsii.String("ami-housekeeper: " + description),
+		EventPattern: pattern,
+		Schedule:     schedule,
+		Targets:      &[]awsevents.IRuleTarget{f.target()},
 	})
 }

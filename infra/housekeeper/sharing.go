@@ -85,11 +85,7 @@ func NewSharing(scope constructs.Construct, id string, props *SharingProps) *Sha
 		Environment:     env,
 	})
 
-	allow := func(actions []string, resources ...*string) {
-		f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Actions: jsii.Strings(actions...), Resources: &resources,
-		}))
-	}
+	allow := f.allow
 	allow([]string{
 		"ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeImageAttribute", "ec2:DescribeSnapshotAttribute",
 		"ec2:GetImageBlockPublicAccessState", "ec2:GetSnapshotBlockPublicAccessState",
@@ -107,45 +103,17 @@ func NewSharing(scope constructs.Construct, id string, props *SharingProps) *Sha
 	allow([]string{"ssm:GetParameter", "ssm:PutParameter"}, cursor.ParameterArn())
 	allow([]string{"events:PutEvents"}, stack.FormatArn(&awscdk.ArnComponents{
 		Service: jsii.String("events"), Resource: jsii.String("event-bus"), ResourceName: jsii.String("default")}))
-	if props.ReportTopic != nil {
-		allow([]string{"sns:Publish"}, props.ReportTopic.TopicArn())
-		if props.ReportKey != nil {
-			allow([]string{"kms:GenerateDataKey", "kms:Decrypt"}, props.ReportKey.KeyArn())
-		}
-	}
+	f.allowPublish(props.ReportTopic, props.ReportKey)
 
-	permissions := awsevents.NewRule(c, jsii.String("PermissionRule"), &awsevents.RuleProps{
-		Description: jsii.String("ami-housekeeper: AMI launch or snapshot volume permissions changed"),
-		EventPattern: &awsevents.EventPattern{
-			Source:     jsii.Strings("aws.ec2"),
-			DetailType: jsii.Strings("AWS API Call via CloudTrail"),
-			Detail: &map[string]interface{}{
-				"eventSource": []string{"ec2.amazonaws.com"},
-				"eventName":   []string{"ModifyImageAttribute", "ModifySnapshotAttribute"},
-				"errorCode":   []interface{}{map[string]interface{}{"exists": false}},
-			},
-		},
-		Targets: &[]awsevents.IRuleTarget{f.target()},
-	})
+	permissions := f.cloudTrailRule(c, "PermissionRule", "AMI launch or snapshot volume permissions changed",
+		"ModifyImageAttribute", "ModifySnapshotAttribute")
 	// Copies and imports arrive with whatever sharing their source had.
-	newImages := awsevents.NewRule(c, jsii.String("NewImageRule"), &awsevents.RuleProps{
-		Description: jsii.String("ami-housekeeper: AMI available (check its sharing)"),
-		EventPattern: &awsevents.EventPattern{
-			Source:     jsii.Strings("aws.ec2"),
-			DetailType: jsii.Strings("EC2 AMI State Change"),
-			Detail:     &map[string]interface{}{"State": []string{"available"}},
-		},
-		Targets: &[]awsevents.IRuleTarget{f.target()},
-	})
+	newImages := f.imageAvailableRule(c, "NewImageRule", "AMI available (check its sharing)")
 	schedule := props.Schedule
 	if schedule == "" {
 		schedule = DefaultSharingSchedule
 	}
-	audit := awsevents.NewRule(c, jsii.String("ScheduleRule"), &awsevents.RuleProps{
-		Description: jsii.String("ami-housekeeper: sharing audit"),
-		Schedule:    awsevents.Schedule_Expression(jsii.String(schedule)),
-		Targets:     &[]awsevents.IRuleTarget{f.target()},
-	})
+	audit := f.scheduleRule(c, "ScheduleRule", "sharing audit", schedule)
 
 	return &Sharing{Construct: c, Function: f.Function, Role: f.Role, LogGroup: f.LogGroup, DeadLetterQueue: f.DeadLetterQueue,
 		PermissionRule: permissions, NewImageRule: newImages, ScheduleRule: audit, AuditCursor: cursor}

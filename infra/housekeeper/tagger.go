@@ -62,45 +62,16 @@ func NewTagger(scope constructs.Construct, id string, props *TaggerProps) *Tagge
 	})
 
 	// Describe calls support no resource-level permissions, hence "*".
-	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Actions:   jsii.Strings("ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeTags"),
-		Resources: jsii.Strings("*"),
-	}))
+	f.allow([]string{"ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeTags"}, jsii.String("*"))
 	// Tagging is limited to AMIs and snapshots in the stack's region.
 	stack := awscdk.Stack_Of(c)
-	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Actions:   jsii.Strings("ec2:CreateTags"),
-		Resources: &[]*string{ec2ARN(stack, "image"), ec2ARN(stack, "snapshot")},
-	}))
+	f.allow([]string{"ec2:CreateTags"}, ec2ARN(stack, "image"), ec2ARN(stack, "snapshot"))
 
 	// CloudTrail catches the AMI as soon as the call succeeds; the state change
 	// catches AMIs whose snapshots were still pending at that time, and AMIs
 	// made by services that do not go through these calls.
-	cloudTrail := awsevents.NewRule(c, jsii.String("CloudTrailRule"), &awsevents.RuleProps{
-		Description: jsii.String("ami-housekeeper: AMI created, copied or registered"),
-		EventPattern: &awsevents.EventPattern{
-			Source:     jsii.Strings("aws.ec2"),
-			DetailType: jsii.Strings("AWS API Call via CloudTrail"),
-			Detail: &map[string]interface{}{
-				"eventSource": []string{"ec2.amazonaws.com"},
-				"eventName":   []string{"CreateImage", "CopyImage", "RegisterImage"},
-				// Failed calls made no AMI.
-				"errorCode": []interface{}{map[string]interface{}{"exists": false}},
-			},
-		},
-		Targets: &[]awsevents.IRuleTarget{f.target()},
-	})
-	stateChange := awsevents.NewRule(c, jsii.String("StateChangeRule"), &awsevents.RuleProps{
-		Description: jsii.String("ami-housekeeper: AMI available"),
-		EventPattern: &awsevents.EventPattern{
-			Source:     jsii.Strings("aws.ec2"),
-			DetailType: jsii.Strings("EC2 AMI State Change"),
-			Detail: &map[string]interface{}{
-				"State": []string{"available"},
-			},
-		},
-		Targets: &[]awsevents.IRuleTarget{f.target()},
-	})
+	cloudTrail := f.cloudTrailRule(c, "CloudTrailRule", "AMI created, copied or registered", "CreateImage", "CopyImage", "RegisterImage")
+	stateChange := f.imageAvailableRule(c, "StateChangeRule", "AMI available")
 
 	return &Tagger{
 		Construct:       c,
