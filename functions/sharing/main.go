@@ -41,6 +41,5 @@ func main() {
 		Account:  rt.Account,
 		Mode:     string(pol.Mode),
 		Log:      rt.Log,
-		Self:     os.Getenv("AWS_LAMBDA_FUNCTION_NAME"),
 	})
 }

@@ -624,7 +624,7 @@ func (pl *planner) orphans() (out []SnapshotDecision, src []int32) {
 		if ami != "" && images[ami] {
 			d.Reasons = append(d.Reasons, ami+" still exists but does not list this snapshot: kept to be safe")
 		}
-		_, deleteWith := s.Tags[TagDeleteWith]
+		deleteWith := deleteWithSet(s.Tags[TagDeleteWith])
 		switch {
 		case len(d.Reasons) > 0:
 		case deleteWith:
@@ -715,7 +715,7 @@ func (pl *planner) applyCaps(ds []Decision, orphans []SnapshotDecision, orphanSr
 		if o.Action != ActionDeregister {
 			continue
 		}
-		if _, finishing := inv.Snapshots[orphanSrc[k]].Tags[TagDeleteWith]; !finishing {
+		if finishing := deleteWithSet(inv.Snapshots[orphanSrc[k]].Tags[TagDeleteWith]); !finishing {
 			rest = append(rest, k)
 		} else if ok, why := b.take(o.SizeGiB, false); !ok {
 			pend(&o.Reasons, &o.Action, why)
@@ -778,6 +778,25 @@ func allOthers(users []int32, self int32, pass func(int32) bool) bool {
 	return true
 }
 
+// deleteWithSet reports whether a TagDeleteWith value names an AMI (an
+// empty or foreign value approves nothing).
+func deleteWithSet(v string) bool { return strings.HasPrefix(v, "ami-") && len(v) > len("ami-") }
+
+// snapshotProtected says why snapshot si must stay whatever its AMI does:
+// the protect tag or a time lock on the snapshot itself; "" when none.
+func (pl *planner) snapshotProtected(si int) string {
+	tags := pl.inv.Snapshots[si].Tags
+	if k := pl.p.ProtectTag; k != "" {
+		if _, ok := tags[k]; ok {
+			return "protected by tag " + k
+		}
+	}
+	if lock, _ := timeLock(pl.now, tags, pl.p.TimeLockTag); lock != "" {
+		return lock
+	}
+	return ""
+}
+
 // assignSnapshots fills DeleteSnapshots, KeptSnapshots and SizeGiB of the
 // deregistrations, after caps: a snapshot is deleted when it is owned and
 // every image using it goes this run, with the last of them in plan order.
@@ -798,18 +817,23 @@ func (pl *planner) assignSnapshots(ds []Decision, status []byte, pos []int32) {
 					d.KeptSnapshots = append(d.KeptSnapshots, s+" not owned by this account")
 					continue
 				}
-				var staying []string
+				var staying, others []string
 				last := i
 				for _, u := range pl.usersOf(x, &one) {
 					switch {
 					case u == i:
 					case status[u] != statusGoes:
 						staying = append(staying, inv.Images[u].ID)
-					case pos[u] > pos[last]:
-						last = u
+					default:
+						others = append(others, inv.Images[u].ID)
+						if pos[u] > pos[last] {
+							last = u
+						}
 					}
 				}
 				switch {
+				case pl.snapshotProtected(int(si)) != "":
+					d.KeptSnapshots = append(d.KeptSnapshots, s+" "+pl.snapshotProtected(int(si)))
 				case len(staying) > 0:
 					d.KeptSnapshots = append(d.KeptSnapshots, s+" also used by "+list(staying, 5))
 				case last != i:
@@ -817,6 +841,12 @@ func (pl *planner) assignSnapshots(ds []Decision, status []byte, pos []int32) {
 				default:
 					d.DeleteSnapshots = append(d.DeleteSnapshots, s)
 					d.SizeGiB += inv.Snapshots[si].SizeGiB
+					if len(others) > 0 {
+						if d.SnapshotUsers == nil {
+							d.SnapshotUsers = map[string][]string{}
+						}
+						d.SnapshotUsers[s] = others
+					}
 				}
 			}
 		case ActionPending:

@@ -902,3 +902,46 @@ func TestOrdinal(t *testing.T) {
 		}
 	}
 }
+
+// Snapshot-level protection holds even when its AMI goes, and a snapshot two
+// departing AMIs share names the other user, so the executor can wait for it.
+func TestPlanSnapshotProtectionAndUsers(t *testing.T) {
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	old := now.AddDate(0, 0, -100)
+	p := policy.Default().Retention
+	p.GraceDays = 0
+	p.Rules = []policy.Rule{{Name: "all", KeepNewest: 0, MinAgeDays: 1}}
+	inv := &Inventory{
+		Account: "123456789012", Region: "us-east-1",
+		Images: []Image{
+			{ID: "ami-00000001", Name: "web-1", State: "available", CreationDate: old, SnapshotIDs: []string{"snap-a", "snap-shared", "snap-kept"}, SharesKnown: true},
+			{ID: "ami-00000002", Name: "web-2", State: "available", CreationDate: old.Add(time.Hour), SnapshotIDs: []string{"snap-b", "snap-shared"}, SharesKnown: true},
+		},
+		Snapshots: []Snapshot{
+			{ID: "snap-a", SizeGiB: 8}, {ID: "snap-b", SizeGiB: 8}, {ID: "snap-shared", SizeGiB: 8},
+			{ID: "snap-kept", SizeGiB: 8, Tags: map[string]string{p.ProtectTag: "legal hold"}},
+		},
+	}
+	plan := MakePlan(now, inv, p)
+	byID := map[string]Decision{}
+	for _, d := range plan.Decisions {
+		byID[d.ImageID] = d
+	}
+	first, second := byID["ami-00000001"], byID["ami-00000002"]
+	if first.Action != ActionDeregister || second.Action != ActionDeregister {
+		t.Fatalf("actions %s %s", first.Action, second.Action)
+	}
+	if slices.Contains(first.DeleteSnapshots, "snap-kept") || slices.Contains(second.DeleteSnapshots, "snap-kept") {
+		t.Errorf("a protected snapshot is planned for deletion: %v %v", first.DeleteSnapshots, second.DeleteSnapshots)
+	}
+	if !slices.ContainsFunc(first.KeptSnapshots, func(s string) bool { return strings.HasPrefix(s, "snap-kept protected by tag") }) {
+		t.Errorf("kept snapshots lack the protection reason: %v", first.KeptSnapshots)
+	}
+	owner, other := first, second
+	if slices.Contains(second.DeleteSnapshots, "snap-shared") {
+		owner, other = second, first
+	}
+	if !slices.Contains(owner.DeleteSnapshots, "snap-shared") || !slices.Equal(owner.SnapshotUsers["snap-shared"], []string{other.ImageID}) {
+		t.Errorf("shared snapshot: delete %v users %v", owner.DeleteSnapshots, owner.SnapshotUsers)
+	}
+}

@@ -175,6 +175,10 @@ type Decision struct {
 	// DeleteSnapshots are the snapshots to delete once the AMI is gone:
 	// owned by the account and referenced by no other registered AMI.
 	DeleteSnapshots []string `json:"delete_snapshots,omitempty"`
+	// SnapshotUsers names, for a snapshot in DeleteSnapshots, the other
+	// AMIs that use it (all deregistered earlier in this run): the executor
+	// deletes it only once every one of them is confirmed gone.
+	SnapshotUsers map[string][]string `json:"snapshot_users,omitempty"`
 	// KeptSnapshots explains snapshots of the AMI that are not deleted.
 	KeptSnapshots []string `json:"kept_snapshots,omitempty"`
 	// SizeGiB is what deregistering frees (the deleted snapshots' sizes).

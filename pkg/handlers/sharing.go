@@ -117,10 +117,9 @@ func (h *Sharing) handle(ctx context.Context, raw []byte) (SharingResponse, erro
 			resp.Outcome, resp.Reason = OutcomeIgnored, "attribute "+e.Attribute+" changed: not a sharing change"
 			return resp, nil
 		}
-		if h.Self != "" && e.Principal.Type == "AssumedRole" && strings.HasSuffix(e.Principal.ARN, "/"+h.Self) {
-			resp.Outcome, resp.Reason = OutcomeIgnored, "the guard's own change"
-			return resp, nil
-		}
+		// The guard's own revocations come back through CloudTrail too; they
+		// are not skipped by caller name (anyone can choose a session name):
+		// re-checking finds the resource compliant in three reads.
 		enf := h.Enforcer(meta.Region)
 		if e.IsSnapshot() {
 			res, err = enf.CheckSnapshot(ctx, meta.Account, meta.Region, e.ResourceID, e.Principal.Who())

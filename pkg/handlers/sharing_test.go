@@ -35,25 +35,11 @@ func sharingHandler(t *testing.T) (*handlers.Sharing, *fake.EC2, *bytes.Buffer) 
 		Account:  "123456789012",
 		Mode:     "enforce",
 		Log:      logging.New(&logs, "info"),
-		Self:     "mallory",
 	}, f, &logs
-}
-
-func TestSharingIgnoresItsOwnChanges(t *testing.T) {
-	h, f, logs := sharingHandler(t)
-	// The fixture's actor is the session .../developer/mallory; Self matches it.
-	resp, err := h.Handle(context.Background(), event(t, "valid/cloudtrail-modifyimageattribute.json"))
-	if err != nil || resp.Outcome != handlers.OutcomeIgnored || len(f.Calls) != 0 {
-		t.Fatalf("%+v %v, calls %v", resp, err, f.Calls)
-	}
-	if !strings.Contains(logs.String(), `"reason":"the guard's own change"`) {
-		t.Errorf("log: %s", logs)
-	}
 }
 
 func TestSharingRevokesAndLogsFindings(t *testing.T) {
 	h, f, logs := sharingHandler(t)
-	h.Self = "sharing-function"
 	resp, err := h.Handle(context.Background(), event(t, "valid/cloudtrail-modifyimageattribute.json"))
 	if err != nil || resp.Outcome != sharing.OutcomeRevoked || len(resp.Findings) != 1 {
 		t.Fatalf("%+v %v", resp, err)

@@ -134,6 +134,7 @@ func TestParseBadFixtures(t *testing.T) {
 		{"bad-overwrite.yaml", "/tagging/overwrite/0", "created-by", []string{"not a tag the tagger writes", `"ami-housekeeper:created-by"`}, 1},
 		{"bad-ssm-parameter.yaml", "/retention/in_use/ssm_parameters/0", "/amis/*/web", []string{`"/amis/*/web" does not match`, `ending in "/*"`}, 1},
 		{"bad-launch-template-version.yaml", "/retention/in_use/launch_template_versions/1", "newest", []string{`"newest" is not allowed`, `"default", "latest", "asg", "all"`}, 1},
+		{"bad-launch-template-scope.yaml", "/retention/in_use/launch_template_versions", []LaunchTemplateVersion{"default", "latest"}, []string{`must include "asg"`, "Auto Scaling groups"}, 1},
 		{"bad-version.yaml", "/version", int64(2), []string{"2 is not allowed; allowed: 1"}, 1},
 		{"bad-missing-version.yaml", "", nil, []string{`missing required key(s) "version"`}, 1},
 		{"bad-empty.yaml", "", nil, []string{"document is empty", "version: 1"}, 1},

@@ -507,6 +507,13 @@ func semanticProblems(p *Policy) []Problem {
 
 	// retention
 	r := p.Retention
+	// An Auto Scaling group launches the version it names whenever it scales
+	// out; leaving those versions out of the in-use check would let the
+	// cleanup remove an AMI a scaled-to-zero group still needs.
+	if vs := r.InUse.LaunchTemplateVersions; vs != nil && !slices.Contains(vs, LaunchTemplateASG) && !slices.Contains(vs, LaunchTemplateAll) {
+		add("/retention/in_use/launch_template_versions", vs,
+			"must include %q (or %q): versions Auto Scaling groups name are always in use; allowed: a list with asg, e.g. [default, latest, asg]", LaunchTemplateASG, LaunchTemplateAll)
+	}
 	checkTagKey("/retention/protect_tag", r.ProtectTag)
 	checkTagKey("/retention/time_lock_tag", r.TimeLockTag)
 	if r.ProtectTag != "" && r.ProtectTag == r.TimeLockTag {

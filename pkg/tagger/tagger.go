@@ -162,7 +162,7 @@ func (t *Tagger) Tag(ctx context.Context, req Request) (Result, error) {
 	switch {
 	case len(res.Writes) == 0:
 		res.Outcome, res.Reason = OutcomeUpToDate, "every desired tag is already present"
-	case t.policy.Mode == policy.ModeAudit:
+	case t.policy.Mode != policy.ModeEnforce: // only an explicit enforce writes
 		res.Outcome, res.Reason = OutcomeAudit, "audit mode: tags computed, not written"
 		return res, nil
 	default:

@@ -244,6 +244,9 @@ type run struct {
 	limDeregister, limSnapshot, limTags, limLifecycle *rate.Limiter
 
 	res *Results
+	// gone holds the AMIs this run confirmed deregistered (or already gone):
+	// a shared snapshot is deleted only once all its users are in it.
+	gone map[string]bool
 	// calls counts API calls made (to tell "not started" from "failed").
 	calls int
 	// stopped is set once ctx ended: nothing new is started.
@@ -252,7 +255,7 @@ type run struct {
 
 func (e *Executor) newRun() *run {
 	r := &run{ec2: e.EC2, clock: e.Clock, log: e.Log, imageTags: e.ImageTags,
-		inUseRetries: e.InUseRetries, inUseBackoff: e.InUseBackoff, res: &Results{}}
+		inUseRetries: e.InUseRetries, inUseBackoff: e.InUseBackoff, res: &Results{}, gone: map[string]bool{}}
 	if r.clock == nil {
 		r.clock = RealClock()
 	}
@@ -280,6 +283,17 @@ func (e *Executor) newRun() *run {
 	r.limTags = limit(e.Limits.TagsPerSec, DefaultTagsPerSec)
 	r.limLifecycle = limit(e.Limits.LifecyclePerSec, DefaultLifecyclePerSec)
 	return r
+}
+
+// userStays returns a planned co-user of snapshot s (an AMI deregistered
+// earlier in this run, per the plan) that is not confirmed gone; "" if none.
+func (r *run) userStays(d cleanup.Decision, s string) string {
+	for _, u := range d.SnapshotUsers[s] {
+		if !r.gone[u] {
+			return u
+		}
+	}
+	return ""
 }
 
 // errOutOfTime marks a call that was not made because ctx ended.
@@ -596,8 +610,11 @@ func (r *run) deregister(ctx context.Context, d cleanup.Decision) ImageResult {
 	// (2) Deregister.
 	var out *ec2.DeregisterImageOutput
 	err = r.call(ctx, r.limDeregister, false, func(c context.Context) error {
+		// DeleteAssociatedSnapshots deletes every snapshot no other AMI
+		// uses, including ones the plan keeps (protected): only ask for it
+		// when the plan keeps none of this AMI's snapshots.
 		o, err := r.ec2.DeregisterImage(c, &ec2.DeregisterImageInput{ImageId: aws.String(d.ImageID),
-			DeleteAssociatedSnapshots: aws.Bool(len(snaps) > 0)})
+			DeleteAssociatedSnapshots: aws.Bool(len(snaps) > 0 && len(d.KeptSnapshots) == 0)})
 		out = o
 		return err
 	})
@@ -605,7 +622,9 @@ func (r *run) deregister(ctx context.Context, d cleanup.Decision) ImageResult {
 	switch {
 	case err == nil:
 		r.res.Deregistered++
+		r.gone[d.ImageID] = true
 	case awserr.IsNotFound(err):
+		r.gone[d.ImageID] = true
 		res.Notes = append(res.Notes, "AMI already gone ("+awserr.Code(err)+")")
 	default:
 		res.Error = "deregister: " + err.Error()
@@ -655,9 +674,11 @@ func (r *run) deregister(ctx context.Context, d cleanup.Decision) ImageResult {
 			sr.Deleted, sr.Via = true, ViaAlreadyGone
 			r.logLine(ctx, d.ImageID, s, "delete-snapshot", "already gone", nil)
 		case code == types.SnapshotReturnCodesWarnSkipped:
-			// EC2 says another AMI uses it: that is no race, so one
-			// attempt, no InUse retries.
-			r.deleteSnapshot(ctx, &sr, 0, "in use by another AMI (DeleteAssociatedSnapshots skipped it)")
+			// EC2 says another AMI still uses it: keep it. Its delete-with
+			// tag stays; the planner only acts on it once no AMI uses it.
+			sr.Error = "kept: EC2 reports another AMI still uses it (DeleteAssociatedSnapshots skipped it)"
+		case r.userStays(d, s) != "":
+			sr.Error = "kept: also used by " + r.userStays(d, s) + ", which this run did not deregister"
 		default:
 			// No result (moto), or an error code: delete it ourselves,
 			// retrying the race with the deregistration.

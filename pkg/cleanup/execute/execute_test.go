@@ -463,12 +463,12 @@ func TestDeregister(t *testing.T) {
 		}, dereg("ami-1", "snap-1"),
 			want{done: true, deleted: 1, gib: 8, via: map[string]string{"snap-1": execute.ViaDeleteSnapshot},
 				calls: map[string]int{"DeregisterImage": 1, "DeleteSnapshot": 1}, note: "AMI already gone"}},
-		{"snapshot still used by another AMI (EC2 skips it): one try, reported", func(w *world) {
+		{"snapshot still used by another AMI (EC2 skips it): kept, no delete attempt, reported", func(w *world) {
 			w.addImage("ami-1", "snap-1", "snap-s")
 			w.addImage("ami-2", "snap-s")
 		}, dereg("ami-1", "snap-1", "snap-s"),
 			want{deregistered: 1, deleted: 1, via: map[string]string{"snap-1": execute.ViaDeleteAssociatedSnapshots, "snap-s": ""},
-				calls: map[string]int{"DeleteSnapshot": 1}, snapshotsLeft: []string{"snap-s"}, imgsLeft: []string{"ami-2"},
+				calls: map[string]int{"DeleteSnapshot": 0}, snapshotsLeft: []string{"snap-s"}, imgsLeft: []string{"ami-2"},
 				errSub: "1 of 2 snapshots not deleted", deleteWith: map[string]string{"snap-s": "ami-1"}}},
 		{"snapshot still used by another AMI, moto: InUse forever, retried, reported", func(w *world) {
 			w.addImage("ami-1", "snap-s")
@@ -861,5 +861,42 @@ func TestFakeSemantics(t *testing.T) {
 	cancel()
 	if clock.Sleep(cctx, time.Second) == nil {
 		t.Fatal("Sleep on a cancelled context should fail")
+	}
+}
+
+// A snapshot two departing AMIs share is deleted with the second only once
+// the first is confirmed gone: if the first cannot be deregistered, the
+// snapshot stays, whatever DeleteAssociatedSnapshots reports.
+func TestSharedSnapshotWaitsForEveryUser(t *testing.T) {
+	f := fake.NewEC2()
+	clock := fake.NewClock(time.Date(2026, 11, 28, 3, 0, 0, 0, time.UTC))
+	for _, img := range []struct{ id, state string }{{"ami-1", "available"}, {"ami-2", "available"}} {
+		f.Images[img.id] = &types.Image{ImageId: aws.String(img.id), State: types.ImageState(img.state),
+			BlockDeviceMappings: []types.BlockDeviceMapping{{Ebs: &types.EbsBlockDevice{SnapshotId: aws.String("snap-s")}}}}
+	}
+	f.Snapshots["snap-s"] = &types.Snapshot{SnapshotId: aws.String("snap-s")}
+	f.IgnoreDeleteAssociatedSnapshots = true // like moto: the executor deletes snapshots itself
+	f.Errors["DeregisterImage"] = []error{fake.APIError("OperationNotPermitted")}
+	plan := &cleanup.Plan{Mode: policy.ModeEnforce, Decisions: []cleanup.Decision{
+		{ImageID: "ami-1", Action: cleanup.ActionDeregister, KeptSnapshots: []string{"snap-s also used by ami-2; deleted with it"}},
+		{ImageID: "ami-2", Action: cleanup.ActionDeregister, DeleteSnapshots: []string{"snap-s"},
+			SnapshotUsers: map[string][]string{"snap-s": {"ami-1"}}},
+	}}
+	ex := &execute.Executor{EC2: f, Clock: clock}
+	res := ex.Apply(context.Background(), plan)
+	if f.Calls["DeleteSnapshot"] != 0 {
+		t.Errorf("DeleteSnapshot called %d times while ami-1 still uses the snapshot", f.Calls["DeleteSnapshot"])
+	}
+	if _, ok := f.Snapshots["snap-s"]; !ok {
+		t.Fatal("the shared snapshot was deleted")
+	}
+	found := false
+	for _, s := range res.Snapshots {
+		if s.SnapshotID == "snap-s" && strings.Contains(s.Error, "also used by ami-1") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the kept snapshot is not reported with its reason: %+v", res.Snapshots)
 	}
 }
