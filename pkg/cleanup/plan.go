@@ -59,6 +59,7 @@ func MakePlan(now time.Time, inv *Inventory, p policy.Retention) Plan {
 	} else {
 		status := pl.applyCaps(out.Decisions, out.Orphans, orphanSrc, pos)
 		pl.assignSnapshots(out.Decisions, status, pos)
+		pl.staleDeleteWith(out.Decisions)
 	}
 	out.Totals = totals(out.Decisions, out.Orphans, p.PricePerGiBMonth)
 	if n := inv.RecycleBin.ImageRetentionDays; n > 0 {
@@ -795,6 +796,25 @@ func (pl *planner) snapshotProtected(si int) string {
 		return lock
 	}
 	return ""
+}
+
+// staleDeleteWith lists, on every decision that keeps its AMI, the AMI's
+// snapshots still tagged TagDeleteWith=<that AMI>: a deregistration that
+// failed left the tag, and it must not approve them once the AMI goes by
+// other means.
+func (pl *planner) staleDeleteWith(ds []Decision) {
+	for k := range ds {
+		d := &ds[k]
+		if d.Action == ActionDeregister {
+			continue
+		}
+		for _, x := range pl.imgSnaps[pl.order[k]] {
+			si := pl.snaps[x].owned
+			if si >= 0 && pl.inv.Snapshots[si].Tags[TagDeleteWith] == d.ImageID {
+				d.ClearDeleteWith = append(d.ClearDeleteWith, pl.snaps[x].id)
+			}
+		}
+	}
 }
 
 // assignSnapshots fills DeleteSnapshots, KeptSnapshots and SizeGiB of the

@@ -945,3 +945,23 @@ func TestPlanSnapshotProtectionAndUsers(t *testing.T) {
 		t.Errorf("shared snapshot: delete %v users %v", owner.DeleteSnapshots, owner.SnapshotUsers)
 	}
 }
+
+func TestPlanClearsStaleDeleteWith(t *testing.T) {
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	p := policy.Default().Retention
+	p.Rules = []policy.Rule{{Name: "all", KeepNewest: 0, MinAgeDays: 1}}
+	inv := &Inventory{
+		Images: []Image{{ID: "ami-00000001", Name: "web-1", State: "available", CreationDate: now.AddDate(0, 0, -100),
+			SnapshotIDs: []string{"snap-a"}, SharesKnown: true}},
+		Snapshots:  []Snapshot{{ID: "snap-a", SizeGiB: 8, Tags: map[string]string{TagDeleteWith: "ami-00000001"}}},
+		References: map[string][]Reference{"ami-00000001": {{Kind: RefInstance, ID: "i-1", Detail: "running"}}},
+	}
+	d := MakePlan(now, inv, p).Decisions[0]
+	if d.Action != ActionKeep || !slices.Equal(d.ClearDeleteWith, []string{"snap-a"}) {
+		t.Errorf("decision %+v", d)
+	}
+	inv.Incomplete = []string{"instances: boom"}
+	if d := MakePlan(now, inv, p).Decisions[0]; len(d.ClearDeleteWith) != 0 {
+		t.Errorf("a blocked plan changes nothing, not even tags: %+v", d)
+	}
+}

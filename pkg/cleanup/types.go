@@ -181,6 +181,10 @@ type Decision struct {
 	SnapshotUsers map[string][]string `json:"snapshot_users,omitempty"`
 	// KeptSnapshots explains snapshots of the AMI that are not deleted.
 	KeptSnapshots []string `json:"kept_snapshots,omitempty"`
+	// ClearDeleteWith lists snapshots of this AMI, which stays, that still
+	// carry TagDeleteWith=<this AMI> from an earlier deregistration that
+	// did not happen: the tag is removed so it can never approve them later.
+	ClearDeleteWith []string `json:"clear_delete_with,omitempty"`
 	// SizeGiB is what deregistering frees (the deleted snapshots' sizes).
 	SizeGiB int64 `json:"size_gib,omitempty"`
 }

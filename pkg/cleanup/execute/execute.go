@@ -183,6 +183,9 @@ func (e *Executor) Apply(ctx context.Context, plan *cleanup.Plan) Results {
 	}
 	r := e.newRun()
 	for _, d := range plan.Decisions {
+		if len(d.ClearDeleteWith) > 0 && d.Action != cleanup.ActionDeregister && !r.outOfTime(ctx) {
+			r.clearDeleteWith(ctx, d)
+		}
 		var act func(context.Context, cleanup.Decision) ImageResult
 		switch d.Action {
 		case cleanup.ActionMark:
@@ -283,6 +286,21 @@ func (e *Executor) newRun() *run {
 	r.limTags = limit(e.Limits.TagsPerSec, DefaultTagsPerSec)
 	r.limLifecycle = limit(e.Limits.LifecyclePerSec, DefaultLifecyclePerSec)
 	return r
+}
+
+// clearDeleteWith removes a stale TagDeleteWith=<d.ImageID> from snapshots
+// of an AMI that stays. A failure is counted and logged; the next run tries
+// again (the tag is still there).
+func (r *run) clearDeleteWith(ctx context.Context, d cleanup.Decision) {
+	err := r.call(ctx, r.limTags, false, func(c context.Context) error {
+		_, err := r.ec2.DeleteTags(c, &ec2.DeleteTagsInput{Resources: d.ClearDeleteWith,
+			Tags: []types.Tag{tag(cleanup.TagDeleteWith, d.ImageID)}})
+		return err
+	})
+	r.logLine(ctx, d.ImageID, strings.Join(d.ClearDeleteWith, ","), "clear-delete-with", outcome(err), err)
+	if err != nil && !awserr.IsNotFound(err) {
+		r.res.Failed++
+	}
 }
 
 // userStays returns a planned co-user of snapshot s (an AMI deregistered

@@ -900,3 +900,23 @@ func TestSharedSnapshotWaitsForEveryUser(t *testing.T) {
 		t.Errorf("the kept snapshot is not reported with its reason: %+v", res.Snapshots)
 	}
 }
+
+// A stale delete-with tag on a snapshot of an AMI that stays is removed, so
+// it can never approve deleting that snapshot later.
+func TestClearStaleDeleteWith(t *testing.T) {
+	f := fake.NewEC2()
+	f.Images["ami-1"] = &types.Image{ImageId: aws.String("ami-1"), State: types.ImageStateAvailable}
+	f.Snapshots["snap-1"] = &types.Snapshot{SnapshotId: aws.String("snap-1"),
+		Tags: []types.Tag{{Key: aws.String(cleanup.TagDeleteWith), Value: aws.String("ami-1")}, {Key: aws.String("team"), Value: aws.String("web")}}}
+	plan := &cleanup.Plan{Mode: policy.ModeEnforce, Decisions: []cleanup.Decision{
+		{ImageID: "ami-1", Action: cleanup.ActionKeep, Reasons: []string{"in use by instance i-1 (running)"}, ClearDeleteWith: []string{"snap-1"}},
+	}}
+	res := (&execute.Executor{EC2: f, Clock: fake.NewClock(time.Date(2026, 11, 28, 3, 0, 0, 0, time.UTC))}).Apply(context.Background(), plan)
+	tags := f.Tags("snap-1")
+	if _, stale := tags[cleanup.TagDeleteWith]; stale || tags["team"] != "web" || res.Failed != 0 {
+		t.Errorf("tags after = %v, failed %d", tags, res.Failed)
+	}
+	if _, ok := f.Images["ami-1"]; !ok || f.Calls["DeregisterImage"] != 0 {
+		t.Errorf("a kept AMI was touched: %v", f.Calls)
+	}
+}
