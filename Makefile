@@ -60,9 +60,14 @@ test: tools build build-host ## Run every test: unit, moto integration, runtime-
 	$(TEST_ENV) $(GO) test -count=1 -timeout 40m ./...
 
 .PHONY: bench
-bench: tools build build-host ## Run the benchmarks and print binary sizes (numbers go in README.md).
+bench: tools build build-host ## Run the benchmarks quoted in README.md and print the binary sizes.
 	@for fn in $(FUNCTIONS); do stat -c '%n: %s bytes' $(DIST)/$$fn/bootstrap; done
-	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchtime 200x -count 1 ./pkg/... ./functions/...
+	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchtime 20x ./functions/tagger/
+	$(TEST_ENV) $(GO) test -run '^$$' -bench FourSnapshots -benchtime 200x ./pkg/tagger/
+	$(TEST_ENV) $(GO) test -run '^$$' -bench Plan100k -benchtime 3x ./pkg/cleanup/
+	$(TEST_ENV) $(GO) test -run '^$$' -bench Backlog1000 -benchtime 3x ./pkg/cleanup/execute/
+	$(TEST_ENV) $(GO) test -run '^$$' -bench CheckImageEvent -benchtime 100x ./pkg/sharing/
+	$(TEST_ENV) $(GO) test -run '^$$' -bench Audit10k -benchtime 1x ./pkg/sharing/audit/
 
 .PHONY: demo
 demo: tools build-host ## Run the main jobs locally: moto + real function binaries + real events; prints the tags written and the cleanup report.
