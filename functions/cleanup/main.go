@@ -12,6 +12,7 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/collect"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/execute"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/sweep"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/clock"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/coldstart"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/handlers"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
@@ -29,7 +30,7 @@ func main() {
 					SSM:         clients.SSM(region),
 					RecycleBin:  clients.RecycleBin(region),
 				},
-				Executor: &execute.Executor{EC2: clients.EC2(region), Clock: execute.RealClock(), Log: rt.Log},
+				Executor: &execute.Executor{EC2: clients.EC2(region), Clock: clock.Real(), Log: rt.Log},
 			}
 		},
 		Notifier: rt.Notifier,

@@ -10,7 +10,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/execute"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/clock"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/coldstart"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/handlers"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
@@ -31,7 +31,7 @@ func main() {
 		Enforcer: enforcer,
 		Auditor: func(region string) *audit.Auditor {
 			a := &audit.Auditor{EC2: clients.EC2(region), Guardrail: clients.EC2(region), Checker: enforcer(region),
-				Policy: pol, Clock: execute.RealClock()}
+				Policy: pol, Clock: clock.Real()}
 			if name := os.Getenv(envCursor); name != "" {
 				a.Cursor, a.CursorName = clients.Cursor(region), name
 			}

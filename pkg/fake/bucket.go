@@ -8,7 +8,7 @@ import (
 
 // Clock is a simulated clock: Sleep advances it at once, so code paced by
 // rate limiters and backoffs runs minutes of simulated time in microseconds.
-// It satisfies execute.Clock (Now, Sleep) structurally.
+// It satisfies clock.Clock (Now, Sleep) structurally.
 type Clock struct {
 	mu  sync.Mutex
 	now time.Time

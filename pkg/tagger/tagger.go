@@ -14,6 +14,7 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/amievents"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awsapi"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awserr"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/clock"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 )
 
@@ -76,7 +77,7 @@ type Tagger struct {
 
 // New returns a Tagger for the given policy section.
 func New(clients ClientSource, p policy.Tagging) *Tagger {
-	return &Tagger{clients: clients, policy: p, poll: 2 * time.Second, sleep: sleepCtx}
+	return &Tagger{clients: clients, policy: p, poll: 2 * time.Second, sleep: clock.Real().Sleep}
 }
 
 // WithPoll overrides the wait between polls of a pending AMI (tests, demo).
@@ -396,15 +397,4 @@ func appendNote(notes []string, note string) []string {
 		return notes
 	}
 	return append(notes, note)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awsapi"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awserr"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/clock"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 )
 
@@ -87,7 +88,7 @@ type Limits struct {
 // and InUseBackoff take the defaults.
 type Executor struct {
 	EC2    awsapi.CleanupEC2
-	Clock  Clock
+	Clock  clock.Clock
 	Limits Limits
 	// Log, if set, gets one line per action (keys image_id, snapshot_id,
 	// action, outcome, error).
@@ -238,7 +239,7 @@ func (e *Executor) Apply(ctx context.Context, plan *cleanup.Plan) Results {
 // run is the state of one Apply.
 type run struct {
 	ec2          awsapi.CleanupEC2
-	clock        Clock
+	clock        clock.Clock
 	log          *slog.Logger
 	inUseRetries int
 	inUseBackoff time.Duration
@@ -260,7 +261,7 @@ func (e *Executor) newRun() *run {
 	r := &run{ec2: e.EC2, clock: e.Clock, log: e.Log, imageTags: e.ImageTags,
 		inUseRetries: e.InUseRetries, inUseBackoff: e.InUseBackoff, res: &Results{}, gone: map[string]bool{}}
 	if r.clock == nil {
-		r.clock = RealClock()
+		r.clock = clock.Real()
 	}
 	switch {
 	case r.inUseRetries == 0:

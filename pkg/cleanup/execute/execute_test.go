@@ -27,6 +27,7 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awserr"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/execute"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/clock"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/fake"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 )
@@ -34,7 +35,7 @@ import (
 const acct = "123456789012"
 
 var (
-	_ execute.Clock     = (*fake.Clock)(nil)
+	_ clock.Clock       = (*fake.Clock)(nil)
 	_ awsapi.CleanupEC2 = (*fake.EC2)(nil)
 	_ awsapi.CleanupEC2 = (*spy)(nil)
 )

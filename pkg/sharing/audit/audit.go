@@ -77,7 +77,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awsapi"
-	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/execute"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/clock"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/sharing"
 )
@@ -139,8 +139,8 @@ type Auditor struct {
 	CursorName string
 	Policy     policy.Sharing
 	// Clock paces the checks and tells the time against the deadline
-	// (execute.RealClock() when nil).
-	Clock execute.Clock
+	// (clock.Real() when nil).
+	Clock clock.Clock
 	// AttributeRate is the client-side limit, per second, for the per-AMI
 	// reads (see the rate accounting), burst Burst; math.Inf(1) means no
 	// limit (tests only).
@@ -221,7 +221,7 @@ type run struct {
 	a               *Auditor
 	account, region string
 	actor           string
-	clock           execute.Clock
+	clock           clock.Clock
 	lim             *rate.Limiter
 	margin          time.Duration
 	rep             *Report
@@ -272,7 +272,7 @@ func (a *Auditor) Run(ctx context.Context, account, region, actor string) Report
 func (a *Auditor) newRun(account, region, actor string, rep *Report) *run {
 	r := &run{a: a, account: account, region: region, actor: actor, clock: a.Clock, margin: a.Margin, rep: rep}
 	if r.clock == nil {
-		r.clock = execute.RealClock()
+		r.clock = clock.Real()
 	}
 	if r.margin <= 0 {
 		r.margin = DefaultMargin

@@ -19,7 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
-	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/execute"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/clock"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/emulator"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/sharing"
@@ -100,7 +100,7 @@ func TestAuditWithEnforcerOnMoto(t *testing.T) {
 	pol := policy.Default().Sharing
 	pol.Mode, pol.AllowedAccounts, pol.EnableImageBlockPublicAccess, pol.CheckAllSnapshots = policy.ModeAudit, []string{allowed}, true, true
 	a := &audit.Auditor{EC2: client, Guardrail: client, Cursor: params, CursorName: "/ami-housekeeper/sharing-audit-cursor",
-		Checker: &sharing.Enforcer{EC2: client, Policy: pol}, Policy: pol, Clock: execute.RealClock()}
+		Checker: &sharing.Enforcer{EC2: client, Policy: pol}, Policy: pol, Clock: clock.Real()}
 	r := a.Run(ctx, motoAccount, motoRegion, "")
 
 	if !r.Complete || r.ImagesChecked != 3 || r.SnapshotsChecked != 3+1 || len(r.Errors) != 0 {

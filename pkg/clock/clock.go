@@ -1,4 +1,6 @@
-package execute
+// Package clock is the one injectable clock: the real one for Lambda, a
+// simulated one (pkg/fake) for tests and benchmarks of paced work.
+package clock
 
 import (
 	"context"
@@ -14,8 +16,8 @@ type Clock interface {
 	Sleep(ctx context.Context, d time.Duration) error
 }
 
-// RealClock returns the wall clock.
-func RealClock() Clock { return realClock{} }
+// Real returns the wall clock.
+func Real() Clock { return realClock{} }
 
 type realClock struct{}
 
