@@ -2,8 +2,10 @@ package awsapi
 
 import (
 	"context"
-	"sort"
+
 	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/smithy-go/middleware"
@@ -33,6 +35,14 @@ func (c *CallCounter) Register(stack *middleware.Stack) error {
 		}), middleware.After)
 }
 
+// Attach returns a copy of cfg whose every client (of any service) counts
+// its calls here.
+func (c *CallCounter) Attach(cfg aws.Config) aws.Config {
+	cfg = cfg.Copy()
+	cfg.APIOptions = append(cfg.APIOptions, c.Register)
+	return cfg
+}
+
 // Counts returns a copy of the counts per operation.
 func (c *CallCounter) Counts() map[string]int {
 	c.mu.Lock()
@@ -53,17 +63,6 @@ func (c *CallCounter) Total() int {
 		n += v
 	}
 	return n
-}
-
-// Operations returns the operations called, sorted (for messages).
-func (c *CallCounter) Operations() []string {
-	counts := c.Counts()
-	ops := make([]string, 0, len(counts))
-	for k := range counts {
-		ops = append(ops, k)
-	}
-	sort.Strings(ops)
-	return ops
 }
 
 // Reset forgets all counts.

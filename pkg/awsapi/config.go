@@ -43,20 +43,15 @@ func LoadConfig(ctx context.Context, optFns ...func(*config.LoadOptions) error) 
 type Clients struct {
 	cfg aws.Config
 
-	// ec2Opts lets tests add middleware (call counting, fault injection).
-	ec2Opts []func(*ec2.Options)
-
 	mu    sync.Mutex
 	cache map[string]any
 }
 
-// NewClients returns a factory over cfg.
-func NewClients(cfg aws.Config, ec2Opts ...func(*ec2.Options)) *Clients {
-	return &Clients{cfg: cfg, ec2Opts: ec2Opts, cache: map[string]any{}}
+// NewClients returns a factory over cfg. Middleware for every client (call
+// counting, fault injection) goes in cfg.APIOptions.
+func NewClients(cfg aws.Config) *Clients {
+	return &Clients{cfg: cfg, cache: map[string]any{}}
 }
-
-// Config returns the configuration the clients are built from.
-func (c *Clients) Config() aws.Config { return c.cfg }
 
 // cached returns the client of one service in one region, building it once.
 func cached[T any](c *Clients, service, region string, build func(aws.Config) T) T {
@@ -78,7 +73,7 @@ func cached[T any](c *Clients, service, region string, build func(aws.Config) T)
 
 // EC2 returns the EC2 client for region (the configuration's region when empty).
 func (c *Clients) EC2(region string) EC2API {
-	return cached(c, "ec2", region, func(cfg aws.Config) EC2API { return ec2.NewFromConfig(cfg, c.ec2Opts...) })
+	return cached(c, "ec2", region, func(cfg aws.Config) EC2API { return ec2.NewFromConfig(cfg) })
 }
 
 // AutoScaling returns the Auto Scaling client for region.
@@ -87,8 +82,14 @@ func (c *Clients) AutoScaling(region string) AutoScalingAPI {
 }
 
 // SSM returns the SSM client for region.
-func (c *Clients) SSM(region string) SSMAPI {
-	return cached(c, "ssm", region, func(cfg aws.Config) SSMAPI { return ssm.NewFromConfig(cfg) })
+func (c *Clients) SSM(region string) SSMAPI { return c.ssm(region) }
+
+// Cursor returns the SSM client that keeps job cursors, for region (the
+// same client as SSM).
+func (c *Clients) Cursor(region string) CursorSSM { return c.ssm(region) }
+
+func (c *Clients) ssm(region string) *ssm.Client {
+	return cached(c, "ssm", region, func(cfg aws.Config) *ssm.Client { return ssm.NewFromConfig(cfg) })
 }
 
 // RecycleBin returns the Recycle Bin client for region.
@@ -104,9 +105,4 @@ func (c *Clients) EventBridge(region string) EventBridgeAPI {
 // SNS returns the SNS client for region.
 func (c *Clients) SNS(region string) SNSAPI {
 	return cached(c, "sns", region, func(cfg aws.Config) SNSAPI { return sns.NewFromConfig(cfg) })
-}
-
-// Cursor returns the SSM client that keeps job cursors, for region.
-func (c *Clients) Cursor(region string) CursorSSM {
-	return cached(c, "ssm-cursor", region, func(cfg aws.Config) CursorSSM { return ssm.NewFromConfig(cfg) })
 }

@@ -69,9 +69,6 @@ func (m *Moto) Reset(ctx context.Context) error {
 // Stop ends the server and its children.
 func (m *Moto) Stop() { stop(m.cmd) }
 
-// Logs returns what the server printed.
-func (m *Moto) Logs() string { return m.out.String() }
-
 // Env returns the environment a process needs to reach this server as an
 // AWS account in region: endpoint, region and static credentials.
 func (m *Moto) Env(region string) []string {

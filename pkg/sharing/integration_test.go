@@ -57,7 +57,7 @@ func newMotoWorld(tb testing.TB) *motoWorld {
 		tb.Fatal(err)
 	}
 	w := &motoWorld{ctx: ctx, calls: awsapi.NewCallCounter()}
-	w.api = awsapi.NewClients(cfg, func(o *ec2.Options) { o.APIOptions = append(o.APIOptions, w.calls.Register) }).EC2(region)
+	w.api = awsapi.NewClients(w.calls.Attach(cfg)).EC2(region)
 	w.seed = emulator.Seeder{EC2: ec2.NewFromConfig(cfg)}
 	if w.inst, err = w.seed.Instance(ctx, emulator.ForeignImageID); err != nil {
 		tb.Fatal(err)

@@ -46,7 +46,7 @@ func newMotoWorldB(t testing.TB) *motoWorld {
 		t.Fatal(err)
 	}
 	w := &motoWorld{ctx: ctx, calls: awsapi.NewCallCounter()}
-	w.clients = awsapi.NewClients(cfg, func(o *ec2.Options) { o.APIOptions = append(o.APIOptions, w.calls.Register) })
+	w.clients = awsapi.NewClients(w.calls.Attach(cfg))
 	w.seed = emulator.Seeder{EC2: ec2.NewFromConfig(cfg)}
 	if w.instID, err = w.seed.Instance(ctx, emulator.ForeignImageID, "team", "web", "Name", "builder"); err != nil {
 		t.Fatal(err)

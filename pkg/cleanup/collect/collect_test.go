@@ -64,9 +64,8 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	w := &world{ctx: ctx, moto: moto, seed: emulator.NewFleetSeeder(cfg), calls: awsapi.NewCallCounter()}
-	w.ec2 = ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.APIOptions = append(o.APIOptions, w.calls.Register) })
-	w.asg = autoscaling.NewFromConfig(cfg, func(o *autoscaling.Options) { o.APIOptions = append(o.APIOptions, w.calls.Register) })
-	w.ssm = ssm.NewFromConfig(cfg, func(o *ssm.Options) { o.APIOptions = append(o.APIOptions, w.calls.Register) })
+	counted := w.calls.Attach(cfg)
+	w.ec2, w.asg, w.ssm = ec2.NewFromConfig(counted), autoscaling.NewFromConfig(counted), ssm.NewFromConfig(counted)
 	return w
 }
 
