@@ -129,7 +129,23 @@ func (e *Enforcer) CheckImage(ctx context.Context, account, region, imageID, act
 		return Result{}, err
 	case img == nil || img.State == types.ImageStateDeregistered:
 		return Result{Outcome: OutcomeGone}, nil
-	case aws.ToString(img.OwnerId) != account:
+	}
+	return e.checkImage(ctx, c, img)
+}
+
+// CheckListedImage is CheckImage for an AMI the caller already read with
+// DescribeImages (the audit's listing pass), so it is not read again.
+func (e *Enforcer) CheckListedImage(ctx context.Context, account, region string, img *types.Image, actor string) (Result, error) {
+	if account == "" || img == nil || aws.ToString(img.ImageId) == "" {
+		return Result{}, errors.New("sharing: CheckListedImage needs an account and an image")
+	}
+	return e.checkImage(ctx, e.newCheck(account, region, actor), img)
+}
+
+// checkImage checks a described AMI and its snapshots.
+func (e *Enforcer) checkImage(ctx context.Context, c *check, img *types.Image) (Result, error) {
+	imageID := aws.ToString(img.ImageId)
+	if owner := aws.ToString(img.OwnerId); owner != c.account {
 		return Result{Outcome: OutcomeNotOwned}, nil
 	}
 	tags := tagMap(img.Tags)

@@ -29,11 +29,10 @@
 // snapshots the listing shows for an AMI, 1 for a stand-alone snapshot. Each
 // DescribeImages or DescribeSnapshots page of the listing costs 1. A check
 // that revoked something made one confirming re-read per changed resource;
-// those are charged after the fact (the debt delays the next checks). The
-// engine also describes each resource first (DescribeImages by ID per AMI,
-// DescribeSnapshots by ID per stand-alone snapshot): those actions have
-// buckets of their own (EC2 throttles per action), and one call per check
-// keeps them below the limiter's rate, so they are not charged. The
+// those are charged after the fact (the debt delays the next checks). AMIs
+// are checked as listed (CheckListedImage: no second DescribeImages per AMI);
+// a stand-alone snapshot is described once by ID, in DescribeSnapshots' own
+// bucket (EC2 throttles per action), so it is not charged. The
 // mutations (ModifyImageAttribute, ModifySnapshotAttribute, CreateTags) have
 // their own buckets too and are rare; the SDK retries them if throttled.
 //
@@ -80,6 +79,7 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/clock"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/sharing"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
 // Defaults of the Auditor's zero values.
@@ -115,7 +115,9 @@ var changedActions = map[string]bool{sharing.ActionRevoked: true, sharing.Action
 
 // Checker is the per-resource engine; *sharing.Enforcer satisfies it.
 type Checker interface {
-	CheckImage(ctx context.Context, account, region, imageID, actor string) (sharing.Result, error)
+	// CheckListedImage checks an AMI from the listing pass without reading
+	// it again.
+	CheckListedImage(ctx context.Context, account, region string, img *types.Image, actor string) (sharing.Result, error)
 	CheckSnapshot(ctx context.Context, account, region, snapshotID, actor string) (sharing.Result, error)
 }
 
@@ -200,6 +202,8 @@ type item struct {
 	snapshot bool // a stand-alone snapshot; else an AMI
 	// snapshots are an AMI's EBS snapshots, from the listing.
 	snapshots []string
+	// image is the AMI as listed (nil for a snapshot).
+	image *types.Image
 }
 
 // weight is the number of paced reads a check of it makes.
@@ -387,7 +391,7 @@ func (r *run) check(ctx context.Context, it item) (sharing.Result, error) {
 	if it.snapshot {
 		return r.a.Checker.CheckSnapshot(ctx, r.account, r.region, it.id, r.actor)
 	}
-	return r.a.Checker.CheckImage(ctx, r.account, r.region, it.id, r.actor)
+	return r.a.Checker.CheckListedImage(ctx, r.account, r.region, it.image, r.actor)
 }
 
 // pace reserves n reads and sleeps until they are due. It reports false, and

@@ -151,11 +151,11 @@ func (s *stubChecker) check(ctx context.Context, id string) (sharing.Result, err
 	return sharing.Result{Outcome: "checked", Findings: fs}, nil
 }
 
-func (s *stubChecker) CheckImage(ctx context.Context, acct, reg, imageID, actor string) (sharing.Result, error) {
-	if acct != account || reg != region || actor != "" {
-		panic("stubChecker: wrong account, region or actor")
+func (s *stubChecker) CheckListedImage(ctx context.Context, acct, reg string, img *types.Image, actor string) (sharing.Result, error) {
+	if acct != account || reg != region || actor != "" || img == nil {
+		panic("stubChecker: wrong account, region, actor or no listed image")
 	}
-	return s.check(ctx, imageID)
+	return s.check(ctx, aws.ToString(img.ImageId))
 }
 
 func (s *stubChecker) CheckSnapshot(ctx context.Context, acct, reg, snapshotID, actor string) (sharing.Result, error) {
@@ -622,7 +622,8 @@ type bucketChecker struct {
 	calls     map[string]int
 }
 
-func (b *bucketChecker) CheckImage(_ context.Context, _, _, imageID, _ string) (sharing.Result, error) {
+func (b *bucketChecker) CheckListedImage(_ context.Context, _, _ string, img *types.Image, _ string) (sharing.Result, error) {
+	imageID := aws.ToString(img.ImageId)
 	b.mu.Lock()
 	b.calls[imageID]++
 	b.mu.Unlock()

@@ -21,8 +21,9 @@ func (r *run) list(ctx context.Context) (items []item, listed bool, err error) {
 		return nil, false, err
 	}
 	behindAMI := map[string]bool{}
-	for _, img := range images {
-		it := item{id: aws.ToString(img.ImageId)}
+	for i := range images {
+		img := &images[i]
+		it := item{id: aws.ToString(img.ImageId), image: img}
 		for _, m := range img.BlockDeviceMappings {
 			if m.Ebs != nil && aws.ToString(m.Ebs.SnapshotId) != "" {
 				it.snapshots = append(it.snapshots, aws.ToString(m.Ebs.SnapshotId))
