@@ -1,6 +1,7 @@
 package amievents_test
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -211,4 +212,81 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("accepted an event without an image ID")
 		}
 	})
+}
+
+// TestRegionNames checks the region check, in the envelope and in CopyImage's
+// sourceRegion, against every shape of AWS region name and against garbage.
+func TestRegionNames(t *testing.T) {
+	tests := []struct {
+		region string
+		ok     bool
+	}{
+		{"us-east-1", true},
+		{"eu-central-2", true},
+		{"ap-southeast-5", true},
+		{"ap-northeast-3", true},
+		{"il-central-1", true},
+		{"mx-central-1", true},
+		{"ca-west-1", true},
+		{"us-gov-west-1", true},
+		{"cn-north-1", true},
+		{"cn-northwest-1", true},
+		{"eusc-de-east-1", true}, // AWS European Sovereign Cloud
+		{"us-iso-east-1", true},
+		{"us-isob-east-1", true},
+		{"us-isof-south-1", true},
+		{"eu-isoe-west-1", true},
+		{"", false},
+		{"us-east-1a", false}, // an availability zone
+		{"US-EAST-1", false},
+		{"useast1", false},
+		{"us-east", false},
+		{"us-east-", false},
+		{"-us-east-1", false},
+		{"us--east-1", false},
+		{"us-east-0", false},
+		{"us-east-100", false},
+		{"u-east-1", false},
+		{"europe-west-1", false},
+		{"us-a-b-c-d-1", false},
+		{"us-east-1/../x", false},
+		{"us-east-1\n", false},
+	}
+	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "events", "valid", "cloudtrail-copyimage.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.region, func(t *testing.T) {
+			quoted, _ := json.Marshal(tt.region)
+			r := string(quoted[1 : len(quoted)-1])
+			base := strings.NewReplacer("${IMAGE_ID}", "ami-0123456789abcdef0", "${SOURCE_IMAGE_ID}", "ami-0fedcba9876543210")
+			// The event comes from the region under test...
+			envelope := strings.ReplaceAll(base.Replace(string(raw)), "us-east-1", r)
+			envelope = strings.ReplaceAll(envelope, "${SOURCE_REGION}", "eu-west-1")
+			ev, err := amievents.Parse([]byte(envelope))
+			if got := err == nil; got != tt.ok {
+				t.Fatalf("envelope region %q: accepted = %v, want %v (%v)", tt.region, got, tt.ok, err)
+			}
+			if tt.ok && ev.Meta().Region != tt.region {
+				t.Errorf("region = %q", ev.Meta().Region)
+			}
+			var ie *amievents.InvalidEventError
+			if !tt.ok && (!errors.As(err, &ie) || ie.Field != "region") {
+				t.Errorf("want an invalid region, got %v", err)
+			}
+			// ...or the AMI is copied from it.
+			copied := strings.ReplaceAll(base.Replace(string(raw)), "${SOURCE_REGION}", r)
+			ev, err = amievents.Parse([]byte(copied))
+			if got := err == nil; got != tt.ok {
+				t.Fatalf("sourceRegion %q: accepted = %v, want %v (%v)", tt.region, got, tt.ok, err)
+			}
+			if tt.ok && ev.(*amievents.ImageCreated).SourceRegion != tt.region {
+				t.Errorf("source region = %q", ev.(*amievents.ImageCreated).SourceRegion)
+			}
+			if !tt.ok && (!errors.As(err, &ie) || ie.Field != "detail.requestParameters.sourceRegion") {
+				t.Errorf("want an invalid sourceRegion, got %v", err)
+			}
+		})
+	}
 }

@@ -72,7 +72,11 @@ var (
 	reImageID    = regexp.MustCompile(`^ami-[0-9a-f]{8,17}$`)
 	reInstanceID = regexp.MustCompile(`^i-[0-9a-f]{8,17}$`)
 	reAccountID  = regexp.MustCompile(`^\d{12}$`)
-	reRegion     = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d{1,2}$`)
+	// reRegion takes every AWS region name shape: a 2..4-letter partition or
+	// geography (us, cn, ap, eusc), one to three words (gov, isob, de, east,
+	// southeast) and a number: us-east-1, us-gov-west-1, us-isob-east-1,
+	// eusc-de-east-1. It rejects anything else, availability zones included.
+	reRegion = regexp.MustCompile(`^[a-z]{2,4}(-[a-z]{2,10}){1,3}-[1-9][0-9]?$`)
 )
 
 // detailParser turns the detail of an envelope it was registered for into an Event.
