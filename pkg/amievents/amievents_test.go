@@ -50,6 +50,9 @@ func TestParseValid(t *testing.T) {
 			if !e.CallTime.Equal(time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)) {
 				t.Errorf("call time = %v", e.CallTime)
 			}
+			if want := map[string]map[string]string{"image": {"team": "web"}}; !reflect.DeepEqual(e.CallerTags, want) {
+				t.Errorf("caller tags = %v, want %v", e.CallerTags, want)
+			}
 		}},
 		{"valid/cloudtrail-copyimage.json", func(t *testing.T, ev amievents.Event) {
 			e := ev.(*amievents.ImageCreated)
@@ -286,6 +289,45 @@ func TestRegionNames(t *testing.T) {
 			}
 			if !tt.ok && (!errors.As(err, &ie) || ie.Field != "detail.requestParameters.sourceRegion") {
 				t.Errorf("want an invalid sourceRegion, got %v", err)
+			}
+		})
+	}
+}
+
+// TestCallerTags reads the tags a create call asked for (TagSpecifications):
+// both shapes CloudTrail uses, per resource type, and any other shape is
+// ignored rather than rejected, since the tags only explain a replacement.
+func TestCallerTags(t *testing.T) {
+	tests := []struct {
+		name string
+		spec any
+		want map[string]map[string]string
+	}{
+		{"tags list, image and snapshot", map[string]any{"items": []any{
+			map[string]any{"resourceType": "image", "tags": []any{map[string]any{"key": "ami-housekeeper:created-by", "value": "arn:aws:iam::123456789012:user/ceo"}}},
+			map[string]any{"resourceType": "snapshot", "tags": []any{map[string]any{"key": "team", "value": ""}}},
+		}}, map[string]map[string]string{"image": {"ami-housekeeper:created-by": "arn:aws:iam::123456789012:user/ceo"}, "snapshot": {"team": ""}}},
+		{"tagSet items", map[string]any{"items": []any{
+			map[string]any{"resourceType": "image", "tagSet": map[string]any{"items": []any{map[string]any{"key": "k", "value": "v"}}}},
+		}}, map[string]map[string]string{"image": {"k": "v"}}},
+		{"none", nil, nil},
+		{"unexpected shape", "image=team:web", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var env map[string]any
+			if err := json.Unmarshal(fixture(t, "valid/cloudtrail-createimage.json"), &env); err != nil {
+				t.Fatal(err)
+			}
+			params := env["detail"].(map[string]any)["requestParameters"].(map[string]any)
+			params["tagSpecificationSet"] = tt.spec
+			raw, _ := json.Marshal(env)
+			ev, err := amievents.Parse(raw)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if got := ev.(*amievents.ImageCreated).CallerTags; !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("caller tags = %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -50,6 +50,12 @@ type ImageCreated struct {
 	// SourceImageID and SourceRegion are set for CopyImage.
 	SourceImageID string
 	SourceRegion  string
+	// CallerTags are the tags the call itself asked for on the new resources
+	// (requestParameters.tagSpecificationSet), by resource type ("image",
+	// "snapshot"); nil when the record carries none or an unexpected shape.
+	// They are the caller's claim, not a fact: the tagger uses them only to
+	// say who set a provenance tag it replaces.
+	CallerTags map[string]map[string]string
 }
 
 // Meta implements Event.
@@ -122,8 +128,49 @@ func imageCreation(read func(d *cloudTrailDetail, ev *ImageCreated) error) cloud
 		if err := read(d, ev); err != nil {
 			return nil, err
 		}
+		ev.CallerTags = tagSpecifications(d.RequestParameters)
 		return ev, nil
 	}
+}
+
+// tagSpecifications reads the tags a create call asked for. It is lenient on
+// purpose: the tags only explain a replacement, so a shape it does not know
+// yields nil and never rejects the event.
+func tagSpecifications(params json.RawMessage) map[string]map[string]string {
+	type tag struct {
+		Key   string `json:"key"`
+		Value string `json:"value"`
+	}
+	var p struct {
+		TagSpecificationSet struct {
+			Items []struct {
+				ResourceType string `json:"resourceType"`
+				Tags         []tag  `json:"tags"`
+				TagSet       struct {
+					Items []tag `json:"items"`
+				} `json:"tagSet"`
+			} `json:"items"`
+		} `json:"tagSpecificationSet"`
+	}
+	if len(params) == 0 || json.Unmarshal(params, &p) != nil {
+		return nil
+	}
+	var out map[string]map[string]string
+	for _, item := range p.TagSpecificationSet.Items {
+		for _, t := range append(item.Tags, item.TagSet.Items...) {
+			if t.Key == "" || item.ResourceType == "" {
+				continue
+			}
+			if out == nil {
+				out = map[string]map[string]string{}
+			}
+			if out[item.ResourceType] == nil {
+				out[item.ResourceType] = map[string]string{}
+			}
+			out[item.ResourceType][t.Key] = t.Value
+		}
+	}
+	return out
 }
 
 func supportedOps() string {

@@ -91,6 +91,7 @@ func (h *Tagger) handle(ctx context.Context, raw []byte) (TaggerResponse, error)
 		req.SourceInstanceID = e.SourceInstanceID
 		req.SourceImageID = e.SourceImageID
 		req.SourceRegion = e.SourceRegion
+		req.CallerTags = e.CallerTags
 	case *amievents.ImageStateChanged:
 		if e.State != amievents.StateAvailable {
 			resp.Outcome, resp.Reason = OutcomeIgnored, "state "+e.State+" needs no tagging"
@@ -142,6 +143,15 @@ func (h *Tagger) logSummary(ctx context.Context, resp TaggerResponse, err error,
 	}
 	if len(resp.Skips) > 0 {
 		attrs = append(attrs, slog.Any(logging.KeySkipped, resp.Skips))
+	}
+	// A replaced provenance tag may be a forged creator: it is logged with
+	// the value it replaced. Unverified ones are listed so no reader takes
+	// them for the tagger's word.
+	if len(resp.Replaced) > 0 {
+		attrs = append(attrs, slog.Any("replaced", resp.Replaced))
+	}
+	if len(resp.Unverified) > 0 {
+		attrs = append(attrs, slog.Any("unverified", resp.Unverified))
 	}
 	if len(resp.Notes) > 0 {
 		attrs = append(attrs, slog.Any("notes", resp.Notes))

@@ -115,3 +115,47 @@ func TestHandlerIgnoresOtherStates(t *testing.T) {
 		t.Errorf("summary = %v, calls %v", m, f.Calls)
 	}
 }
+
+// TestHandlerForgedCreator: the caller put the tagger's created-by on the
+// new AMI through CreateImage's TagSpecifications. The CloudTrail record's
+// identity replaces it, and the summary line says what was replaced and that
+// the creating call set it.
+func TestHandlerForgedCreator(t *testing.T) {
+	h, f, logs := setup(t, "123456789012")
+	forged := "arn:aws:iam::123456789012:user/ceo"
+	f.Images["ami-0123456789abcdef0"].Tags = []types.Tag{{Key: aws.String("ami-housekeeper:created-by"), Value: aws.String(forged)}}
+	raw := bytes.Replace(event(t, "valid/cloudtrail-createimage.json"),
+		[]byte(`"key": "team"`), []byte(`"key": "ami-housekeeper:created-by"`), 1)
+	raw = bytes.Replace(raw, []byte(`"value": "web"`), []byte(`"value": "`+forged+`"`), 1)
+	if _, err := h.Invoke(context.Background(), raw); err != nil {
+		t.Fatal(err)
+	}
+	want := "arn:aws:sts::123456789012:assumed-role/image-builder/packer-build-42"
+	if got := f.Tags("ami-0123456789abcdef0")["ami-housekeeper:created-by"]; got != want {
+		t.Errorf("created-by = %q, want %q from CloudTrail", got, want)
+	}
+	m := summary(t, logs)
+	replaced, _ := m["replaced"].([]any)
+	if len(replaced) != 1 {
+		t.Fatalf("summary lacks the replacement: %v", m)
+	}
+	r := replaced[0].(map[string]any)
+	if r["was"] != forged || r["now"] != want || !strings.Contains(r["reason"].(string), "TagSpecifications") {
+		t.Errorf("replacement = %v", r)
+	}
+}
+
+// TestHandlerStateChangeReportsUnverifiedCreator: with no identity in the
+// event, a created-by already present is neither written nor vouched for.
+func TestHandlerStateChangeReportsUnverifiedCreator(t *testing.T) {
+	h, f, logs := setup(t, "123456789012")
+	f.Images["ami-0123456789abcdef0"].Tags = []types.Tag{{Key: aws.String("ami-housekeeper:created-by"), Value: aws.String("arn:aws:iam::123456789012:user/ceo")}}
+	if _, err := h.Invoke(context.Background(), event(t, "valid/statechange-available.json")); err != nil {
+		t.Fatal(err)
+	}
+	m := summary(t, logs)
+	unverified, _ := m["unverified"].([]any)
+	if len(unverified) != 1 || unverified[0].(map[string]any)["key"] != "ami-housekeeper:created-by" {
+		t.Errorf("summary = %v", m)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -204,15 +205,26 @@ func TestMotoEventOrderConverges(t *testing.T) {
 	}
 }
 
+// TestMotoDuplicateDeliveryAndExistingTags: tags the caller set at creation
+// (TagSpecifications) are kept, except a forged provenance tag, which the
+// CloudTrail record replaces; replays then write nothing.
 func TestMotoDuplicateDeliveryAndExistingTags(t *testing.T) {
 	w := newMotoWorld(t)
-	ami, snaps := w.newImage(t, "dup", "ami-housekeeper:created-by", "set-at-creation")
+	ami, snaps := w.newImage(t, "dup", "ami-housekeeper:created-by", "arn:aws:iam::123456789012:user/ceo",
+		"ami-housekeeper:created-by-issuer", "arn:aws:iam::123456789012:role/admin", "managed-by", "set-at-creation")
 	req := tagger.Request{Account: acct, Region: "us-east-1", ImageID: ami, Operation: "CreateImage",
-		Principal: "arn:aws:iam::123456789012:user/bob", SourceInstanceID: w.instID}
-	tg := tagger.New(w.source(), policy.Default().Tagging)
+		Principal: "arn:aws:iam::123456789012:user/bob", SourceInstanceID: w.instID,
+		CallerTags: map[string]map[string]string{"image": {"ami-housekeeper:created-by": "arn:aws:iam::123456789012:user/ceo"}}}
+	p := policy.Default().Tagging
+	p.StaticTags = map[string]string{"managed-by": "ami-housekeeper"}
+	tg := tagger.New(w.source(), p)
+	w.calls.Reset()
 	first, err := tg.Tag(w.ctx, req)
 	if err != nil || first.Outcome != tagger.OutcomeTagged {
 		t.Fatalf("%+v %v", first, err)
+	}
+	if n := w.calls.Total(); n > 4 {
+		t.Errorf("%d API calls for a new AMI, budget 4: %v", n, w.calls.Counts())
 	}
 	before := w.tags(t, ami)
 	w.calls.Reset()
@@ -228,8 +240,14 @@ func TestMotoDuplicateDeliveryAndExistingTags(t *testing.T) {
 	if after := w.tags(t, ami); !reflect.DeepEqual(before, after) {
 		t.Errorf("replay changed tags:\n%v\n%v", before, after)
 	}
-	if before["ami-housekeeper:created-by"] != "set-at-creation" {
-		t.Errorf("overwrote a tag set at creation: %v", before)
+	if before["ami-housekeeper:created-by"] != req.Principal || before["ami-housekeeper:created-by-issuer"] != "" {
+		t.Errorf("kept a forged creator: %v", before)
+	}
+	if before["managed-by"] != "set-at-creation" {
+		t.Errorf("overwrote a non-provenance tag set at creation: %v", before)
+	}
+	if len(first.Replaced) != 2 || !strings.Contains(first.Replaced[0].Reason, "TagSpecifications") {
+		t.Errorf("replacements not reported: %+v", first.Replaced)
 	}
 	if w.tags(t, snaps[0])["ami-housekeeper:created-by"] != req.Principal {
 		t.Errorf("snapshot not tagged with the creator: %v", w.tags(t, snaps[0]))

@@ -38,14 +38,20 @@ type Request struct {
 	Account string
 	Region  string
 	ImageID string
-	// What the creating call told us; all optional (a state-change event
-	// knows none of it).
+	// What the creating call's CloudTrail record told us; all optional (a
+	// state-change event knows none of it). A Principal marks the record: the
+	// tagger then writes every provenance tag from it, replacing any value
+	// the AMI or its snapshots carry, and empties those that do not apply.
 	Operation        string
 	Principal        string
 	Issuer           string
 	SourceInstanceID string
 	SourceImageID    string
 	SourceRegion     string
+	// CallerTags are the tags the call asked for at creation
+	// (TagSpecifications), by resource type ("image", "snapshot"); they only
+	// explain a replacement.
+	CallerTags map[string]map[string]string
 }
 
 // Result reports what was done and why.
@@ -56,7 +62,11 @@ type Result struct {
 	Reason      string   `json:"reason,omitempty"`
 	Writes      []Write  `json:"writes,omitempty"`
 	Skips       []Skip   `json:"skipped,omitempty"`
-	Notes       []string `json:"notes,omitempty"`
+	// Replaced lists existing values the writes replace (in audit mode: would replace).
+	Replaced []Replacement `json:"replaced,omitempty"`
+	// Unverified lists provenance tags present that this event cannot confirm.
+	Unverified []Skip   `json:"unverified,omitempty"`
+	Notes      []string `json:"notes,omitempty"`
 }
 
 // deadlineMargin is kept free at the end of an invocation for the writes.
@@ -120,7 +130,7 @@ func (t *Tagger) Tag(ctx context.Context, req Request) (Result, error) {
 
 	snapIDs, complete := snapshotIDs(img)
 	res.SnapshotIDs = snapIDs
-	resources := []Resource{{ID: req.ImageID, Tags: tagMap(img.Tags)}}
+	resources := []Resource{{ID: req.ImageID, Tags: tagMap(img.Tags), CallerTags: req.CallerTags["image"]}}
 	facts := t.facts(req, img)
 
 	// The source's tags and the snapshots' tags are independent reads: when
@@ -140,6 +150,9 @@ func (t *Tagger) Tag(ctx context.Context, req Request) (Result, error) {
 		}()
 	}
 	snaps, note, snapErr := t.snapshotResources(ctx, client, req.Account, snapIDs)
+	for i := range snaps {
+		snaps[i].CallerTags = req.CallerTags["snapshot"]
+	}
 	resources = append(resources, snaps...)
 	res.Notes = appendNote(res.Notes, note)
 	if source == nil && snapErr == nil && t.needsSourceTags(facts, resources) {
@@ -159,7 +172,8 @@ func (t *Tagger) Tag(ctx context.Context, req Request) (Result, error) {
 		return res, snapErr
 	}
 
-	res.Writes, res.Skips = PlanWrites(t.policy, Desired(t.policy, facts), resources)
+	plan := PlanWrites(t.policy, Desired(t.policy, facts), resources)
+	res.Writes, res.Skips, res.Replaced, res.Unverified = plan.Writes, plan.Skips, plan.Replaced, plan.Unverified
 	switch {
 	case len(res.Writes) == 0:
 		res.Outcome, res.Reason = OutcomeUpToDate, "every desired tag is already present"

@@ -8,6 +8,7 @@ package tagger_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -193,14 +194,14 @@ func TestTagOutcomes(t *testing.T) {
 func TestTagKeepsExistingTagsAndForeignSnapshots(t *testing.T) {
 	f := fake.NewEC2()
 	f.Images["ami-00000001"] = image("ami-00000001", acct, types.ImageStateAvailable, "snap-1", "snap-2", "snap-3")
-	f.Snapshots["snap-1"] = snapshot("snap-1", acct, "ami-housekeeper:created-by", "set-by-hand")
+	f.Snapshots["snap-1"] = snapshot("snap-1", acct, "team", "set-by-hand")
 	f.Snapshots["snap-2"] = snapshot("snap-2", acct)
 	f.Snapshots["snap-3"] = snapshot("snap-3", "210987654321")
-	res, err := newTagger(f, nil).Tag(context.Background(), createReq)
+	res, err := newTagger(f, func(p *policy.Tagging) { p.StaticTags = map[string]string{"team": "platform"} }).Tag(context.Background(), createReq)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := f.Tags("snap-1")["ami-housekeeper:created-by"]; got != "set-by-hand" {
+	if got := f.Tags("snap-1")["team"]; got != "set-by-hand" {
 		t.Errorf("overwrote a tag someone set: %q", got)
 	}
 	if len(f.Tags("snap-3")) != 0 {
@@ -208,6 +209,114 @@ func TestTagKeepsExistingTagsAndForeignSnapshots(t *testing.T) {
 	}
 	if len(res.Skips) != 1 || len(res.Notes) != 1 || f.Calls["CreateTags"] != 2 {
 		t.Errorf("skips %v notes %v CreateTags %d", res.Skips, res.Notes, f.Calls["CreateTags"])
+	}
+}
+
+// TestTagForgedCreator: CreateImage's TagSpecifications let the caller put
+// any tag on the new AMI and its snapshots, the tagger's own included. On
+// the CloudTrail path the record's userIdentity wins; on the state-change
+// path (no identity) a value present is left alone and reported unverified.
+func TestTagForgedCreator(t *testing.T) {
+	forged := []string{"ami-housekeeper:created-by", "arn:aws:iam::123456789012:user/ceo",
+		"ami-housekeeper:created-by-issuer", "arn:aws:iam::123456789012:role/admin",
+		"ami-housekeeper:source-image", "ami-0fedcba9876543210"}
+	setup := func() *fake.EC2 {
+		f := fake.NewEC2()
+		f.Images["ami-00000001"] = image("ami-00000001", acct, types.ImageStateAvailable, "snap-1")
+		for i := 0; i+1 < len(forged); i += 2 {
+			f.Images["ami-00000001"].Tags = append(f.Images["ami-00000001"].Tags, types.Tag{Key: aws.String(forged[i]), Value: aws.String(forged[i+1])})
+		}
+		f.Snapshots["snap-1"] = snapshot("snap-1", acct, forged[:2]...)
+		return f
+	}
+
+	t.Run("CloudTrail path: the record's identity replaces the forged one", func(t *testing.T) {
+		f := setup()
+		req := createReq
+		req.CallerTags = map[string]map[string]string{"image": {"ami-housekeeper:created-by": "arn:aws:iam::123456789012:user/ceo"}}
+		res, err := newTagger(f, nil).Tag(context.Background(), req)
+		if err != nil || res.Outcome != tagger.OutcomeTagged {
+			t.Fatalf("%s %v", res.Outcome, err)
+		}
+		for _, id := range []string{"ami-00000001", "snap-1"} {
+			tags := f.Tags(id)
+			if tags["ami-housekeeper:created-by"] != createReq.Principal {
+				t.Errorf("%s: created-by = %q, want the CloudTrail principal", id, tags["ami-housekeeper:created-by"])
+			}
+			if v, ok := tags["ami-housekeeper:created-by-issuer"]; id == "ami-00000001" && (!ok || v != "") {
+				t.Errorf("%s: an IAM user has no issuer, yet created-by-issuer = %q", id, v)
+			}
+			if tags["ami-housekeeper:source-image"] != "" {
+				t.Errorf("%s: a CreateImage AMI kept a forged source-image %q", id, tags["ami-housekeeper:source-image"])
+			}
+		}
+		if _, ok := f.Tags("snap-1")["ami-housekeeper:created-by-issuer"]; ok {
+			t.Error("an empty tag was added where nothing was forged")
+		}
+		if len(res.Replaced) != 4 || !strings.Contains(res.Replaced[0].Reason, "TagSpecifications") {
+			t.Errorf("replacements = %+v", res.Replaced)
+		}
+		if got := f.Calls["DescribeImages"] + f.Calls["DescribeSnapshots"] + f.Calls["CreateTags"] + f.Calls["DescribeTags"]; got > 4 {
+			t.Errorf("%d calls, budget is 4: %v", got, f.Calls)
+		}
+		// A state-change event afterwards leaves the verified values alone.
+		res, err = newTagger(f, nil).Tag(context.Background(), tagger.Request{Account: acct, Region: "us-east-1", ImageID: "ami-00000001"})
+		if err != nil || res.Outcome != tagger.OutcomeUpToDate || f.Tags("snap-1")["ami-housekeeper:created-by"] != createReq.Principal {
+			t.Errorf("state change after CloudTrail: %s %v, %v", res.Outcome, err, f.Tags("snap-1"))
+		}
+	})
+
+	t.Run("state-change path: left as it is, reported unverified, never vouched for", func(t *testing.T) {
+		f := setup()
+		res, err := newTagger(f, nil).Tag(context.Background(), tagger.Request{Account: acct, Region: "us-east-1", ImageID: "ami-00000001"})
+		if err != nil || res.Outcome != tagger.OutcomeTagged {
+			t.Fatalf("%s %v", res.Outcome, err)
+		}
+		if got := f.Tags("ami-00000001")["ami-housekeeper:created-by"]; got != "arn:aws:iam::123456789012:user/ceo" {
+			t.Errorf("created-by = %q: the state-change path has no identity to write", got)
+		}
+		for _, w := range res.Writes {
+			if _, ok := w.Tags["ami-housekeeper:created-by"]; ok {
+				t.Errorf("wrote created-by without an identity: %+v", w)
+			}
+		}
+		unverified := map[string]bool{}
+		for _, u := range res.Unverified {
+			unverified[u.ResourceID+" "+u.Key] = true
+		}
+		for _, want := range []string{"ami-00000001 ami-housekeeper:created-by", "ami-00000001 ami-housekeeper:created-by-issuer",
+			"ami-00000001 ami-housekeeper:source-image", "snap-1 ami-housekeeper:created-by"} {
+			if !unverified[want] {
+				t.Errorf("%s not reported unverified: %+v", want, res.Unverified)
+			}
+		}
+		// The CloudTrail event, arriving later, settles it.
+		if _, err := newTagger(f, nil).Tag(context.Background(), createReq); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.Tags("snap-1")["ami-housekeeper:created-by"]; got != createReq.Principal {
+			t.Errorf("after the CloudTrail event: created-by = %q", got)
+		}
+	})
+}
+
+// TestTagWritesEmptyStaticValues: a static tag with an empty value is what
+// the policy asks for; EC2 accepts it.
+func TestTagWritesEmptyStaticValues(t *testing.T) {
+	f := fake.NewEC2()
+	f.Images["ami-00000001"] = image("ami-00000001", acct, types.ImageStateAvailable, "snap-1")
+	f.Snapshots["snap-1"] = snapshot("snap-1", acct)
+	tg := newTagger(f, func(p *policy.Tagging) { p.StaticTags = map[string]string{"backup": "", "team": "web"} })
+	if _, err := tg.Tag(context.Background(), createReq); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"ami-00000001", "snap-1"} {
+		if v, ok := f.Tags(id)["backup"]; !ok || v != "" {
+			t.Errorf("%s: backup tag = %q, present %v; want present and empty", id, v, ok)
+		}
+	}
+	if res, err := tg.Tag(context.Background(), createReq); err != nil || res.Outcome != tagger.OutcomeUpToDate {
+		t.Errorf("replay: %s %v", res.Outcome, err)
 	}
 }
 
