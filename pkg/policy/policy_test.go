@@ -140,6 +140,8 @@ func TestParseBadFixtures(t *testing.T) {
 		{"bad-empty.yaml", "", nil, []string{"document is empty", "version: 1"}, 1},
 		{"bad-account-id-unquoted.yaml", "/sharing/allowed_accounts/0", int64(111122223333), []string{"has type number; allowed: string", "quote the value"}, 1},
 		{"bad-yaml-boolean.yaml", "/tagging/static_tags/backup", true, []string{"has type boolean; allowed: string", "quote the value"}, 1},
+		{"bad-exception-principal.yaml", "/sharing/exceptions/allowed_principals/1", "public", []string{`"public" does not match`, "account ID, an organization ARN or an OU ARN", "allow_public"}, 1},
+		{"bad-exception-max-days.yaml", "/sharing/exceptions/max_days", int64(3650), []string{"3650 is out of range", "allowed: 0..365"}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -104,9 +104,31 @@ type Sharing struct {
 	CheckAllSnapshots bool `json:"check_all_snapshots"`
 	// ExceptionTag is the tag key whose value
 	// "<ticket>[;until=YYYY-MM-DD][;principals=a,b]" exempts a resource.
-	ExceptionTag                 string `json:"exception_tag"`
-	EnableImageBlockPublicAccess bool   `json:"enable_image_block_public_access"`
+	ExceptionTag string `json:"exception_tag"`
+	// Exceptions bounds what an exception tag may keep: anyone who can tag
+	// an AMI can write one, so the policy, not the tag, has the last word.
+	Exceptions                   SharingExceptions `json:"exceptions"`
+	EnableImageBlockPublicAccess bool              `json:"enable_image_block_public_access"`
 }
+
+// SharingExceptions bounds sharing exceptions. An exception that breaks any
+// bound is ignored as a whole (it keeps nothing), and the finding says why.
+type SharingExceptions struct {
+	// MaxDays is how far ahead an exception's until date may be, in days
+	// from today (UTC). An exception without until, or with until later
+	// than today + MaxDays, is ignored. 0 turns exceptions off.
+	MaxDays int `json:"max_days"`
+	// AllowPublic lets an exception keep an AMI or snapshot public.
+	AllowPublic bool `json:"allow_public"`
+	// AllowedPrincipals, when not empty, are the only principals an
+	// exception may name: account IDs, organization ARNs and OU ARNs (an OU
+	// of a listed organization counts as listed). Empty: any principal but
+	// public.
+	AllowedPrincipals []string `json:"allowed_principals,omitempty"`
+}
+
+// DefaultExceptionMaxDays is the default SharingExceptions.MaxDays.
+const DefaultExceptionMaxDays = 90
 
 // Retention configures the cleanup function, which deregisters stale AMIs.
 type Retention struct {
@@ -262,6 +284,7 @@ func Default() *Policy {
 			AllowedOrganizations:       []string{},
 			AllowedOrganizationalUnits: []string{},
 			ExceptionTag:               "ami-housekeeper:sharing-exception",
+			Exceptions:                 SharingExceptions{MaxDays: DefaultExceptionMaxDays, AllowedPrincipals: []string{}},
 		},
 		Retention: Retention{
 			Mode:                     ModeAudit,

@@ -339,6 +339,7 @@ var patternHints = map[string]string{
 	`^(0|([0-9]*\.?[0-9]+(ns|us|µs|ms|s|m|h))+)$`:                                                     `a Go duration such as "10s", "1m30s" or "0s"`,
 	`^([A-Za-z0-9_.-]+|(/[A-Za-z0-9_.-]+)+|(/[A-Za-z0-9_.-]+)*/\*)$`:                                  `an SSM parameter name such as "/amis/web", or a path prefix ending in "/*" such as "/amis/*"`,
 	`^[A-Za-z0-9_.-]{1,64}$`: "1..64 letters, digits, '_', '.' or '-'",
+	`^([0-9]{12}|arn:aws[a-z-]*:organizations::[0-9]{12}:organization/o-[a-z0-9]{10,32}|arn:aws[a-z-]*:organizations::[0-9]{12}:ou/o-[a-z0-9]{10,32}/ou-[a-z0-9]{4,32}-[a-z0-9]{8,32})$`: `a 12-digit account ID, an organization ARN or an OU ARN (public is governed by allow_public)`,
 }
 
 func patternHint(pattern string) string {

@@ -30,9 +30,12 @@ const kindGroup = "group"
 //     organization already has);
 //   - public stays only if AllowPublic (for snapshots too);
 //   - anything else goes, unless the exception tag (p.ExceptionTag) names it
-//     and has not expired. An exception holds through its until day (UTC)
-//     and has expired from 00:00 UTC the day after. An exception without
-//     principals, or an unreadable one, exempts nothing.
+//     and is active: readable, not expired, and within the policy's bounds
+//     (p.Exceptions: an until date at most MaxDays ahead, public only if
+//     AllowPublic, only AllowedPrincipals when set). An exception holds
+//     through its until day (UTC) and has expired from 00:00 UTC the day
+//     after. One that breaks a bound is ignored as a whole, and the first
+//     reason says why; one without principals exempts nothing.
 //
 // EC2 lets snapshots hold accounts and public only; the same rules apply to
 // whatever a snapshot holds.
@@ -42,19 +45,16 @@ const kindGroup = "group"
 // tag come first in Reasons. Duplicates in current count once.
 func Evaluate(now time.Time, p policy.Sharing, kind ResourceKind, resourceID string, tags map[string]string, current []Principal) Verdict {
 	v := Verdict{Kind: kind, ResourceID: resourceID, Keep: []Principal{}, Remove: []Principal{}, Reasons: []string{}}
-	ex, active, problem := exceptionOf(now, p.ExceptionTag, tags)
-	if problem != "" {
-		v.Reasons = append(v.Reasons, problem)
+	ex, st := assessException(now, p, tags)
+	active := st != nil && st.State == ExceptionActive
+	if st != nil && !active {
+		v.Reasons = append(v.Reasons, st.Reason)
 	}
 	for _, pr := range sortPrincipals(current) {
 		keep, reason := allowedByPolicy(p, pr)
 		if !keep && active && slices.Contains(ex.Principals, pr) {
 			keep = true
-			if ex.Until.IsZero() {
-				reason = fmt.Sprintf("%s allowed by exception %s", pr, ex.Ticket)
-			} else {
-				reason = fmt.Sprintf("%s allowed until %s by exception %s", pr, ex.Until.Format(dateLayout), ex.Ticket)
-			}
+			reason = fmt.Sprintf("%s allowed until %s by exception %s", pr, st.Until, ex.Ticket)
 		}
 		if keep {
 			v.Keep = append(v.Keep, pr)
@@ -65,29 +65,6 @@ func Evaluate(now time.Time, p policy.Sharing, kind ResourceKind, resourceID str
 	}
 	v.Shadowed = shadowed(kind, v.Keep, v.Remove)
 	return v
-}
-
-// exceptionOf reads the exception tag. active says whether it exempts
-// anything now; problem is the reason line when the tag is present but
-// exempts nothing.
-func exceptionOf(now time.Time, key string, tags map[string]string) (ex Exception, active bool, problem string) {
-	if key == "" {
-		return Exception{}, false, ""
-	}
-	value, ok := tags[key]
-	if !ok {
-		return Exception{}, false, ""
-	}
-	ex, err := ParseException(value)
-	switch {
-	case err != nil:
-		return Exception{}, false, "exception tag unreadable: " + err.Error()
-	case ex.expired(now):
-		return ex, false, fmt.Sprintf("exception %s expired on %s: enforced", ex.Ticket, ex.Until.Format(dateLayout))
-	case len(ex.Principals) == 0:
-		return ex, false, fmt.Sprintf("exception %s lists no principals: it exempts nothing", ex.Ticket)
-	}
-	return ex, true, ""
 }
 
 // allowedByPolicy applies the allow-lists to one principal.

@@ -141,8 +141,9 @@ func TestEvaluate(t *testing.T) {
 				"account 999988887777 allowed until 2026-10-01 by exception CHG-9"},
 		},
 		{
-			name: "exception on its last day (until is inclusive, UTC)",
-			tags: map[string]string{exTag: "CHG-9;until=2026-10-01;principals=999988887777,public"},
+			name:   "exception on its last day (until is inclusive, UTC)",
+			policy: func(p *policy.Sharing) { p.Exceptions.AllowPublic = true },
+			tags:   map[string]string{exTag: "CHG-9;until=2026-10-01;principals=999988887777,public"},
 			now:  day("2026-10-01T23:59:59Z"), current: ps(pStranger, pPublic),
 			keep: ps(pPublic, pStranger), remove: ps(),
 			reasons: []string{"public allowed until 2026-10-01 by exception CHG-9", "account 999988887777 allowed until 2026-10-01 by exception CHG-9"},
@@ -161,11 +162,70 @@ func TestEvaluate(t *testing.T) {
 			keep: ps(), remove: ps(pStranger),
 			reasons: []string{"exception CHG-9 expired on 2026-10-01: enforced", "account 999988887777 is not allowed"},
 		},
+		// Issue 7 item 4: whoever can tag an AMI could keep it shared
+		// forever with an exception without expiry or approver.
 		{
-			name:    "exception without expiry",
+			name:    "exception without until is ignored, not honoured forever",
+			tags:    map[string]string{exTag: "x;principals=public,999988887777"},
+			current: ps(pPublic, pStranger), keep: ps(), remove: ps(pPublic, pStranger),
+			reasons: []string{"exception x ignored: it has no until date; the policy requires one at most 90 days ahead (/sharing/exceptions/max_days)",
+				"public sharing is forbidden", "account 999988887777 is not allowed"},
+		},
+		{
+			name:    "exception without until is ignored even for a single account",
 			tags:    map[string]string{exTag: "CHG-1;principals=" + orgBad},
-			current: ps(pOrgBad), keep: ps(pOrgBad), remove: ps(),
-			reasons: []string{"organization " + orgBad + " allowed by exception CHG-1"},
+			current: ps(pOrgBad), keep: ps(), remove: ps(pOrgBad),
+			reasons: []string{"exception CHG-1 ignored: it has no until date; the policy requires one at most 90 days ahead (/sharing/exceptions/max_days)",
+				"organization " + orgBad + " is not allowed"},
+		},
+		{
+			name:    "exception until beyond max_days is ignored as a whole",
+			tags:    map[string]string{exTag: "CHG-1;until=2099-12-31;principals=999988887777"},
+			current: ps(pStranger), keep: ps(), remove: ps(pStranger),
+			reasons: []string{"exception CHG-1 ignored: until 2099-12-31 is more than 90 days ahead; the latest the policy allows today is 2026-12-30 (/sharing/exceptions/max_days)",
+				"account 999988887777 is not allowed"},
+		},
+		{
+			name:    "exception until exactly max_days ahead is honoured",
+			tags:    map[string]string{exTag: "CHG-1;until=2026-12-30;principals=999988887777"},
+			current: ps(pStranger), keep: ps(pStranger), remove: ps(),
+			reasons: []string{"account 999988887777 allowed until 2026-12-30 by exception CHG-1"},
+		},
+		{
+			name:    "exception naming public is ignored by default, the account it names goes too",
+			tags:    map[string]string{exTag: "CHG-1;until=2026-10-31;principals=public,999988887777"},
+			current: ps(pPublic, pStranger), keep: ps(), remove: ps(pPublic, pStranger),
+			reasons: []string{"exception CHG-1 ignored: it names public, which the policy does not let exceptions keep (/sharing/exceptions/allow_public)",
+				"public sharing is forbidden", "account 999988887777 is not allowed"},
+		},
+		{
+			name:    "exception naming public honoured when the policy allows it",
+			policy:  func(p *policy.Sharing) { p.Exceptions.AllowPublic = true },
+			tags:    map[string]string{exTag: "CHG-1;until=2026-10-31;principals=public"},
+			current: ps(pPublic), keep: ps(pPublic), remove: ps(),
+			reasons: []string{"public allowed until 2026-10-31 by exception CHG-1"},
+		},
+		{
+			name:    "exception naming a principal outside allowed_principals is ignored",
+			policy:  func(p *policy.Sharing) { p.Exceptions.AllowedPrincipals = []string{allowed2, orgBad} },
+			tags:    map[string]string{exTag: "CHG-1;until=2026-10-31;principals=444455556666,999988887777"},
+			current: ps(pAllowed2, pStranger), keep: ps(), remove: ps(pAllowed2, pStranger),
+			reasons: []string{"exception CHG-1 ignored: account 999988887777 is not in /sharing/exceptions/allowed_principals",
+				"account 444455556666 is not allowed", "account 999988887777 is not allowed"},
+		},
+		{
+			name:    "allowed_principals: listed accounts and an OU of a listed organization",
+			policy:  func(p *policy.Sharing) { p.Exceptions.AllowedPrincipals = []string{allowed2, orgBad} },
+			tags:    map[string]string{exTag: "CHG-1;until=2026-10-31;principals=444455556666," + ouBad},
+			current: ps(pAllowed2, pOUBad), keep: ps(pOUBad, pAllowed2), remove: ps(),
+			reasons: []string{"ou " + ouBad + " allowed until 2026-10-31 by exception CHG-1", "account 444455556666 allowed until 2026-10-31 by exception CHG-1"},
+		},
+		{
+			name:    "max_days 0 turns exceptions off",
+			policy:  func(p *policy.Sharing) { p.Exceptions.MaxDays = 0 },
+			tags:    map[string]string{exTag: "CHG-1;until=2026-10-01;principals=999988887777"},
+			current: ps(pStranger), keep: ps(), remove: ps(pStranger),
+			reasons: []string{"exception CHG-1 ignored: the policy turns exceptions off (/sharing/exceptions/max_days is 0)", "account 999988887777 is not allowed"},
 		},
 		{
 			name:    "exception without principals exempts nothing",
@@ -187,15 +247,16 @@ func TestEvaluate(t *testing.T) {
 		},
 		{
 			name:    "exception for an allowed principal: the policy reason wins",
-			tags:    map[string]string{exTag: "CHG-1;principals=111122223333"},
+			tags:    map[string]string{exTag: "CHG-1;until=2026-10-31;principals=111122223333"},
 			current: ps(pAllowed), keep: ps(pAllowed), remove: ps(),
 			reasons: []string{"account 111122223333 allowed by the policy"},
 		},
 		{
 			name: "snapshot exception from the AMI's tags", kind: sharing.KindSnapshot,
-			tags:    map[string]string{exTag: "CHG-2;principals=public"},
+			policy:  func(p *policy.Sharing) { p.Exceptions.AllowPublic = true },
+			tags:    map[string]string{exTag: "CHG-2;until=2026-10-31;principals=public"},
 			current: ps(pPublic), keep: ps(pPublic), remove: ps(),
-			reasons: []string{"public allowed by exception CHG-2"},
+			reasons: []string{"public allowed until 2026-10-31 by exception CHG-2"},
 		},
 		{
 			name:    "shadowed: accounts removed while an organization and an OU stay",
@@ -290,6 +351,34 @@ func TestEvaluateNeverRemovesAnAllowedPrincipal(t *testing.T) {
 				t.Errorf("tag %q %s: %d kept + %d removed, %d reasons", tag, kind, len(v.Keep), len(v.Remove), len(v.Reasons))
 			}
 		}
+	}
+}
+
+// TestAssessException pins what the audit reports about one exception tag:
+// its ticket, principals, expiry, state and, unless active, why.
+func TestAssessException(t *testing.T) {
+	now := day("2026-10-01T12:00:00Z")
+	tests := []struct {
+		value string
+		want  *sharing.ExceptionStatus
+	}{
+		{"CHG-1;until=2026-10-31;principals=999988887777,111122223333", &sharing.ExceptionStatus{ResourceID: "ami-1", Ticket: "CHG-1",
+			Principals: ps(pAllowed, pStranger), Until: "2026-10-31", State: sharing.ExceptionActive}},
+		{"CHG-2;until=2026-09-30;principals=999988887777", &sharing.ExceptionStatus{ResourceID: "ami-1", Ticket: "CHG-2",
+			Principals: ps(pStranger), Until: "2026-09-30", State: sharing.ExceptionExpired, Reason: "exception CHG-2 expired on 2026-09-30: enforced"}},
+		{"x;principals=public,999988887777", &sharing.ExceptionStatus{ResourceID: "ami-1", Ticket: "x", Principals: ps(pPublic, pStranger),
+			State: sharing.ExceptionIgnored, Reason: "exception x ignored: it has no until date; the policy requires one at most 90 days ahead (/sharing/exceptions/max_days)"}},
+		{"until=2026-10-31", &sharing.ExceptionStatus{ResourceID: "ami-1", State: sharing.ExceptionIgnored,
+			Reason: `exception tag unreadable: missing ticket: the value starts with "until=2026-10-31"; it must start with the ticket, e.g. "CHG-1234;until=2026-10-31"`}},
+	}
+	for _, tc := range tests {
+		got := sharing.AssessException(now, testPolicy(), "ami-1", map[string]string{exTag: tc.value})
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%q:\ngot  %+v\nwant %+v", tc.value, got, tc.want)
+		}
+	}
+	if got := sharing.AssessException(now, testPolicy(), "ami-1", map[string]string{"other": "CHG-1"}); got != nil {
+		t.Errorf("no tag: got %+v", got)
 	}
 }
 

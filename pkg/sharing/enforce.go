@@ -69,6 +69,9 @@ type Result struct {
 	Findings []Finding
 	// Verdicts has one entry per resource checked, even compliant ones.
 	Verdicts []Verdict
+	// Exceptions has one entry per exception tag read (on the AMI, or on a
+	// snapshot checked alone), whatever its state.
+	Exceptions []ExceptionStatus
 }
 
 // check is the state of one CheckImage or CheckSnapshot call.
@@ -80,6 +83,8 @@ type check struct {
 	res                    Result
 	// removed are the principals actually removed, for the violation tags.
 	removed []Principal
+	// left are the findings with principals the check could not remove.
+	left []Finding
 }
 
 func (e *Enforcer) newCheck(account, region, actor string) *check {
@@ -108,7 +113,11 @@ func (e *Enforcer) newCheck(account, region, actor string) *check {
 // snapshot is skipped). Any other error is returned, classified by
 // awserr (retryable or permanent), with the Result of what was done before
 // it; if something was removed by then, the AMI is still tagged (best
-// effort). A failure to write the violation tags does not fail the check
+// effort). A check that could not remove every principal the policy does not
+// allow (a removal EC2 refused, or accepted while the confirming read still
+// lists the principal) goes on with the other resources, then returns a
+// *PartialError naming each principal left and why, so the caller retries.
+// A failure to write the violation tags does not fail the check
 // (the removals stand and a retry would find nothing to tag): it is recorded
 // in the findings' Error.
 //
@@ -149,6 +158,7 @@ func (e *Enforcer) checkImage(ctx context.Context, c *check, img *types.Image) (
 		return Result{Outcome: OutcomeNotOwned}, nil
 	}
 	tags := tagMap(img.Tags)
+	c.exception(imageID, tags)
 	gone, err := c.image(ctx, img, tags)
 	if err == nil && !gone {
 		for _, sid := range snapshotsOf(img) {
@@ -158,7 +168,23 @@ func (e *Enforcer) checkImage(ctx context.Context, c *check, img *types.Image) (
 		}
 	}
 	c.tag(ctx, imageID)
-	return c.result(gone), err
+	return c.result(gone), c.err(gone, err)
+}
+
+// exception records the exception tag of the resource that carries it.
+func (c *check) exception(resourceID string, tags map[string]string) {
+	if st := AssessException(c.now, c.e.Policy, resourceID, tags); st != nil {
+		c.res.Exceptions = append(c.res.Exceptions, *st)
+	}
+}
+
+// err is the check's error: the first call that failed, else a
+// *PartialError when principals the policy does not allow are left.
+func (c *check) err(gone bool, err error) error {
+	if err != nil || gone || len(c.left) == 0 {
+		return err
+	}
+	return &PartialError{Findings: c.left}
 }
 
 // image checks the AMI's own launch permissions.
@@ -217,14 +243,16 @@ func (e *Enforcer) CheckSnapshot(ctx context.Context, account, region, snapshotI
 	if parent == nil && !e.Policy.CheckAllSnapshots {
 		return Result{Outcome: OutcomeIgnored}, nil
 	}
-	tags, imageID := tagMap(snap.Tags), ""
+	tags, imageID, carrier := tagMap(snap.Tags), "", snapshotID
 	if parent != nil {
 		// As in CheckImage: the AMI's exception decides for its snapshots.
 		tags, imageID = tagMap(parent.Tags), aws.ToString(parent.ImageId)
+		carrier = imageID
 	}
+	c.exception(carrier, tags)
 	gone, err := c.resource(ctx, snapshotTarget(e.EC2, snapshotID, imageID), tags)
 	c.tag(ctx, snapshotID)
-	return c.result(gone), err
+	return c.result(gone), c.err(gone, err)
 }
 
 // reAMIID finds the AMI a snapshot was made for in EC2's descriptions:
@@ -402,13 +430,33 @@ func (c *check) resource(ctx context.Context, t target, tags map[string]string) 
 		return false, nil
 	}
 	sent, err := t.remove(ctx, v.Remove)
-	if awserr.IsNotFound(err) {
+	// failed holds, per principal, why its removal failed.
+	failed := map[Principal]string{}
+	switch {
+	case awserr.IsNotFound(err):
 		return true, nil
-	}
-	if err != nil {
+	case err != nil && (len(v.Remove) == 1 || !strings.HasPrefix(awserr.Code(err), "Invalid")):
 		f.Action, f.Error, f.Removed, f.Remaining = ActionFailed, err.Error(), []Principal{}, v.Remove
+		f.Failed = failuresOf(v.Remove, nil, err.Error())
 		c.res.Findings = append(c.res.Findings, f)
 		return false, err
+	case err != nil:
+		// EC2 refuses a whole request for one item it does not accept
+		// (Invalid… codes; throttling and authorization fail every request
+		// alike). One principal at a time, the others still go, and the
+		// finding names the one that failed.
+		sent = false
+		for _, p := range v.Remove {
+			one, perr := t.remove(ctx, []Principal{p})
+			if awserr.IsNotFound(perr) {
+				return true, nil
+			}
+			if perr != nil {
+				failed[p] = perr.Error()
+				continue
+			}
+			sent = sent || one
+		}
 	}
 	after := current
 	if sent {
@@ -440,9 +488,29 @@ func (c *check) resource(ctx context.Context, t target, tags map[string]string) 
 	if len(f.Remaining) > 0 {
 		f.Action = ActionPartial
 		f.Remaining = sortPrincipals(f.Remaining)
+		other := "EC2 accepted the removal, but the confirming read still lists it"
+		if !sent && len(failed) == 0 {
+			other = "no removal request can express it"
+		}
+		f.Failed = failuresOf(f.Remaining, failed, other)
+		c.left = append(c.left, f)
 	}
 	c.res.Findings = append(c.res.Findings, f)
 	return false, nil
+}
+
+// failuresOf says why each principal is left: its own error when known,
+// else other.
+func failuresOf(ps []Principal, known map[Principal]string, other string) []PrincipalFailure {
+	out := make([]PrincipalFailure, 0, len(ps))
+	for _, p := range ps {
+		msg, ok := known[p]
+		if !ok {
+			msg = other
+		}
+		out = append(out, PrincipalFailure{Principal: p, Error: msg})
+	}
+	return out
 }
 
 // tag writes the violation tags on resourceID when something was removed.

@@ -8,6 +8,7 @@ package sharing_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -64,6 +65,13 @@ func cvGroupAll() types.CreateVolumePermission {
 }
 func cvUser(id string) types.CreateVolumePermission {
 	return types.CreateVolumePermission{UserId: aws.String(id)}
+}
+
+// e2 is an enforcing Enforcer whose exceptions may keep public.
+func e2(api *fake.EC2) *sharing.Enforcer {
+	e := enforcer(api, policy.ModeEnforce)
+	e.Policy.Exceptions.AllowPublic = true
+	return e
 }
 
 func enforcer(api *fake.EC2, mode policy.Mode) *sharing.Enforcer {
@@ -230,10 +238,22 @@ func TestFakeRemovalAcceptedButStillThereIsPartial(t *testing.T) {
 	f.StickLaunchPermission(fakeAMI, lpUser(stranger))
 	f.StickCreateVolumePermission(fakeSnap, cvGroupAll())
 	res, err := enforcer(f, policy.ModeEnforce).CheckImage(context.Background(), acct, region, fakeAMI, actor)
-	if err != nil || res.Outcome != sharing.OutcomePartial {
+	// Issue 7 item 7: a partial revocation returned success, so Lambda never
+	// retried. It is an error now, naming each principal left and why, and
+	// the snapshot is still checked after the image's partial revocation.
+	var pe *sharing.PartialError
+	if !errors.As(err, &pe) || res.Outcome != sharing.OutcomePartial || len(res.Findings) != 2 {
 		t.Fatalf("%+v %v", res, err)
 	}
+	for _, want := range []string{"image " + fakeAMI + ": account 999988887777", "snapshot " + fakeSnap + ": public", "confirming read still lists it"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
 	img, snap := res.Findings[0], res.Findings[1]
+	if len(img.Failed) != 1 || img.Failed[0].Principal != pStranger || len(snap.Failed) != 1 || snap.Failed[0].Principal != pPublic {
+		t.Errorf("failed: image %+v, snapshot %+v", img.Failed, snap.Failed)
+	}
 	if img.Action != sharing.ActionPartial || !reflect.DeepEqual(img.Remaining, ps(pStranger)) || !reflect.DeepEqual(img.Removed, ps(pPublic, pOrgBad)) {
 		t.Errorf("image finding %+v", img)
 	}
@@ -244,6 +264,57 @@ func TestFakeRemovalAcceptedButStillThereIsPartial(t *testing.T) {
 	// stranger from the snapshot, the foreign organization.
 	if got := f.Tags(fakeAMI)[sharing.TagViolationRemoved]; got != "public, organization "+orgBad+", account 999988887777" {
 		t.Errorf("tag %q", got)
+	}
+}
+
+// EC2 refuses a whole ModifyImageAttribute for one item it does not accept;
+// the others must still go, and the one left is named (fake: it rejects the
+// group "friends" with InvalidAMIAttributeItemValue, as EC2 does).
+func TestFakeOneRefusedPrincipalDoesNotKeepTheOthers(t *testing.T) {
+	f := fakeWorld(t)
+	friends := types.LaunchPermission{Group: "friends"}
+	f.SetLaunchPermissions(fakeAMI, lpGroupAll(), lpUser(stranger), friends)
+	f.SetCreateVolumePermissions(fakeSnap)
+	res, err := enforcer(f, policy.ModeEnforce).CheckImage(context.Background(), acct, region, fakeAMI, actor)
+	var pe *sharing.PartialError
+	if !errors.As(err, &pe) || res.Outcome != sharing.OutcomePartial {
+		t.Fatalf("%+v %v", res, err)
+	}
+	pFriends := sharing.Principal{Kind: "group", Value: "friends"}
+	if got := imagePrincipals(f, fakeAMI); !reflect.DeepEqual(got, ps(pFriends)) {
+		t.Errorf("left on the image: %v, want only the refused group", got)
+	}
+	fd := res.Findings[0]
+	if fd.Action != sharing.ActionPartial || !reflect.DeepEqual(fd.Removed, ps(pPublic, pStranger)) || !reflect.DeepEqual(fd.Remaining, ps(pFriends)) ||
+		len(fd.Failed) != 1 || fd.Failed[0].Principal != pFriends || !strings.Contains(fd.Failed[0].Error, "InvalidAMIAttributeItemValue") {
+		t.Errorf("finding %+v", fd)
+	}
+	// One batch call, then one call per principal.
+	if f.Calls["ModifyImageAttribute"] != 4 {
+		t.Errorf("ModifyImageAttribute calls = %d, want 4", f.Calls["ModifyImageAttribute"])
+	}
+	if !strings.Contains(err.Error(), "group friends") {
+		t.Errorf("error %q does not name the principal", err)
+	}
+}
+
+// Every exception tag read is reported with its state, on the resource that
+// carries it.
+func TestFakeExceptionsReported(t *testing.T) {
+	f := fakeWorld(t)
+	f.Images[fakeAMI].Tags = []types.Tag{{Key: aws.String(exTag), Value: aws.String("CHG-1;principals=public,999988887777")}}
+	res, err := enforcer(f, policy.ModeEnforce).CheckImage(context.Background(), acct, region, fakeAMI, actor)
+	if err != nil || len(res.Exceptions) != 1 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if x := res.Exceptions[0]; x.ResourceID != fakeAMI || x.State != sharing.ExceptionIgnored || !strings.Contains(x.Reason, "no until date") {
+		t.Errorf("exception %+v", x)
+	}
+	if got := imagePrincipals(f, fakeAMI); slices.Contains(got, pPublic) || slices.Contains(got, pStranger) {
+		t.Errorf("an ignored exception kept %v", got)
+	}
+	if r := res.Findings[0].Reasons[0]; !strings.HasPrefix(r, "exception CHG-1 ignored: it has no until date") {
+		t.Errorf("the finding does not say why the exception was ignored: %q", r)
 	}
 }
 
@@ -372,7 +443,7 @@ func TestFakeCheckSnapshot(t *testing.T) {
 
 	t.Run("behind an AMI named in its description, with the AMI's exception", func(t *testing.T) {
 		f := fakeWorld(t)
-		f.Images[fakeAMI].Tags = []types.Tag{{Key: aws.String(exTag), Value: aws.String("CHG-1;principals=999988887777")}}
+		f.Images[fakeAMI].Tags = []types.Tag{{Key: aws.String(exTag), Value: aws.String("CHG-1;until=2026-10-31;principals=999988887777")}}
 		e := enforcer(f, policy.ModeEnforce)
 		res, err := e.CheckSnapshot(ctx, acct, region, fakeSnap, actor)
 		if err != nil || res.Outcome != sharing.OutcomeRevoked || len(res.Findings) != 1 || res.Findings[0].ImageID != fakeAMI {
@@ -391,15 +462,17 @@ func TestFakeCheckSnapshot(t *testing.T) {
 
 	t.Run("the AMI's exception decides, as in CheckImage", func(t *testing.T) {
 		f := fakeWorld(t)
-		f.Images[fakeAMI].Tags = []types.Tag{{Key: aws.String(exTag), Value: aws.String("CHG-1;principals=999988887777")}}
-		f.Snapshots[fakeSnap].Tags = []types.Tag{{Key: aws.String(exTag), Value: aws.String("CHG-2;principals=public")}}
-		res, err := enforcer(f, policy.ModeEnforce).CheckSnapshot(ctx, acct, region, fakeSnap, actor)
+		f.Images[fakeAMI].Tags = []types.Tag{{Key: aws.String(exTag), Value: aws.String("CHG-1;until=2026-10-31;principals=999988887777")}}
+		f.Snapshots[fakeSnap].Tags = []types.Tag{{Key: aws.String(exTag), Value: aws.String("CHG-2;until=2026-10-31;principals=public")}}
+		e := enforcer(f, policy.ModeEnforce)
+		e.Policy.Exceptions.AllowPublic = true // so only where the tag is read decides
+		res, err := e.CheckSnapshot(ctx, acct, region, fakeSnap, actor)
 		if err != nil || !reflect.DeepEqual(res.Findings[0].Removed, ps(pPublic)) {
 			t.Fatalf("%+v %v", res, err)
 		}
 		g := fakeWorld(t)
 		g.Snapshots[fakeSnap].Tags = f.Snapshots[fakeSnap].Tags
-		img, err := enforcer(g, policy.ModeEnforce).CheckImage(ctx, acct, region, fakeAMI, actor)
+		img, err := e2(g).CheckImage(ctx, acct, region, fakeAMI, actor)
 		if err != nil || !reflect.DeepEqual(img.Findings[1].Removed, ps(pPublic, pStranger)) {
 			t.Fatalf("CheckImage disagrees: %+v %v", img, err)
 		}
@@ -408,10 +481,11 @@ func TestFakeCheckSnapshot(t *testing.T) {
 	t.Run("a snapshot behind no AMI uses its own exception", func(t *testing.T) {
 		f := fakeWorld(t)
 		f.Snapshots["snap-0000000000000003c"] = &types.Snapshot{SnapshotId: aws.String("snap-0000000000000003c"), OwnerId: aws.String(acct),
-			Tags: []types.Tag{{Key: aws.String(exTag), Value: aws.String("CHG-3;principals=public")}}}
+			Tags: []types.Tag{{Key: aws.String(exTag), Value: aws.String("CHG-3;until=2026-10-31;principals=public")}}}
 		f.SetCreateVolumePermissions("snap-0000000000000003c", cvGroupAll(), cvUser(stranger))
 		e := enforcer(f, policy.ModeEnforce)
 		e.Policy.CheckAllSnapshots = true
+		e.Policy.Exceptions.AllowPublic = true
 		res, err := e.CheckSnapshot(ctx, acct, region, "snap-0000000000000003c", actor)
 		if err != nil || !reflect.DeepEqual(res.Findings[0].Removed, ps(pStranger)) || f.Calls["DescribeImages"] != 0 {
 			t.Fatalf("%+v %v %v", res, err, f.Calls)

@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 )
 
 // Exception is a parsed exception tag: a ticket that keeps some principals
@@ -126,4 +129,114 @@ func parsePrincipal(s string) (Principal, error) {
 // the day after Until.
 func (x Exception) expired(now time.Time) bool {
 	return !x.Until.IsZero() && !now.Before(x.Until.AddDate(0, 0, 1))
+}
+
+// Exception states (ExceptionStatus.State).
+const (
+	// ExceptionActive: the exception keeps its principals now.
+	ExceptionActive = "active"
+	// ExceptionExpired: its until day is past; it keeps nothing.
+	ExceptionExpired = "expired"
+	// ExceptionIgnored: unreadable, or it breaks a bound of the policy
+	// (/sharing/exceptions); it keeps nothing.
+	ExceptionIgnored = "ignored"
+)
+
+// ExceptionStatus is what the guard made of one resource's exception tag:
+// the audit lists one per tagged AMI or snapshot.
+type ExceptionStatus struct {
+	// ResourceID is the AMI or snapshot that carries the tag.
+	ResourceID string      `json:"resource_id"`
+	Ticket     string      `json:"ticket,omitempty"`
+	Principals []Principal `json:"principals,omitempty"`
+	// Until is the last day the exception holds (YYYY-MM-DD, UTC); "" when
+	// the tag has none.
+	Until string `json:"until,omitempty"`
+	State string `json:"state"`
+	// Reason says why an exception is expired or ignored.
+	Reason string `json:"reason,omitempty"`
+}
+
+// AssessException reads the exception tag (p.ExceptionTag) among tags and
+// checks it against the policy's bounds at now. It returns nil when there
+// is no such tag.
+func AssessException(now time.Time, p policy.Sharing, resourceID string, tags map[string]string) *ExceptionStatus {
+	_, st := assessException(now, p, tags)
+	if st != nil {
+		st.ResourceID = resourceID
+	}
+	return st
+}
+
+// assessException returns the parsed exception and its status (nil: no
+// tag). Only an "active" status keeps anything.
+//
+// A bound that is broken ignores the whole exception rather than the
+// offending part: an exception is one approval, and a tag that overreaches
+// (public, a principal outside the list, no or a far expiry) is not one the
+// policy would have approved in part.
+func assessException(now time.Time, p policy.Sharing, tags map[string]string) (Exception, *ExceptionStatus) {
+	if p.ExceptionTag == "" {
+		return Exception{}, nil
+	}
+	value, ok := tags[p.ExceptionTag]
+	if !ok {
+		return Exception{}, nil
+	}
+	ex, err := ParseException(value)
+	if err != nil {
+		return Exception{}, &ExceptionStatus{State: ExceptionIgnored, Reason: "exception tag unreadable: " + err.Error()}
+	}
+	st := &ExceptionStatus{Ticket: ex.Ticket, Principals: sortPrincipals(ex.Principals), State: ExceptionIgnored}
+	if !ex.Until.IsZero() {
+		st.Until = ex.Until.Format(dateLayout)
+	}
+	bounds := p.Exceptions
+	ignored := func(format string, args ...any) (Exception, *ExceptionStatus) {
+		st.Reason = fmt.Sprintf("exception %s ignored: ", ex.Ticket) + fmt.Sprintf(format, args...)
+		return ex, st
+	}
+	today := now.UTC().Truncate(24 * time.Hour)
+	latest := today.AddDate(0, 0, bounds.MaxDays)
+	switch {
+	case ex.expired(now):
+		st.State = ExceptionExpired
+		st.Reason = fmt.Sprintf("exception %s expired on %s: enforced", ex.Ticket, st.Until)
+		return ex, st
+	case len(ex.Principals) == 0:
+		st.Reason = fmt.Sprintf("exception %s lists no principals: it exempts nothing", ex.Ticket)
+		return ex, st
+	case bounds.MaxDays <= 0:
+		return ignored("the policy turns exceptions off (/sharing/exceptions/max_days is 0)")
+	case ex.Until.IsZero():
+		return ignored("it has no until date; the policy requires one at most %d days ahead (/sharing/exceptions/max_days)", bounds.MaxDays)
+	case ex.Until.After(latest):
+		return ignored("until %s is more than %d days ahead; the latest the policy allows today is %s (/sharing/exceptions/max_days)",
+			st.Until, bounds.MaxDays, latest.Format(dateLayout))
+	}
+	for _, pr := range st.Principals {
+		if pr.Kind == KindPublic {
+			if !bounds.AllowPublic {
+				return ignored("it names public, which the policy does not let exceptions keep (/sharing/exceptions/allow_public)")
+			}
+			continue
+		}
+		if len(bounds.AllowedPrincipals) > 0 && !exceptionMayName(bounds.AllowedPrincipals, pr) {
+			return ignored("%s is not in /sharing/exceptions/allowed_principals", pr)
+		}
+	}
+	st.State, st.Reason = ExceptionActive, ""
+	return ex, st
+}
+
+// exceptionMayName reports whether the allow-list names pr, directly or, for
+// an OU, through its organization.
+func exceptionMayName(allowed []string, pr Principal) bool {
+	if slices.Contains(allowed, pr.Value) {
+		return true
+	}
+	if pr.Kind == KindOU {
+		return slices.ContainsFunc(allowed, func(org string) bool { return ouInOrganization(pr.Value, org) })
+	}
+	return false
 }

@@ -281,6 +281,34 @@ func TestMotoException(t *testing.T) {
 	}
 }
 
+// Issue 7 item 4, on moto: an exception anyone could write (no until, public
+// named) kept the AMI and its snapshot public forever. It is ignored now,
+// and the finding says why.
+func TestMotoSelfServiceExceptionIgnored(t *testing.T) {
+	w := newMotoWorld(t)
+	ami, snap := w.image(t, "web-self-service", exTag, "x;principals=public,"+stranger)
+	w.shareImage(t, ami, lpGroupAll(), lpUser(stranger))
+	w.shareSnapshot(t, snap, true, stranger)
+	res, err := w.enforcer(policy.ModeEnforce, fakeNow).CheckImage(w.ctx, acct, region, ami, actor)
+	if err != nil || res.Outcome != sharing.OutcomeRevoked || len(res.Findings) != 2 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if got := w.imagePerms(t, ami); len(got) != 0 {
+		t.Errorf("image still shared: %v", got)
+	}
+	if got := w.snapshotPerms(t, snap); len(got) != 0 {
+		t.Errorf("snapshot still shared: %v", got)
+	}
+	for _, f := range res.Findings {
+		if len(f.Reasons) == 0 || !strings.HasPrefix(f.Reasons[0], "exception x ignored: it has no until date") {
+			t.Errorf("%s: reasons %q", f.ResourceID, f.Reasons)
+		}
+	}
+	if len(res.Exceptions) != 1 || res.Exceptions[0].State != sharing.ExceptionIgnored || res.Exceptions[0].ResourceID != ami {
+		t.Errorf("exceptions %+v", res.Exceptions)
+	}
+}
+
 func TestMotoNotOwned(t *testing.T) {
 	w := newMotoWorld(t)
 	// The foreign AMI is public and owned by Canonical.
@@ -321,7 +349,7 @@ func TestMotoCheckSnapshot(t *testing.T) {
 	w := newMotoWorld(t)
 	// A snapshot behind an AMI, found through its description; the AMI's
 	// exception keeps the stranger.
-	ami, snap := w.image(t, "web-snap", exTag, "CHG-7;principals="+stranger)
+	ami, snap := w.image(t, "web-snap", exTag, "CHG-7;until=2026-10-31;principals="+stranger)
 	w.shareSnapshot(t, snap, true, stranger)
 	e := w.enforcer(policy.ModeEnforce, fakeNow)
 	res, err := e.CheckSnapshot(w.ctx, acct, region, snap, actor)

@@ -12,7 +12,11 @@
 //     resumes where it stopped.
 package sharing
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+)
 
 // Principal kinds.
 const (
@@ -84,6 +88,10 @@ type Finding struct {
 	// Remaining are the principals the confirming read still found that the
 	// policy does not allow.
 	Remaining []Principal `json:"remaining,omitempty"`
+	// Failed says, for each principal of Remaining, why it is still there:
+	// the error of its removal, or that EC2 accepted the removal but still
+	// lists it.
+	Failed []PrincipalFailure `json:"failed,omitempty"`
 	Shadowed  []string    `json:"shadowed,omitempty"`
 	// Actor is who made the change, from the event's userIdentity ("" for
 	// the scheduled audit).
@@ -97,3 +105,29 @@ const (
 	TagViolationAt      = "ami-housekeeper:sharing-revoked-at"
 	TagViolationRemoved = "ami-housekeeper:sharing-revoked"
 )
+
+// PrincipalFailure is one principal a check could not remove.
+type PrincipalFailure struct {
+	Principal Principal `json:"principal"`
+	Error     string    `json:"error"`
+}
+
+// PartialError is returned by a check that could not remove every principal
+// the policy does not allow (Finding.Failed says which and why). Removals
+// are idempotent, so retrying the whole check is safe: the event-driven
+// guard returns it to Lambda, which retries.
+type PartialError struct {
+	// Findings are the findings with principals left (action "partial" or
+	// "failed").
+	Findings []Finding
+}
+
+func (e *PartialError) Error() string {
+	var parts []string
+	for _, f := range e.Findings {
+		for _, pf := range f.Failed {
+			parts = append(parts, fmt.Sprintf("%s %s: %s (%s)", f.ResourceType, f.ResourceID, pf.Principal, pf.Error))
+		}
+	}
+	return fmt.Sprintf("sharing: %d principal(s) still shared against the policy: %s", len(parts), strings.Join(parts, "; "))
+}
