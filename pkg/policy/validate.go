@@ -358,9 +358,9 @@ func render(v any) string {
 	if err != nil {
 		return fmt.Sprint(v)
 	}
-	const max = 80
-	if s := string(b); len(s) > max {
-		return s[:max] + "..."
+	const max = 80 // characters: a cut inside one would garble the message
+	if r := []rune(string(b)); len(r) > max {
+		return string(r[:max]) + "..."
 	}
 	return string(b)
 }
@@ -470,8 +470,14 @@ func semanticProblems(p *Policy) []Problem {
 		}
 	}
 	for i, k := range t.CopyFromSource {
-		if reserved(k) {
-			add(pointer("tagging", "copy_from_source", strconv.Itoa(i)), k, "%s", reservedMsg(k))
+		at := pointer("tagging", "copy_from_source", strconv.Itoa(i))
+		switch {
+		case reserved(k):
+			add(at, k, "%s", reservedMsg(k))
+		case written[k] != "":
+			// Provenance comes from CloudTrail and EC2 only: a source's tag
+			// is anyone's claim.
+			add(at, k, "%q is written by %s from CloudTrail and EC2, never copied; allowed: a key the tagger does not generate", k, written[k])
 		}
 	}
 	mayWrite := map[string]bool{}
