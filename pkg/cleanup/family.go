@@ -1,8 +1,10 @@
 package cleanup
 
 import (
+	"cmp"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 )
@@ -105,4 +107,40 @@ func stripVersion(name string) string {
 		return m[1]
 	}
 	return name
+}
+
+// compareVersions compares AMI names in version order: runs of digits
+// compare as numbers ("web-10" after "web-9", "web-0039" after "web-0038"),
+// everything else byte by byte.
+func compareVersions(a, b string) int {
+	for a != "" && b != "" {
+		da, db := isDigit(a[0]), isDigit(b[0])
+		if da != db {
+			return strings.Compare(a, b)
+		}
+		na, nb := run(a, da), run(b, db)
+		ca, cb := a[:na], b[:nb]
+		if da {
+			// Numbers: without leading zeros, the longer is larger.
+			ta, tb := strings.TrimLeft(ca, "0"), strings.TrimLeft(cb, "0")
+			if c := cmp.Or(cmp.Compare(len(ta), len(tb)), strings.Compare(ta, tb)); c != 0 {
+				return c
+			}
+		} else if c := strings.Compare(ca, cb); c != 0 {
+			return c
+		}
+		a, b = a[na:], b[nb:]
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// run returns the length of the leading run of digits (or of non-digits).
+func run(s string, digits bool) int {
+	n := 0
+	for n < len(s) && isDigit(s[n]) == digits {
+		n++
+	}
+	return n
 }

@@ -17,9 +17,16 @@ import (
 
 const day = 24 * time.Hour
 
-// backupTag is set by AWS Backup on the AMIs and snapshots it manages; those
-// are removed by expiring the recovery point, never by us.
-const backupTag = "aws:backup:source-resource"
+// Tags of the AWS services that own the removal of the AMIs they make: AWS
+// Backup (removed by expiring the recovery point), Data Lifecycle Manager
+// (by its retention) and EC2 Image Builder (by its lifecycle policies).
+const (
+	backupTag          = "aws:backup:source-resource"
+	dlmTagPrefix       = "aws:dlm:"
+	imageBuilderArnTag = "Ec2ImageBuilderArn"
+	imageBuilderByTag  = "CreatedBy"
+	imageBuilderBy     = "EC2 Image Builder"
+)
 
 // orphanMinAge protects the snapshots of an AMI that is being created right
 // now: CreateImage makes the snapshots before the AMI is listed, so a sweep
@@ -62,7 +69,9 @@ func MakePlan(now time.Time, inv *Inventory, p policy.Retention) Plan {
 		pl.staleDeleteWith(out.Decisions)
 	}
 	out.Totals = totals(out.Decisions, out.Orphans, p.PricePerGiBMonth)
-	if n := inv.RecycleBin.ImageRetentionDays; n > 0 {
+	// An AMI comes back only with its snapshots: both must be in a rule,
+	// and the shorter retention is what holds.
+	if n := min(inv.RecycleBin.ImageRetentionDays, inv.RecycleBin.SnapshotRetentionDays); n > 0 {
 		out.RecoverableUntil = now.UTC().AddDate(0, 0, n).Format(DateLayout)
 	}
 	return out
@@ -85,7 +94,7 @@ func SharesToCheck(now time.Time, inv *Inventory, p policy.Retention) []string {
 		if f.rule < 0 || img.SharesKnown || img.Public || !pl.rules[f.rule].keepShared {
 			continue
 		}
-		if len(skipReasons(img)) > 0 || len(pl.keepReasons(i, false)) > 0 {
+		if len(skipReasons(img, pl.p)) > 0 || len(pl.keepReasons(i, false)) > 0 {
 			continue
 		}
 		ids = append(ids, img.ID)
@@ -190,7 +199,7 @@ func newPlanner(now time.Time, inv *Inventory, p policy.Retention, withSnapshots
 		}
 		keys[i] = orderKey{rule: ruleOrder(f.rule), index: int32(i), id: img.ID}
 		if f.rule >= 0 {
-			keys[i].family, keys[i].created = f.family, img.CreationDate
+			keys[i].family, keys[i].created, keys[i].name = f.family, img.CreationDate, img.Name
 		}
 	}
 	slices.SortFunc(keys, compareKeys)
@@ -211,11 +220,15 @@ type orderKey struct {
 	index   int32 // in inv.Images
 	family  string
 	created time.Time // zero when no rule matches: those go by ID alone
+	name    string    // "" when no rule matches
 	id      string
 }
 
-// compareKeys orders images by (rule, family, CreationDate desc, ID);
-// images no rule matches go last, by ID.
+// compareKeys orders images by (rule, family, CreationDate desc, name in
+// version order desc, ID); images no rule matches go last, by ID.
+// CreationDate has whole-second resolution, so builds of one pipeline often
+// tie: the name's version (web-0039 after web-0038, v10 after v9) breaks the
+// tie before the random AMI ID does.
 func compareKeys(a, b orderKey) int {
 	if c := cmp.Compare(a.rule, b.rule); c != 0 {
 		return c
@@ -224,6 +237,9 @@ func compareKeys(a, b orderKey) int {
 		return c
 	}
 	if c := b.created.Compare(a.created); c != 0 {
+		return c
+	}
+	if c := compareVersions(b.name, a.name); c != 0 {
 		return c
 	}
 	if c := strings.Compare(a.id, b.id); c != 0 {
@@ -330,7 +346,7 @@ func (pl *planner) decide(i int) Decision {
 		d.Rule, d.Family = pl.rules[f.rule].Name, f.family
 	}
 	m := readMark(img)
-	if skip := skipReasons(img); len(skip) > 0 {
+	if skip := skipReasons(img, pl.p); len(skip) > 0 {
 		d.Action, d.Reasons = ActionSkip, skip
 		m.unmarkIfMarked(&d)
 		return d
@@ -363,6 +379,16 @@ func (pl *planner) decide(i int) Decision {
 			d.Action, d.DeleteAfter = ActionMark, pl.today.AddDate(0, 0, g).Format(DateLayout)
 			d.Deprecate, d.Disable = pl.p.Stages.Deprecate, pl.p.Stages.Disable
 			d.Reasons = append(d.Reasons, fmt.Sprintf("marked for removal after %s (grace %s)", d.DeleteAfter, days(g)))
+			// A stage someone else applied is theirs: the cleanup neither
+			// re-applies nor records it, so an unmark never undoes it.
+			if d.Deprecate && !img.DeprecationTime.IsZero() && !m.deprecated {
+				d.Deprecate = false
+				d.Reasons = append(d.Reasons, "already deprecated by its owner (at "+img.DeprecationTime.UTC().Format(time.RFC3339)+"): left as is")
+			}
+			if d.Disable && img.State == "disabled" && !m.disabled {
+				d.Disable = false
+				d.Reasons = append(d.Reasons, "already disabled by its owner: left as is")
+			}
 		} else {
 			d.Action, d.DeleteAfter = ActionDeregister, pl.today.Format(DateLayout)
 			d.Reasons = append(d.Reasons, "grace_days is 0: deregistered without marking")
@@ -372,7 +398,7 @@ func (pl *planner) decide(i int) Decision {
 }
 
 // skipReasons says why an image is not ours to decide.
-func skipReasons(img *Image) []string {
+func skipReasons(img *Image, p policy.Retention) []string {
 	var out []string
 	if !rankable(img.State) {
 		if img.State == "" {
@@ -386,12 +412,33 @@ func skipReasons(img *Image) []string {
 	} else if strings.HasPrefix(img.Name, "AwsBackup") {
 		out = append(out, "managed by AWS Backup (name "+img.Name+")")
 	}
+	if k := dlmTag(img.Tags); k != "" {
+		out = append(out, "managed by Data Lifecycle Manager (tag "+k+")")
+	}
+	if !p.ManageImageBuilderAMIs {
+		if _, ok := img.Tags[imageBuilderArnTag]; ok {
+			out = append(out, "built by EC2 Image Builder (tag "+imageBuilderArnTag+"); manage_image_builder_amis is off")
+		} else if img.Tags[imageBuilderByTag] == imageBuilderBy {
+			out = append(out, "built by EC2 Image Builder (tag "+imageBuilderByTag+"="+imageBuilderBy+"); manage_image_builder_amis is off")
+		}
+	}
 	// "" and "disabled" are off; anything else (enabled, enabled with
 	// cooldown, "disabled after <time>" during the 24 h cooldown) is on.
 	if v := img.DeregistrationProtection; v != "" && v != "disabled" {
 		out = append(out, "deregistration protection: "+v)
 	}
 	return out
+}
+
+// dlmTag returns the first (sorted) aws:dlm: tag key, "" when none.
+func dlmTag(tags map[string]string) string {
+	first := ""
+	for k := range tags {
+		if strings.HasPrefix(k, dlmTagPrefix) && (first == "" || k < first) {
+			first = k
+		}
+	}
+	return first
 }
 
 // keepReasons lists every reason to keep image i, which has a rule. With
@@ -566,14 +613,12 @@ var (
 	copyImageDesc   = regexp.MustCompile(`^Copied for DestinationAmi (ami-[0-9A-Za-z]+) from SourceAmi `)
 )
 
-// formerImage recognises an AMI's snapshot: from TagDeleteWith (set by a
-// run that stopped between deregistering and deleting), or from the
-// description EC2 writes for CreateImage and CopyImage.
-func formerImage(s *Snapshot) (ami string, ok bool) {
-	ami, ok = s.Tags[TagDeleteWith]
-	if ami != "" {
-		return ami, true
-	}
+// describedImage returns the AMI a snapshot was made for, from the
+// description EC2 writes for CreateImage and CopyImage. The description is
+// set when the snapshot is created and cannot be changed, so it proves the
+// snapshot was an AMI's; tags prove nothing (anyone with ec2:CreateTags can
+// set them).
+func describedImage(s *Snapshot) string {
 	var re *regexp.Regexp
 	switch {
 	case strings.HasPrefix(s.Description, "Created by CreateImage("):
@@ -581,12 +626,20 @@ func formerImage(s *Snapshot) (ami string, ok bool) {
 	case strings.HasPrefix(s.Description, "Copied for DestinationAmi "):
 		re = copyImageDesc
 	default:
-		return "", ok
+		return ""
 	}
 	if m := re.FindStringSubmatch(s.Description); m != nil {
-		return m[1], true
+		return m[1]
 	}
-	return "", ok
+	return ""
+}
+
+// finishing reports whether a snapshot is approved for deletion as the
+// leftover of a deregistration the cleanup started: its TagDeleteWith names
+// the very AMI its EC2 description names. A tag alone approves nothing.
+func finishing(s *Snapshot) bool {
+	v := s.Tags[TagDeleteWith]
+	return deleteWithSet(v) && v == describedImage(s)
 }
 
 // orphans decides the owned AMI snapshots no listed image uses. src holds
@@ -600,8 +653,8 @@ func (pl *planner) orphans() (out []SnapshotDecision, src []int32) {
 			continue // in use, or not ours
 		}
 		s := &inv.Snapshots[sn.owned]
-		ami, ok := formerImage(s)
-		if !ok {
+		ami, tagged := describedImage(s), s.Tags[TagDeleteWith]
+		if ami == "" && tagged == "" {
 			continue // not an AMI snapshot: not ours
 		}
 		if images == nil {
@@ -619,18 +672,30 @@ func (pl *planner) orphans() (out []SnapshotDecision, src []int32) {
 		if _, ok := s.Tags[backupTag]; ok {
 			d.Reasons = append(d.Reasons, "managed by AWS Backup (tag "+backupTag+")")
 		}
+		if k := dlmTag(s.Tags); k != "" {
+			d.Reasons = append(d.Reasons, "managed by Data Lifecycle Manager (tag "+k+")")
+		}
+		if ami == "" {
+			d.ImageID = tagged
+			d.Reasons = append(d.Reasons, fmt.Sprintf("tagged %s=%q, but its description does not show it was made for an AMI: not proven to be an AMI's snapshot, kept", TagDeleteWith, tagged))
+		}
 		if lock, _ := timeLock(pl.now, s.Tags, pl.p.TimeLockTag); lock != "" {
 			d.Reasons = append(d.Reasons, lock)
 		}
 		if ami != "" && images[ami] {
 			d.Reasons = append(d.Reasons, ami+" still exists but does not list this snapshot: kept to be safe")
 		}
-		deleteWith := deleteWithSet(s.Tags[TagDeleteWith])
+		// A foreign or stale delete-with tag is reported, and the snapshot
+		// is then treated like any other orphan.
+		var note []string
+		if tagged != "" && ami != "" && tagged != ami {
+			note = []string{fmt.Sprintf("tag %s=%q does not name the AMI its description names (%s): the tag approves nothing", TagDeleteWith, tagged, ami)}
+		}
 		switch {
 		case len(d.Reasons) > 0:
-		case deleteWith:
+		case finishing(s):
 			d.Action = ActionDeregister
-			d.Reasons = append(d.Reasons, fmt.Sprintf("%s deregistered by a previous run; finishing (tag %s)", orUnknown(ami), TagDeleteWith))
+			d.Reasons = append(d.Reasons, fmt.Sprintf("%s deregistered by a previous run; finishing (tag %s, and its description names %s)", ami, TagDeleteWith, ami))
 		case !pl.p.OrphanedSnapshots.Delete:
 			d.Reasons = append(d.Reasons, fmt.Sprintf("orphaned snapshot of %s; orphaned_snapshots.delete is off", ami))
 		case s.StartTime.IsZero() || pl.now.Sub(s.StartTime) < orphanMinAge:
@@ -639,6 +704,7 @@ func (pl *planner) orphans() (out []SnapshotDecision, src []int32) {
 			d.Action = ActionDeregister
 			d.Reasons = append(d.Reasons, fmt.Sprintf("orphaned: %s no longer exists", ami))
 		}
+		d.Reasons = append(note, d.Reasons...)
 		out = append(out, d)
 		src = append(src, sn.owned)
 	}
@@ -716,7 +782,7 @@ func (pl *planner) applyCaps(ds []Decision, orphans []SnapshotDecision, orphanSr
 		if o.Action != ActionDeregister {
 			continue
 		}
-		if finishing := deleteWithSet(inv.Snapshots[orphanSrc[k]].Tags[TagDeleteWith]); !finishing {
+		if !finishing(&inv.Snapshots[orphanSrc[k]]) {
 			rest = append(rest, k)
 		} else if ok, why := b.take(o.SizeGiB, false); !ok {
 			pend(&o.Reasons, &o.Action, why)
@@ -731,10 +797,8 @@ func (pl *planner) applyCaps(ds []Decision, orphans []SnapshotDecision, orphanSr
 	}
 	slices.SortFunc(amis, func(a, b int32) int {
 		ia, ib := &inv.Images[a], &inv.Images[b]
-		if c := ia.CreationDate.Compare(ib.CreationDate); c != 0 {
-			return c
-		}
-		return cmp.Or(strings.Compare(ia.ID, ib.ID), cmp.Compare(a, b))
+		return cmp.Or(ia.CreationDate.Compare(ib.CreationDate), compareVersions(ia.Name, ib.Name),
+			strings.Compare(ia.ID, ib.ID), cmp.Compare(a, b))
 	})
 	var one [1]int32
 	for _, i := range amis {
@@ -975,13 +1039,6 @@ func agoOrUnknown(now, t time.Time) string {
 		return "at an unknown time"
 	}
 	return ago(now, t)
-}
-
-func orUnknown(ami string) string {
-	if ami == "" {
-		return "its AMI"
-	}
-	return ami
 }
 
 func ordinal(n int) string {

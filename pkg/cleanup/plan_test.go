@@ -621,7 +621,7 @@ func TestPlanCaps(t *testing.T) {
 			Snapshot{ID: "snap-o1", SizeGiB: 5, StartTime: daysAgo(90), Description: "Created by CreateImage(i-1) for ami-gone1"},
 			Snapshot{ID: "snap-o2", SizeGiB: 5, StartTime: daysAgo(80), Description: "Created by CreateImage(i-1) for ami-gone2"},
 			Snapshot{ID: "snap-o3", SizeGiB: 50, StartTime: daysAgo(70), Description: "Created by CreateImage(i-1) for ami-gone3"},
-			Snapshot{ID: "snap-f", SizeGiB: 7, StartTime: daysAgo(1), Tags: map[string]string{TagDeleteWith: "ami-gone4"}},
+			Snapshot{ID: "snap-f", SizeGiB: 7, StartTime: daysAgo(1), Description: "Created by CreateImage(i-1) for ami-gone4", Tags: map[string]string{TagDeleteWith: "ami-gone4"}},
 		)
 		p := MakePlan(now, inv, deregisterAll(func(r *policy.Retention) {
 			r.MaxGiBPerRun = 70
@@ -672,11 +672,23 @@ func TestPlanOrphans(t *testing.T) {
 			&SnapshotDecision{"snap-1", "ami-0def", ActionDeregister, []string{"orphaned: ami-0def no longer exists"}, 8}},
 		{"orphaned_snapshots.delete off", false, snap("snap-1", "Created by CreateImage(i-0abc) for ami-0def", nil),
 			&SnapshotDecision{"snap-1", "ami-0def", ActionKeep, []string{"orphaned snapshot of ami-0def; orphaned_snapshots.delete is off"}, 8}},
-		{"delete-with tag finishes an earlier run, even with delete off", false, snap("snap-1", "", map[string]string{TagDeleteWith: "ami-0def"}),
-			&SnapshotDecision{"snap-1", "ami-0def", ActionDeregister, []string{"ami-0def deregistered by a previous run; finishing (tag ami-housekeeper:delete-with)"}, 8}},
+		{"delete-with tag finishes an earlier run, even with delete off", false, snap("snap-1", "Created by CreateImage(i-0abc) for ami-0def", map[string]string{TagDeleteWith: "ami-0def"}),
+			&SnapshotDecision{"snap-1", "ami-0def", ActionDeregister, []string{"ami-0def deregistered by a previous run; finishing (tag ami-housekeeper:delete-with, and its description names ami-0def)"}, 8}},
+		// The confused deputy: anyone with ec2:CreateTags could tag any
+		// snapshot delete-with=<some AMI> and have the cleanup delete it.
+		{"delete-with tag on a snapshot not made for an AMI approves nothing", true, Snapshot{ID: "snap-1", SizeGiB: 500, StartTime: now.Add(-time.Minute),
+			Description: "prod database nightly backup", Tags: map[string]string{TagDeleteWith: "ami-0def"}},
+			&SnapshotDecision{"snap-1", "ami-0def", ActionKeep, []string{`tagged ami-housekeeper:delete-with="ami-0def", but its description does not show it was made for an AMI: not proven to be an AMI's snapshot, kept`}, 500}},
+		{"delete-with tag naming another AMI than the description approves nothing", false, snap("snap-1", "Created by CreateImage(i-0abc) for ami-0def", map[string]string{TagDeleteWith: "ami-0aaa"}),
+			&SnapshotDecision{"snap-1", "ami-0def", ActionKeep, []string{`tag ami-housekeeper:delete-with="ami-0aaa" does not name the AMI its description names (ami-0def): the tag approves nothing`, "orphaned snapshot of ami-0def; orphaned_snapshots.delete is off"}, 8}},
+		{"a young snapshot is not finished by a foreign delete-with tag", true, Snapshot{ID: "snap-1", SizeGiB: 8, StartTime: daysAgo(0.1),
+			Description: "Created by CreateImage(i-0abc) for ami-0def", Tags: map[string]string{TagDeleteWith: "ami-0aaa"}},
+			&SnapshotDecision{"snap-1", "ami-0def", ActionKeep, []string{`tag ami-housekeeper:delete-with="ami-0aaa" does not name the AMI its description names (ami-0def): the tag approves nothing`, "orphaned snapshot of ami-0def, but started less than a day ago: its AMI may still be being created"}, 8}},
+		{"Data Lifecycle Manager", true, snap("snap-1", "Created by CreateImage(i-0abc) for ami-0def", map[string]string{"aws:dlm:lifecycle-policy-id": "policy-1"}),
+			&SnapshotDecision{"snap-1", "ami-0def", ActionKeep, []string{"managed by Data Lifecycle Manager (tag aws:dlm:lifecycle-policy-id)"}, 8}},
 		{"protected", true, snap("snap-1", "Created by CreateImage(i-0abc) for ami-0def", map[string]string{"ami-housekeeper:keep": ""}),
 			&SnapshotDecision{"snap-1", "ami-0def", ActionKeep, []string{"protected by tag ami-housekeeper:keep"}, 8}},
-		{"protected beats delete-with", true, snap("snap-1", "", map[string]string{TagDeleteWith: "ami-0def", "ami-housekeeper:keep": "x"}),
+		{"protected beats delete-with", true, snap("snap-1", "Created by CreateImage(i-0abc) for ami-0def", map[string]string{TagDeleteWith: "ami-0def", "ami-housekeeper:keep": "x"}),
 			&SnapshotDecision{"snap-1", "ami-0def", ActionKeep, []string{`protected by tag ami-housekeeper:keep ("x")`}, 8}},
 		{"time-locked", true, snap("snap-1", "Created by CreateImage(i-0abc) for ami-0def", map[string]string{"ami-housekeeper:do-not-touch-before": "2027-01-01"}),
 			&SnapshotDecision{"snap-1", "ami-0def", ActionKeep, []string{"time-locked until 2027-01-01 (tag ami-housekeeper:do-not-touch-before)"}, 8}},
@@ -718,7 +730,7 @@ func TestPlanIncompleteInventoryChangesNothing(t *testing.T) {
 		ami("ami-unmark", "d-1", 40, marked("2026-12-01"), tag("ami-housekeeper:keep", "")),
 		ami("ami-pend", "e-1", 50, marked("2026-11-01")),
 	)
-	inv.Snapshots = append(inv.Snapshots, Snapshot{ID: "snap-o", SizeGiB: 5, StartTime: daysAgo(9), Tags: map[string]string{TagDeleteWith: "ami-gone"}})
+	inv.Snapshots = append(inv.Snapshots, Snapshot{ID: "snap-o", SizeGiB: 5, StartTime: daysAgo(9), Description: "Created by CreateImage(i-1) for ami-gone", Tags: map[string]string{TagDeleteWith: "ami-gone"}})
 	inv.Incomplete = []string{"instances: throttled", "launch templates: AccessDenied"}
 	p := MakePlan(now, inv, pol(func(r *policy.Retention) {
 		r.Rules[0].KeepNewest = 0
@@ -763,7 +775,7 @@ func TestPlanOrderTotalsAndMetadata(t *testing.T) {
 		ami("ami-e", "api-1", 5),
 		ami("ami-f", "api-2", 5),
 	)
-	inv.RecycleBin.ImageRetentionDays = 10
+	inv.RecycleBin = RecycleBin{ImageRetentionDays: 10, SnapshotRetentionDays: 12}
 	p := MakePlan(now, inv, pol(func(r *policy.Retention) {
 		r.Rules = rules
 		r.Mode = policy.ModeEnforce
@@ -773,7 +785,9 @@ func TestPlanOrderTotalsAndMetadata(t *testing.T) {
 	for _, d := range p.Decisions {
 		order = append(order, d.ImageID+"/"+d.Rule+"/"+d.Family)
 	}
-	want := []string{"ami-c/web/web-a", "ami-b/web/web-a", "ami-d/web/web-b", "ami-a/web/web-b", "ami-e/rest/api", "ami-f/rest/api", "ami-z/rest/zzz"}
+	// api-1 and api-2 were created in the same second: the name's version
+	// orders them, not the (random) AMI ID.
+	want := []string{"ami-c/web/web-a", "ami-b/web/web-a", "ami-d/web/web-b", "ami-a/web/web-b", "ami-f/rest/api", "ami-e/rest/api", "ami-z/rest/zzz"}
 	if !reflect.DeepEqual(order, want) {
 		t.Errorf("order %v\nwant  %v", order, want)
 	}
@@ -786,6 +800,12 @@ func TestPlanOrderTotalsAndMetadata(t *testing.T) {
 	}
 	if MakePlan(now, fleet(), pol()).RecoverableUntil != "" {
 		t.Error("recoverable until set without a Recycle Bin rule")
+	}
+	// An AMI restored without its snapshots cannot be launched.
+	imagesOnly := fleet()
+	imagesOnly.RecycleBin.ImageRetentionDays = 10
+	if got := MakePlan(now, imagesOnly, pol()).RecoverableUntil; got != "" {
+		t.Errorf("recoverable until %q with no Recycle Bin rule for snapshots", got)
 	}
 
 	// Images no rule matches go last, by ID.

@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"math/rand/v2"
 	"path"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -312,7 +314,7 @@ func checkInvariants(inv *Inventory, p policy.Retention, plan Plan) []string {
 	}
 	for g, ims := range groups {
 		slices.SortFunc(ims, func(a, b *Image) int {
-			return cmp.Or(b.CreationDate.Compare(a.CreationDate), strings.Compare(a.ID, b.ID))
+			return cmp.Or(b.CreationDate.Compare(a.CreationDate), naturalOrder(b.Name, a.Name), strings.Compare(a.ID, b.ID))
 		})
 		for n, im := range ims[:min(len(ims), p.Rules[g.rule].KeepNewest)] {
 			if removal(action[im.ID]) {
@@ -427,4 +429,25 @@ func firstRule(rules []policy.Rule, im *Image) int {
 		}
 	}
 	return -1
+}
+
+// naturalOrder is the test's own version order of names (digit runs as
+// numbers), written apart from the planner's so the check is independent.
+func naturalOrder(a, b string) int {
+	re := regexp.MustCompile(`\d+|\D+`)
+	ta, tb := re.FindAllString(a, -1), re.FindAllString(b, -1)
+	for k := 0; k < len(ta) && k < len(tb); k++ {
+		x, xok := new(big.Int).SetString(ta[k], 10)
+		y, yok := new(big.Int).SetString(tb[k], 10)
+		if xok && yok {
+			if c := x.Cmp(y); c != 0 {
+				return c
+			}
+			continue
+		}
+		if c := strings.Compare(ta[k], tb[k]); c != 0 {
+			return c
+		}
+	}
+	return cmp.Compare(len(ta), len(tb))
 }

@@ -144,12 +144,30 @@ type Retention struct {
 	TimeLockTag string `json:"time_lock_tag"`
 	// KeepShared keeps AMIs shared with other accounts, organizations or OUs
 	// unless a rule overrides it.
-	KeepShared        bool              `json:"keep_shared"`
-	InUse             InUse             `json:"in_use"`
-	OrphanedSnapshots OrphanedSnapshots `json:"orphaned_snapshots"`
-	Stages            Stages            `json:"stages"`
-	Rules             []Rule            `json:"rules,omitempty"`
+	KeepShared bool `json:"keep_shared"`
+	// SecondOpinion says whether EC2's DescribeImageReferences must confirm,
+	// right before each batch of deregistrations, that nothing references
+	// the AMIs (required), or is not asked (off: only for emulators and
+	// partitions without the call).
+	SecondOpinion SecondOpinion `json:"second_opinion"`
+	// ManageImageBuilderAMIs lets rules remove AMIs built by EC2 Image
+	// Builder; by default they are skipped, since an Image Builder lifecycle
+	// policy may own their removal.
+	ManageImageBuilderAMIs bool              `json:"manage_image_builder_amis"`
+	InUse                  InUse             `json:"in_use"`
+	OrphanedSnapshots      OrphanedSnapshots `json:"orphaned_snapshots"`
+	Stages                 Stages            `json:"stages"`
+	Rules                  []Rule            `json:"rules,omitempty"`
 }
+
+// SecondOpinion values.
+type SecondOpinion string
+
+// Accepted values of Retention.SecondOpinion.
+const (
+	SecondOpinionRequired SecondOpinion = "required"
+	SecondOpinionOff      SecondOpinion = "off"
+)
 
 // LaunchTemplateVersion names which launch template versions count as using
 // an AMI.
@@ -295,6 +313,7 @@ func Default() *Policy {
 			ProtectTag:               "ami-housekeeper:keep",
 			TimeLockTag:              "ami-housekeeper:do-not-touch-before",
 			KeepShared:               true,
+			SecondOpinion:            SecondOpinionRequired,
 			InUse: InUse{
 				LaunchTemplateVersions: []LaunchTemplateVersion{LaunchTemplateDefault, LaunchTemplateLatest, LaunchTemplateASG},
 				SSMParameters:          []string{},

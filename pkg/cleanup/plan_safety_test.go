@@ -1,0 +1,122 @@
+package cleanup
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+)
+
+// Regression tests for defects an adversarial review found in the planner
+// (issue 7). Each failed before its fix.
+
+// CreationDate has whole-second resolution: builds of one pipeline tie, and
+// the random AMI ID used to decide which one is "newest".
+func TestPlanSameSecondTiesFollowTheNameVersion(t *testing.T) {
+	same := 40.0
+	inv := fleet(
+		ami("ami-0000000c", "web-0039", same), // AMI IDs are random: the newest build got the largest
+		ami("ami-0000000b", "web-0038", same),
+		ami("ami-0000000a", "web-0037", same),
+	)
+	p := MakePlan(now, inv, deregisterAll(func(r *policy.Retention) { r.Rules[0].KeepNewest = 1 }))
+	check(t, p,
+		expect{"ami-0000000c", ActionKeep, []string{"newest 1 of family web (1st)"}, nil},
+		expect{"ami-0000000b", ActionDeregister, []string{"~(2nd)"}, nil},
+		expect{"ami-0000000a", ActionDeregister, []string{"~(3rd)"}, nil},
+	)
+	// Under a cap, the oldest build goes first, whatever the IDs.
+	p = MakePlan(now, fleet(ami("ami-0000000f", "web-0037", same), ami("ami-0000000e", "web-0038", same)),
+		deregisterAll(func(r *policy.Retention) { r.MaxDeregistrationsPerRun = 1 }))
+	check(t, p,
+		expect{"ami-0000000f", ActionDeregister, nil, nil},
+		expect{"ami-0000000e", ActionPending, []string{"~cap of 1 deregistrations"}, nil},
+	)
+}
+
+func TestCompareVersions(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want int
+	}{
+		{"web-0039", "web-0038", 1},
+		{"web-10", "web-9", 1},
+		{"web-v10", "web-v9", 1},
+		{"app-1.10.0", "app-1.9.3", 1},
+		{"app-2026-11-28T10-00-00Z", "app-2026-11-28T09-59-59Z", 1},
+		{"web-007", "web-7", 0},
+		{"web-1", "web-1", 0},
+		{"web-1a", "web-1", 1},
+		{"web-a", "web-1", 1},                       // letters after digits, as bytes
+		{"", "web", -1},                             // a missing name sorts first
+		{"web-99999999999999999999999", "web-1", 1}, // beyond int64
+	}
+	for _, tt := range tests {
+		if got := compareVersions(tt.a, tt.b); got != tt.want {
+			t.Errorf("compareVersions(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
+		if got := compareVersions(tt.b, tt.a); got != -tt.want {
+			t.Errorf("compareVersions(%q, %q) = %d, want %d (antisymmetry)", tt.b, tt.a, got, -tt.want)
+		}
+	}
+}
+
+// AWS Backup, Data Lifecycle Manager and Image Builder lifecycle policies
+// own the removal of their AMIs; a catch-all rule used to deregister the
+// last two.
+func TestPlanSkipsLifecycleManagedAMIs(t *testing.T) {
+	inv := fleet(
+		ami("ami-dlm", "dlm-1", 90, tag("aws:dlm:lifecycle-policy-id", "policy-0abc"), tag("aws:dlm:lifecycle-schedule-name", "daily")),
+		ami("ami-ib1", "ib-1", 90, tag("Ec2ImageBuilderArn", "arn:aws:imagebuilder:eu-west-1:111111111111:image/web/1.0.0/1")),
+		ami("ami-ib2", "ib2-1", 90, tag("CreatedBy", "EC2 Image Builder")),
+		ami("ami-plain", "plain-1", 90),
+	)
+	p := MakePlan(now, inv, deregisterAll())
+	check(t, p,
+		expect{"ami-dlm", ActionSkip, []string{"managed by Data Lifecycle Manager (tag aws:dlm:lifecycle-policy-id)"}, nil},
+		expect{"ami-ib1", ActionSkip, []string{"built by EC2 Image Builder (tag Ec2ImageBuilderArn); manage_image_builder_amis is off"}, nil},
+		expect{"ami-ib2", ActionSkip, []string{"built by EC2 Image Builder (tag CreatedBy=EC2 Image Builder); manage_image_builder_amis is off"}, nil},
+		expect{"ami-plain", ActionDeregister, nil, nil},
+	)
+	// Opting in hands Image Builder AMIs to the rules; DLM stays skipped.
+	p = MakePlan(now, inv, deregisterAll(func(r *policy.Retention) { r.ManageImageBuilderAMIs = true }))
+	check(t, p,
+		expect{"ami-dlm", ActionSkip, nil, nil},
+		expect{"ami-ib1", ActionDeregister, nil, nil},
+		expect{"ami-ib2", ActionDeregister, nil, nil},
+	)
+	if ids := SharesToCheck(now, &Inventory{Images: []Image{ami("ami-dlm", "dlm-1", 90, tag("aws:dlm:x", "y"), func(im *Image) { im.SharesKnown = false })}},
+		deregisterAll()); len(ids) != 0 {
+		t.Errorf("SharesToCheck reads permissions of a skipped AMI: %v", ids)
+	}
+}
+
+// A deprecation time or a disable the owner set is theirs: marking used to
+// overwrite the deprecation and record it as ours, so the unmark removed it.
+func TestPlanLeavesOwnerStagesAlone(t *testing.T) {
+	deprecated := func(im *Image) { im.DeprecationTime = now.Add(30 * 24 * time.Hour) }
+	stages := func(r *policy.Retention) { r.Stages = policy.Stages{Deprecate: true, Disable: true} }
+	tests := []struct {
+		name               string
+		img                Image
+		deprecate, disable bool
+		reason             string
+	}{
+		{"owner deprecated", ami("ami-1", "web-1", 40, deprecated), false, true, "already deprecated by its owner (at 2026-12-28T12:00:00Z): left as is"},
+		{"owner disabled", ami("ami-1", "web-1", 40, state("disabled")), true, false, "already disabled by its owner: left as is"},
+		{"deprecated by us earlier (recorded)", ami("ami-1", "web-1", 40, deprecated, tag(TagDeprecatedByUs, "true")), true, true, ""},
+		{"neither", ami("ami-1", "web-1", 40), true, true, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := MakePlan(now, fleet(tt.img, ami("ami-9", "web-9", 1)), pol(stages))
+			d := find(t, p, "ami-1")
+			if d.Action != ActionMark || d.Deprecate != tt.deprecate || d.Disable != tt.disable {
+				t.Fatalf("action %s deprecate %v disable %v, want mark %v %v; %q", d.Action, d.Deprecate, d.Disable, tt.deprecate, tt.disable, d.Reasons)
+			}
+			if tt.reason != "" && !hasReason(d.Reasons, tt.reason) {
+				t.Errorf("no reason %q in %q", tt.reason, d.Reasons)
+			}
+		})
+	}
+}
