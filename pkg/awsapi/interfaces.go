@@ -36,6 +36,22 @@ type InventoryEC2 interface {
 	DescribeLaunchTemplates(ctx context.Context, in *ec2.DescribeLaunchTemplatesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplatesOutput, error)
 	DescribeLaunchTemplateVersions(ctx context.Context, in *ec2.DescribeLaunchTemplateVersionsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplateVersionsOutput, error)
 	DescribeImageAttribute(ctx context.Context, in *ec2.DescribeImageAttributeInput, optFns ...func(*ec2.Options)) (*ec2.DescribeImageAttributeOutput, error)
+	DescribeFleets(ctx context.Context, in *ec2.DescribeFleetsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeFleetsOutput, error)
+	DescribeSpotFleetRequests(ctx context.Context, in *ec2.DescribeSpotFleetRequestsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeSpotFleetRequestsOutput, error)
+	DescribeSpotInstanceRequests(ctx context.Context, in *ec2.DescribeSpotInstanceRequestsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeSpotInstanceRequestsOutput, error)
+}
+
+// ImageReferencesEC2 is EC2's own view of what uses an AMI, the second
+// opinion the cleanup asks right before deregistering.
+type ImageReferencesEC2 interface {
+	DescribeImageReferences(ctx context.Context, in *ec2.DescribeImageReferencesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeImageReferencesOutput, error)
+}
+
+// RecheckEC2 is what the cleanup re-reads at the moment of action: the AMIs
+// themselves (tags, state) and EC2's references to them.
+type RecheckEC2 interface {
+	DescribeImages(ctx context.Context, in *ec2.DescribeImagesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error)
+	ImageReferencesEC2
 }
 
 // CleanupEC2 is what the cleanup changes: marks, lifecycle stages, deletion.
@@ -77,6 +93,7 @@ type EC2API interface {
 	CleanupEC2
 	SharingEC2
 	GuardrailEC2
+	RecheckEC2
 }
 
 // AutoScalingAPI is what the cleanup reads from Auto Scaling.

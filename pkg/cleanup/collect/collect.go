@@ -1,7 +1,9 @@
 // Package collect reads one account and region into a cleanup.Inventory: the
 // AMIs and snapshots the account owns, and every reference that keeps an AMI
 // in use (instances, launch templates and their resolve:ssm: aliases, launch
-// configurations, Auto Scaling groups, SSM parameters).
+// configurations, Auto Scaling groups, EC2 Fleets, Spot Fleet requests, Spot
+// Instance requests, SSM parameters). Collector.ImageReferences asks EC2 for
+// its own view of the same (references.go), right before a removal.
 //
 // The inventory is the proof that an AMI is unused, so it must be complete:
 // every list is read to its last page, and any list that could not be read
@@ -85,18 +87,22 @@ func (c *Collector) Collect(ctx context.Context, account, region string, in poli
 		s.readLaunchTemplates,
 		s.readSSMSources,
 		s.readRecycleBin,
+		s.readEC2Fleets,
+		s.readSpotFleets,
+		s.readSpotRequests,
 	} {
 		wg.Go(func() { read(ctx) })
 	}
 	wg.Wait()
 
 	// Phase 2: what depends on phase 1.
-	s.readAllTemplateVersions(ctx) // "all": every version of every listed template
-	s.resolveGroupTemplates(ctx)   // "asg": the versions the groups name
-	s.fetchParameters(ctx)         // SSM values: data type, policy names, aliases
+	s.readAllTemplateVersions(ctx)  // "all": every version of every listed template
+	s.resolveLauncherTemplates(ctx) // "asg", and fleets: the versions they name
+	s.fetchParameters(ctx)          // SSM values: data type, policy names, aliases
 	s.addTemplateReferences()
 	s.addLaunchConfigurationReferences()
 	s.addParameterReferences()
+	s.addFleetReferences()
 
 	s.finish()
 	return s.inv
@@ -139,12 +145,15 @@ type sweep struct {
 	seen map[string]map[cleanup.Reference]bool
 
 	// Phase 1 results, each written by one reader.
-	lcs       map[string]string // launch configuration name -> ImageId
-	lcsOK     bool
-	groups    []group
-	templates *templateSet
-	groupUses []groupUse
-	ssm       ssmState
+	lcs    map[string]string // launch configuration name -> ImageId
+	lcsOK  bool
+	groups []group
+	// EC2 Fleets, Spot Fleet requests, Spot Instance requests that can
+	// still launch (fleets.go).
+	ec2Fleets, spotFleets, spotRequests []fleet
+	templates                           *templateSet
+	groupUses                           []groupUse
+	ssm                                 ssmState
 }
 
 // ref records that imageID is used by r (once).

@@ -184,11 +184,14 @@ func TestNoClients(t *testing.T) {
 	inv := (&Collector{}).Collect(context.Background(), "123456789012", "us-east-1", policy.InUse{})
 	want := []string{
 		"auto scaling groups: no Auto Scaling client configured",
+		"ec2 fleets: no EC2 client configured",
 		"images: no EC2 client configured",
 		"instances: no EC2 client configured",
 		"launch configurations: no Auto Scaling client configured",
 		"launch templates: no EC2 client configured",
 		"snapshots: no EC2 client configured",
+		"spot fleet requests: no EC2 client configured",
+		"spot instance requests: no EC2 client configured",
 		"ssm parameters: no SSM client configured",
 	}
 	if !reflect.DeepEqual(inv.Incomplete, want) {
@@ -215,5 +218,14 @@ func (imagesOnly) DescribeLaunchTemplateVersions(context.Context, *ec2.DescribeL
 	panic("not modelled")
 }
 func (imagesOnly) DescribeImageAttribute(context.Context, *ec2.DescribeImageAttributeInput, ...func(*ec2.Options)) (*ec2.DescribeImageAttributeOutput, error) {
+	panic("not modelled")
+}
+func (imagesOnly) DescribeFleets(context.Context, *ec2.DescribeFleetsInput, ...func(*ec2.Options)) (*ec2.DescribeFleetsOutput, error) {
+	panic("not modelled")
+}
+func (imagesOnly) DescribeSpotFleetRequests(context.Context, *ec2.DescribeSpotFleetRequestsInput, ...func(*ec2.Options)) (*ec2.DescribeSpotFleetRequestsOutput, error) {
+	panic("not modelled")
+}
+func (imagesOnly) DescribeSpotInstanceRequests(context.Context, *ec2.DescribeSpotInstanceRequestsInput, ...func(*ec2.Options)) (*ec2.DescribeSpotInstanceRequestsOutput, error) {
 	panic("not modelled")
 }

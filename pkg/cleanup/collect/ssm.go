@@ -136,6 +136,11 @@ func (s *sweep) aliases() []string {
 			add(img)
 		}
 	}
+	for _, f := range s.fleets() {
+		for _, img := range f.images {
+			add(img.image)
+		}
+	}
 	return out
 }
 

@@ -222,11 +222,35 @@ func missingTemplate(err error) bool {
 	return false
 }
 
-// groupUse is a launch template version an Auto Scaling group launches from.
+// groupUse is a launch template version an Auto Scaling group, EC2 Fleet or
+// Spot Fleet request launches from.
 type groupUse struct {
-	group, source string
-	spec          string // the version as the group names it
+	kind          string // the launcher's reference kind
+	group, source string // the launcher's name or ID, and where it names the template
+	spec          string // the version as the launcher names it
 	version       *ltVersion
+}
+
+// launcher is anything that names launch template versions to launch from.
+type launcher struct {
+	kind, name string
+	specs      []groupSpec
+}
+
+// launchers returns the groups (in "asg" mode; in "all" every version is
+// read anyway) and, whatever the mode, the fleets and requests: a fleet that
+// names a version will launch it.
+func (s *sweep) launchers() []launcher {
+	var out []launcher
+	if s.modes.asg {
+		for _, g := range s.groups {
+			out = append(out, launcher{kind: cleanup.RefAutoScalingGroup, name: g.name, specs: g.specs})
+		}
+	}
+	for _, f := range s.fleets() {
+		out = append(out, launcher{kind: f.kind, name: f.id, specs: f.specs})
+	}
+	return out
 }
 
 // templateRef names a template the way a group does: by ID, or by name when
@@ -240,30 +264,28 @@ func (r templateRef) String() string {
 	return r.name
 }
 
-// resolveGroupTemplates is phase 2 of "asg": read the versions the groups
-// name that are not known yet (one request per template), then record which
-// version each group uses. A group naming a template or version that does not
-// exist is a problem, not an incomplete inventory: it launches nothing.
-func (s *sweep) resolveGroupTemplates(ctx context.Context) {
-	if !s.modes.asg {
-		return
-	}
+// resolveLauncherTemplates is phase 2 of "asg", and of the fleets in every
+// mode: read the versions the launchers name that are not known yet (one
+// request per template), then record which version each launcher uses. A
+// launcher naming a template or version that does not exist is a problem, not
+// an incomplete inventory: it launches nothing.
+func (s *sweep) resolveLauncherTemplates(ctx context.Context) {
 	type pending struct {
-		g    group
+		l    launcher
 		spec groupSpec
 		ref  templateRef
 	}
 	var specs []pending
 	need := map[templateRef][]string{}
-	for _, g := range s.groups {
-		for _, sp := range g.specs {
+	for _, l := range s.launchers() {
+		for _, sp := range l.specs {
 			ref := templateRef{id: sp.id}
 			if ref.id == "" {
 				if ref.id = s.templates.idOf(sp.name); ref.id == "" {
 					ref.name = sp.name
 				}
 			}
-			specs = append(specs, pending{g, sp, ref})
+			specs = append(specs, pending{l, sp, ref})
 			if _, ok := s.templates.lookup(ref.id, sp.version); ok {
 				continue
 			}
@@ -278,7 +300,7 @@ func (s *sweep) resolveGroupTemplates(ctx context.Context) {
 	}
 
 	// failed[ref] is set when a read failed for a reason other than "not
-	// found": those groups are covered by an Incomplete entry instead.
+	// found": those launchers are covered by an Incomplete entry instead.
 	failed := map[templateRef]bool{}
 	missing := map[templateRef]error{}
 	refs := make([]templateRef, 0, len(need))
@@ -317,7 +339,7 @@ func (s *sweep) resolveGroupTemplates(ctx context.Context) {
 		}
 		v, ok := s.templates.lookup(id, p.spec.version)
 		if ok {
-			s.groupUses = append(s.groupUses, groupUse{group: p.g.name, source: p.spec.source, spec: p.spec.version, version: v})
+			s.groupUses = append(s.groupUses, groupUse{kind: p.l.kind, group: p.l.name, source: p.spec.source, spec: p.spec.version, version: v})
 			continue
 		}
 		if failed[p.ref] {
@@ -327,7 +349,7 @@ func (s *sweep) resolveGroupTemplates(ctx context.Context) {
 		if err := missing[p.ref]; err != nil {
 			why += " (" + errCode(err) + ")"
 		}
-		s.problem("auto scaling group %s: %s %s version %s %s", p.g.name, p.spec.source, p.ref, p.spec.version, why)
+		s.problem("%s %s: %s %s version %s %s", p.l.kind, p.l.name, p.spec.source, p.ref, p.spec.version, why)
 	}
 }
 
@@ -352,8 +374,8 @@ func errCode(err error) string {
 	return err.Error()
 }
 
-// addTemplateReferences records every version read, and every group's use of
-// one, under the AMI it launches.
+// addTemplateReferences records every version read, and every launcher's use
+// of one, under the AMI it launches.
 func (s *sweep) addTemplateReferences() {
 	t := s.templates
 	keys := make([]ltKey, 0, len(t.versions))
@@ -388,7 +410,7 @@ func (s *sweep) addTemplateReferences() {
 		}
 		ids, via := s.resolve(u.version.image, fmt.Sprintf("launch template %s version %d", u.version.id, u.version.number))
 		for _, id := range ids {
-			s.ref(id, cleanup.Reference{Kind: cleanup.RefAutoScalingGroup, ID: u.group, Detail: detail + via})
+			s.ref(id, cleanup.Reference{Kind: u.kind, ID: u.group, Detail: detail + via})
 		}
 	}
 }
