@@ -116,6 +116,12 @@ func TestParsePermissionChanges(t *testing.T) {
 		{"valid/cloudtrail-modifyimageattribute-description.json", "ami-0123456789abcdef0", "description", nil},
 		{"valid/cloudtrail-modifysnapshotattribute.json", "snap-0123456789abcdef0", "createVolumePermission", []amievents.Grant{public, stranger}},
 		{"valid/cloudtrail-modifysnapshotattribute-legacy.json", "snap-0123456789abcdef0", "createVolumePermission", []amievents.Grant{stranger, public}},
+		// Unexpected request shapes are still permission changes on a valid
+		// resource: the guard re-reads it (issue 7 item 6); the grants are
+		// only what could be read, for the report.
+		{"valid/cloudtrail-modifyimageattribute-unknown-operation-type.json", "ami-0123456789abcdef0", "launchPermission", nil},
+		{"valid/cloudtrail-modifyimageattribute-unexpected-shape.json", "ami-0123456789abcdef0", "", nil},
+		{"valid/cloudtrail-modifysnapshotattribute-unexpected-shape.json", "snap-0123456789abcdef0", "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -132,6 +138,40 @@ func TestParsePermissionChanges(t *testing.T) {
 			}
 			if e.Principal.Who() != "arn:aws:sts::123456789012:assumed-role/developer/mallory" {
 				t.Errorf("actor = %q", e.Principal.Who())
+			}
+			if odd := strings.Contains(tt.file, "unexpected") || strings.Contains(tt.file, "unknown"); odd != (e.ShapeProblem != "") {
+				t.Errorf("shape problem = %q", e.ShapeProblem)
+			}
+		})
+	}
+}
+
+// TestParseRestores: a restore from the Recycle Bin or EnableImage can
+// bring sharing back, so each is a sharing trigger naming its resource, in
+// either request form CloudTrail uses (wrapped, lowerCamel).
+func TestParseRestores(t *testing.T) {
+	tests := []struct{ file, op, resource string }{
+		{"valid/cloudtrail-restoreimagefromrecyclebin.json", amievents.OpRestoreImageFromRecycleBin, "ami-0123456789abcdef0"},
+		{"valid/cloudtrail-enableimage.json", amievents.OpEnableImage, "ami-0123456789abcdef0"},
+		{"valid/cloudtrail-restoresnapshotfromrecyclebin.json", amievents.OpRestoreSnapshotFromRecycleBin, "snap-0123456789abcdef0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			ev, err := amievents.Parse(fixture(t, tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, ok := ev.(*amievents.ResourceRestored)
+			if !ok {
+				t.Fatalf("got %T", ev)
+			}
+			var trigger amievents.SharingTrigger = e
+			if e.Operation != tt.op || trigger.Resource() != tt.resource || trigger.IsSnapshot() != strings.HasPrefix(tt.resource, "snap-") ||
+				e.Meta().Kind != tt.op || trigger.Caller().Who() != "arn:aws:sts::123456789012:assumed-role/developer/mallory" {
+				t.Errorf("got %+v", e)
+			}
+			if want := map[bool]string{true: "", false: tt.resource}[e.IsSnapshot()]; e.Meta().ImageID != want {
+				t.Errorf("meta image ID = %q, want %q", e.Meta().ImageID, want)
 			}
 		})
 	}
@@ -163,7 +203,14 @@ func TestParseInvalid(t *testing.T) {
 		"bad-event-time":                          "detail.eventTime",
 		"modifyimageattribute-missing-image-id":   "detail.requestParameters.imageId",
 		"modifysnapshotattribute-bad-snapshot-id": "detail.requestParameters.snapshotId",
-		"modifyimageattribute-bad-operation-type": "detail.requestParameters.operationType",
+		// The sharing guard's triggers: only a bad resource ID, a failed
+		// call or another account's record is rejected.
+		"modifyimageattribute-image-id-not-string":          "detail.requestParameters.imageId",
+		"modifysnapshotattribute-failed-call":               "detail.errorCode",
+		"restoreimagefromrecyclebin-bad-image-id":           "detail.requestParameters.RestoreImageFromRecycleBinRequest.ImageId",
+		"restoreimagefromrecyclebin-recipient-mismatch":     "detail.recipientAccountId",
+		"restoresnapshotfromrecyclebin-missing-snapshot-id": "detail.requestParameters.RestoreSnapshotFromRecycleBinRequest.SnapshotId",
+		"enableimage-failed-call":                           "detail.errorCode",
 	}
 	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "events", "invalid", "*.json"))
 	for _, f := range files {
@@ -202,7 +249,8 @@ func TestParseOtherAccountIsWellFormed(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, name := range []string{"valid/cloudtrail-createimage.json", "valid/statechange-available.json"} {
+	for _, name := range []string{"valid/cloudtrail-createimage.json", "valid/statechange-available.json",
+		"valid/cloudtrail-modifysnapshotattribute.json", "valid/cloudtrail-restoreimagefromrecyclebin.json"} {
 		raw, _ := os.ReadFile(filepath.Join("..", "..", "testdata", "events", name))
 		f.Add(raw)
 	}
@@ -211,7 +259,13 @@ func FuzzParse(f *testing.F) {
 		if err != nil && !amievents.IsInvalid(err) {
 			t.Fatalf("non-typed error: %v", err)
 		}
-		if _, sched := ev.(*amievents.Scheduled); err == nil && !sched && ev.Meta().ImageID == "" {
+		_, sched := ev.(*amievents.Scheduled)
+		trigger, isTrigger := ev.(amievents.SharingTrigger)
+		switch {
+		case err != nil || sched:
+		case isTrigger && trigger.Resource() == "":
+			t.Fatal("accepted a sharing trigger without a resource ID")
+		case !isTrigger && ev.Meta().ImageID == "":
 			t.Fatal("accepted an event without an image ID")
 		}
 	})

@@ -98,6 +98,10 @@ var cloudTrailOps = map[string]cloudTrailParser{
 	OpRegisterImage:           imageCreation(func(*cloudTrailDetail, *ImageCreated) error { return nil }),
 	OpModifyImageAttribute:    parseModifyImageAttribute,
 	OpModifySnapshotAttribute: parseModifySnapshotAttribute,
+	// A restore can bring sharing back: the sharing guard re-checks.
+	OpRestoreImageFromRecycleBin:    parseRestore(false),
+	OpEnableImage:                   parseRestore(false),
+	OpRestoreSnapshotFromRecycleBin: parseRestore(true),
 }
 
 // Call is what every CloudTrail record says about the call itself.
@@ -195,7 +199,7 @@ func parseCloudTrail(env *events.EventBridgeEvent, meta Meta) (Event, error) {
 		return nil, invalid("detail.eventName", "%q is not handled; expected one of %s", d.EventName, supportedOps())
 	}
 	if d.ErrorCode != nil {
-		return nil, invalid("detail.errorCode", "the %s call failed (%s: %s), so no AMI was created", d.EventName, *d.ErrorCode, d.ErrorMessage)
+		return nil, invalid("detail.errorCode", "the %s call failed (%s: %s), so it changed nothing", d.EventName, *d.ErrorCode, d.ErrorMessage)
 	}
 	if d.RecipientAccountID != "" && d.RecipientAccountID != meta.Account {
 		return nil, invalid("detail.recipientAccountId", "%q differs from the event account %q", d.RecipientAccountID, meta.Account)

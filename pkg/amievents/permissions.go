@@ -2,6 +2,7 @@ package amievents
 
 import (
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"strings"
 	"time"
@@ -11,6 +12,32 @@ import (
 const (
 	OpModifyImageAttribute    = "ModifyImageAttribute"
 	OpModifySnapshotAttribute = "ModifySnapshotAttribute"
+)
+
+// CloudTrail operations that bring an AMI or snapshot back, possibly with
+// the sharing it had: the guard re-reads its permissions after each.
+const (
+	OpRestoreImageFromRecycleBin    = "RestoreImageFromRecycleBin"
+	OpRestoreSnapshotFromRecycleBin = "RestoreSnapshotFromRecycleBin"
+	OpEnableImage                   = "EnableImage"
+)
+
+// SharingTrigger is an event after which the sharing guard re-reads one
+// AMI's or snapshot's permissions and enforces the policy: a permission
+// change (*PermissionChanged) or a restore (*ResourceRestored). The event
+// only names the resource; what the guard does depends on what it reads.
+type SharingTrigger interface {
+	Event
+	// Resource is the AMI or snapshot ID, validated.
+	Resource() string
+	IsSnapshot() bool
+	// Caller is who made the call.
+	Caller() Principal
+}
+
+var (
+	_ SharingTrigger = (*PermissionChanged)(nil)
+	_ SharingTrigger = (*ResourceRestored)(nil)
 )
 
 // Attributes, normalised (CloudTrail records both "launchPermission" and
@@ -32,19 +59,25 @@ type Grant struct {
 }
 
 // PermissionChanged is a successful ModifyImageAttribute or
-// ModifySnapshotAttribute call.
+// ModifySnapshotAttribute call. Only ResourceID is validated: the rest
+// is what the caller asked for, for the report. A request of a shape this
+// parser does not know is still a PermissionChanged (ShapeProblem says what
+// was odd), since the guard re-reads the permissions whatever the request.
 type PermissionChanged struct {
 	meta Meta
 	// ResourceID is the AMI or snapshot whose attribute changed.
 	ResourceID string
-	// Attribute is AttrLaunchPermission, AttrCreateVolumePermission, or the
-	// other attribute the call changed (e.g. "description"), which the guard
-	// ignores.
+	// Attribute is AttrLaunchPermission, AttrCreateVolumePermission, the
+	// other attribute the call named (e.g. "description"), or "" when the
+	// request does not say.
 	Attribute string
 	Added     []Grant
 	Removed   []Grant
-	CallTime  time.Time
-	Principal Principal
+	// ShapeProblem, when set, says what in the request parameters this
+	// parser did not understand; Added and Removed may then be incomplete.
+	ShapeProblem string
+	CallTime     time.Time
+	Principal    Principal
 }
 
 // Meta implements Event.
@@ -52,6 +85,35 @@ func (e *PermissionChanged) Meta() Meta { return e.meta }
 
 // IsSnapshot reports whether the change is on a snapshot.
 func (e *PermissionChanged) IsSnapshot() bool { return strings.HasPrefix(e.ResourceID, "snap-") }
+
+// Resource implements SharingTrigger.
+func (e *PermissionChanged) Resource() string { return e.ResourceID }
+
+// Caller implements SharingTrigger.
+func (e *PermissionChanged) Caller() Principal { return e.Principal }
+
+// ResourceRestored is a successful RestoreImageFromRecycleBin, EnableImage
+// or RestoreSnapshotFromRecycleBin call.
+type ResourceRestored struct {
+	meta Meta
+	// Operation is the eventName.
+	Operation  string
+	ResourceID string
+	CallTime   time.Time
+	Principal  Principal
+}
+
+// Meta implements Event.
+func (e *ResourceRestored) Meta() Meta { return e.meta }
+
+// IsSnapshot reports whether a snapshot was restored.
+func (e *ResourceRestored) IsSnapshot() bool { return strings.HasPrefix(e.ResourceID, "snap-") }
+
+// Resource implements SharingTrigger.
+func (e *ResourceRestored) Resource() string { return e.ResourceID }
+
+// Caller implements SharingTrigger.
+func (e *ResourceRestored) Caller() Principal { return e.Principal }
 
 // permissionRequest covers both request shapes CloudTrail records: the
 // structured add/remove lists, and the legacy operationType form with flat
@@ -142,40 +204,103 @@ func normaliseAttribute(a string) string {
 	return a
 }
 
+// resourceID reads the one ID the guard needs from requestParameters, in
+// either form CloudTrail records EC2 calls: lowerCamel fields
+// ({"imageId": "ami-…"}, the older APIs), or the request wrapped under its
+// name with the API's own field names ({"EnableImageRequest": {"ImageId":
+// "ami-…"}}, newer APIs; UNVERIFIED for the restore and enable calls, so
+// both are accepted). field is the lowerCamel name ("imageId"); the error
+// names the path where the ID was expected.
+func resourceID(d *cloudTrailDetail, field string, valid func(at, id string) error) (string, error) {
+	var params map[string]json.RawMessage
+	if err := requestParams(d, &params); err != nil {
+		return "", err
+	}
+	at, raw := "detail.requestParameters."+field, params[field]
+	if raw == nil {
+		wrapper := d.EventName + "Request"
+		var inner map[string]json.RawMessage
+		if w, ok := params[wrapper]; ok && json.Unmarshal(w, &inner) == nil {
+			upper := strings.ToUpper(field[:1]) + field[1:]
+			at, raw = "detail.requestParameters."+wrapper+"."+upper, inner[upper]
+		}
+	}
+	var id string
+	if raw != nil && json.Unmarshal(raw, &id) != nil {
+		return "", invalid(at, "not a string: %s", truncate(string(raw), 80))
+	}
+	return id, valid(at, id)
+}
+
+func validSnapshotID(at, id string) error {
+	if !reSnapshotID.MatchString(id) {
+		return invalid(at, "%q is not a snapshot ID (snap- followed by 8 to 17 hex digits)", id)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
 func parseModifyImageAttribute(d *cloudTrailDetail, call Call) (Event, error) {
-	var p permissionRequest
-	if err := requestParams(d, &p); err != nil {
+	id, err := resourceID(d, "imageId", checkImageID)
+	if err != nil {
 		return nil, err
 	}
-	if err := checkImageID("detail.requestParameters.imageId", p.ImageID); err != nil {
-		return nil, err
-	}
-	call.Meta.ImageID = p.ImageID
-	return permissionChange(d, call, p, p.ImageID, p.LaunchPermission, AttrLaunchPermission)
+	call.Meta.ImageID = id
+	return permissionChange(d, call, id, AttrLaunchPermission), nil
 }
 
 func parseModifySnapshotAttribute(d *cloudTrailDetail, call Call) (Event, error) {
-	var p permissionRequest
-	if err := requestParams(d, &p); err != nil {
+	id, err := resourceID(d, "snapshotId", validSnapshotID)
+	if err != nil {
 		return nil, err
 	}
-	if !reSnapshotID.MatchString(p.SnapshotID) {
-		return nil, invalid("detail.requestParameters.snapshotId", "%q is not a snapshot ID (snap- followed by 8 to 17 hex digits)", p.SnapshotID)
-	}
-	return permissionChange(d, call, p, p.SnapshotID, p.CreateVolumePermission, AttrCreateVolumePermission)
+	return permissionChange(d, call, id, AttrCreateVolumePermission), nil
 }
 
-func permissionChange(d *cloudTrailDetail, call Call, p permissionRequest, id string, mods *modifications, permission string) (Event, error) {
-	attr := normaliseAttribute(firstOf(p.AttributeType, p.Attribute))
-	if attr == "" {
-		if mods == nil && p.OperationType == "" {
-			return nil, invalid("detail.requestParameters.attributeType", "missing, and no %s changes in the request", permission)
+// parseRestore reads the AMI or snapshot a restore or EnableImage brought
+// back.
+func parseRestore(snapshot bool) cloudTrailParser {
+	return func(d *cloudTrailDetail, call Call) (Event, error) {
+		field, valid := "imageId", checkImageID
+		if snapshot {
+			field, valid = "snapshotId", validSnapshotID
 		}
-		attr = permission
+		id, err := resourceID(d, field, valid)
+		if err != nil {
+			return nil, err
+		}
+		if !snapshot {
+			call.Meta.ImageID = id
+		}
+		return &ResourceRestored{meta: call.Meta, Operation: d.EventName, ResourceID: id, CallTime: call.Time, Principal: call.Principal}, nil
 	}
-	ev := &PermissionChanged{meta: call.Meta, ResourceID: id, Attribute: attr, CallTime: call.Time, Principal: call.Principal}
-	if attr != permission {
-		return ev, nil // another attribute (description, ...): reported, not acted on
+}
+
+// permissionChange reads what the caller asked for, for the report. It never
+// fails: what it cannot read is noted in ShapeProblem.
+func permissionChange(d *cloudTrailDetail, call Call, id, permission string) *PermissionChanged {
+	ev := &PermissionChanged{meta: call.Meta, ResourceID: id, CallTime: call.Time, Principal: call.Principal}
+	var p permissionRequest
+	if err := json.Unmarshal(d.RequestParameters, &p); err != nil {
+		ev.ShapeProblem = "detail.requestParameters: unexpected shape: " + err.Error()
+		return ev
+	}
+	mods := p.LaunchPermission
+	if permission == AttrCreateVolumePermission {
+		mods = p.CreateVolumePermission
+	}
+	ev.Attribute = normaliseAttribute(firstOf(p.AttributeType, p.Attribute))
+	if ev.Attribute == "" && (mods != nil || p.OperationType != "") {
+		ev.Attribute = permission
+	}
+	if ev.Attribute != "" && ev.Attribute != permission {
+		return ev // another attribute (description, ...): no grants to read
 	}
 	if mods != nil {
 		if mods.Add != nil {
@@ -210,12 +335,12 @@ func permissionChange(d *cloudTrailDetail, call Call, p permissionRequest, id st
 		ev.Removed = append(ev.Removed, legacy...)
 	case "":
 		if len(legacy) > 0 {
-			return nil, invalid("detail.requestParameters.operationType", "missing, but the request lists principals")
+			ev.ShapeProblem = "detail.requestParameters.operationType: missing, but the request lists principals"
 		}
 	default:
-		return nil, invalid("detail.requestParameters.operationType", "%q; expected add or remove", p.OperationType)
+		ev.ShapeProblem = fmt.Sprintf("detail.requestParameters.operationType: %q; expected add or remove", p.OperationType)
 	}
-	return ev, nil
+	return ev
 }
 
 func firstOf(a, b string) string {

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -53,8 +54,13 @@ func (h *Sharing) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	return json.Marshal(resp)
 }
 
-// Handle checks what the event names. Only AWS failures worth retrying
-// return an error; bad input and unrelated events are logged and dropped.
+// Handle checks what the event names. Bad input and unrelated events are
+// logged and dropped (no error: a retry cannot help). An error is returned,
+// after the response is logged and the findings published, when the work
+// is not done: an AWS call failed, a check left principals the policy does
+// not allow (*sharing.PartialError: removals are idempotent, so Lambda's
+// retry is safe), or the scheduled audit could not complete its job
+// (audit.Report.Err), so the function's Errors alarm fires.
 func (h *Sharing) Handle(ctx context.Context, raw []byte) (SharingResponse, error) {
 	start := time.Now()
 	resp, err := h.handle(ctx, raw)
@@ -111,20 +117,21 @@ func (h *Sharing) handle(ctx context.Context, raw []byte) (SharingResponse, erro
 	}
 	var res sharing.Result
 	switch e := ev.(type) {
-	case *amievents.PermissionChanged:
-		resp.ResourceID = e.ResourceID
-		if e.Attribute != amievents.AttrLaunchPermission && e.Attribute != amievents.AttrCreateVolumePermission {
-			resp.Outcome, resp.Reason = OutcomeIgnored, "attribute "+e.Attribute+" changed: not a sharing change"
-			return resp, nil
-		}
+	case amievents.SharingTrigger:
+		// Every successful permission change and every restore is re-checked
+		// from what EC2 says now, whatever the request looked like: the
+		// parsed request (attribute, grants) is for the report only, so an
+		// unexpected shape or another attribute cannot hide a share.
+		resp.ResourceID = e.Resource()
+		resp.Reason = triggerNote(e)
 		// The guard's own revocations come back through CloudTrail too; they
 		// are not skipped by caller name (anyone can choose a session name):
 		// re-checking finds the resource compliant in three reads.
 		enf := h.Enforcer(meta.Region)
 		if e.IsSnapshot() {
-			res, err = enf.CheckSnapshot(ctx, meta.Account, meta.Region, e.ResourceID, e.Principal.Who())
+			res, err = enf.CheckSnapshot(ctx, meta.Account, meta.Region, e.Resource(), e.Caller().Who())
 		} else {
-			res, err = enf.CheckImage(ctx, meta.Account, meta.Region, e.ResourceID, e.Principal.Who())
+			res, err = enf.CheckImage(ctx, meta.Account, meta.Region, e.Resource(), e.Caller().Who())
 		}
 	case *amievents.ImageStateChanged:
 		resp.ResourceID = e.Meta().ImageID
@@ -136,23 +143,60 @@ func (h *Sharing) handle(ctx context.Context, raw []byte) (SharingResponse, erro
 	case *amievents.Scheduled:
 		rep := h.Auditor(meta.Region).Run(ctx, meta.Account, meta.Region, "")
 		resp.Audit, resp.Findings = &rep, rep.Findings
-		resp.Outcome = "audited"
+		resp.Outcome = OutcomeAudited
 		if !rep.Complete {
-			resp.Outcome, resp.Reason = "audit-incomplete", "resumes from "+rep.ResumeFrom+" on the next run"
+			resp.Outcome, resp.Reason = OutcomeAuditIncomplete, "resumes from "+rep.ResumeFrom+" on the next run"
 		}
 		h.publish(ctx, meta.Region, rep.Findings)
+		if err := rep.Err(); err != nil {
+			resp.Outcome = OutcomeAuditFailed
+			return resp, err
+		}
 		return resp, nil
 	default:
 		resp.Outcome, resp.Reason = OutcomeIgnored, "event kind "+meta.Kind+" is not a sharing change"
 		return resp, nil
 	}
 	resp.Outcome, resp.Findings = res.Outcome, res.Findings
-	if err != nil {
+	// What was removed before an error is published now: the retry will not
+	// find it again.
+	h.publish(ctx, meta.Region, res.Findings)
+	var partial *sharing.PartialError
+	switch {
+	case errors.As(err, &partial):
+		return resp, err // outcome "partial": Failed names each principal left
+	case err != nil:
 		resp.Outcome = OutcomeError
 		return resp, err
 	}
-	h.publish(ctx, meta.Region, res.Findings)
 	return resp, nil
+}
+
+// Outcomes of the scheduled audit.
+const (
+	OutcomeAudited         = "audited"
+	OutcomeAuditIncomplete = "audit-incomplete"
+	// OutcomeAuditFailed: the audit ran but could not do its job (see
+	// audit.Report.Errors); the invocation fails.
+	OutcomeAuditFailed = "audit-failed"
+)
+
+// triggerNote says what was odd about a trigger, for the log: a restore, a
+// request of an unexpected shape, or a change to another attribute (all are
+// re-checked).
+func triggerNote(e amievents.SharingTrigger) string {
+	switch t := e.(type) {
+	case *amievents.ResourceRestored:
+		return t.Operation + ": a restore can bring sharing back"
+	case *amievents.PermissionChanged:
+		switch {
+		case t.ShapeProblem != "":
+			return "request of an unexpected shape (" + t.ShapeProblem + "): re-checked"
+		case t.Attribute != "" && t.Attribute != amievents.AttrLaunchPermission && t.Attribute != amievents.AttrCreateVolumePermission:
+			return "attribute " + t.Attribute + " changed: re-checked"
+		}
+	}
+	return ""
 }
 
 // publish sends one "AMI Sharing Violation" per finding.

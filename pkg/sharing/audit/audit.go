@@ -68,8 +68,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -180,10 +183,36 @@ type Report struct {
 	ResumeFrom string `json:"resume_from,omitempty"`
 	// ResumedFrom is the cursor this run started after ("" or "-": the
 	// beginning).
-	ResumedFrom string   `json:"resumed_from,omitempty"`
-	Errors      []string `json:"errors,omitempty"`
+	ResumedFrom string `json:"resumed_from,omitempty"`
+	// Errors are what kept the audit from doing its job: a listing, a check
+	// or an enforcement call that failed (principals left included), the
+	// guardrail that could not be turned on, the cursor that could not be
+	// read or saved. Any error fails the invocation (Err), so the function's
+	// Errors alarm fires; the report is logged first.
+	Errors []string `json:"errors,omitempty"`
+	// Unfinished are the checks cut short by the Lambda deadline: expected
+	// on a large account, they resume from ResumeFrom and fail nothing.
+	Unfinished []string `json:"unfinished,omitempty"`
 	// Public are the AMIs DescribeImages says are public, sorted.
 	Public []string `json:"public,omitempty"`
+	// Exceptions lists every exception tag the checks read, by the AMI or
+	// snapshot that carries it, sorted by ID: active ones with their ticket,
+	// principals and expiry, expired and ignored ones with why.
+	Exceptions []sharing.ExceptionStatus `json:"exceptions,omitempty"`
+}
+
+// Err is nil when the run did its job (a run cut short by the deadline
+// included), else an error that lists Report.Errors.
+func (r Report) Err() error {
+	if len(r.Errors) == 0 {
+		return nil
+	}
+	const shown = 3
+	msg := strings.Join(r.Errors[:min(len(r.Errors), shown)], "; ")
+	if len(r.Errors) > shown {
+		msg += fmt.Sprintf("; and %d more", len(r.Errors)-shown)
+	}
+	return fmt.Errorf("sharing audit of account %s in %s failed: %d error(s): %s", r.Account, r.Region, len(r.Errors), msg)
 }
 
 // Guardrail is the account's block-public-access state in the region.
@@ -231,8 +260,9 @@ type run struct {
 	rep             *Report
 }
 
-// Run sweeps the account in region. It never fails as a whole: what went
-// wrong is in Report.Errors, and an interrupted or failed pass resumes from
+// Run sweeps the account in region. It always returns the whole report:
+// what went wrong is in Report.Errors (Report.Err turns it into the
+// invocation's error), and an interrupted or failed pass resumes from
 // Report.ResumeFrom next time. actor is passed to the checker ("" for the
 // scheduled audit).
 func (a *Auditor) Run(ctx context.Context, account, region, actor string) Report {
@@ -446,18 +476,31 @@ func (r *run) outOfTime(ctx context.Context, wait time.Duration) bool {
 // collect fills the report from the outcomes, in ID order.
 func (r *run) collect(items []item, start int, results []slot) {
 	rep := r.rep
+	exceptions := map[string]sharing.ExceptionStatus{}
 	for i := start; i < len(items); i++ {
 		s := results[i]
 		if !s.started {
 			continue
 		}
 		it := items[i]
-		if s.err != nil {
-			what := "checking"
-			if isOutOfTime(s.err) {
-				what = "not finished (out of time)"
+		// What a failed check found and did is reported too: a partial
+		// revocation removed some principals and names the ones left.
+		for _, f := range s.res.Findings {
+			rep.Findings = append(rep.Findings, f)
+			rep.Violations++
+			if f.Action == sharing.ActionRevoked {
+				rep.Revoked++
 			}
-			rep.Errors = append(rep.Errors, fmt.Sprintf("%s %s: %v", what, it.id, s.err))
+		}
+		for _, x := range s.res.Exceptions {
+			exceptions[x.ResourceID] = x
+		}
+		switch {
+		case isOutOfTime(s.err):
+			rep.Unfinished = append(rep.Unfinished, fmt.Sprintf("not finished (out of time) %s: %v", it.id, s.err))
+			continue
+		case s.err != nil:
+			rep.Errors = append(rep.Errors, fmt.Sprintf("checking %s: %v", it.id, s.err))
 			continue
 		}
 		if it.snapshot {
@@ -466,12 +509,8 @@ func (r *run) collect(items []item, start int, results []slot) {
 			rep.ImagesChecked++
 			rep.SnapshotsChecked += len(it.snapshots)
 		}
-		for _, f := range s.res.Findings {
-			rep.Findings = append(rep.Findings, f)
-			rep.Violations++
-			if f.Action == sharing.ActionRevoked {
-				rep.Revoked++
-			}
-		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(exceptions)) {
+		rep.Exceptions = append(rep.Exceptions, exceptions[id])
 	}
 }

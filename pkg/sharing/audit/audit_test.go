@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -122,33 +123,34 @@ func world(n, page int, public ...int) (*listEC2, []string) {
 // stubChecker records each check. fail and findings are per resource ID;
 // block, if set, runs inside the check (after it is recorded).
 type stubChecker struct {
-	mu       sync.Mutex
-	calls    map[string]int
-	order    []string
-	fail     map[string]error
-	findings map[string][]sharing.Finding
-	block    func(ctx context.Context, id string) error
+	mu         sync.Mutex
+	calls      map[string]int
+	order      []string
+	fail       map[string]error
+	findings   map[string][]sharing.Finding
+	exceptions map[string][]sharing.ExceptionStatus
+	block      func(ctx context.Context, id string) error
 }
 
 func newStub() *stubChecker {
-	return &stubChecker{calls: map[string]int{}, fail: map[string]error{}, findings: map[string][]sharing.Finding{}}
+	return &stubChecker{calls: map[string]int{}, fail: map[string]error{}, findings: map[string][]sharing.Finding{},
+		exceptions: map[string][]sharing.ExceptionStatus{}}
 }
 
 func (s *stubChecker) check(ctx context.Context, id string) (sharing.Result, error) {
 	s.mu.Lock()
 	s.calls[id]++
 	s.order = append(s.order, id)
-	err, fs := s.fail[id], s.findings[id]
+	err, fs, xs := s.fail[id], s.findings[id], s.exceptions[id]
 	s.mu.Unlock()
 	if s.block != nil {
 		if berr := s.block(ctx, id); berr != nil {
 			return sharing.Result{}, berr
 		}
 	}
-	if err != nil {
-		return sharing.Result{}, err
-	}
-	return sharing.Result{Outcome: "checked", Findings: fs}, nil
+	// As the engine does, a failed check returns what it found and did
+	// before the error (a partial revocation's findings).
+	return sharing.Result{Outcome: "checked", Findings: fs, Exceptions: xs}, err
 }
 
 func (s *stubChecker) CheckListedImage(ctx context.Context, acct, reg string, img *types.Image, actor string) (sharing.Result, error) {
@@ -347,8 +349,13 @@ func TestAuditCursorIsContiguousPrefix(t *testing.T) {
 	if first.Complete || first.ResumeFrom != s.ids[4] || s.ssm.get() != s.ids[4] {
 		t.Fatalf("complete=%v resume=%q cursor=%q, want the ID before %s (%s)", first.Complete, first.ResumeFrom, s.ssm.get(), slow, s.ids[4])
 	}
-	if !slices.ContainsFunc(first.Errors, func(e string) bool { return strings.Contains(e, slow) && strings.Contains(e, "out of time") }) {
-		t.Errorf("errors %v do not name %s", first.Errors, slow)
+	if !slices.ContainsFunc(first.Unfinished, func(e string) bool { return strings.Contains(e, slow) && strings.Contains(e, "out of time") }) {
+		t.Errorf("unfinished %v do not name %s", first.Unfinished, slow)
+	}
+	// Running out of time is expected on a large account: it resumes, and
+	// fails nothing.
+	if len(first.Errors) != 0 || first.Err() != nil {
+		t.Errorf("errors %v, Err %v", first.Errors, first.Err())
 	}
 	var beyond []string
 	for _, id := range s.ids[6:] {
@@ -727,4 +734,97 @@ func BenchmarkAudit10k(b *testing.B) {
 	b.ReportMetric(p.perSec(), "per-sec")
 	b.ReportMetric(float64(p.checker.throttles.Load()), "throttles")
 	b.ReportMetric(p.elapsed.Seconds(), "sim-s")
+}
+
+// Issue 7 item 7: a failing audit never failed the invocation, so no alarm
+// fired. Report.Err is what the handler returns: a listing that fails, a
+// check or enforcement call that fails (a partial revocation included) and a
+// guardrail that cannot be turned on all fail the run; running out of time
+// does not (see TestAuditCursorIsContiguousPrefix).
+func TestAuditFailuresFailTheRun(t *testing.T) {
+	t.Run("clean run", func(t *testing.T) {
+		s := newSetup(5, 1000)
+		if r := s.run(s.ctxUntil(t, time.Hour)); r.Err() != nil || len(r.Errors) != 0 {
+			t.Errorf("%+v: %v", r, r.Err())
+		}
+	})
+	t.Run("listing fails", func(t *testing.T) {
+		s := newSetup(5, 1000)
+		s.a.EC2 = failingLister{s.ec2}
+		r := s.run(s.ctxUntil(t, time.Hour))
+		if err := r.Err(); err == nil || !strings.Contains(err.Error(), "listing images") || r.Complete {
+			t.Errorf("%+v: %v", r, err)
+		}
+	})
+	t.Run("a check fails", func(t *testing.T) {
+		s := newSetup(5, 1000)
+		s.stub.fail[s.ids[3]] = fake.APIError("UnauthorizedOperation")
+		r := s.run(s.ctxUntil(t, time.Hour))
+		if err := r.Err(); err == nil || !strings.Contains(err.Error(), s.ids[3]) || !strings.Contains(err.Error(), "UnauthorizedOperation") {
+			t.Errorf("%+v: %v", r, err)
+		}
+		if !r.Complete || r.ImagesChecked != 4 {
+			t.Errorf("the other AMIs must still be checked: %+v", r)
+		}
+	})
+	t.Run("a partial revocation fails the run and is reported", func(t *testing.T) {
+		s := newSetup(5, 1000)
+		pStranger := sharing.Principal{Kind: sharing.KindAccount, Value: stranger}
+		f := sharing.Finding{ResourceType: sharing.KindImage, ResourceID: s.ids[1], Action: sharing.ActionPartial,
+			Remaining: []sharing.Principal{pStranger},
+			Failed:    []sharing.PrincipalFailure{{Principal: pStranger, Error: "EC2 accepted the removal, but the confirming read still lists it"}}}
+		s.stub.findings[s.ids[1]] = []sharing.Finding{f}
+		s.stub.fail[s.ids[1]] = &sharing.PartialError{Findings: []sharing.Finding{f}}
+		r := s.run(s.ctxUntil(t, time.Hour))
+		if err := r.Err(); err == nil || !strings.Contains(err.Error(), "account "+stranger) {
+			t.Errorf("Err = %v", err)
+		}
+		if len(r.Findings) != 1 || r.Findings[0].Failed[0].Principal != pStranger || r.Violations != 1 {
+			t.Errorf("the partial finding must be in the report: %+v", r.Findings)
+		}
+	})
+	t.Run("the guardrail cannot be turned on", func(t *testing.T) {
+		s := newSetup(2, 1000)
+		s.a.Policy = policy.Sharing{Mode: policy.ModeEnforce, EnableImageBlockPublicAccess: true}
+		s.gr.Errors["EnableImageBlockPublicAccess"] = []error{fake.APIError("UnauthorizedOperation")}
+		r := s.run(s.ctxUntil(t, time.Hour))
+		if err := r.Err(); err == nil || !strings.Contains(err.Error(), "image block public access") {
+			t.Errorf("%+v: %v", r.Guardrail, err)
+		}
+	})
+	t.Run("many errors: the message stays short", func(t *testing.T) {
+		s := newSetup(6, 1000)
+		for _, id := range s.ids {
+			s.stub.fail[id] = errors.New("boom")
+		}
+		err := s.run(s.ctxUntil(t, time.Hour)).Err()
+		if err == nil || !strings.Contains(err.Error(), "6 error(s)") || !strings.Contains(err.Error(), "and 3 more") {
+			t.Errorf("Err = %v", err)
+		}
+	})
+}
+
+// failingLister fails the AMI listing.
+type failingLister struct{ *listEC2 }
+
+func (failingLister) DescribeImages(context.Context, *ec2.DescribeImagesInput, ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error) {
+	return nil, fake.APIError("UnauthorizedOperation")
+}
+
+// Issue 7 item 4: the audit lists every exception the checks met, once per
+// resource that carries the tag, sorted, with ticket, principals, expiry
+// and, unless active, why.
+func TestAuditListsExceptions(t *testing.T) {
+	s := newSetup(4, 1000)
+	pStranger := sharing.Principal{Kind: sharing.KindAccount, Value: stranger}
+	active := sharing.ExceptionStatus{ResourceID: s.ids[2], Ticket: "CHG-1", Principals: []sharing.Principal{pStranger},
+		Until: "2026-12-31", State: sharing.ExceptionActive}
+	ignored := sharing.ExceptionStatus{ResourceID: s.ids[0], Ticket: "x", Principals: []sharing.Principal{{Kind: sharing.KindPublic}},
+		State: sharing.ExceptionIgnored, Reason: "exception x ignored: it has no until date"}
+	s.stub.exceptions[s.ids[2]] = []sharing.ExceptionStatus{active}
+	s.stub.exceptions[s.ids[0]] = []sharing.ExceptionStatus{ignored, ignored} // an AMI and its snapshot read it
+	r := s.run(s.ctxUntil(t, time.Hour))
+	if len(r.Exceptions) != 2 || !reflect.DeepEqual(r.Exceptions[0], ignored) || !reflect.DeepEqual(r.Exceptions[1], active) {
+		t.Errorf("exceptions %+v", r.Exceptions)
+	}
 }

@@ -86,6 +86,12 @@ func TestAuditWithEnforcerOnMoto(t *testing.T) {
 		return all
 	}
 	before := perms()
+	// The stranger's AMI carries a self-service exception: no until, so it
+	// is ignored, and the report lists it with why.
+	if _, err := client.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{amis[1]},
+		Tags: []types.Tag{{Key: aws.String("ami-housekeeper:sharing-exception"), Value: aws.String("x;principals=" + stranger)}}}); err != nil {
+		t.Fatal(err)
+	}
 	// A snapshot behind no AMI, shared publicly (moto applies only the
 	// legacy request form).
 	loose, err := seed.Snapshot(ctx)
@@ -116,6 +122,10 @@ func TestAuditWithEnforcerOnMoto(t *testing.T) {
 	if len(found) != 3 || found[amis[0]] != sharing.ActionWouldRevoke || found[amis[1]] != sharing.ActionWouldRevoke ||
 		found[loose] != sharing.ActionWouldRevoke || r.Violations != 3 || r.Revoked != 0 {
 		t.Errorf("findings %v (violations %d, revoked %d)", found, r.Violations, r.Revoked)
+	}
+	if len(r.Exceptions) != 1 || r.Exceptions[0].ResourceID != amis[1] || r.Exceptions[0].Ticket != "x" ||
+		r.Exceptions[0].State != sharing.ExceptionIgnored || !strings.Contains(r.Exceptions[0].Reason, "no until date") {
+		t.Errorf("exceptions %+v", r.Exceptions)
 	}
 	if !slices.EqualFunc(before, perms(), slices.Equal) {
 		t.Errorf("audit mode changed launch permissions: %v -> %v", before, perms())
