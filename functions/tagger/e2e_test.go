@@ -5,6 +5,7 @@ package main_test
 // shaped EventBridge events from testdata/events, moto server as the account.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -213,6 +214,64 @@ func TestE2EStateChangeFirst(t *testing.T) {
 	}
 	if got := e.tags(t, snap); got["ami-housekeeper:created-by"] == "" || got["team"] != "web" {
 		t.Errorf("after CloudTrail: %v", got)
+	}
+}
+
+// TestE2EForgedCreator: the caller forges the tagger's provenance tags
+// through CreateImage's TagSpecifications. The state-change event, which has
+// no identity, leaves them and reports them unverified; the CloudTrail event
+// replaces them with the record's identity and says who had set them.
+func TestE2EForgedCreator(t *testing.T) {
+	e := start(t)
+	forged := "arn:aws:iam::123456789012:user/ceo"
+	ami, err := e.seed.CreateImage(e.ctx, e.inst, "forged", "ami-housekeeper:created-by", forged, "ami-housekeeper:source-image", "ami-0fedcba9876543210")
+	if err != nil {
+		t.Fatal(err)
+	}
+	invoke := func(raw []byte) map[string]any {
+		t.Helper()
+		body, err := e.rie.Invoke(e.ctx, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(body, &m); err != nil || m["errorType"] != nil {
+			t.Fatalf("response %s: %v", body, err)
+		}
+		return m
+	}
+	fixture := func(name string) []byte {
+		raw, err := emulator.Fixture(filepath.Join("events", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return emulator.Fill(raw, map[string]string{"IMAGE_ID": ami, "INSTANCE_ID": e.inst})
+	}
+
+	m := invoke(fixture("valid/statechange-available.json"))
+	if unverified, _ := m["unverified"].([]any); m["outcome"] != "tagged" || len(unverified) != 2 {
+		t.Errorf("state change: %v", m)
+	}
+	if got := e.tags(t, ami)["ami-housekeeper:created-by"]; got != forged {
+		t.Errorf("the state-change path wrote created-by %q without an identity", got)
+	}
+
+	ct := bytes.Replace(fixture("valid/cloudtrail-createimage.json"), []byte(`"key": "team"`), []byte(`"key": "ami-housekeeper:created-by"`), 1)
+	ct = bytes.Replace(ct, []byte(`"value": "web"`), []byte(`"value": "`+forged+`"`), 1)
+	m = invoke(ct)
+	if m["outcome"] != "tagged" {
+		t.Fatalf("CloudTrail: %v", m)
+	}
+	got := e.tags(t, ami)
+	if got["ami-housekeeper:created-by"] != "arn:aws:sts::123456789012:assumed-role/image-builder/packer-build-42" || got["ami-housekeeper:source-image"] != "" {
+		t.Errorf("after CloudTrail: %v", got)
+	}
+	replaced, _ := m["replaced"].([]any)
+	if len(replaced) != 2 || !strings.Contains(replaced[0].(map[string]any)["reason"].(string), "TagSpecifications") {
+		t.Errorf("replaced = %v", m["replaced"])
+	}
+	if !strings.Contains(e.rie.Logs(), `"replaced":[`) {
+		t.Errorf("the summary log line lacks the replacements:\n%s", e.rie.Logs())
 	}
 }
 
