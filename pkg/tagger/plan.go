@@ -195,7 +195,7 @@ func PlanWrites(p policy.Tagging, desired []DesiredTag, resources []Resource) Pl
 			case d.Fact == FactUnknown:
 				if has {
 					plan.Unverified = append(plan.Unverified, Skip{r.ID, d.Key, fmt.Sprintf(
-						"set to %q by someone else; this event carries no caller identity, so it is left as it is and not vouched for (the CloudTrail record of the call replaces it)", cur)})
+						"present as %q; this event carries no caller identity, so the tagger cannot confirm it and leaves it as it is (the CloudTrail record of the call decides)", cur)})
 				}
 				continue
 			case d.Fact == FactNone && (!has || cur == ""):
