@@ -5,17 +5,28 @@
 // Safety properties, in order of importance:
 //   - A snapshot is deleted only after its AMI is gone: DeleteSnapshot is
 //     called only once DeregisterImage succeeded or said the AMI is gone.
-//   - Every run can be interrupted and resumed: before an AMI is
-//     deregistered, its snapshots are tagged cleanup.TagDeleteWith=<ami>, so
-//     if the run stops in between, the next plan finds them as approved
-//     orphans; a lifecycle stage is recorded (TagDeprecatedByUs,
-//     TagDisabledByUs) in the same CreateTags as the mark, only after the
-//     stage succeeded, and an unmark removes the mark only once every
-//     recorded stage was undone.
+//   - Right before each batch of deregistrations, a Rechecker (EC2's own
+//     DescribeImageReferences and the AMIs' tags as they are now) may keep
+//     any of them; if it cannot answer, the batch is kept.
+//   - Write-ahead: every stage is recorded before it is applied. The
+//     snapshots are tagged cleanup.TagDeleteWith=<ami> before the AMI is
+//     deregistered, so an interrupted run is finished by the next one; the
+//     records of the lifecycle stages (TagDeprecatedByUs, TagDisabledByUs)
+//     are written with the mark, before the stages, so a crash can never
+//     leave an AMI deprecated or disabled without the record an unmark
+//     needs; an unmark removes a record only after undoing its stage.
+//   - No call chain outlives the caller's deadline by more than one call:
+//     nothing is started once ctx ends, and a call in flight is bounded by
+//     CallTimeout (below the sweep's report reserve).
 //   - Every mutating call is paced by a client-side token bucket per EC2
 //     throttling bucket, so a backlog drains at EC2's refill rate without
 //     RequestLimitExceeded; throttling that still happens is retried.
 //   - One decision failing does not stop the others; each gets a Result.
+//
+// Deregistrations run as a pipeline, so each EC2 bucket works at its own
+// rate: one lane rechecks and tags the snapshots a batch ahead, one
+// deregisters back to back, and a few workers delete the snapshots behind
+// their AMIs. Marks and unmarks run in a lane of their own.
 package execute
 
 import (
@@ -25,6 +36,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -43,14 +55,25 @@ import (
 // Default client-side rates, per second: EC2's refill rates for the
 // DeregisterImage and DeleteSnapshot buckets (100/5), CreateTags and
 // DeleteTags (100/10 each, shared here), and the default mutating bucket
-// (50/5) that the deprecation and enable/disable calls fall in.
+// (50/5) that the deprecation and enable/disable calls fall in. The default
+// burst is half of EC2's bucket: a backlog starts at full speed, and other
+// tools in the account keep the other half.
 const (
 	DefaultDeregisterPerSec     = 5
 	DefaultDeleteSnapshotPerSec = 5
 	DefaultTagsPerSec           = 10
 	DefaultLifecyclePerSec      = 5
+	DefaultBurst                = 50
+	DefaultLifecycleBurst       = 25
 	DefaultInUseRetries         = 6
 	DefaultInUseBackoff         = 2 * time.Second
+	// RecheckBatch is how many AMIs one recheck covers: the most one
+	// DescribeImageReferences call accepts.
+	RecheckBatch = 10
+	// snapshotWorkers delete snapshots behind the deregistrations; several,
+	// so one waiting out InvalidSnapshot.InUse does not hold up the others
+	// (they share one limiter: the rate stays EC2's).
+	snapshotWorkers = 4
 )
 
 const (
@@ -59,11 +82,13 @@ const (
 	// doubling. The SDK's own retryer retries too; this covers what is left.
 	throttleRetries = 3
 	throttleBackoff = time.Second
-	// callTimeout bounds one API call. Calls run on a context that the
-	// caller's cancellation does not reach, so a started DeregisterImage is
-	// not abandoned halfway with its outcome unknown.
-	callTimeout = 30 * time.Second
 )
+
+// CallTimeout bounds one API call, the SDK's own retries included. Calls
+// run on a context that the caller's cancellation does not reach, so a
+// started DeregisterImage is not abandoned halfway with its outcome
+// unknown; the caller's deadline reserve must exceed it (sweep checks).
+const CallTimeout = 10 * time.Second
 
 // Via values of SnapshotResult.
 const (
@@ -77,11 +102,21 @@ const NotStarted = "not started: out of time"
 
 // Limits are client-side rates per EC2 action bucket (per second); zero (or
 // negative) values take the defaults: Deregister 5, DeleteSnapshot 5, Tags 10
-// (CreateTags+DeleteTags), Lifecycle 5 (deprecation/enable/disable). Burst
-// is 1 for each unless set.
+// (CreateTags+DeleteTags), Lifecycle 5 (deprecation/enable/disable). Burst,
+// when set, is the burst of every limiter; otherwise DefaultBurst (and
+// DefaultLifecycleBurst for the 50-token lifecycle bucket).
 type Limits struct {
 	DeregisterPerSec, DeleteSnapshotPerSec, TagsPerSec, LifecyclePerSec float64
 	Burst                                                               int
+}
+
+// Rechecker is the second look right before a batch of deregistrations
+// (at most RecheckBatch decisions): it returns, per AMI to keep, the reasons
+// (a reference EC2 knows and the inventory missed, a protect tag or time
+// lock added since the plan, a changed mark). An error keeps the whole
+// batch: no deregistration without the second look.
+type Rechecker interface {
+	Recheck(ctx context.Context, batch []cleanup.Decision) (keep map[string][]string, err error)
 }
 
 // Executor applies plans. The zero values of Clock, Limits, InUseRetries
@@ -90,6 +125,8 @@ type Executor struct {
 	EC2    awsapi.CleanupEC2
 	Clock  clock.Clock
 	Limits Limits
+	// Recheck, when set, is asked before every batch of deregistrations.
+	Recheck Rechecker
 	// Log, if set, gets one line per action (keys image_id, snapshot_id,
 	// action, outcome, error).
 	Log *slog.Logger
@@ -109,7 +146,8 @@ type Executor struct {
 
 // Results are the outcome of Apply: one ImageResult per mark, unmark and
 // deregister decision, one SnapshotResult per snapshot of a deregister
-// decision (plus any EC2 deleted unasked) and per orphan deletion.
+// decision (plus any EC2 deleted unasked) and per orphan deletion, in plan
+// order.
 type Results struct {
 	// Refused is set, and nothing else, when Apply refused the plan (see Err).
 	Refused   string           `json:"refused,omitempty"`
@@ -122,6 +160,9 @@ type Results struct {
 	// GiBFreed is the plan's size of every deregister decision whose AMI and
 	// planned snapshots are all gone now, and of every orphan that is gone.
 	GiBFreed int64 `json:"gib_freed"`
+	// KeptOnRecheck counts deregistrations the recheck stopped (the
+	// inventory had missed something, or something changed since the plan).
+	KeptOnRecheck int `json:"kept_on_recheck"`
 	// Failed counts decisions (image and orphan) that were started and did
 	// not complete.
 	Failed int `json:"failed"`
@@ -148,7 +189,9 @@ type ImageResult struct {
 	Action  cleanup.Action `json:"action"`
 	Done    bool           `json:"done"`
 	Error   string         `json:"error,omitempty"`
-	Notes   []string       `json:"notes,omitempty"`
+	// KeptBecause is set when the recheck kept a planned deregistration.
+	KeptBecause []string `json:"kept_because,omitempty"`
+	Notes       []string `json:"notes,omitempty"`
 }
 
 // SnapshotResult is the outcome for one snapshot.
@@ -162,15 +205,18 @@ type SnapshotResult struct {
 }
 
 // Apply carries out the plan's mark, unmark, deregister and orphan-delete
-// decisions, in plan order (image decisions, then orphans). It refuses
-// (Results.Refused set, Results.Err non-nil, nothing done) unless plan.Mode
-// is enforce and plan.Blocked is empty. Keep, skip, wait and pending
-// decisions are not touched. It does not stop at the first failure: each
-// decision gets its own result.
+// decisions. It refuses (Results.Refused set, Results.Err non-nil, nothing
+// done) unless plan.Mode is enforce and plan.Blocked is empty. Keep, skip,
+// wait and pending decisions are not touched (beyond clearing stale
+// delete-with tags). It does not stop at the first failure: each decision
+// gets its own result.
 //
-// When ctx ends (the Lambda deadline: give it a margin of a few seconds), no
-// new decision and no new call is started; a call in flight completes. The
-// decisions left are reported NotStarted, and the next run resumes them.
+// Deregistrations are made in plan order, which is why a snapshot shared by
+// several AMIs deregistered in one run is deleted with the last of them.
+//
+// When ctx ends (the Lambda deadline: give it a margin above CallTimeout),
+// no new decision and no new call is started; calls in flight complete.
+// The decisions left are reported NotStarted, and the next run resumes them.
 func (e *Executor) Apply(ctx context.Context, plan *cleanup.Plan) Results {
 	switch {
 	case plan == nil:
@@ -182,84 +228,43 @@ func (e *Executor) Apply(ctx context.Context, plan *cleanup.Plan) Results {
 	case e.EC2 == nil:
 		return Results{Refused: "execute: no EC2 client"}
 	}
-	r := e.newRun()
-	for _, d := range plan.Decisions {
-		if len(d.ClearDeleteWith) > 0 && d.Action != cleanup.ActionDeregister && !r.outOfTime(ctx) {
-			r.clearDeleteWith(ctx, d)
-		}
-		var act func(context.Context, cleanup.Decision) ImageResult
-		switch d.Action {
-		case cleanup.ActionMark:
-			act = r.mark
-		case cleanup.ActionUnmark:
-			act = r.unmark
-		case cleanup.ActionDeregister:
-			act = r.deregister
-		default:
-			continue
-		}
-		before := r.calls
-		var res ImageResult
-		if !r.outOfTime(ctx) {
-			res = act(ctx, d)
-		}
-		if !res.Done && r.calls == before && r.stopped {
-			res = ImageResult{ImageID: d.ImageID, Action: d.Action, Error: NotStarted}
-			r.res.NotStarted++
-			r.logLine(ctx, d.ImageID, "", string(d.Action), "not started", nil)
-		} else if !res.Done {
-			r.res.Failed++
-		}
-		r.res.Images = append(r.res.Images, res)
-	}
-	for _, o := range plan.Orphans {
-		if o.Action != cleanup.ActionDeregister {
-			continue
-		}
-		sr := SnapshotResult{SnapshotID: o.SnapshotID, ImageID: o.ImageID}
-		before := r.calls
-		if !r.outOfTime(ctx) {
-			r.deleteSnapshot(ctx, &sr, 0, "not an orphan after all")
-		}
-		switch {
-		case sr.Deleted:
-			r.res.GiBFreed += o.SizeGiB
-		case r.calls == before && r.stopped:
-			sr.Error = NotStarted
-			r.res.NotStarted++
-			r.logLine(ctx, o.ImageID, o.SnapshotID, "delete-snapshot", "not started", nil)
-		default:
-			r.res.Failed++
-		}
-		r.res.Snapshots = append(r.res.Snapshots, sr)
-	}
-	return *r.res
+	r := e.newRun(plan)
+	var wg sync.WaitGroup
+	wg.Go(func() { r.lifecycleLane(ctx, plan) })
+	r.removalLanes(ctx, plan)
+	wg.Wait()
+	return r.results(plan)
 }
 
-// run is the state of one Apply.
+// run is the state of one Apply, shared by its lanes.
 type run struct {
 	ec2          awsapi.CleanupEC2
 	clock        clock.Clock
 	log          *slog.Logger
+	recheck      Rechecker
 	inUseRetries int
 	inUseBackoff time.Duration
 	imageTags    func(string) map[string]string
 
 	limDeregister, limSnapshot, limTags, limLifecycle *rate.Limiter
 
-	res *Results
+	mu  sync.Mutex // guards everything below
+	res Results    // counters; the result lists are assembled in results()
+	// images and snaps hold, per decision index, its result and its
+	// snapshots' results; orphans per orphan index.
+	images  []*ImageResult
+	snaps   [][]SnapshotResult
+	orphans []*SnapshotResult
 	// gone holds the AMIs this run confirmed deregistered (or already gone):
 	// a shared snapshot is deleted only once all its users are in it.
 	gone map[string]bool
-	// calls counts API calls made (to tell "not started" from "failed").
-	calls int
-	// stopped is set once ctx ended: nothing new is started.
-	stopped bool
 }
 
-func (e *Executor) newRun() *run {
-	r := &run{ec2: e.EC2, clock: e.Clock, log: e.Log, imageTags: e.ImageTags,
-		inUseRetries: e.InUseRetries, inUseBackoff: e.InUseBackoff, res: &Results{}, gone: map[string]bool{}}
+func (e *Executor) newRun(plan *cleanup.Plan) *run {
+	r := &run{ec2: e.EC2, clock: e.Clock, log: e.Log, recheck: e.Recheck, imageTags: e.ImageTags,
+		inUseRetries: e.InUseRetries, inUseBackoff: e.InUseBackoff, gone: map[string]bool{},
+		images: make([]*ImageResult, len(plan.Decisions)), snaps: make([][]SnapshotResult, len(plan.Decisions)),
+		orphans: make([]*SnapshotResult, len(plan.Orphans))}
 	if r.clock == nil {
 		r.clock = clock.Real()
 	}
@@ -272,35 +277,297 @@ func (e *Executor) newRun() *run {
 	if r.inUseBackoff <= 0 {
 		r.inUseBackoff = DefaultInUseBackoff
 	}
-	burst := e.Limits.Burst
-	if burst < 1 {
-		burst = 1
-	}
-	limit := func(v, def float64) *rate.Limiter {
+	limit := func(v, def float64, burst int) *rate.Limiter {
 		if v <= 0 {
 			v = def
 		}
+		if e.Limits.Burst > 0 {
+			burst = e.Limits.Burst
+		}
 		return newLimiter(v, burst)
 	}
-	r.limDeregister = limit(e.Limits.DeregisterPerSec, DefaultDeregisterPerSec)
-	r.limSnapshot = limit(e.Limits.DeleteSnapshotPerSec, DefaultDeleteSnapshotPerSec)
-	r.limTags = limit(e.Limits.TagsPerSec, DefaultTagsPerSec)
-	r.limLifecycle = limit(e.Limits.LifecyclePerSec, DefaultLifecyclePerSec)
+	r.limDeregister = limit(e.Limits.DeregisterPerSec, DefaultDeregisterPerSec, DefaultBurst)
+	r.limSnapshot = limit(e.Limits.DeleteSnapshotPerSec, DefaultDeleteSnapshotPerSec, DefaultBurst)
+	r.limTags = limit(e.Limits.TagsPerSec, DefaultTagsPerSec, DefaultBurst)
+	r.limLifecycle = limit(e.Limits.LifecyclePerSec, DefaultLifecyclePerSec, DefaultLifecycleBurst)
 	return r
+}
+
+// count updates the counters under the lock.
+func (r *run) count(f func(*Results)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f(&r.res)
+}
+
+func (r *run) isGone(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.gone[id]
+}
+
+func (r *run) setGone(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.gone[id] = true
+}
+
+// setImage stores decision k's result and snapshot results.
+func (r *run) setImage(k int, res ImageResult, snaps []SnapshotResult) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.images[k] = &res
+	r.snaps[k] = append(r.snaps[k], snaps...)
+}
+
+// results assembles the lists in plan order.
+func (r *run) results(plan *cleanup.Plan) Results {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.res
+	for k := range plan.Decisions {
+		if r.images[k] != nil {
+			out.Images = append(out.Images, *r.images[k])
+		}
+		out.Snapshots = append(out.Snapshots, r.snaps[k]...)
+	}
+	for _, o := range r.orphans {
+		if o != nil {
+			out.Snapshots = append(out.Snapshots, *o)
+		}
+	}
+	return out
+}
+
+// lane is one goroutine's view of the run: what it started and whether it
+// saw the deadline.
+type lane struct {
+	*run
+	// calls counts API calls this lane made (to tell "not started" from
+	// "failed").
+	calls int
+	// stopped is set once ctx ended: nothing new is started.
+	stopped bool
+}
+
+// lifecycleLane applies marks, unmarks and stale delete-with clean-ups in
+// plan order.
+func (r *run) lifecycleLane(ctx context.Context, plan *cleanup.Plan) {
+	l := &lane{run: r}
+	for k, d := range plan.Decisions {
+		if len(d.ClearDeleteWith) > 0 && d.Action != cleanup.ActionDeregister && !l.outOfTime(ctx) {
+			l.clearDeleteWith(ctx, d)
+		}
+		var act func(context.Context, cleanup.Decision) ImageResult
+		switch d.Action {
+		case cleanup.ActionMark:
+			act = l.mark
+		case cleanup.ActionUnmark:
+			act = l.unmark
+		default:
+			continue
+		}
+		before := l.calls
+		var res ImageResult
+		if !l.outOfTime(ctx) {
+			res = act(ctx, d)
+		}
+		switch {
+		case !res.Done && l.calls == before && l.stopped:
+			res = l.notStarted(ctx, d)
+		case !res.Done:
+			r.count(func(c *Results) { c.Failed++ })
+		}
+		r.setImage(k, res, nil)
+	}
+}
+
+func (l *lane) notStarted(ctx context.Context, d cleanup.Decision) ImageResult {
+	l.count(func(c *Results) { c.NotStarted++ })
+	l.logLine(ctx, d.ImageID, "", string(d.Action), "not started", nil)
+	return ImageResult{ImageID: d.ImageID, Action: d.Action, Error: NotStarted}
+}
+
+// removal is one deregistration on its way through the pipeline.
+type removal struct {
+	k     int
+	d     cleanup.Decision
+	snaps []string // the planned snapshots, deduplicated
+	// tagged holds the snapshots tagged delete-with; gone the ones found
+	// already deleted while tagging.
+	tagged []string
+	gone   map[string]bool
+	out    *ec2.DeregisterImageOutput
+	res    ImageResult
+}
+
+// removalLanes runs the deregistrations and the orphan deletions: the
+// recheck-and-tag lane, the deregister lane (this goroutine) and the
+// snapshot workers, connected by small buffers so the recheck stays at most
+// a couple of batches ahead of the deregistrations.
+func (r *run) removalLanes(ctx context.Context, plan *cleanup.Plan) {
+	tagged := make(chan *removal, RecheckBatch)
+	work := make(chan func(*lane), 4*snapshotWorkers)
+	var workers sync.WaitGroup
+	for range snapshotWorkers {
+		workers.Go(func() {
+			l := &lane{run: r}
+			for w := range work {
+				w(l)
+			}
+		})
+	}
+	go r.prepareLane(ctx, plan, tagged)
+
+	dl := &lane{run: r}
+	for rm := range tagged {
+		if !dl.deregister(ctx, rm) {
+			r.setImage(rm.k, rm.res, nil)
+			continue
+		}
+		work <- func(l *lane) {
+			snaps := l.deleteSnapshotsOf(ctx, rm)
+			r.setImage(rm.k, rm.res, snaps)
+		}
+	}
+	for k, o := range plan.Orphans {
+		if o.Action != cleanup.ActionDeregister {
+			continue
+		}
+		work <- func(l *lane) { l.deleteOrphan(ctx, k, o) }
+	}
+	close(work)
+	workers.Wait()
+}
+
+// prepareLane takes the deregistrations in plan order, batch by batch:
+// rechecks the batch, then tags each AMI's snapshots delete-with and hands
+// it on. It closes out when done.
+func (r *run) prepareLane(ctx context.Context, plan *cleanup.Plan, out chan<- *removal) {
+	defer close(out)
+	l := &lane{run: r}
+	var batch []*removal
+	flush := func() {
+		if len(batch) > 0 {
+			l.prepareBatch(ctx, batch, out)
+			batch = batch[:0]
+		}
+	}
+	for k, d := range plan.Decisions {
+		if d.Action != cleanup.ActionDeregister {
+			continue
+		}
+		rm := &removal{k: k, d: d, res: ImageResult{ImageID: d.ImageID, Action: d.Action}}
+		for _, s := range d.DeleteSnapshots {
+			if s != "" && !slices.Contains(rm.snaps, s) {
+				rm.snaps = append(rm.snaps, s)
+			}
+		}
+		batch = append(batch, rm)
+		if len(batch) == RecheckBatch {
+			flush()
+		}
+	}
+	flush()
+}
+
+func (l *lane) prepareBatch(ctx context.Context, batch []*removal, out chan<- *removal) {
+	if l.outOfTime(ctx) {
+		for _, rm := range batch {
+			l.setImage(rm.k, l.notStarted(ctx, rm.d), nil)
+		}
+		return
+	}
+	var keep map[string][]string
+	if l.recheck != nil {
+		ds := make([]cleanup.Decision, len(batch))
+		for i, rm := range batch {
+			ds[i] = rm.d
+		}
+		var err error
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), CallTimeout)
+		keep, err = l.recheck.Recheck(cctx, ds)
+		cancel()
+		if err != nil {
+			for _, rm := range batch {
+				rm.res.Error = "not deregistered: the recheck before removal failed: " + err.Error()
+				l.logLine(ctx, rm.d.ImageID, "", "recheck", "failed", err)
+				l.count(func(c *Results) { c.Failed++ })
+				l.setImage(rm.k, rm.res, nil)
+			}
+			return
+		}
+	}
+	for _, rm := range batch {
+		if why := keep[rm.d.ImageID]; len(why) > 0 {
+			rm.res.KeptBecause = why
+			rm.res.Notes = append(rm.res.Notes, "kept: "+strings.Join(why, "; "))
+			l.logLine(ctx, rm.d.ImageID, "", "recheck", "kept: "+strings.Join(why, "; "), nil)
+			l.count(func(c *Results) { c.KeptOnRecheck++ })
+			l.setImage(rm.k, rm.res, nil)
+			continue
+		}
+		if l.outOfTime(ctx) {
+			l.setImage(rm.k, l.notStarted(ctx, rm.d), nil)
+			continue
+		}
+		// Write-ahead: the snapshots say which AMI they go with before the
+		// AMI goes, so an interrupted run is finished by the next one.
+		var err error
+		rm.tagged, rm.gone, err = l.tagDeleteWith(ctx, rm.d.ImageID, rm.snaps)
+		if err != nil {
+			rm.res.Error = "tag snapshots " + cleanup.TagDeleteWith + " (AMI not deregistered): " + err.Error()
+			l.count(func(c *Results) { c.Failed++ })
+			l.setImage(rm.k, rm.res, notDeleted(rm, "not deleted: AMI not deregistered"))
+			continue
+		}
+		out <- rm
+	}
+}
+
+// notDeleted reports every planned snapshot of rm as kept, for why.
+func notDeleted(rm *removal, why string) []SnapshotResult {
+	out := make([]SnapshotResult, 0, len(rm.snaps))
+	for _, s := range rm.snaps {
+		out = append(out, SnapshotResult{SnapshotID: s, ImageID: rm.d.ImageID, Error: why})
+	}
+	return out
+}
+
+// deleteOrphan deletes orphan k.
+func (l *lane) deleteOrphan(ctx context.Context, k int, o cleanup.SnapshotDecision) {
+	sr := SnapshotResult{SnapshotID: o.SnapshotID, ImageID: o.ImageID}
+	before := l.calls
+	if !l.outOfTime(ctx) {
+		l.deleteSnapshot(ctx, &sr, 0, "not an orphan after all")
+	}
+	switch {
+	case sr.Deleted:
+		l.count(func(c *Results) { c.GiBFreed += o.SizeGiB })
+	case l.calls == before && l.stopped:
+		sr.Error = NotStarted
+		l.count(func(c *Results) { c.NotStarted++ })
+		l.logLine(ctx, o.ImageID, o.SnapshotID, "delete-snapshot", "not started", nil)
+	default:
+		l.count(func(c *Results) { c.Failed++ })
+	}
+	l.mu.Lock()
+	l.orphans[k] = &sr
+	l.mu.Unlock()
 }
 
 // clearDeleteWith removes a stale TagDeleteWith=<d.ImageID> from snapshots
 // of an AMI that stays. A failure is counted and logged; the next run tries
 // again (the tag is still there).
-func (r *run) clearDeleteWith(ctx context.Context, d cleanup.Decision) {
-	err := r.call(ctx, r.limTags, false, func(c context.Context) error {
-		_, err := r.ec2.DeleteTags(c, &ec2.DeleteTagsInput{Resources: d.ClearDeleteWith,
+func (l *lane) clearDeleteWith(ctx context.Context, d cleanup.Decision) {
+	err := l.call(ctx, l.limTags, func(c context.Context) error {
+		_, err := l.ec2.DeleteTags(c, &ec2.DeleteTagsInput{Resources: d.ClearDeleteWith,
 			Tags: []types.Tag{tag(cleanup.TagDeleteWith, d.ImageID)}})
 		return err
 	})
-	r.logLine(ctx, d.ImageID, strings.Join(d.ClearDeleteWith, ","), "clear-delete-with", outcome(err), err)
+	l.logLine(ctx, d.ImageID, strings.Join(d.ClearDeleteWith, ","), "clear-delete-with", outcome(err), err)
 	if err != nil && !awserr.IsNotFound(err) {
-		r.res.Failed++
+		l.count(func(c *Results) { c.Failed++ })
 	}
 }
 
@@ -308,7 +575,7 @@ func (r *run) clearDeleteWith(ctx context.Context, d cleanup.Decision) {
 // earlier in this run, per the plan) that is not confirmed gone; "" if none.
 func (r *run) userStays(d cleanup.Decision, s string) string {
 	for _, u := range d.SnapshotUsers[s] {
-		if !r.gone[u] {
+		if !r.isGone(u) {
 			return u
 		}
 	}
@@ -318,58 +585,55 @@ func (r *run) userStays(d cleanup.Decision, s string) string {
 // errOutOfTime marks a call that was not made because ctx ended.
 var errOutOfTime = errors.New("out of time")
 
-func (r *run) outOfTime(ctx context.Context) bool {
+func (l *lane) outOfTime(ctx context.Context) bool {
 	if ctx.Err() != nil {
-		r.stopped = true
+		l.stopped = true
 	}
-	return r.stopped
+	return l.stopped
 }
 
 // pace waits for lim's next slot: ReserveN at the clock's now, then sleep
 // for the reservation's delay on the same clock.
-func (r *run) pace(ctx context.Context, lim *rate.Limiter) error {
+func (l *lane) pace(ctx context.Context, lim *rate.Limiter) error {
 	if err := ctx.Err(); err != nil {
-		r.stopped = true
+		l.stopped = true
 		return fmt.Errorf("%w: %w", errOutOfTime, err)
 	}
-	res := lim.ReserveN(r.clock.Now(), 1)
-	if err := r.clock.Sleep(ctx, res.DelayFrom(r.clock.Now())); err != nil {
-		r.stopped = true
+	res := lim.ReserveN(l.clock.Now(), 1)
+	if err := l.clock.Sleep(ctx, res.DelayFrom(l.clock.Now())); err != nil {
+		res.CancelAt(l.clock.Now())
+		l.stopped = true
 		return fmt.Errorf("%w: %w", errOutOfTime, err)
 	}
 	return nil
 }
 
 // call makes one API call, paced by lim, retrying throttling, server and
-// transport errors (awserr.KindThrottled) a few times with backoff. A
-// critical call (one that records or rolls back what a previous call did)
-// is made even when ctx has ended; the others are not started then. The
-// call itself never sees ctx's cancellation (see callTimeout).
-func (r *run) call(ctx context.Context, lim *rate.Limiter, critical bool, fn func(context.Context) error) error {
-	wait := ctx
-	if critical {
-		wait = context.WithoutCancel(ctx)
-	}
+// transport errors (awserr.KindThrottled) a few times with backoff. Nothing
+// is started once ctx has ended; a call in flight never sees the
+// cancellation and is bounded by CallTimeout instead, so the chain of one
+// decision outlives the deadline by one call at most.
+func (l *lane) call(ctx context.Context, lim *rate.Limiter, fn func(context.Context) error) error {
 	backoff := throttleBackoff
 	for attempt := 0; ; attempt++ {
-		if err := r.pace(wait, lim); err != nil {
+		if err := l.pace(ctx, lim); err != nil {
 			return err
 		}
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
-		r.calls++
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), CallTimeout)
+		l.calls++
 		err := fn(cctx)
 		cancel()
 		if awserr.Classify(err) != awserr.KindThrottled {
 			return err
 		}
 		if isRateLimit(err) {
-			r.res.Throttled++
+			l.count(func(c *Results) { c.Throttled++ })
 		}
 		if attempt == throttleRetries {
 			return err
 		}
-		if serr := r.clock.Sleep(wait, backoff); serr != nil {
-			r.stopped = true
+		if serr := l.clock.Sleep(ctx, backoff); serr != nil {
+			l.stopped = true
 			return fmt.Errorf("%w (%w before a retry)", err, errOutOfTime)
 		}
 		backoff *= 2
@@ -432,77 +696,73 @@ func deprecateAt(now time.Time) time.Time {
 // mark tags the AMI with its delete-after date and applies the stages the
 // decision asks for.
 //
-// Order: the stages first, then ONE CreateTags with the mark and the record
-// of each stage that succeeded (fewest calls; a record is never written for
-// a stage that did not happen). Once a stage succeeded, that CreateTags is
-// made even if time runs out, and if it fails the stages are rolled back, so
-// an image is never left deprecated or disabled by us without the record an
-// unmark needs. A stage that fails leaves the mark standing: the result is
-// Done with a note (the mark is what the deregistration schedule hangs on;
-// the stages are a courtesy to users), and it is logged as failed.
-func (r *run) mark(ctx context.Context, d cleanup.Decision) ImageResult {
+// Write-ahead: ONE CreateTags writes the mark and the record of every stage
+// about to be applied, then the stages are applied. A crash between the two
+// leaves a record of a stage that did not happen, which is harmless (the
+// unmark's EnableImage and DisableImageDeprecation are no-ops then); the
+// reverse, a stage without its record, can no longer happen. A stage that
+// EC2 refuses for good has its record removed again; one whose outcome is
+// unknown (a timeout, a 5xx) keeps it, since it may have been applied. A
+// failed stage leaves the mark standing: the result is Done with a note (the
+// mark is what the deregistration schedule hangs on; the stages are a
+// courtesy to users), and it is logged as failed.
+func (l *lane) mark(ctx context.Context, d cleanup.Decision) ImageResult {
 	res := ImageResult{ImageID: d.ImageID, Action: d.Action}
 	if _, err := time.Parse(cleanup.DateLayout, d.DeleteAfter); err != nil {
 		res.Error = fmt.Sprintf("plan error: delete-after date %q: %v", d.DeleteAfter, err)
 		return res
 	}
 	id := aws.String(d.ImageID)
-	tags := []types.Tag{tag(cleanup.TagDeleteAfter, d.DeleteAfter)}
-	var applied []string
-	stage := func(name, record string, fn func(context.Context) error) {
-		err := r.call(ctx, r.limLifecycle, false, fn)
-		r.logLine(ctx, d.ImageID, "", name, outcome(err), err)
-		if err != nil {
-			res.Notes = append(res.Notes, fmt.Sprintf("%s not applied: %v", name, err))
-			return
-		}
-		applied = append(applied, name)
-		tags = append(tags, tag(record, "true"))
+	type stage struct {
+		name, record string
+		fn           func(context.Context) error
 	}
+	var stages []stage
 	if d.Deprecate {
-		at := deprecateAt(r.clock.Now())
-		stage("deprecate", cleanup.TagDeprecatedByUs, func(c context.Context) error {
-			_, err := r.ec2.EnableImageDeprecation(c, &ec2.EnableImageDeprecationInput{ImageId: id, DeprecateAt: &at})
+		at := deprecateAt(l.clock.Now())
+		stages = append(stages, stage{"deprecate", cleanup.TagDeprecatedByUs, func(c context.Context) error {
+			_, err := l.ec2.EnableImageDeprecation(c, &ec2.EnableImageDeprecationInput{ImageId: id, DeprecateAt: &at})
 			return err
-		})
+		}})
 	}
 	if d.Disable {
-		stage("disable", cleanup.TagDisabledByUs, func(c context.Context) error {
-			_, err := r.ec2.DisableImage(c, &ec2.DisableImageInput{ImageId: id})
+		stages = append(stages, stage{"disable", cleanup.TagDisabledByUs, func(c context.Context) error {
+			_, err := l.ec2.DisableImage(c, &ec2.DisableImageInput{ImageId: id})
 			return err
-		})
+		}})
 	}
-	err := r.call(ctx, r.limTags, len(applied) > 0, func(c context.Context) error {
-		_, err := r.ec2.CreateTags(c, &ec2.CreateTagsInput{Resources: []string{d.ImageID}, Tags: tags})
+	tags := []types.Tag{tag(cleanup.TagDeleteAfter, d.DeleteAfter)}
+	for _, s := range stages {
+		tags = append(tags, tag(s.record, "true"))
+	}
+	err := l.call(ctx, l.limTags, func(c context.Context) error {
+		_, err := l.ec2.CreateTags(c, &ec2.CreateTagsInput{Resources: []string{d.ImageID}, Tags: tags})
 		return err
 	})
-	r.logLine(ctx, d.ImageID, "", "mark", outcome(err), err)
-	if err == nil {
-		res.Done = true
+	l.logLine(ctx, d.ImageID, "", "mark", outcome(err), err)
+	if err != nil {
+		res.Error = "mark: " + err.Error()
 		return res
 	}
-	res.Error = "mark: " + err.Error()
-	if awserr.IsNotFound(err) {
-		return res
-	}
-	// Roll back, newest first, what has no record now.
-	for _, name := range slices.Backward(applied) {
-		undo, fn := "enable", func(c context.Context) error {
-			_, err := r.ec2.EnableImage(c, &ec2.EnableImageInput{ImageId: id})
+	res.Done = true
+	for _, s := range stages {
+		err := l.call(ctx, l.limLifecycle, s.fn)
+		l.logLine(ctx, d.ImageID, "", s.name, outcome(err), err)
+		if err == nil {
+			continue
+		}
+		res.Notes = append(res.Notes, fmt.Sprintf("%s not applied: %v", s.name, err))
+		if awserr.Classify(err) != awserr.KindPermanent || errors.Is(err, errOutOfTime) {
+			res.Notes = append(res.Notes, fmt.Sprintf("%s may have been applied: its record stays, so an unmark undoes it", s.name))
+			continue
+		}
+		derr := l.call(ctx, l.limTags, func(c context.Context) error {
+			_, err := l.ec2.DeleteTags(c, &ec2.DeleteTagsInput{Resources: []string{d.ImageID}, Tags: []types.Tag{{Key: aws.String(s.record)}}})
 			return err
-		}
-		if name == "deprecate" {
-			undo, fn = "undeprecate", func(c context.Context) error {
-				_, err := r.ec2.DisableImageDeprecation(c, &ec2.DisableImageDeprecationInput{ImageId: id})
-				return err
-			}
-		}
-		uerr := r.call(ctx, r.limLifecycle, true, fn)
-		r.logLine(ctx, d.ImageID, "", undo, outcome(uerr), uerr)
-		if uerr != nil {
-			res.Notes = append(res.Notes, fmt.Sprintf("%s applied but not recorded, and the rollback (%s) failed: %v", name, undo, uerr))
-		} else {
-			res.Notes = append(res.Notes, fmt.Sprintf("%s rolled back (%s) because the mark could not be written", name, undo))
+		})
+		l.logLine(ctx, d.ImageID, "", "unrecord-"+s.name, outcome(derr), derr)
+		if derr != nil {
+			res.Notes = append(res.Notes, fmt.Sprintf("record %s of the stage not applied could not be removed (harmless: undoing it is a no-op): %v", s.record, derr))
 		}
 	}
 	return res
@@ -513,14 +773,14 @@ func (r *run) mark(ctx context.Context, d cleanup.Decision) ImageResult {
 // TagDeprecatedByUs), then deletes, in one DeleteTags, the record of each
 // stage undone and, only when all were undone, the mark: an image whose
 // stage could not be undone stays marked, so the next plan unmarks it again.
-func (r *run) unmark(ctx context.Context, d cleanup.Decision) ImageResult {
+func (l *lane) unmark(ctx context.Context, d cleanup.Decision) ImageResult {
 	res := ImageResult{ImageID: d.ImageID, Action: d.Action}
 	var tags map[string]string
-	if r.imageTags != nil {
-		tags = r.imageTags(d.ImageID)
+	if l.imageTags != nil {
+		tags = l.imageTags(d.ImageID)
 	}
 	if tags == nil {
-		res.Error = "cannot unmark safely: the image's tags (which stages the cleanup applied) are unknown; set Executor.ImageTags"
+		res.Error = "cannot unmark safely: the image's tags (which stages the cleanup applied) are unknown; set Executol.ImageTags"
 		return res
 	}
 	id := aws.String(d.ImageID)
@@ -530,8 +790,8 @@ func (r *run) unmark(ctx context.Context, d cleanup.Decision) ImageResult {
 		if _, ok := tags[record]; !ok {
 			return true
 		}
-		err := r.call(ctx, r.limLifecycle, false, fn)
-		r.logLine(ctx, d.ImageID, "", name, outcome(err), err)
+		err := l.call(ctx, l.limLifecycle, fn)
+		l.logLine(ctx, d.ImageID, "", name, outcome(err), err)
 		switch {
 		case err == nil:
 			drop = append(drop, types.Tag{Key: aws.String(record)})
@@ -550,18 +810,17 @@ func (r *run) unmark(ctx context.Context, d cleanup.Decision) ImageResult {
 		return true
 	}
 	if !undo(cleanup.TagDisabledByUs, "enable", func(c context.Context) error {
-		_, err := r.ec2.EnableImage(c, &ec2.EnableImageInput{ImageId: id})
+		_, err := l.ec2.EnableImage(c, &ec2.EnableImageInput{ImageId: id})
 		return err
 	}) {
 		return res
 	}
 	if !undo(cleanup.TagDeprecatedByUs, "undeprecate", func(c context.Context) error {
-		_, err := r.ec2.DisableImageDeprecation(c, &ec2.DisableImageDeprecationInput{ImageId: id})
+		_, err := l.ec2.DisableImageDeprecation(c, &ec2.DisableImageDeprecationInput{ImageId: id})
 		return err
 	}) {
 		return res
 	}
-	undone := len(drop)
 	if undoneAll {
 		drop = append(drop, types.Tag{Key: aws.String(cleanup.TagDeleteAfter)})
 	}
@@ -569,12 +828,13 @@ func (r *run) unmark(ctx context.Context, d cleanup.Decision) ImageResult {
 		res.Error = "no recorded stage could be undone; the image stays marked"
 		return res
 	}
-	// Critical once a stage was undone: its record must go with it.
-	err := r.call(ctx, r.limTags, undone > 0, func(c context.Context) error {
-		_, err := r.ec2.DeleteTags(c, &ec2.DeleteTagsInput{Resources: []string{d.ImageID}, Tags: drop})
+	// A record outliving its undone stage is harmless: the next run undoes
+	// the stage again (a no-op) and retries this.
+	err := l.call(ctx, l.limTags, func(c context.Context) error {
+		_, err := l.ec2.DeleteTags(c, &ec2.DeleteTagsInput{Resources: []string{d.ImageID}, Tags: drop})
 		return err
 	})
-	r.logLine(ctx, d.ImageID, "", "unmark", outcome(err), err)
+	l.logLine(ctx, d.ImageID, "", "unmark", outcome(err), err)
 	switch {
 	case err != nil:
 		res.Error = "delete tags: " + err.Error()
@@ -586,118 +846,102 @@ func (r *run) unmark(ctx context.Context, d cleanup.Decision) ImageResult {
 	return res
 }
 
-// deregister removes the AMI and then the snapshots the plan assigned to it.
+// deregister removes rm's AMI (its snapshots are already tagged
+// delete-with). It reports whether the AMI is gone, so its snapshots can
+// follow; otherwise rm.res says why.
 //
 // It asks EC2 to delete the snapshots with the AMI (DeleteAssociatedSnapshots)
-// when the plan deletes any. That cannot remove a snapshot the planner chose
-// to keep: the planner puts into DeleteSnapshots every snapshot of the AMI
-// the account owns and no other registered AMI references, and keeps the
-// rest for exactly two reasons, "not owned" (EC2 cannot delete another
-// account's snapshot: missing-permissions) and "also used by <ami>" (EC2
-// skips a snapshot associated with other AMIs: skipped). The one gap is a
-// race: the other AMI was itself deregistered after the plan was made; EC2
-// then deletes the now unused snapshot, and the result reports it in Notes
-// and Snapshots (it is gone; said so). When the plan deletes none, the flag
-// is not set at all.
-func (r *run) deregister(ctx context.Context, d cleanup.Decision) ImageResult {
-	res := ImageResult{ImageID: d.ImageID, Action: d.Action}
-	before := r.calls
-	var snaps []string
-	for _, s := range d.DeleteSnapshots {
-		if s != "" && !slices.Contains(snaps, s) {
-			snaps = append(snaps, s)
-		}
+// when the plan deletes some and keeps none: that flag deletes every
+// snapshot no other AMI uses, including ones the plan keeps (protected).
+// The one gap is a race: another AMI using a snapshot was itself
+// deregistered after the plan was made; EC2 then deletes the now unused
+// snapshot, and the result says so.
+func (l *lane) deregister(ctx context.Context, rm *removal) bool {
+	d := rm.d
+	if l.outOfTime(ctx) {
+		rm.res = l.notStarted(ctx, d)
+		rm.res.Notes = append(rm.res.Notes, "its snapshots may carry "+cleanup.TagDeleteWith+"; harmless while the AMI exists")
+		return false
 	}
-	snapResults := func(reason string) {
-		if r.calls == before {
-			return // not started: no snapshot results
-		}
-		for _, s := range snaps {
-			r.res.Snapshots = append(r.res.Snapshots, SnapshotResult{SnapshotID: s, ImageID: d.ImageID, Error: reason})
-		}
-	}
-
-	// (1) Tag the snapshots delete-with=<ami>, so an interrupted run is
-	// finished by the next one.
-	tagged, gone, err := r.tagDeleteWith(ctx, d.ImageID, snaps)
-	if err != nil {
-		res.Error = "tag snapshots " + cleanup.TagDeleteWith + " (AMI not deregistered): " + err.Error()
-		snapResults("not deleted: AMI not deregistered")
-		return res
-	}
-
-	// (2) Deregister.
-	var out *ec2.DeregisterImageOutput
-	err = r.call(ctx, r.limDeregister, false, func(c context.Context) error {
-		// DeleteAssociatedSnapshots deletes every snapshot no other AMI
-		// uses, including ones the plan keeps (protected): only ask for it
-		// when the plan keeps none of this AMI's snapshots.
-		o, err := r.ec2.DeregisterImage(c, &ec2.DeregisterImageInput{ImageId: aws.String(d.ImageID),
-			DeleteAssociatedSnapshots: aws.Bool(len(snaps) > 0 && len(d.KeptSnapshots) == 0)})
-		out = o
+	err := l.call(ctx, l.limDeregister, func(c context.Context) error {
+		o, err := l.ec2.DeregisterImage(c, &ec2.DeregisterImageInput{ImageId: aws.String(d.ImageID),
+			DeleteAssociatedSnapshots: aws.Bool(len(rm.snaps) > 0 && len(d.KeptSnapshots) == 0)})
+		rm.out = o
 		return err
 	})
-	r.logLine(ctx, d.ImageID, "", "deregister", outcome(err), err)
+	l.logLine(ctx, d.ImageID, "", "deregister", outcome(err), err)
 	switch {
 	case err == nil:
-		r.res.Deregistered++
-		r.gone[d.ImageID] = true
+		l.count(func(c *Results) { c.Deregistered++ })
+		l.setGone(d.ImageID)
+		return true
 	case awserr.IsNotFound(err):
-		r.gone[d.ImageID] = true
-		res.Notes = append(res.Notes, "AMI already gone ("+awserr.Code(err)+")")
-	default:
-		res.Error = "deregister: " + err.Error()
-		// A permanent refusal (protection, permissions, AWS Backup) leaves
-		// the AMI in place: take the delete-with tags off again, so nothing
-		// treats its snapshots as leftovers. After a retryable failure the
-		// outcome is unknown (EC2 may have deregistered it) and the tags
-		// stay for the next run.
-		if awserr.Classify(err) == awserr.KindPermanent && len(tagged) > 0 {
-			uerr := r.call(ctx, r.limTags, true, func(c context.Context) error {
-				_, err := r.ec2.DeleteTags(c, &ec2.DeleteTagsInput{Resources: tagged,
-					Tags: []types.Tag{tag(cleanup.TagDeleteWith, d.ImageID)}})
-				return err
-			})
-			r.logLine(ctx, d.ImageID, "", "untag-delete-with", outcome(uerr), uerr)
-			if uerr != nil {
-				res.Notes = append(res.Notes, "could not remove "+cleanup.TagDeleteWith+" from the snapshots: "+uerr.Error())
-			}
-		}
-		snapResults("not deleted: AMI not deregistered")
-		return res
+		l.setGone(d.ImageID)
+		rm.res.Notes = append(rm.res.Notes, "AMI already gone ("+awserr.Code(err)+")")
+		return true
+	case errors.Is(err, errOutOfTime):
+		rm.res = l.notStarted(ctx, d)
+		return false
 	}
+	rm.res.Error = "deregister: " + err.Error()
+	l.count(func(c *Results) { c.Failed++ })
+	// A permanent refusal (protection, permissions, AWS Backup) leaves the
+	// AMI in place: take the delete-with tags off again. After a retryable
+	// failure the outcome is unknown (EC2 may have deregistered it) and the
+	// tags stay for the next run; either way a stale tag approves nothing
+	// while the AMI exists, and the planner clears it.
+	if awserr.Classify(err) == awserr.KindPermanent && len(rm.tagged) > 0 {
+		uerr := l.call(ctx, l.limTags, func(c context.Context) error {
+			_, err := l.ec2.DeleteTags(c, &ec2.DeleteTagsInput{Resources: rm.tagged,
+				Tags: []types.Tag{tag(cleanup.TagDeleteWith, d.ImageID)}})
+			return err
+		})
+		l.logLine(ctx, d.ImageID, "", "untag-delete-with", outcome(uerr), uerr)
+		if uerr != nil {
+			rm.res.Notes = append(rm.res.Notes, "could not remove "+cleanup.TagDeleteWith+" from the snapshots: "+uerr.Error())
+		}
+	}
+	l.mu.Lock()
+	l.snaps[rm.k] = append(l.snaps[rm.k], notDeleted(rm, "not deleted: AMI not deregistered")...)
+	l.mu.Unlock()
+	return false
+}
 
-	// (3) The snapshots, now that the AMI is gone.
+// deleteSnapshotsOf deletes the planned snapshots of a deregistered AMI and
+// completes rm.res; it returns the snapshots' results.
+func (l *lane) deleteSnapshotsOf(ctx context.Context, rm *removal) []SnapshotResult {
+	d := rm.d
+	var out []SnapshotResult
 	codes := map[string]types.SnapshotReturnCodes{}
-	if out != nil {
-		for _, c := range out.DeleteSnapshotResults {
+	if rm.out != nil {
+		for _, c := range rm.out.DeleteSnapshotResults {
 			sid := aws.ToString(c.SnapshotId)
 			codes[sid] = c.ReturnCode
-			if c.ReturnCode == types.SnapshotReturnCodesSuccess && !slices.Contains(snaps, sid) {
-				res.Notes = append(res.Notes, fmt.Sprintf("snapshot %s was not in the plan but DeleteAssociatedSnapshots deleted it (no other AMI used it any more)", sid))
-				r.res.Snapshots = append(r.res.Snapshots, SnapshotResult{SnapshotID: sid, ImageID: d.ImageID, Deleted: true, Via: ViaDeleteAssociatedSnapshots})
-				r.res.SnapshotsDeleted++
-				r.logLine(ctx, d.ImageID, sid, "delete-snapshot", "done (unplanned)", nil)
+			if c.ReturnCode == types.SnapshotReturnCodesSuccess && !slices.Contains(rm.snaps, sid) {
+				rm.res.Notes = append(rm.res.Notes, fmt.Sprintf("snapshot %s was not in the plan but DeleteAssociatedSnapshots deleted it (no other AMI used it any more)", sid))
+				out = append(out, SnapshotResult{SnapshotID: sid, ImageID: d.ImageID, Deleted: true, Via: ViaDeleteAssociatedSnapshots})
+				l.count(func(c *Results) { c.SnapshotsDeleted++ })
+				l.logLine(ctx, d.ImageID, sid, "delete-snapshot", "done (unplanned)", nil)
 			}
 		}
 	}
 	failed := 0
-	for _, s := range snaps {
+	for _, s := range rm.snaps {
 		sr := SnapshotResult{SnapshotID: s, ImageID: d.ImageID}
 		switch code := codes[s]; {
 		case code == types.SnapshotReturnCodesSuccess:
 			sr.Deleted, sr.Via = true, ViaDeleteAssociatedSnapshots
-			r.res.SnapshotsDeleted++
-			r.logLine(ctx, d.ImageID, s, "delete-snapshot", "done", nil)
-		case gone[s]:
+			l.count(func(c *Results) { c.SnapshotsDeleted++ })
+			l.logLine(ctx, d.ImageID, s, "delete-snapshot", "done", nil)
+		case rm.gone[s]:
 			sr.Deleted, sr.Via = true, ViaAlreadyGone
-			r.logLine(ctx, d.ImageID, s, "delete-snapshot", "already gone", nil)
+			l.logLine(ctx, d.ImageID, s, "delete-snapshot", "already gone", nil)
 		case code == types.SnapshotReturnCodesWarnSkipped:
 			// EC2 says another AMI still uses it: keep it. Its delete-with
 			// tag stays; the planner only acts on it once no AMI uses it.
 			sr.Error = "kept: EC2 reports another AMI still uses it (DeleteAssociatedSnapshots skipped it)"
-		case r.userStays(d, s) != "":
-			sr.Error = "kept: also used by " + r.userStays(d, s) + ", which this run did not deregister"
+		case l.userStays(d, s) != "":
+			sr.Error = "kept: also used by " + l.userStays(d, s) + ", which this run did not deregister"
 		default:
 			// No result (moto), or an error code: delete it ourselves,
 			// retrying the race with the deregistration.
@@ -705,39 +949,40 @@ func (r *run) deregister(ctx context.Context, d cleanup.Decision) ImageResult {
 			if code != "" {
 				why += " (DeleteAssociatedSnapshots: " + string(code) + ")"
 			}
-			r.deleteSnapshot(ctx, &sr, r.inUseRetries, why)
+			l.deleteSnapshot(ctx, &sr, l.inUseRetries, why)
 		}
 		if !sr.Deleted {
 			failed++
-			if r.stopped {
+			if l.stopped {
 				sr.Error += " (tagged " + cleanup.TagDeleteWith + "; the next run deletes it)"
 			}
 		}
-		r.res.Snapshots = append(r.res.Snapshots, sr)
+		out = append(out, sr)
 	}
 	if failed > 0 {
-		res.Error = fmt.Sprintf("%d of %d snapshots not deleted", failed, len(snaps))
-		return res
+		rm.res.Error = fmt.Sprintf("%d of %d snapshots not deleted", failed, len(rm.snaps))
+		l.count(func(c *Results) { c.Failed++ })
+		return out
 	}
-	res.Done = true
-	r.res.GiBFreed += d.SizeGiB
-	return res
+	rm.res.Done = true
+	l.count(func(c *Results) { c.GiBFreed += d.SizeGiB })
+	return out
 }
 
 // tagDeleteWith writes TagDeleteWith=<ami> on the snapshots in one call.
 // When that fails because some are gone (CreateTags is all or nothing), it
 // tags them one by one and reports the gone ones.
-func (r *run) tagDeleteWith(ctx context.Context, imageID string, snaps []string) (tagged []string, gone map[string]bool, err error) {
+func (l *lane) tagDeleteWith(ctx context.Context, imageID string, snaps []string) (tagged []string, gone map[string]bool, err error) {
 	gone = map[string]bool{}
 	if len(snaps) == 0 {
 		return nil, gone, nil
 	}
 	create := func(ids []string) error {
-		err := r.call(ctx, r.limTags, false, func(c context.Context) error {
-			_, err := r.ec2.CreateTags(c, &ec2.CreateTagsInput{Resources: ids, Tags: []types.Tag{tag(cleanup.TagDeleteWith, imageID)}})
+		err := l.call(ctx, l.limTags, func(c context.Context) error {
+			_, err := l.ec2.CreateTags(c, &ec2.CreateTagsInput{Resources: ids, Tags: []types.Tag{tag(cleanup.TagDeleteWith, imageID)}})
 			return err
 		})
-		r.logLine(ctx, imageID, strings.Join(ids, ","), "tag-delete-with", outcome(err), err)
+		l.logLine(ctx, imageID, strings.Join(ids, ","), "tag-delete-with", outcome(err), err)
 		return err
 	}
 	switch err = create(snaps); {
@@ -765,25 +1010,25 @@ func (r *run) tagDeleteWith(ctx context.Context, imageID string, snaps []string)
 // deleteSnapshot deletes one snapshot whose AMI is gone (or an orphan),
 // retrying InvalidSnapshot.InUse up to inUseRetries times with a doubling
 // backoff; NotFound means already gone. inUse explains a final InUse.
-func (r *run) deleteSnapshot(ctx context.Context, sr *SnapshotResult, inUseRetries int, inUse string) {
-	wait := r.inUseBackoff
+func (l *lane) deleteSnapshot(ctx context.Context, sr *SnapshotResult, inUseRetries int, inUse string) {
+	wait := l.inUseBackoff
 	for attempt := 0; ; attempt++ {
-		err := r.call(ctx, r.limSnapshot, false, func(c context.Context) error {
-			_, err := r.ec2.DeleteSnapshot(c, &ec2.DeleteSnapshotInput{SnapshotId: aws.String(sr.SnapshotID)})
+		err := l.call(ctx, l.limSnapshot, func(c context.Context) error {
+			_, err := l.ec2.DeleteSnapshot(c, &ec2.DeleteSnapshotInput{SnapshotId: aws.String(sr.SnapshotID)})
 			return err
 		})
 		inUseErr := awserr.Code(err) == "InvalidSnapshot.InUse"
 		if inUseErr && attempt < inUseRetries {
-			if serr := r.clock.Sleep(ctx, wait); serr == nil {
+			if serr := l.clock.Sleep(ctx, wait); serr == nil {
 				wait *= 2
 				continue
 			}
-			r.stopped = true
+			l.stopped = true
 		}
 		switch {
 		case err == nil:
 			sr.Deleted, sr.Via = true, ViaDeleteSnapshot
-			r.res.SnapshotsDeleted++
+			l.count(func(c *Results) { c.SnapshotsDeleted++ })
 		case awserr.IsNotFound(err):
 			sr.Deleted, sr.Via = true, ViaAlreadyGone
 		case inUseErr:
@@ -795,7 +1040,7 @@ func (r *run) deleteSnapshot(ctx context.Context, sr *SnapshotResult, inUseRetri
 		if inUseErr {
 			out = "in use"
 		}
-		r.logLine(ctx, sr.ImageID, sr.SnapshotID, "delete-snapshot", out, err)
+		l.logLine(ctx, sr.ImageID, sr.SnapshotID, "delete-snapshot", out, err)
 		return
 	}
 }
