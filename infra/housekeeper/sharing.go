@@ -50,7 +50,9 @@ type Sharing struct {
 	LogGroup        awslogs.LogGroup
 	DeadLetterQueue awssqs.Queue
 	// PermissionRule matches successful ModifyImageAttribute and
-	// ModifySnapshotAttribute calls; NewImageRule AMIs becoming available.
+	// ModifySnapshotAttribute calls, and the calls that bring an AMI or
+	// snapshot back (RestoreImageFromRecycleBin, EnableImage,
+	// RestoreSnapshotFromRecycleBin); NewImageRule AMIs becoming available.
 	PermissionRule awsevents.Rule
 	NewImageRule   awsevents.Rule
 	ScheduleRule   awsevents.Rule
@@ -105,8 +107,10 @@ func NewSharing(scope constructs.Construct, id string, props *SharingProps) *Sha
 		Service: jsii.String("events"), Resource: jsii.String("event-bus"), ResourceName: jsii.String("default")}))
 	f.allowPublish(props.ReportTopic, props.ReportKey)
 
-	permissions := f.cloudTrailRule(c, "PermissionRule", "AMI launch or snapshot volume permissions changed",
-		"ModifyImageAttribute", "ModifySnapshotAttribute")
+	// Every successful call is re-checked whatever its request shape; a
+	// restore can bring sharing back.
+	permissions := f.cloudTrailRule(c, "PermissionRule", "AMI launch or snapshot volume permissions changed, or AMI or snapshot restored",
+		"ModifyImageAttribute", "ModifySnapshotAttribute", "RestoreImageFromRecycleBin", "EnableImage", "RestoreSnapshotFromRecycleBin")
 	// Copies and imports arrive with whatever sharing their source had.
 	newImages := f.imageAvailableRule(c, "NewImageRule", "AMI available (check its sharing)")
 	schedule := props.Schedule

@@ -29,11 +29,13 @@ const (
 )
 
 // sharingPattern is the sharing guard's CloudTrail rule: successful changes of
-// AMI launch permissions or snapshot create-volume permissions. The guard
-// also has a rule with stateChangePattern (copies and imports arrive with
-// their source's sharing) and a schedule.
+// AMI launch permissions or snapshot create-volume permissions, and the
+// calls that bring an AMI or snapshot back with whatever sharing it had. The
+// guard also has a rule with stateChangePattern (copies and imports arrive
+// with their source's sharing) and a schedule.
 const sharingPattern = `{"source":["aws.ec2"],"detail-type":["AWS API Call via CloudTrail"],` +
-	`"detail":{"eventSource":["ec2.amazonaws.com"],"eventName":["ModifyImageAttribute","ModifySnapshotAttribute"],` +
+	`"detail":{"eventSource":["ec2.amazonaws.com"],"eventName":["ModifyImageAttribute","ModifySnapshotAttribute",` +
+	`"RestoreImageFromRecycleBin","EnableImage","RestoreSnapshotFromRecycleBin"],` +
 	`"errorCode":[{"exists":false}]}}`
 
 // The schedules the cleanup and the sharing audit run on without StackProps
@@ -755,11 +757,52 @@ func TestSharingRules(t *testing.T) {
 			}
 			checkPatternMatches(t, st, "permission rule", rules[canonicalJSON(t, sharingPattern)], sharingPattern)
 			checkPatternMatches(t, st, "new AMI rule", rules[canonicalJSON(t, stateChangePattern)], stateChangePattern)
+			checkSharingTriggersRouted(t)
 			// The audit's schedule is not the cleanup's.
 			if got := scheduleOf(t, st, cleanupOf(t, st)); got != defaultCleanupSchedule {
 				t.Errorf("cleanup schedule = %q, want %q", got, defaultCleanupSchedule)
 			}
 		})
+	}
+}
+
+// checkSharingTriggersRouted checks that the permission rule's event names
+// cover every successful trigger event the guard handles (the fixtures of
+// permission changes and restores), so none is parsed but never delivered.
+func checkSharingTriggersRouted(t *testing.T) {
+	t.Helper()
+	var pattern struct {
+		Detail struct {
+			EventName []string `json:"eventName"`
+		} `json:"detail"`
+	}
+	if err := json.Unmarshal([]byte(sharingPattern), &pattern); err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, glob := range []string{"cloudtrail-modify*attribute*.json", "cloudtrail-restore*.json", "cloudtrail-enableimage*.json"} {
+		m, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "events", "valid", glob))
+		files = append(files, m...)
+	}
+	if len(files) < 5 {
+		t.Fatalf("found only %d sharing trigger fixtures: %v", len(files), files)
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev struct {
+			Detail struct {
+				EventName string `json:"eventName"`
+			} `json:"detail"`
+		}
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(pattern.Detail.EventName, ev.Detail.EventName) {
+			t.Errorf("%s: %s is not routed to the sharing guard", filepath.Base(f), ev.Detail.EventName)
+		}
 	}
 }
 
