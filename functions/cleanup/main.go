@@ -29,6 +29,7 @@ func main() {
 					AutoScaling: clients.AutoScaling(region),
 					SSM:         clients.SSM(region),
 					RecycleBin:  clients.RecycleBin(region),
+					References:  clients.EC2(region),
 				},
 				Executor: &execute.Executor{EC2: clients.EC2(region), Clock: clock.Real(), Log: rt.Log},
 			}

@@ -60,6 +60,7 @@ func (s *Sweeper) Run(ctx context.Context, account, region string, p policy.Rete
 		}
 		ex := *s.Executor
 		ex.ImageTags = func(id string) map[string]string { return tags[id] }
+		ex.Recheck = recheck{c: s.Collector, now: func() time.Time { return now().UTC() }, p: p}
 		// Stop starting actions a little before the invocation's deadline,
 		// so the report is still written; the next run resumes.
 		actx := ctx

@@ -1,0 +1,47 @@
+package cleanup
+
+import (
+	"time"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+)
+
+// RecheckReasons says why an AMI the plan deregisters must stay after all,
+// judged right before the deregistration from the AMI as EC2 describes it
+// now (current; nil when it is gone, which keeps nothing) and the references
+// EC2's DescribeImageReferences reports for it (refs). The inventory can be
+// minutes old, so anything that changed since the plan keeps the AMI: a
+// reference the inventory did not know about (an inventory gap), a protect
+// tag or time lock added, a mark removed or moved, a state, deregistration
+// protection or lifecycle manager that now makes it not ours to decide. It
+// is pure.
+func RecheckReasons(now time.Time, d Decision, current *Image, refs []Reference, p policy.Retention) []string {
+	var out []string
+	for _, r := range refs {
+		out = append(out, r.String()+" (found by EC2 DescribeImageReferences; the inventory missed it)")
+	}
+	if current == nil {
+		return out
+	}
+	for _, s := range skipReasons(current, p) {
+		out = append(out, s+" (since the plan)")
+	}
+	if k := p.ProtectTag; k != "" {
+		if v, ok := current.Tags[k]; ok {
+			out = append(out, protectedBy(k, v)+" (since the plan)")
+		}
+	}
+	if lock, _ := timeLock(now, current.Tags, p.TimeLockTag); lock != "" {
+		out = append(out, lock+" (since the plan)")
+	}
+	// With a grace period every deregistration rests on a mark: it must
+	// still be there, with the date the plan saw.
+	m := readMark(current)
+	switch {
+	case p.GraceDays > 0 && !m.present:
+		out = append(out, "mark "+TagDeleteAfter+" removed since the plan")
+	case m.present && m.raw != d.DeleteAfter:
+		out = append(out, "mark "+TagDeleteAfter+" changed since the plan (now "+m.raw+", planned "+d.DeleteAfter+")")
+	}
+	return out
+}

@@ -1,0 +1,48 @@
+package cleanup
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+)
+
+func TestRecheckReasons(t *testing.T) {
+	planned := Decision{ImageID: "ami-1", Action: ActionDeregister, DeleteAfter: "2026-11-20"}
+	p := pol() // grace 7 days: every deregistration rests on a mark
+	unchanged := ami("ami-1", "web-1", 40, marked("2026-11-20"))
+	tests := []struct {
+		name    string
+		current *Image
+		refs    []Reference
+		p       policy.Retention
+		want    []string
+	}{
+		{"unchanged", &unchanged, nil, p, nil},
+		{"gone", nil, nil, p, nil},
+		{"a reference the inventory missed", &unchanged, []Reference{{Kind: RefLaunchTemplate, ID: "lt-0abc", Detail: "version 7"}}, p,
+			[]string{"in use by launch template lt-0abc (version 7) (found by EC2 DescribeImageReferences; the inventory missed it)"}},
+		{"protected since", ptr(ami("ami-1", "web-1", 40, marked("2026-11-20"), tag("ami-housekeeper:keep", "ops"))), nil, p,
+			[]string{`protected by tag ami-housekeeper:keep ("ops") (since the plan)`}},
+		{"time-locked since", ptr(ami("ami-1", "web-1", 40, marked("2026-11-20"), tag("ami-housekeeper:do-not-touch-before", "2027-01-01"))), nil, p,
+			[]string{"time-locked until 2027-01-01 (tag ami-housekeeper:do-not-touch-before) (since the plan)"}},
+		{"mark removed", ptr(ami("ami-1", "web-1", 40)), nil, p, []string{"mark ami-housekeeper:delete-after removed since the plan"}},
+		{"mark moved", ptr(ami("ami-1", "web-1", 40, marked("2026-12-24"))), nil, p,
+			[]string{"mark ami-housekeeper:delete-after changed since the plan (now 2026-12-24, planned 2026-11-20)"}},
+		{"grace 0: no mark needed", ptr(ami("ami-1", "web-1", 40)), nil, deregisterAll(), nil},
+		{"protection enabled since", ptr(ami("ami-1", "web-1", 40, marked("2026-11-20"), func(im *Image) { im.DeregistrationProtection = "enabled" })), nil, p,
+			[]string{"deregistration protection: enabled (since the plan)"}},
+		{"taken over by DLM", ptr(ami("ami-1", "web-1", 40, marked("2026-11-20"), tag("aws:dlm:lifecycle-policy-id", "p"))), nil, p,
+			[]string{"managed by Data Lifecycle Manager (tag aws:dlm:lifecycle-policy-id) (since the plan)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := RecheckReasons(now, planned, tt.current, tt.refs, tt.p)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("got  %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,52 @@
+package sweep
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/collect"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/execute"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+)
+
+// The report reserve must outlast the one call a lane may have in flight
+// when the deadline strikes (a negative constant does not convert to uint).
+const _ = uint(reportReserve - execute.CallTimeout - 2*time.Second)
+
+// recheck is the executor's look right before each batch of
+// deregistrations: the AMIs as EC2 describes them now, and, unless the
+// policy turns it off, EC2's own list of what references them.
+type recheck struct {
+	c   *collect.Collector
+	now func() time.Time
+	p   policy.Retention
+}
+
+var _ execute.Rechecker = recheck{}
+
+func (r recheck) Recheck(ctx context.Context, batch []cleanup.Decision) (map[string][]string, error) {
+	ids := make([]string, len(batch))
+	for i, d := range batch {
+		ids[i] = d.ImageID
+	}
+	current, err := r.c.CurrentImages(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	var refs map[string][]cleanup.Reference
+	if r.p.SecondOpinion != policy.SecondOpinionOff {
+		if refs, err = r.c.ImageReferences(ctx, ids); err != nil {
+			return nil, fmt.Errorf("second opinion (EC2 DescribeImageReferences) unavailable, so nothing is deregistered: %w", err)
+		}
+	}
+	keep := map[string][]string{}
+	at := r.now()
+	for _, d := range batch {
+		if why := cleanup.RecheckReasons(at, d, current[d.ImageID], refs[d.ImageID], r.p); len(why) > 0 {
+			keep[d.ImageID] = why
+		}
+	}
+	return keep, nil
+}

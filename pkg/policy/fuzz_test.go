@@ -1,0 +1,151 @@
+package policy_test
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+)
+
+const fuzzOrigin = "fuzz.yaml"
+
+// FuzzParse feeds arbitrary YAML or JSON to Parse. Seeds: every document
+// under testdata/policies (valid and invalid), plus a few hand-made edges.
+//
+// Properties: no panic; the same bytes give the same answer; an invalid
+// document is a *ValidationError whose problems each point at a place in the
+// document and say something, or a YAML syntax error (both name the origin);
+// a valid document gives a policy that passes Validate and round-trips: its
+// JSON encoding parses back to the same policy (up to empty maps and lists,
+// which the package reads as not set).
+func FuzzParse(f *testing.F) {
+	paths, err := filepath.Glob(filepath.Join("..", "..", "testdata", "policies", "*"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	if len(paths) == 0 {
+		f.Fatal("no seed policies under testdata/policies")
+	}
+	for _, p := range paths {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+	for _, s := range []string{
+		"",
+		"version: 1",
+		`{"version": 1}`,
+		"version: 1\ntagging: {static_tags: {}}\nretention: {rules: [{name: a, match: {tags: {}}}]}",
+		"version: 1\nretention: {max_gib_per_run: 1e30}",
+		"version: 1\ntagging: {snapshot_wait: 1h1m1.5s}",
+		"version: 1\nretention: {rules: [{name: a, family: {name_pattern: '(x)'}, keep_shared: false}]}",
+		"version: 1\nsharing: {allowed_accounts: ['111122223333', '111122223333']}",
+		"a: &a [*a]",
+		"version: 1\nversion: 1",
+		"- 1",
+		"~",
+	} {
+		f.Add([]byte(s))
+	}
+
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		p, err := policy.Parse(doc, fuzzOrigin)
+		p2, err2 := policy.Parse(doc, fuzzOrigin)
+		if (err == nil) != (err2 == nil) || (err != nil && err.Error() != err2.Error()) || !reflect.DeepEqual(p, p2) {
+			t.Fatalf("not deterministic:\n first: %v\nsecond: %v", err, err2)
+		}
+		if err != nil {
+			checkParseError(t, err)
+			if p != nil {
+				t.Fatalf("error %v returned with a policy", err)
+			}
+			return
+		}
+		if err := p.Validate(); err != nil {
+			t.Fatalf("Parse accepted a policy Validate rejects: %v", err)
+		}
+		enc, err := json.Marshal(p)
+		if err != nil {
+			t.Fatalf("encoding a parsed policy: %v", err)
+		}
+		back, err := policy.Parse(enc, fuzzOrigin)
+		if err != nil {
+			t.Fatalf("the encoding of a parsed policy does not parse: %v\n%s", err, enc)
+		}
+		enc2, err := json.Marshal(back)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(withoutEmpty(t, enc), withoutEmpty(t, enc2)) {
+			t.Fatalf("round trip changed the policy:\n before: %s\n  after: %s", enc, enc2)
+		}
+	})
+}
+
+// withoutEmpty decodes a JSON document and drops empty objects, empty lists
+// and nulls: the package treats an empty map or list as not set (see
+// Validate), and encodes the two differently (omitempty, omitzero).
+func withoutEmpty(t *testing.T, doc []byte) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(doc, &v); err != nil {
+		t.Fatal(err)
+	}
+	var prune func(v any) (any, bool)
+	prune = func(v any) (any, bool) {
+		switch x := v.(type) {
+		case nil:
+			return nil, false
+		case map[string]any:
+			for k, e := range x {
+				if pe, keep := prune(e); keep {
+					x[k] = pe
+				} else {
+					delete(x, k)
+				}
+			}
+			return x, len(x) > 0
+		case []any:
+			for i, e := range x {
+				x[i], _ = prune(e) // keep positions: list order matters
+			}
+			return x, len(x) > 0
+		}
+		return v, true
+	}
+	v, _ = prune(v)
+	return v
+}
+
+// checkParseError holds errors to Parse's contract: a *ValidationError
+// locating each problem, or a YAML syntax error; both name the origin.
+func checkParseError(t *testing.T, err error) {
+	t.Helper()
+	if !strings.Contains(err.Error(), fuzzOrigin) {
+		t.Fatalf("error does not name the origin: %v", err)
+	}
+	var ve *policy.ValidationError
+	if !errors.As(err, &ve) {
+		if !strings.Contains(err.Error(), "parsing YAML") {
+			// The schema is meant to reject everything the Go types
+			// cannot hold; anything else is the two drifting apart.
+			t.Fatalf("neither a validation nor a YAML syntax error: %v", err)
+		}
+		return
+	}
+	if ve.Origin != fuzzOrigin || len(ve.Problems) == 0 {
+		t.Fatalf("validation error without origin or problems: %#v", ve)
+	}
+	for _, pr := range ve.Problems {
+		if (pr.Path != "" && !strings.HasPrefix(pr.Path, "/")) || pr.Message == "" {
+			t.Fatalf("problem without a JSON pointer or a message: %#v", pr)
+		}
+	}
+}
