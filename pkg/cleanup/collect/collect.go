@@ -27,8 +27,11 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/time/rate"
+
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awsapi"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/clock"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 )
 
@@ -54,6 +57,24 @@ type Collector struct {
 	RecycleBin  awsapi.RecycleBinAPI // may be nil: no Recycle Bin info
 	// ShareConcurrency bounds parallel DescribeImageAttribute calls (default 4).
 	ShareConcurrency int
+
+	// The second opinion (ImageReferences, references.go).
+	//
+	// References is EC2's reference check; nil makes ImageReferences fail
+	// (no removal without it).
+	References awsapi.ImageReferencesEC2
+	// ReferencesLimiter paces DescribeImageReferences calls, shared by
+	// concurrent callers; nil means DefaultReferencesRate calls a second,
+	// burst DefaultReferencesBurst.
+	ReferencesLimiter *rate.Limiter
+	// ReferencesVersionDepth is how many of each launch template's most
+	// recent versions EC2 checks; 0 means DefaultReferencesVersionDepth.
+	ReferencesVersionDepth int
+	// Clock paces the calls (simulated in tests); nil means the wall clock.
+	Clock clock.Clock
+
+	refsOnce    sync.Once
+	refsLimiter *rate.Limiter
 }
 
 // Collect reads everything into an Inventory. It never fails: a list that
