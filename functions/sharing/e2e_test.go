@@ -24,6 +24,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/emulator"
 )
@@ -154,14 +156,14 @@ func (w *world) volumePermissions(t *testing.T, snap string) []string {
 	return got
 }
 
-func (w *world) start(t *testing.T, mode string) *emulator.RIE {
+func (w *world) start(t *testing.T, mode string, env ...string) *emulator.RIE {
 	t.Helper()
 	bin, err := emulator.FunctionBinary("sharing")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rie, err := emulator.StartRIE(w.ctx, emulator.RIEOptions{Bootstrap: bin, Env: append(w.moto.Env("us-east-1"),
-		"HOUSEKEEPER_ACCOUNT_ID="+account, "HOUSEKEEPER_POLICY="+policyYAML(mode), "HOUSEKEEPER_REPORT_EVENT_BUS=default")})
+	rie, err := emulator.StartRIE(w.ctx, emulator.RIEOptions{Bootstrap: bin, Env: append(append(w.moto.Env("us-east-1"),
+		"HOUSEKEEPER_ACCOUNT_ID="+account, "HOUSEKEEPER_POLICY="+policyYAML(mode), "HOUSEKEEPER_REPORT_EVENT_BUS=default"), env...)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,12 +246,35 @@ func TestE2EPermissionEvents(t *testing.T) {
 			_ = ami
 		})
 	}
-	ami, _ := w.sharedImage(t)
-	if r := w.send(t, rie, "valid/cloudtrail-modifyimageattribute-description.json", map[string]string{"IMAGE_ID": ami}); r.Outcome != "ignored" {
-		t.Errorf("description change: %+v", r)
+	// Issue 7 item 6: any successful permission event, whatever its
+	// request shape or attribute, and any restore is re-checked from what
+	// EC2 says (moto has no Recycle Bin: the event stands for the restore).
+	for _, fixture := range []string{"valid/cloudtrail-modifyimageattribute-description.json",
+		"valid/cloudtrail-modifyimageattribute-unknown-operation-type.json", "valid/cloudtrail-modifyimageattribute-unexpected-shape.json",
+		"valid/cloudtrail-restoreimagefromrecyclebin.json", "valid/cloudtrail-enableimage.json"} {
+		t.Run(fixture, func(t *testing.T) {
+			ami, snap := w.sharedImage(t)
+			if r := w.send(t, rie, fixture, map[string]string{"IMAGE_ID": ami}); r.Outcome != "revoked" || r.ResourceID != ami {
+				t.Errorf("%+v", r)
+			}
+			if got := w.launchPermissions(t, ami); !slices.Equal(got, []string{allowed}) {
+				t.Errorf("launch permissions after the guard: %v, want only %s", got, allowed)
+			}
+			if got := w.volumePermissions(t, snap); len(got) != 0 {
+				t.Errorf("snapshot still shared: %v", got)
+			}
+		})
 	}
-	if len(w.launchPermissions(t, ami)) != 4 {
-		t.Errorf("an ignored event changed permissions: %v", w.launchPermissions(t, ami))
+	for _, fixture := range []string{"valid/cloudtrail-modifysnapshotattribute-unexpected-shape.json", "valid/cloudtrail-restoresnapshotfromrecyclebin.json"} {
+		t.Run(fixture, func(t *testing.T) {
+			_, snap := w.sharedImage(t)
+			if r := w.send(t, rie, fixture, map[string]string{"SNAPSHOT_ID": snap}); r.Outcome != "revoked" || r.ResourceID != snap {
+				t.Errorf("%+v", r)
+			}
+			if got := w.volumePermissions(t, snap); len(got) != 0 {
+				t.Errorf("snapshot still shared: %v", got)
+			}
+		})
 	}
 	// Findings reached EventBridge subscribers.
 	msgs, err := w.sqs.ReceiveMessage(w.ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(w.q), MaxNumberOfMessages: 10})
@@ -282,9 +307,32 @@ func TestE2EScheduledAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// ami2 carries a self-service exception (no until): it keeps nothing,
+	// and the audit lists it with why.
+	if _, err := w.ec2.CreateTags(w.ctx, &ec2.CreateTagsInput{Resources: []string{ami2},
+		Tags: []types.Tag{{Key: aws.String("ami-housekeeper:sharing-exception"), Value: aws.String("x;principals=public," + stranger)}}}); err != nil {
+		t.Fatal(err)
+	}
 	body, err := rie.Invoke(w.ctx, raw)
 	if err != nil || !strings.Contains(string(body), `"outcome":"audited"`) {
 		t.Fatalf("%s %v", body, err)
+	}
+	var r struct {
+		Audit struct {
+			Exceptions []struct {
+				ResourceID string `json:"resource_id"`
+				Ticket     string `json:"ticket"`
+				State      string `json:"state"`
+				Reason     string `json:"reason"`
+			} `json:"exceptions"`
+		} `json:"audit"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		t.Fatal(err)
+	}
+	if x := r.Audit.Exceptions; len(x) != 1 || x[0].ResourceID != ami2 || x[0].Ticket != "x" || x[0].State != "ignored" ||
+		!strings.Contains(x[0].Reason, "no until date") {
+		t.Errorf("audit exceptions %+v", x)
 	}
 	for _, ami := range []string{ami1, ami2} {
 		if got := w.launchPermissions(t, ami); !slices.Equal(got, []string{allowed}) {
@@ -300,9 +348,46 @@ func TestE2EBadEvents(t *testing.T) {
 	w := newWorld(t)
 	rie := w.start(t, "enforce")
 	for _, name := range []string{"invalid/malformed-json.json", "invalid/modifyimageattribute-missing-image-id.json",
-		"invalid/modifysnapshotattribute-bad-snapshot-id.json", "invalid/other-account.json"} {
+		"invalid/modifysnapshotattribute-bad-snapshot-id.json", "invalid/other-account.json",
+		"invalid/restoreimagefromrecyclebin-bad-image-id.json", "invalid/enableimage-failed-call.json",
+		"invalid/modifysnapshotattribute-failed-call.json", "invalid/restoresnapshotfromrecyclebin-missing-snapshot-id.json"} {
 		if r := w.send(t, rie, name, map[string]string{"IMAGE_ID": "ami-0123456789abcdef0", "INSTANCE_ID": w.inst}); r.Outcome != "rejected" {
 			t.Errorf("%s: %+v", name, r)
 		}
+	}
+}
+
+// Issue 7 item 7: a scheduled audit that cannot do its job fails the
+// invocation (the function's Errors alarm), after doing what it could and
+// logging its report. On moto the failure is a cursor parameter holding
+// something that is not an ID (a listing or enforcement failure goes the
+// same way: see pkg/sharing/audit).
+func TestE2EFailedAuditFailsTheInvocation(t *testing.T) {
+	w := newWorld(t)
+	cfg, err := w.moto.Config(w.ctx, "us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const cursor = "/e2e/sharing-audit-cursor"
+	if _, err := ssm.NewFromConfig(cfg).PutParameter(w.ctx, &ssm.PutParameterInput{Name: aws.String(cursor), Value: aws.String("garbage"),
+		Type: ssmtypes.ParameterTypeString, Overwrite: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	rie := w.start(t, "enforce", "HOUSEKEEPER_AUDIT_CURSOR_PARAMETER="+cursor)
+	ami, _ := w.sharedImage(t)
+	raw, err := emulator.Fixture("events/valid/scheduled.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := rie.Invoke(w.ctx, raw)
+	if err != nil || !strings.Contains(string(body), `"errorType"`) || !strings.Contains(string(body), "sharing audit of account "+account) {
+		t.Fatalf("want a failed invocation, got %s %v", body, err)
+	}
+	// The audit still did its job before failing, and logged its report.
+	if got := w.launchPermissions(t, ami); !slices.Equal(got, []string{allowed}) {
+		t.Errorf("%s after the audit: %v", ami, got)
+	}
+	if logs := rie.Logs(); !strings.Contains(logs, `"outcome":"audit-failed"`) || !strings.Contains(logs, "garbage") {
+		t.Errorf("report not logged:\n%s", logs)
 	}
 }
