@@ -165,11 +165,13 @@ type FaultConfig struct {
 	// tooling in the account has just drained it).
 	BucketsUsed float64
 
-	// Seed makes the faults reproducible: given the order of requests per
-	// action, the same seed injects the same faults.
+	// Seed makes the faults reproducible: given the order of an action's
+	// requests that pass its bucket, the same seed injects the same faults.
 	Seed uint64
 	// Faults applies to every EC2 action not in PerAction.
 	Faults FaultRates
+	// MutatingFaults, when set, replaces Faults for mutating actions.
+	MutatingFaults *FaultRates
 	// PerAction replaces Faults for the actions it names.
 	PerAction map[string]FaultRates
 	// SlowDelay is how long a Slow request is held (default 2 s).
@@ -177,6 +179,22 @@ type FaultConfig struct {
 
 	// Clock drives the buckets (time.Now when nil); tests inject one.
 	Clock interface{ Now() time.Time }
+}
+
+// ScenarioFaults is the configuration of the functions' fault scenarios: EC2's
+// buckets empty at the start (as if other tooling had just drained them), 5%
+// server errors (half 500 InternalError, half 503 Unavailable), 5% dropped
+// connections and 2% answers slowed by 200 ms. A mutating call's connection
+// is dropped after the call took effect (the case a retry must survive); a
+// read's, before it was forwarded.
+func ScenarioFaults(seed uint64) FaultConfig {
+	return FaultConfig{
+		Seed:           seed,
+		BucketsUsed:    1,
+		Faults:         FaultRates{InternalError: 0.025, Unavailable: 0.025, DropBefore: 0.05, Slow: 0.02},
+		MutatingFaults: &FaultRates{InternalError: 0.025, Unavailable: 0.025, DropAfter: 0.05, Slow: 0.02},
+		SlowDelay:      200 * time.Millisecond,
+	}
 }
 
 // ActionStats counts what happened to the requests of one action.
@@ -250,8 +268,8 @@ func StartFaultProxy(upstream string, cfg FaultConfig) (*FaultProxy, error) {
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("fault proxy upstream %q: not a URL", upstream)
 	}
-	if cfg.Faults.sum() > 1 {
-		return nil, fmt.Errorf("fault proxy: fault rates add up to more than 1: %+v", cfg.Faults)
+	if cfg.Faults.sum() > 1 || cfg.MutatingFaults != nil && cfg.MutatingFaults.sum() > 1 {
+		return nil, fmt.Errorf("fault proxy: fault rates add up to more than 1: %+v %+v", cfg.Faults, cfg.MutatingFaults)
 	}
 	for a, r := range cfg.PerAction {
 		if r.sum() > 1 {
@@ -418,9 +436,11 @@ const (
 	faultDropAfter
 )
 
-// decide takes the request's token and draws its fault, counting both. The
-// draw happens for every request, throttled or not, so the k-th request of
-// an action always gets the k-th number of that action's stream.
+// decide takes the request's token and draws its fault, counting both. Only
+// requests that pass the bucket draw, so the k-th of them always gets the
+// k-th number of its action's stream: how many retries throttling caused
+// (which depends on timing and the SDK's random backoff) does not move the
+// faults.
 func (p *FaultProxy) decide(c call) (throttled bool, f fault, reqID string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -436,14 +456,6 @@ func (p *FaultProxy) decide(c call) (throttled bool, f fault, reqID string) {
 		st.Forwarded++
 		return false, faultNone, reqID
 	}
-	rng := p.rngs[c.action]
-	if rng == nil {
-		h := fnv.New64a()
-		_, _ = h.Write([]byte(c.action))
-		rng = rand.New(rand.NewPCG(p.cfg.Seed, h.Sum64()))
-		p.rngs[c.action] = rng
-	}
-	u := rng.Float64()
 	if !p.cfg.NoThrottle {
 		class := ActionClass(c.action)
 		cfg := p.buckets.of(class)
@@ -458,8 +470,20 @@ func (p *FaultProxy) decide(c call) (throttled bool, f fault, reqID string) {
 			return true, faultNone, reqID
 		}
 	}
+	rng := p.rngs[c.action]
+	if rng == nil {
+		h := fnv.New64a()
+		_, _ = h.Write([]byte(c.action))
+		rng = rand.New(rand.NewPCG(p.cfg.Seed, h.Sum64()))
+		p.rngs[c.action] = rng
+	}
+	u := rng.Float64()
 	rates, ok := p.cfg.PerAction[c.action]
-	if !ok {
+	switch {
+	case ok:
+	case p.cfg.MutatingFaults != nil && !IsNonMutating(c.action):
+		rates = *p.cfg.MutatingFaults
+	default:
 		rates = p.cfg.Faults
 	}
 	for _, o := range []struct {

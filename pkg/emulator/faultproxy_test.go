@@ -373,6 +373,49 @@ func TestProxyFaultsAreSeeded(t *testing.T) {
 	}
 }
 
+// Throttled requests draw no fault: however many retries throttling causes,
+// the requests that pass the bucket meet the same faults.
+func TestProxyFaultsIgnoreThrottling(t *testing.T) {
+	up := newUpstream(t)
+	rates := emulator.FaultRates{InternalError: 0.2, DropBefore: 0.2}
+	plain := startProxy(t, up.srv.URL, emulator.FaultConfig{NoThrottle: true, Seed: 3, Faults: rates})
+	clk := fake.NewClock(time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC))
+	throttled := startProxy(t, up.srv.URL, emulator.FaultConfig{BucketsUsed: 1, Clock: clk, Seed: 3, Faults: rates})
+	var want, got []int
+	retries := 0
+	for i := range 60 {
+		want = append(want, status(t, ec2Request(t, plain, "A", "DeleteSnapshot")))
+		for {
+			s := status(t, ec2Request(t, throttled, "A", "DeleteSnapshot"))
+			if s != http.StatusServiceUnavailable { // the only 503 here is throttling
+				got = append(got, s)
+				break
+			}
+			retries++
+			clk.Advance(time.Duration(50+i%3*40) * time.Millisecond) // uneven backoff
+		}
+	}
+	if retries < 60 || fmt.Sprint(want) != fmt.Sprint(got) {
+		t.Errorf("%d throttled retries; faults without throttling %v, with %v", retries, want, got)
+	}
+}
+
+// MutatingFaults apply to mutating actions, Faults to reads.
+func TestProxyMutatingFaults(t *testing.T) {
+	up := newUpstream(t)
+	p := startProxy(t, up.srv.URL, emulator.FaultConfig{NoThrottle: true,
+		Faults: emulator.FaultRates{DropBefore: 1}, MutatingFaults: &emulator.FaultRates{DropAfter: 1}})
+	for _, a := range []string{"DescribeImages", "DeregisterImage", "DisableImage"} {
+		if s := status(t, ec2Request(t, p, "A", a)); s != 0 {
+			t.Errorf("%s answered %d", a, s)
+		}
+	}
+	st := p.Stats().Actions
+	if st["DescribeImages"].DroppedBefore != 1 || st["DeregisterImage"].DroppedAfter != 1 || st["DisableImage"].DroppedAfter != 1 || up.count() != 2 {
+		t.Errorf("stats %v, upstream %d", st, up.count())
+	}
+}
+
 // Against moto: a call dropped after forwarding took effect although the
 // client saw a (retryable) failure; a slow call takes effect after the client
 // gave up.
