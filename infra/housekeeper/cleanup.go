@@ -88,9 +88,20 @@ func NewCleanup(scope constructs.Construct, id string, props *CleanupProps) *Cle
 	allow([]string{
 		"ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeInstances",
 		"ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeImageAttribute",
+		"ec2:DescribeFleets", "ec2:DescribeSpotFleetRequests", "ec2:DescribeSpotInstanceRequests",
+		"ec2:DescribeImageReferences",
 		"autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeLaunchConfigurations",
 		"ssm:DescribeParameters", "rbin:ListRules",
 	}, jsii.String("*"))
+	// DescribeImageReferences reads each resource type with the caller's
+	// permissions: instances, templates and parameters are allowed above;
+	// Image Builder recipes only through EC2 (the EC2 User Guide's
+	// "Required IAM permissions"), never called by the function itself.
+	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:    jsii.Strings("imagebuilder:ListImageRecipes", "imagebuilder:ListContainerRecipes", "imagebuilder:GetContainerRecipe"),
+		Resources:  jsii.Strings("*"),
+		Conditions: &map[string]any{"ForAnyValue:StringEquals": map[string]any{"aws:CalledVia": []string{"ec2-images.amazonaws.com"}}},
+	}))
 	// AMI IDs may sit in any of the account's parameters, and resolve:ssm:
 	// aliases often point at AWS's public ones.
 	allow([]string{"ssm:GetParameters", "ssm:GetParametersByPath"},

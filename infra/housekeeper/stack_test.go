@@ -913,8 +913,12 @@ func cleanupPermissions(cleanup function, topic, key string) map[string][]string
 	inventory := []string{
 		"ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeInstances",
 		"ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeImageAttribute",
+		"ec2:DescribeFleets", "ec2:DescribeSpotFleetRequests", "ec2:DescribeSpotInstanceRequests",
+		"ec2:DescribeImageReferences",
 		"autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeLaunchConfigurations",
 		"ssm:DescribeParameters", "rbin:ListRules",
+		// Only through DescribeImageReferences (checkImageBuilderViaEC2).
+		"imagebuilder:ListImageRecipes", "imagebuilder:ListContainerRecipes", "imagebuilder:GetContainerRecipe",
 	}
 	parameters := []string{
 		"arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/*",
@@ -1036,6 +1040,7 @@ func TestCleanupPermissions(t *testing.T) {
 			want := withActions(cleanupPermissions(cleanup, topic, key), []string{imageARN}, tc.stageActions...)
 			checkPermissions(t, st, cleanup, withPolicy(want))
 			checkNoSecureStringDecrypt(t, st, cleanup)
+			checkImageBuilderViaEC2(t, st, cleanup)
 
 			// The tagger and the sharing guard get none of it.
 			tagger := taggerOf(t, st)
@@ -1272,4 +1277,29 @@ func TestAlarmsNotifyEncryptedTopic(t *testing.T) {
 	check(t, "topic output", func() {
 		st.HasOutput(jsii.String("NotificationTopicArn"), map[string]any{"Value": ref(topic)})
 	})
+}
+
+// checkImageBuilderViaEC2 asserts the Image Builder reads are allowed in one
+// statement, only when EC2's DescribeImageReferences makes them on the
+// role's behalf (aws:CalledVia), as the EC2 User Guide requires.
+func checkImageBuilderViaEC2(t *testing.T, tmpl stackTemplate, f function) {
+	t.Helper()
+	want := map[string]any{
+		"Effect":    "Allow",
+		"Action":    []any{"imagebuilder:ListImageRecipes", "imagebuilder:ListContainerRecipes", "imagebuilder:GetContainerRecipe"},
+		"Resource":  "*",
+		"Condition": map[string]any{"ForAnyValue:StringEquals": map[string]any{"aws:CalledVia": []any{"ec2-images.amazonaws.com"}}},
+	}
+	var found []map[string]any
+	for _, st := range roleStatements(t, tmpl, f.role) {
+		for _, a := range list(st["Action"]) {
+			if s, _ := a.(string); strings.HasPrefix(s, "imagebuilder:") {
+				found = append(found, st)
+				break
+			}
+		}
+	}
+	if len(found) != 1 || !reflect.DeepEqual(found[0], want) {
+		t.Errorf("%s role: Image Builder statements %v, want exactly %v", f.name, found, want)
+	}
 }
