@@ -96,11 +96,20 @@ type response struct {
 
 func (f *fleet) run(t *testing.T, mode string) (response, string) {
 	t.Helper()
+	r, logs := f.runPolicy(t, policyYAML(mode))
+	if r.ErrorType != "" {
+		t.Fatalf("response %+v\n%s", r, logs)
+	}
+	return r, logs
+}
+
+func (f *fleet) runPolicy(t *testing.T, policy string) (response, string) {
+	t.Helper()
 	bin, err := emulator.FunctionBinary("cleanup")
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := append(f.moto.Env("us-east-1"), "HOUSEKEEPER_ACCOUNT_ID="+account, "HOUSEKEEPER_POLICY="+policyYAML(mode),
+	env := append(f.moto.Env("us-east-1"), "HOUSEKEEPER_ACCOUNT_ID="+account, "HOUSEKEEPER_POLICY="+policy,
 		"HOUSEKEEPER_REPORT_EVENT_BUS=default")
 	rie, err := emulator.StartRIE(f.ctx, emulator.RIEOptions{Bootstrap: bin, Env: env})
 	if err != nil {
@@ -116,7 +125,7 @@ func (f *fleet) run(t *testing.T, mode string) (response, string) {
 		t.Fatalf("%v\n%s", err, rie.Logs())
 	}
 	var r response
-	if err := json.Unmarshal(body, &r); err != nil || r.ErrorType != "" {
+	if err := json.Unmarshal(body, &r); err != nil {
 		t.Fatalf("response %s (%v)\n%s", body, err, rie.Logs())
 	}
 	return r, rie.Logs()
@@ -143,6 +152,30 @@ func (f *fleet) snapshotExists(t *testing.T, id string) bool {
 }
 
 func TestMain(m *testing.M) { os.Exit(m.Run()) }
+
+// moto does not implement DescribeImageReferences: with the second opinion
+// required (the default), the real binary must deregister nothing there and
+// say why, rather than pretend it asked.
+func TestE2ESecondOpinionRequiredButUnavailableRemovesNothing(t *testing.T) {
+	f := newFleet(t)
+	before := f.images(t)
+	// The invocation fails (the errors alarm fires) after its report.
+	r, logs := f.runPolicy(t, emulator.FleetPolicyWith("enforce", "required"))
+	if r.ErrorType != "SweepIncompleteError" || !strings.Contains(logs, `"deregistered":0,"snapshots_deleted":0,"gib_freed":0,"failed":2`) {
+		t.Fatalf("response %+v\n%s", r, logs)
+	}
+	if after := f.images(t); !slices.Equal(before, after) {
+		t.Fatalf("AMIs changed without a second opinion: %v -> %v", before, after)
+	}
+	for _, snap := range f.snaps {
+		if !f.snapshotExists(t, snap) {
+			t.Errorf("snapshot %s deleted without a second opinion", snap)
+		}
+	}
+	if !strings.Contains(logs, "second opinion (EC2 DescribeImageReferences) unavailable") {
+		t.Errorf("logs do not say why nothing was removed:\n%s", logs)
+	}
+}
 
 func TestE2EAuditThenEnforce(t *testing.T) {
 	f := newFleet(t)

@@ -27,12 +27,21 @@ var FleetAMIs = []string{FleetAMIInLaunchTemplate, FleetAMIInUseByInstance, Flee
 	FleetAMIStale2, FleetAMINewest, FleetAMIInSSMParameter, FleetAMINoRule}
 
 // FleetPolicy is the retention policy the fleet is built for, in the given
-// mode, with grace 0 (mark and act in the same run).
+// mode, with grace 0 (mark and act in the same run). moto does not
+// implement DescribeImageReferences (HTTP 500), so the second opinion is
+// disabled here; with it required, moto runs deregister nothing (a test pins
+// that), and the second opinion itself is tested on a stateful fake.
 func FleetPolicy(mode string) string {
+	return FleetPolicyWith(mode, "disabled")
+}
+
+// FleetPolicyWith is FleetPolicy with retention.second_opinion set.
+func FleetPolicyWith(mode, secondOpinion string) string {
 	return `version: 1
 retention:
   mode: ` + mode + `
   grace_days: 0
+  second_opinion: ` + secondOpinion + `
   rules:
     - name: web
       match: {name: "web-base-*"}

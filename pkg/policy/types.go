@@ -147,7 +147,7 @@ type Retention struct {
 	KeepShared bool `json:"keep_shared"`
 	// SecondOpinion says whether EC2's DescribeImageReferences must confirm,
 	// right before each batch of deregistrations, that nothing references
-	// the AMIs (required), or is not asked (off: only for emulators and
+	// the AMIs (required), or is not asked (disabled: only for emulators and
 	// partitions without the call).
 	SecondOpinion SecondOpinion `json:"second_opinion"`
 	// ManageImageBuilderAMIs lets rules remove AMIs built by EC2 Image
@@ -166,7 +166,7 @@ type SecondOpinion string
 // Accepted values of Retention.SecondOpinion.
 const (
 	SecondOpinionRequired SecondOpinion = "required"
-	SecondOpinionOff      SecondOpinion = "off"
+	SecondOpinionDisabled SecondOpinion = "disabled"
 )
 
 // LaunchTemplateVersion names which launch template versions count as using

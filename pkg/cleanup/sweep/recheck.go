@@ -36,7 +36,7 @@ func (r recheck) Recheck(ctx context.Context, batch []cleanup.Decision) (map[str
 		return nil, err
 	}
 	var refs map[string][]cleanup.Reference
-	if r.p.SecondOpinion != policy.SecondOpinionOff {
+	if r.p.SecondOpinion != policy.SecondOpinionDisabled {
 		if refs, err = r.c.ImageReferences(ctx, ids); err != nil {
 			return nil, fmt.Errorf("second opinion (EC2 DescribeImageReferences) unavailable, so nothing is deregistered: %w", err)
 		}
