@@ -23,7 +23,9 @@ const (
 	metricsNamespace  = "AmiHousekeeper"
 )
 
-// outcome says what happened to a decision: audit, done, failed, not done.
+// outcome says what happened to a decision: audit, done, failed, not done,
+// or kept on the recheck right before removal (then the second string is
+// why).
 func (r *Report) outcome(d cleanup.Decision) (string, string) {
 	switch d.Action {
 	case cleanup.ActionKeep, cleanup.ActionSkip, cleanup.ActionWait, cleanup.ActionPending:
@@ -37,8 +39,11 @@ func (r *Report) outcome(d cleanup.Decision) (string, string) {
 	}
 	for _, ir := range r.Results.Images {
 		if ir.ImageID == d.ImageID {
-			if ir.Done {
+			switch {
+			case ir.Done:
 				return "done", ""
+			case len(ir.KeptBecause) > 0:
+				return "kept-on-recheck", strings.Join(ir.KeptBecause, "; ")
 			}
 			return "failed", ir.Error
 		}
@@ -72,7 +77,10 @@ func (r *Report) Log(ctx context.Context, log *slog.Logger) {
 		if len(d.KeptSnapshots) > 0 {
 			attrs = append(attrs, slog.Any("kept_snapshots", d.KeptSnapshots))
 		}
-		if errText != "" {
+		switch {
+		case outcome == "kept-on-recheck":
+			attrs = append(attrs, slog.String("kept_because", errText))
+		case errText != "":
 			attrs = append(attrs, slog.String(logging.KeyError, errText))
 		}
 		log.InfoContext(ctx, "cleanup decision", attrs...)
@@ -107,7 +115,11 @@ func (r *Report) Log(ctx context.Context, log *slog.Logger) {
 	}
 	if r.Results != nil {
 		attrs = append(attrs, slog.Int("deregistered", r.Results.Deregistered), slog.Int("snapshots_deleted", r.Results.SnapshotsDeleted),
-			slog.Int64("gib_freed", r.Results.GiBFreed), slog.Int("failed", r.Results.Failed), slog.Int("throttled", r.Results.Throttled))
+			slog.Int64("gib_freed", r.Results.GiBFreed), slog.Int("failed", r.Results.Failed), slog.Int("throttled", r.Results.Throttled),
+			slog.Int("kept_on_recheck", r.Results.KeptOnRecheck))
+		if r.Results.KeptOnRecheck > 0 {
+			level = max(level, slog.LevelWarn) // the inventory missed something, or it changed
+		}
 		if r.Results.Failed > 0 {
 			level = slog.LevelError
 		}
@@ -128,6 +140,9 @@ func (r *Report) Metrics() map[string]float64 {
 		"GiBFreed":         0,
 		"ActionsFailed":    0,
 		"InventoryBlocked": 0,
+		// AMIsKeptOnRecheck counts planned deregistrations stopped right
+		// before removal: an inventory gap or a change since the plan.
+		"AMIsKeptOnRecheck": 0,
 	}
 	if r.Plan.Blocked != "" {
 		m["InventoryBlocked"] = 1
@@ -137,6 +152,7 @@ func (r *Report) Metrics() map[string]float64 {
 		m["SnapshotsDeleted"] = float64(r.Results.SnapshotsDeleted)
 		m["GiBFreed"] = float64(r.Results.GiBFreed)
 		m["ActionsFailed"] = float64(r.Results.Failed)
+		m["AMIsKeptOnRecheck"] = float64(r.Results.KeptOnRecheck)
 	}
 	return m
 }
@@ -223,6 +239,9 @@ func (r *Report) Summary() string {
 	if r.Results != nil {
 		fmt.Fprintf(&b, "Done: %d AMIs deregistered, %d snapshots deleted, %d GiB freed, %d failed\n",
 			r.Results.Deregistered, r.Results.SnapshotsDeleted, r.Results.GiBFreed, r.Results.Failed)
+		if n := r.Results.KeptOnRecheck; n > 0 {
+			fmt.Fprintf(&b, "Kept on the recheck right before removal: %d AMIs (a reference EC2 knows and the inventory missed, or a change since the plan; see the decisions)\n", n)
+		}
 	}
 	if r.Plan.RecoverableUntil != "" {
 		fmt.Fprintf(&b, "Removed AMIs are recoverable from the Recycle Bin until %s\n", r.Plan.RecoverableUntil)

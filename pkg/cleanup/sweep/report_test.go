@@ -2,8 +2,10 @@ package sweep
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -68,5 +70,39 @@ func TestEMFAndSummary(t *testing.T) {
 	r.Results, r.Plan.Blocked = nil, "inventory incomplete: instances: boom; nothing is changed this run"
 	if !strings.Contains(r.Summary(), "NOTHING WAS CHANGED") {
 		t.Errorf("a blocked summary must say so:\n%s", r.Summary())
+	}
+}
+
+func TestKeptOnRecheckIsReported(t *testing.T) {
+	r := report(2)
+	why := "in use by launch template lt-0abc (version 7) (found by EC2 DescribeImageReferences; the inventory missed it)"
+	r.Results.Deregistered, r.Results.KeptOnRecheck = 1, 1
+	r.Results.Images = []execute.ImageResult{
+		{ImageID: "ami-00000000", Action: cleanup.ActionDeregister, Done: true},
+		{ImageID: "ami-00000001", Action: cleanup.ActionDeregister, KeptBecause: []string{why}},
+	}
+	var buf bytes.Buffer
+	r.Log(context.Background(), slog.New(slog.NewJSONHandler(&buf, nil)))
+	var kept, summary map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case m["image_id"] == "ami-00000001":
+			kept = m
+		case m["msg"] == "cleanup summary":
+			summary = m
+		}
+	}
+	if kept["outcome"] != "kept-on-recheck" || kept["kept_because"] != why || kept["error"] != nil {
+		t.Errorf("decision line %v", kept)
+	}
+	if summary["kept_on_recheck"] != 1.0 || summary["level"] != "WARN" {
+		t.Errorf("summary line %v", summary)
+	}
+	if r.Metrics()["AMIsKeptOnRecheck"] != 1 || !strings.Contains(r.Summary(), "Kept on the recheck right before removal: 1 AMIs") {
+		t.Errorf("metrics %v, summary %s", r.Metrics(), r.Summary())
 	}
 }
