@@ -40,13 +40,11 @@ const (
 	DefaultReferencesBurst = 10
 )
 
-// DetailEC2Check marks a reference as found by EC2's reference check.
-const DetailEC2Check = "found by EC2's reference check"
-
 // ImageReferences asks EC2 which resources use the given AMIs: instances
 // that are not terminated, every version of every launch template, SSM
 // parameters, Image Builder image and container recipes. It returns the
-// references by AMI ID (AMIs nothing uses are absent), sorted.
+// references by AMI ID (AMIs nothing uses are absent), sorted, with no
+// detail but a recipe's version (EC2 says which resource, not how).
 //
 // Any error is returned, with nothing else: the caller must not deregister
 // without the answer. Calls go ReferencesBatch AMIs at a time, every page of
@@ -155,7 +153,7 @@ func (c *Collector) paceReferences(ctx context.Context) error {
 // whose ARN is not understood keeps its AMI all the same, named by the ARN.
 func referenceOf(r types.ImageReference) cleanup.Reference {
 	raw := aws.ToString(r.Arn)
-	ref := cleanup.Reference{Kind: string(r.ResourceType), ID: raw, Detail: DetailEC2Check}
+	ref := cleanup.Reference{Kind: string(r.ResourceType), ID: raw}
 	if ref.Kind == "" {
 		ref.Kind = "resource"
 	}
@@ -181,7 +179,7 @@ func referenceOf(r types.ImageReference) cleanup.Reference {
 		}
 	case types.ImageReferenceResourceTypeSsmParameter:
 		// parameter/a/b is the name /a/b; parameter/x is x (or /x: the ARN
-		// does not say, and cleanup.SameUser ignores the difference).
+		// does not say).
 		if name, ok := cut("parameter/"); ok {
 			if strings.Contains(name, "/") {
 				name = "/" + name
@@ -206,7 +204,7 @@ func referenceOf(r types.ImageReference) cleanup.Reference {
 func recipeDetail(rest string) (id, detail string) {
 	name, version, ok := strings.Cut(rest, "/")
 	if !ok || version == "" {
-		return rest, DetailEC2Check
+		return rest, ""
 	}
-	return name, "version " + version + ", " + DetailEC2Check
+	return name, "version " + version
 }

@@ -35,8 +35,6 @@ var (
 
 func ami(i int) string { return fmt.Sprintf("ami-%017x", i) }
 
-const ec2Check = collect.DetailEC2Check
-
 // refCollector is a Collector asking f, unpaced (simulated clock).
 func refCollector(f awsapi.ImageReferencesEC2) *collect.Collector {
 	return &collect.Collector{References: f, Clock: fake.NewClock(time.Unix(0, 0))}
@@ -77,12 +75,12 @@ func TestImageReferences(t *testing.T) {
 			},
 			ids: []string{ami(1)},
 			want: map[string][]cleanup.Reference{ami(1): {
-				{Kind: cleanup.RefContainerRecipe, ID: "svc", Detail: "version 2.0.0, " + ec2Check},
-				{Kind: cleanup.RefImageRecipe, ID: "web", Detail: "version 1.2.3, " + ec2Check},
-				{Kind: cleanup.RefInstance, ID: "i-0abc", Detail: ec2Check},
-				{Kind: cleanup.RefLaunchTemplate, ID: "lt-0abc", Detail: ec2Check},
-				{Kind: cleanup.RefSSMParameter, ID: "/golden/web", Detail: ec2Check},
-				{Kind: cleanup.RefSSMParameter, ID: "flat-name", Detail: ec2Check},
+				{Kind: cleanup.RefContainerRecipe, ID: "svc", Detail: "version 2.0.0"},
+				{Kind: cleanup.RefImageRecipe, ID: "web", Detail: "version 1.2.3"},
+				{Kind: cleanup.RefInstance, ID: "i-0abc"},
+				{Kind: cleanup.RefLaunchTemplate, ID: "lt-0abc"},
+				{Kind: cleanup.RefSSMParameter, ID: "/golden/web"},
+				{Kind: cleanup.RefSSMParameter, ID: "flat-name"},
 			}},
 			calls: 1,
 		},
@@ -96,11 +94,11 @@ func TestImageReferences(t *testing.T) {
 			}, PageSize: 100},
 			ids: []string{ami(1)},
 			want: map[string][]cleanup.Reference{ami(1): {
-				{Kind: cleanup.RefInstance, ID: "i-pending", Detail: ec2Check},
-				{Kind: cleanup.RefInstance, ID: "i-running", Detail: ec2Check},
-				{Kind: cleanup.RefInstance, ID: "i-shutting", Detail: ec2Check},
-				{Kind: cleanup.RefInstance, ID: "i-stopped", Detail: ec2Check},
-				{Kind: cleanup.RefInstance, ID: "i-stopping", Detail: ec2Check},
+				{Kind: cleanup.RefInstance, ID: "i-pending"},
+				{Kind: cleanup.RefInstance, ID: "i-running"},
+				{Kind: cleanup.RefInstance, ID: "i-shutting"},
+				{Kind: cleanup.RefInstance, ID: "i-stopped"},
+				{Kind: cleanup.RefInstance, ID: "i-stopping"},
 			}},
 			calls: 1,
 		},
@@ -109,7 +107,7 @@ func TestImageReferences(t *testing.T) {
 			name:  "old launch template versions are checked",
 			f:     &fake.ImageReferences{LaunchTemplates: map[string][]string{"lt-old": ltVersions(12, ami(1), 0)}},
 			ids:   []string{ami(1)},
-			want:  map[string][]cleanup.Reference{ami(1): {{Kind: cleanup.RefLaunchTemplate, ID: "lt-old", Detail: ec2Check}}},
+			want:  map[string][]cleanup.Reference{ami(1): {{Kind: cleanup.RefLaunchTemplate, ID: "lt-old"}}},
 			calls: 1,
 		},
 		{
@@ -121,8 +119,8 @@ func TestImageReferences(t *testing.T) {
 			}},
 			ids: []string{ami(2), ami(1)},
 			want: map[string][]cleanup.Reference{
-				ami(1): {{Kind: cleanup.RefInstance, ID: "i-1", Detail: ec2Check}, {Kind: cleanup.RefInstance, ID: "i-2", Detail: ec2Check}},
-				ami(2): {{Kind: cleanup.RefInstance, ID: "i-3", Detail: ec2Check}, {Kind: cleanup.RefInstance, ID: "i-4", Detail: ec2Check}, {Kind: cleanup.RefInstance, ID: "i-5", Detail: ec2Check}},
+				ami(1): {{Kind: cleanup.RefInstance, ID: "i-1"}, {Kind: cleanup.RefInstance, ID: "i-2"}},
+				ami(2): {{Kind: cleanup.RefInstance, ID: "i-3"}, {Kind: cleanup.RefInstance, ID: "i-4"}, {Kind: cleanup.RefInstance, ID: "i-5"}},
 			},
 			calls: 3, // 5 references, 2 a page
 		},
@@ -139,8 +137,8 @@ func TestImageReferences(t *testing.T) {
 				return append(ids, ami(5), ami(22), "") // repeats and an empty ID
 			}(),
 			want: map[string][]cleanup.Reference{
-				ami(0):  {{Kind: cleanup.RefInstance, ID: "i-a", Detail: ec2Check}},
-				ami(22): {{Kind: cleanup.RefInstance, ID: "i-b", Detail: ec2Check}},
+				ami(0):  {{Kind: cleanup.RefInstance, ID: "i-a"}},
+				ami(22): {{Kind: cleanup.RefInstance, ID: "i-b"}},
 			},
 			calls: 3, // 10 + 10 + 3
 		},
@@ -283,9 +281,9 @@ func TestImageReferencesUnknownShapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []cleanup.Reference{
-		{Kind: "ec2:Instance", ID: "not an arn", Detail: ec2Check},
-		{Kind: "ec2:LaunchTemplate", ID: "(no ARN)", Detail: ec2Check},
-		{Kind: "ecs:TaskDefinition", ID: "arn:aws:ecs:us-east-1:123456789012:task-definition/web:3", Detail: ec2Check},
+		{Kind: "ec2:Instance", ID: "not an arn"},
+		{Kind: "ec2:LaunchTemplate", ID: "(no ARN)"},
+		{Kind: "ecs:TaskDefinition", ID: "arn:aws:ecs:us-east-1:123456789012:task-definition/web:3"},
 	}
 	if !reflect.DeepEqual(got[ami(1)], want) {
 		t.Errorf("got  %v\nwant %v", got[ami(1)], want)
