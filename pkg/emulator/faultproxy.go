@@ -474,7 +474,7 @@ func (p *FaultProxy) decide(c call) (throttled bool, f fault, reqID string) {
 	if rng == nil {
 		h := fnv.New64a()
 		_, _ = h.Write([]byte(c.action))
-		rng = rand.New(rand.NewPCG(p.cfg.Seed, h.Sum64()))
+		rng = rand.New(rand.NewPCG(p.cfg.Seed, h.Sum64())) //nolint:gosec // G404: seeded on purpose, so faults are reproducible
 		p.rngs[c.action] = rng
 	}
 	u := rng.Float64()
