@@ -6,6 +6,7 @@ package sweep
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
@@ -60,6 +61,13 @@ func (s *Sweeper) Run(ctx context.Context, account, region string, p policy.Rete
 		}
 		ex := *s.Executor
 		ex.ImageTags = func(id string) map[string]string { return tags[id] }
+		// EC2's reference check looks at the most recent launch template
+		// versions; unless the policy counts every version as use, only the
+		// latest (which the policy always counts) may keep an AMI, or an
+		// old version the policy ignores on purpose would keep it forever.
+		if !slices.Contains(p.InUse.LaunchTemplateVersions, policy.LaunchTemplateAll) {
+			s.Collector.ReferencesVersionDepth = 1
+		}
 		ex.Recheck = recheck{c: s.Collector, now: func() time.Time { return now().UTC() }, p: p}
 		// Stop starting actions a little before the invocation's deadline,
 		// so the report is still written; the next run resumes.
