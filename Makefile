@@ -13,6 +13,15 @@ HOSTBIN   := $(CURDIR)/.build/host
 RIE_VERSION        := v0.0.0-20261030222936-bef5c4ba774d
 GOLANGCI_VERSION   := v2.15.0
 GOVULNCHECK_VERSION := v1.1.4
+# The Go vulnerability database, as the golang.org/x/vulndb module (its OSV
+# files, through the module proxy); its own indexdb tool turns them into the
+# database govulncheck reads, so no step needs vuln.go.dev. Bump to update.
+VULNDB_VERSION      := v0.0.0-20261105234957-e22db6528018
+VULNDB              := $(CURDIR)/.build/vulndb/$(VULNDB_VERSION)
+
+# Fuzz targets, package:function (go test -fuzz takes one at a time).
+FUZZ_TARGETS := ./pkg/amievents:FuzzParseEvent ./pkg/policy:FuzzParse ./pkg/sharing:FuzzParseException
+FUZZTIME     ?= 60s
 
 # Lambda binaries: provided.al2023 on arm64, static, stripped, no RPC shim.
 LAMBDA_ENV   := CGO_ENABLED=0 GOOS=linux GOARCH=arm64
@@ -56,8 +65,20 @@ $(TOOLS)/bin/aws-lambda-rie:
 	GOBIN=$(TOOLS)/bin $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
 
 .PHONY: test
-test: tools build build-host ## Run every test: unit, moto integration, runtime-emulator end-to-end, CDK template.
+test: tools build build-host ## Run every test: unit, moto integration, runtime-emulator end-to-end, CDK template; then fuzz-short.
 	$(TEST_ENV) $(GO) test -count=1 -timeout 40m ./...
+	@$(MAKE) --no-print-directory fuzz-short
+
+.PHONY: fuzz
+fuzz: ## Fuzz each parser for FUZZTIME (default 60s), one after another; a crasher lands in the package's testdata/fuzz/.
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t##*:} ($${t%%:*}) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}" || exit 1; \
+	done
+
+.PHONY: fuzz-short
+fuzz-short: ## Fuzz each parser for 5s (make test runs it; the seed corpora run in every go test).
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 
 .PHONY: bench
 bench: tools build build-host ## Run the benchmarks quoted in README.md and print the binary sizes.
@@ -87,8 +108,18 @@ cfn-lint: synth tools ## Lint the synthesized template with cfn-lint.
 	$(VENV)/bin/cfn-lint cdk.out/*.template.json
 
 .PHONY: lint
-lint: golangci-lint ## golangci-lint and govulncheck (govulncheck needs its online vulnerability database).
-	$(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) ./...
+lint: golangci-lint vulncheck ## golangci-lint and govulncheck.
+
+.PHONY: vulncheck
+vulncheck: $(VULNDB)/index/db.json ## govulncheck, offline, against the pinned vulnerability database (VULNDB_VERSION).
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db file://$(VULNDB) ./...
+
+$(VULNDB)/index/db.json:
+	$(GO) mod download golang.org/x/vulndb@$(VULNDB_VERSION)
+	rm -rf $(VULNDB).tmp && mkdir -p $(dir $(VULNDB))
+	$(GO) run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) \
+		-vulns "$$($(GO) env GOMODCACHE)/golang.org/x/vulndb@$(VULNDB_VERSION)/data/osv" -out $(VULNDB).tmp
+	rm -rf $(VULNDB) && mv $(VULNDB).tmp $(VULNDB)
 
 .PHONY: golangci-lint
 golangci-lint: ## golangci-lint at its pinned version (.golangci.yml).
