@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // Kind is the classification of an error.
@@ -70,7 +71,11 @@ func Classify(err error) Kind {
 			return KindNotFound
 		case retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err).Bool():
 			return KindThrottled
-		case apiErr.ErrorFault() == smithy.FaultServer:
+		case apiErr.ErrorFault() == smithy.FaultServer, serverStatus(err):
+			// EC2's XML errors carry no fault: a 5xx answer is told by its
+			// status. Its outcome is unknown, so it is never permanent.
+			return KindThrottled
+		case retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(err).Bool():
 			return KindThrottled
 		}
 		return KindPermanent
@@ -83,6 +88,12 @@ func Classify(err error) Kind {
 		return KindThrottled
 	}
 	return KindPermanent
+}
+
+// serverStatus reports whether err is an HTTP answer with a 5xx status.
+func serverStatus(err error) bool {
+	var re *smithyhttp.ResponseError
+	return errors.As(err, &re) && re.HTTPStatusCode() >= 500
 }
 
 // IsNotFound reports whether err means the resource does not exist.

@@ -4,8 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/smithy-go"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awserr"
@@ -45,5 +50,38 @@ func TestClassify(t *testing.T) {
 	}
 	if awserr.Code(fmt.Errorf("x: %w", apiErr("InvalidAMIID.NotFound", smithy.FaultClient))) != "InvalidAMIID.NotFound" || awserr.Code(errors.New("x")) != "" {
 		t.Error("Code does not unwrap")
+	}
+}
+
+// EC2's XML errors reach the caller with no fault set: a 5xx must still be
+// retryable (its outcome is unknown), a 4xx permanent. The errors here are
+// made by the real SDK client against a local server answering like EC2.
+func TestClassifyEC2Answers(t *testing.T) {
+	tests := []struct {
+		status int
+		code   string
+		want   awserr.Kind
+	}{
+		{500, "InternalError", awserr.KindThrottled},
+		{503, "Unavailable", awserr.KindThrottled},
+		{503, "RequestLimitExceeded", awserr.KindThrottled},
+		{400, "UnauthorizedOperation", awserr.KindPermanent},
+		{400, "InvalidAMIID.NotFound", awserr.KindNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.code, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "text/xml")
+				w.WriteHeader(tt.status)
+				fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>%s</Code><Message>m</Message></Error></Errors><RequestID>r-1</RequestID></Response>`, tt.code)
+			}))
+			defer srv.Close()
+			client := ec2.New(ec2.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), RetryMaxAttempts: 1,
+				Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")})
+			_, err := client.DescribeImages(context.Background(), &ec2.DescribeImagesInput{})
+			if got := awserr.Classify(err); got != tt.want {
+				t.Errorf("Classify(%v) = %s, want %s", err, got, tt.want)
+			}
+		})
 	}
 }

@@ -209,7 +209,7 @@ func TestProxyBuckets(t *testing.T) {
 	if a := st.Actions["CreateTags"]; a.Throttled != 4 || a.Forwarded != a.Requests-4 {
 		t.Errorf("CreateTags stats %+v", a)
 	}
-	if int(st.Total().Forwarded) != up.count() {
+	if st.Total().Forwarded != up.count() {
 		t.Errorf("forwarded %d, upstream saw %d", st.Total().Forwarded, up.count())
 	}
 }

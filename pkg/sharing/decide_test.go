@@ -144,7 +144,7 @@ func TestEvaluate(t *testing.T) {
 			name:   "exception on its last day (until is inclusive, UTC)",
 			policy: func(p *policy.Sharing) { p.Exceptions.AllowPublic = true },
 			tags:   map[string]string{exTag: "CHG-9;until=2026-10-01;principals=999988887777,public"},
-			now:  day("2026-10-01T23:59:59Z"), current: ps(pStranger, pPublic),
+			now:    day("2026-10-01T23:59:59Z"), current: ps(pStranger, pPublic),
 			keep: ps(pPublic, pStranger), remove: ps(),
 			reasons: []string{"public allowed until 2026-10-01 by exception CHG-9", "account 999988887777 allowed until 2026-10-01 by exception CHG-9"},
 		},

@@ -91,8 +91,8 @@ type Finding struct {
 	// Failed says, for each principal of Remaining, why it is still there:
 	// the error of its removal, or that EC2 accepted the removal but still
 	// lists it.
-	Failed []PrincipalFailure `json:"failed,omitempty"`
-	Shadowed  []string    `json:"shadowed,omitempty"`
+	Failed   []PrincipalFailure `json:"failed,omitempty"`
+	Shadowed []string           `json:"shadowed,omitempty"`
 	// Actor is who made the change, from the event's userIdentity ("" for
 	// the scheduled audit).
 	Actor string    `json:"actor,omitempty"`
