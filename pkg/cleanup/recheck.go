@@ -8,7 +8,8 @@ import (
 
 // RecheckReasons says why an AMI the plan deregisters must stay after all,
 // judged right before the deregistration from the AMI as EC2 describes it
-// now (current; nil when it is gone, which keeps nothing) and the references
+// now (current; nil when the re-read did not list it, which keeps it: an
+// answer that misses an AMI proves nothing about it) and the references
 // EC2's DescribeImageReferences reports for it (refs). The inventory can be
 // minutes old, so anything that changed since the plan keeps the AMI: a
 // reference the inventory did not know about (an inventory gap), a protect
@@ -21,7 +22,7 @@ func RecheckReasons(now time.Time, d Decision, current *Image, refs []Reference,
 		out = append(out, r.String()+" (found by EC2 DescribeImageReferences; the inventory missed it)")
 	}
 	if current == nil {
-		return out
+		return append(out, "not listed when re-read right before removal: kept this run")
 	}
 	for _, s := range skipReasons(current, p) {
 		out = append(out, s+" (since the plan)")

@@ -19,7 +19,7 @@ func TestRecheckReasons(t *testing.T) {
 		want    []string
 	}{
 		{"unchanged", &unchanged, nil, p, nil},
-		{"gone", nil, nil, p, nil},
+		{"not listed on the re-read", nil, nil, p, []string{"not listed when re-read right before removal: kept this run"}},
 		{"a reference the inventory missed", &unchanged, []Reference{{Kind: RefLaunchTemplate, ID: "lt-0abc", Detail: "version 7"}}, p,
 			[]string{"in use by launch template lt-0abc (version 7) (found by EC2 DescribeImageReferences; the inventory missed it)"}},
 		{"protected since", ptr(ami("ami-1", "web-1", 40, marked("2026-11-20"), tag("ami-housekeeper:keep", "ops"))), nil, p,
