@@ -47,7 +47,6 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/collect"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/execute"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/sweep"
-	"github.com/ami-housekeeper/ami-housekeeper/pkg/clock"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/emulator"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/fake"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
@@ -253,8 +252,11 @@ func (w *motoWorld) sweep(ctx context.Context, t *testing.T, p policy.Retention,
 	cl := ec2.NewFromConfig(w.cfg)
 	s := &sweep.Sweeper{
 		Collector: &collect.Collector{EC2: cl, AutoScaling: autoscaling.NewFromConfig(w.cfg), SSM: ssm.NewFromConfig(w.cfg), References: cl},
-		Executor:  &execute.Executor{EC2: cr, Clock: clock.Real()},
-		Now:       func() time.Time { return now },
+		// A simulated clock: the executor's backoff before retrying a call
+		// whose answer was lost passes at once (the wall clock would add a
+		// second per lost answer).
+		Executor: &execute.Executor{EC2: cr, Clock: fake.NewClock(time.Now())},
+		Now:      func() time.Time { return now },
 	}
 	rep := s.Run(ctx, crashAccount, crashRegion, p)
 	if len(rep.Incomplete) > 0 || rep.Plan.Blocked != "" {
@@ -283,7 +285,10 @@ type crashRun struct {
 	calls   []fake.CrashCall // the crashed process's mutating calls
 	crashed int              // index of the sweep the crash hit; -1 if none
 	atCrash state            // the world right after the crash
-	final   state
+	// after holds the world once each step of the schedule completed
+	// (for the crashed one: after its restart).
+	after []state
+	final state
 }
 
 // runner abstracts the two worlds for runScenario.
@@ -306,17 +311,21 @@ func runScenario(t *testing.T, r runner, steps int, after int, mode fake.CrashMo
 	next := steps
 	for i := range steps {
 		r.sweep(ctx, t, i, cr)
-		check(fmt.Sprintf("sweep %d (crash at %d, %s)", i, after, mode), r.state(t))
+		s := r.state(t)
+		check(fmt.Sprintf("sweep %d (crash at %d, %s)", i, after, mode), s)
 		if cr.Killed() {
 			out.crashed, next = i, i
 			break
 		}
+		out.after = append(out.after, s)
 	}
 	out.calls = cr.Calls()
 	out.atCrash = r.state(t)
 	for i := next; i < steps; i++ {
 		r.sweep(context.Background(), t, i, &fake.Crash{After: -1})
-		check(fmt.Sprintf("restarted sweep %d (crash at %d, %s)", i, after, mode), r.state(t))
+		s := r.state(t)
+		check(fmt.Sprintf("restarted sweep %d (crash at %d, %s)", i, after, mode), s)
+		out.after = append(out.after, s)
 	}
 	last := &fake.Crash{After: -1}
 	r.sweep(context.Background(), t, steps-1, last)
@@ -342,6 +351,10 @@ func (r motoRunner) sweep(ctx context.Context, t *testing.T, i int, cr *fake.Cra
 func (r motoRunner) state(t *testing.T) state { return r.w.state(t) }
 func (r motoRunner) mustStay() []string       { return r.w.mustStay() }
 
+func checkSafety(t *testing.T) func(runner) func(string, state) {
+	return func(r runner) func(string, state) { return safety(t, r) }
+}
+
 // safety returns the check every state must pass: nothing the crash-free
 // run keeps is missing.
 func safety(t *testing.T, r runner) func(string, state) {
@@ -356,21 +369,63 @@ func safety(t *testing.T, r runner) func(string, state) {
 	}
 }
 
+// stagesResumeAfterCrash says whether a sweep applies a recorded stage
+// that a crash kept from being applied. It does not yet: a crash after the
+// mark's CreateTags (mark and stage records, written ahead) and before
+// EnableImageDeprecation or DisableImage leaves the AMI marked and recorded
+// but neither deprecated nor disabled, and every later sweep plans "wait"
+// for a marked AMI and never applies the stage: the AMI is deregistered
+// after its grace period without ever having been deprecated or disabled.
+// Safe (nothing is removed early, no stage lacks its record) but the
+// warning the stages give users is lost. Reported to the lead; once a
+// sweep resumes the stages, set this to true and the test pins the fix.
+const stagesResumeAfterCrash = false
+
+// stageNotResumed reports whether a difference between a crashed run's
+// state and the crash-free run's, after the same step, is exactly the gap
+// above: same tags, the records of a stage present, the stage missing.
+func stageNotResumed(got, want string) bool {
+	split := func(v string) (status, tags []string) {
+		for _, f := range strings.Fields(v) {
+			if strings.Contains(f, "=") {
+				tags = append(tags, f)
+			} else {
+				status = append(status, f)
+			}
+		}
+		return status, tags
+	}
+	gs, gt := split(got)
+	ws, wt := split(want)
+	if !slices.Equal(gt, wt) || slices.Equal(gs, ws) {
+		return false
+	}
+	for _, st := range ws {
+		if slices.Contains(gs, st) || st == "available" {
+			continue
+		}
+		record := map[string]string{"disabled": "disabled-by-cleanup=true", "deprecated": "deprecated-by-cleanup=true"}[st]
+		if record == "" || !slices.Contains(gt, record) {
+			return false
+		}
+	}
+	return true
+}
+
 // crashEveryStep runs the scenario crash-free, then with the crash at every
-// N in each mode, comparing final states; it returns the crashed runs.
-func crashEveryStep(t *testing.T, fresh func() runner, steps int, modes ...fake.CrashMode) (want state, runs []crashRun) {
+// N in each mode, on fresh state each time. After every step of the
+// schedule, and at the end, the state must equal the crash-free run's
+// (but for the known gap above, which is logged and counted). check runs
+// on every state. It returns the crash-free run and the crashed runs.
+func crashEveryStep(t *testing.T, fresh func() runner, steps int, check func(runner) func(string, state), modes ...fake.CrashMode) (ref crashRun, runs []crashRun, gaps int) {
 	t.Helper()
 	r := fresh()
-	ref := runScenario(t, r, steps, -1, fake.CrashKill, safety(t, r))
-	want, total := ref.final, len(ref.calls)
+	ref = runScenario(t, r, steps, -1, fake.CrashKill, check(r))
+	total := len(ref.calls)
 	if total == 0 {
 		t.Fatal("the crash-free run made no mutating call: nothing to crash")
 	}
-	var seq []string
-	for _, c := range ref.calls {
-		seq = append(seq, c.String())
-	}
-	t.Logf("crash-free run: %d mutating calls:\n  %s", total, strings.Join(seq, "\n  "))
+	t.Logf("crash-free run: %d mutating calls:\n  %s", total, callList(ref.calls))
 	for _, mode := range modes {
 		first := 0
 		if mode == fake.CrashLoseAnswer {
@@ -378,17 +433,39 @@ func crashEveryStep(t *testing.T, fresh func() runner, steps int, modes ...fake.
 		}
 		for n := first; n <= total; n++ {
 			r := fresh()
-			run := runScenario(t, r, steps, n, mode, safety(t, r))
+			run := runScenario(t, r, steps, n, mode, check(r))
 			if mode != fake.CrashLoseAnswer && n < total && run.crashed < 0 {
 				t.Errorf("crash at %d (%s) never happened: %v", n, mode, run.calls)
 			}
-			if d := run.final.diff(want); d != "" {
+			if d := run.final.diff(ref.final); d != "" {
 				t.Errorf("crash at %d (%s): final state differs from the crash-free run:\n%s\ncrashed run's calls:\n  %s", n, mode, d, callList(run.calls))
+			}
+			for i := range run.after[:len(run.after)-1] {
+				got, want := run.after[i], ref.after[i]
+				for _, k := range slices.Sorted(maps.Keys(want)) {
+					if got[k] == want[k] {
+						continue
+					}
+					if !stagesResumeAfterCrash && got.has(k) && stageNotResumed(got[k], want[k]) {
+						gaps++
+						t.Logf("known gap, crash at %d (%s): after step %d %s is %q, the crash-free run has %q; calls:\n  %s", n, mode, i, k, got[k], want[k], callList(run.calls))
+						continue
+					}
+					t.Errorf("crash at %d (%s): after step %d %s is %q, the crash-free run has %q; calls:\n  %s", n, mode, i, k, got[k], want[k], callList(run.calls))
+				}
+				for k := range got {
+					if !want.has(k) {
+						t.Errorf("crash at %d (%s): after step %d %s left over: %q", n, mode, i, k, got[k])
+					}
+				}
 			}
 			runs = append(runs, run)
 		}
 	}
-	return want, runs
+	if !stagesResumeAfterCrash && gaps > 0 {
+		t.Logf("known gap: %d step states lacked a recorded stage (see stagesResumeAfterCrash)", gaps)
+	}
+	return ref, runs, gaps
 }
 
 func callList(calls []fake.CrashCall) string {
@@ -430,7 +507,16 @@ func TestCrashEveryStepMoto(t *testing.T) {
 	steps := schedule{planClock()}
 	var w *motoWorld
 	fresh := func() runner { w = seedMoto(t, m); return motoRunner{w: w, p: p, steps: steps} }
-	want, runs := crashEveryStep(t, fresh, len(steps), fake.CrashKill, fake.CrashLanded, fake.CrashLoseAnswer)
+	// CrashLanded is upstream the same as CrashKill at the same N; it runs
+	// on the fake below, so moto's time goes to kills and lost answers
+	// (whose retries meet moto's real error codes: InvalidAMIID.Unavailable
+	// for a second DeregisterImage, InvalidSnapshot.NotFound for a second
+	// DeleteSnapshot).
+	ref, runs, gaps := crashEveryStep(t, fresh, len(steps), checkSafety(t), fake.CrashKill, fake.CrashLoseAnswer)
+	if gaps > 0 {
+		t.Errorf("%d states lacked a recorded stage, with the stages off", gaps)
+	}
+	want := ref.final
 
 	for _, n := range appStale {
 		if want.has("ami "+n) || want.has("snap "+n) {
@@ -493,7 +579,11 @@ func TestCrashEveryStepMotoMarks(t *testing.T) {
 	day0 := planClock()
 	steps := schedule{day0, day0.AddDate(0, 0, 4)}
 	fresh := func() runner { return motoRunner{w: seedMoto(t, m), p: p, steps: steps} }
-	want, runs := crashEveryStep(t, fresh, len(steps), fake.CrashKill)
+	ref, runs, gaps := crashEveryStep(t, fresh, len(steps), checkSafety(t), fake.CrashKill)
+	if gaps > 0 {
+		t.Errorf("%d states lacked a recorded stage, with the stages off", gaps)
+	}
+	want := ref.final
 	for _, n := range appStale {
 		if want.has("ami " + n) {
 			t.Errorf("the crash-free run did not remove %s", n)
@@ -518,3 +608,295 @@ func TestCrashEveryStepMotoMarks(t *testing.T) {
 		t.Error("no crash hit between two marks")
 	}
 }
+
+// --- the stateful fake ---
+
+// fakeWorld is what moto cannot model, in pkg/fake's EC2:
+//
+//	app-001 protected; its snapshot snap-0shared is also app-002's
+//	app-002 stale: snap-0a02 and snap-0shared (kept: app-001 uses it)
+//	app-003 stale: two snapshots, snap-0a03a and snap-0a03b
+//	app-004 stale on day 0, in use by an instance from day 1 (unmarked)
+//	app-005 in use by an instance; app-006 the newest
+//	snap-0prod a 500 GiB production backup tagged delete-with=ami-0a03
+//
+// The schedule: day 0 marks 002-004 with both stages (deprecate,
+// disable), day 1 unmarks 004 (both stages undone), day 3 deregisters 002
+// and 003. The planner and the executor run on an inventory read from the
+// fake; a Rechecker reads the AMIs back from it, like the sweep's.
+type fakeWorld struct {
+	f     *fake.EC2
+	p     policy.Retention
+	day0  time.Time
+	steps []fakeStep
+}
+
+type fakeStep struct {
+	now  time.Time
+	refs map[string][]cleanup.Reference
+}
+
+const fakeBase = "i-0base"
+
+func newFakeWorld(t *testing.T, mimicMoto bool) *fakeWorld {
+	t.Helper()
+	p := crashPolicy(t, 2)
+	p.Stages = policy.Stages{Deprecate: true, Disable: true}
+	day0 := time.Now().UTC()
+	f := fake.NewEC2()
+	// mimicMoto: DeregisterImage ignores DeleteAssociatedSnapshots, so
+	// app-003's two snapshots go by two DeleteSnapshot calls.
+	f.IgnoreDeleteAssociatedSnapshots = mimicMoto
+	snap := func(id, desc string, gib int32, tags ...types.Tag) {
+		f.Snapshots[id] = &types.Snapshot{SnapshotId: aws.String(id), OwnerId: aws.String(crashAccount), VolumeSize: aws.Int32(gib),
+			Description: aws.String(desc), StartTime: aws.Time(day0.AddDate(0, 0, -60)), State: types.SnapshotStateCompleted, Tags: tags}
+	}
+	image := func(n int, tags []types.Tag, snaps ...string) {
+		id := fmt.Sprintf("ami-0a%02d", n)
+		img := &types.Image{ImageId: aws.String(id), Name: aws.String(fmt.Sprintf("app-%03d", n)), OwnerId: aws.String(crashAccount),
+			State: types.ImageStateAvailable, Public: aws.Bool(false), Tags: tags,
+			CreationDate: aws.String(day0.AddDate(0, 0, -60).Add(time.Duration(n) * time.Hour).Format("2006-01-02T15:04:05.000Z"))}
+		for _, s := range snaps {
+			if _, ok := f.Snapshots[s]; !ok {
+				snap(s, "Created by CreateImage("+fakeBase+") for "+id, 8)
+			}
+			img.BlockDeviceMappings = append(img.BlockDeviceMappings, types.BlockDeviceMapping{
+				DeviceName: aws.String(fmt.Sprintf("/dev/xvd%c", 'a'+len(img.BlockDeviceMappings))),
+				Ebs:        &types.EbsBlockDevice{SnapshotId: aws.String(s), VolumeSize: aws.Int32(8)}})
+		}
+		f.Images[id] = img
+	}
+	keep := types.Tag{Key: aws.String("ami-housekeeper:keep"), Value: aws.String("golden")}
+	image(1, []types.Tag{keep}, "snap-0a01", "snap-0shared")
+	image(2, nil, "snap-0a02", "snap-0shared")
+	image(3, nil, "snap-0a03a", "snap-0a03b")
+	image(4, nil, "snap-0a04")
+	image(5, nil, "snap-0a05")
+	image(6, nil, "snap-0a06")
+	snap("snap-0prod", "prod database nightly backup", 500,
+		types.Tag{Key: aws.String(cleanup.TagDeleteWith), Value: aws.String("ami-0a03")})
+
+	user := map[string][]cleanup.Reference{"ami-0a05": {{Kind: cleanup.RefInstance, ID: "i-0user", Detail: "running"}}}
+	later := maps.Clone(user)
+	later["ami-0a04"] = []cleanup.Reference{{Kind: cleanup.RefInstance, ID: "i-0late", Detail: "running"}}
+	return &fakeWorld{f: f, p: p, day0: day0, steps: []fakeStep{
+		{day0, user}, {day0.AddDate(0, 0, 1), later}, {day0.AddDate(0, 0, 3), later},
+	}}
+}
+
+func (w *fakeWorld) mustStay() []string {
+	return []string{"ami app-001", "ami app-004", "ami app-005", "ami app-006",
+		"snap snap-0a01", "snap snap-0shared", "snap snap-0a04", "snap snap-0a05", "snap snap-0a06", "snap snap-0prod"}
+}
+
+func (w *fakeWorld) name(id string) string {
+	if img, ok := w.f.Images[id]; ok {
+		return aws.ToString(img.Name)
+	}
+	if n, err := fmt.Sscanf(id, "ami-0a%d", new(int)); err == nil && n == 1 {
+		return "app-0" + strings.TrimPrefix(id, "ami-0a")
+	}
+	return id
+}
+
+// state reads the fake between sweeps (no call is in flight then: Apply
+// returns only once all its lanes have).
+func (w *fakeWorld) state(*testing.T) state {
+	s := state{}
+	for _, img := range w.f.Images {
+		status := string(img.State)
+		if img.DeprecationTime != nil {
+			status += " deprecated"
+		}
+		s["ami "+aws.ToString(img.Name)] = render(status, tagsOf(img.Tags), w.name)
+	}
+	for id, sn := range w.f.Snapshots {
+		s["snap "+id] = render("", tagsOf(sn.Tags), w.name)
+	}
+	return s
+}
+
+func (w *fakeWorld) inventory(refs map[string][]cleanup.Reference) *cleanup.Inventory {
+	inv := &cleanup.Inventory{Account: crashAccount, Region: crashRegion, References: map[string][]cleanup.Reference{}}
+	for _, id := range slices.Sorted(maps.Keys(w.f.Images)) {
+		inv.Images = append(inv.Images, fakeImage(w.f.Images[id]))
+		if r := refs[id]; r != nil {
+			inv.References[id] = r
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(w.f.Snapshots)) {
+		sn := w.f.Snapshots[id]
+		inv.Snapshots = append(inv.Snapshots, cleanup.Snapshot{ID: id, SizeGiB: int64(aws.ToInt32(sn.VolumeSize)),
+			Description: aws.ToString(sn.Description), StartTime: aws.ToTime(sn.StartTime), State: string(sn.State), Tags: tagsOf(sn.Tags)})
+	}
+	return inv
+}
+
+func fakeImage(img *types.Image) cleanup.Image {
+	ci := cleanup.Image{ID: aws.ToString(img.ImageId), Name: aws.ToString(img.Name), OwnerID: aws.ToString(img.OwnerId),
+		State: string(img.State), Tags: tagsOf(img.Tags), SharesKnown: true}
+	ci.CreationDate, _ = time.Parse(time.RFC3339, aws.ToString(img.CreationDate))
+	if img.DeprecationTime != nil {
+		ci.DeprecationTime, _ = time.Parse(time.RFC3339, *img.DeprecationTime)
+	}
+	for _, m := range img.BlockDeviceMappings {
+		if m.Ebs != nil {
+			ci.SnapshotIDs = append(ci.SnapshotIDs, aws.ToString(m.Ebs.SnapshotId))
+			ci.SizeGiB += int64(aws.ToInt32(m.Ebs.VolumeSize))
+		}
+	}
+	return ci
+}
+
+// fakeRecheck is the sweep's recheck on the fake: the AMIs as the fake
+// describes them now, and the step's references as EC2's second opinion.
+type fakeRecheck struct {
+	w    *fakeWorld
+	step fakeStep
+}
+
+func (r fakeRecheck) Recheck(ctx context.Context, batch []cleanup.Decision) (map[string][]string, error) {
+	keep := map[string][]string{}
+	for _, d := range batch {
+		var cur *cleanup.Image
+		if out, err := r.w.f.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{d.ImageID}}); err == nil {
+			img := fakeImage(&out.Images[0])
+			cur = &img
+		}
+		if why := cleanup.RecheckReasons(r.step.now, d, cur, r.step.refs[d.ImageID], r.w.p); len(why) > 0 {
+			keep[d.ImageID] = why
+		}
+	}
+	return keep, nil
+}
+
+func (w *fakeWorld) sweep(ctx context.Context, t *testing.T, i int, cr *fake.Crash) {
+	t.Helper()
+	st := w.steps[i]
+	inv := w.inventory(st.refs)
+	plan := cleanup.MakePlan(st.now, inv, w.p)
+	tags := map[string]map[string]string{}
+	for _, img := range inv.Images {
+		tags[img.ID] = img.Tags
+	}
+	cr.EC2 = w.f
+	ex := &execute.Executor{EC2: cr, Clock: fake.NewClock(time.Now()), Recheck: fakeRecheck{w, st},
+		ImageTags: func(id string) map[string]string { return tags[id] }}
+	ex.Apply(ctx, &plan)
+}
+
+// stageRecords checks the write-ahead invariant on every state: a stage the
+// cleanup applied always has its record (nobody else sets stages here).
+func stageRecords(t *testing.T, when string, s state) {
+	t.Helper()
+	for k, v := range s {
+		if !strings.HasPrefix(k, "ami ") {
+			continue
+		}
+		if strings.HasPrefix(v, "disabled") && !strings.Contains(v, "disabled-by-cleanup=true") {
+			t.Errorf("%s: %s is disabled without its record: %q", when, k, v)
+		}
+		if strings.Contains(v, " deprecated") && !strings.Contains(v, "deprecated-by-cleanup=true") {
+			t.Errorf("%s: %s is deprecated without its record: %q", when, k, v)
+		}
+	}
+}
+
+type fakeRunner struct{ *fakeWorld }
+
+func testCrashEveryStepFake(t *testing.T, mimicMoto bool) {
+	fresh := func() runner { return fakeRunner{newFakeWorld(t, mimicMoto)} }
+	check := func(r runner) func(string, state) {
+		s := safety(t, r)
+		return func(when string, st state) { s(when, st); stageRecords(t, when, st) }
+	}
+	ref, runs, gaps := crashEveryStep(t, fresh, 3, check, fake.CrashKill, fake.CrashLanded, fake.CrashLoseAnswer)
+	// The tripwire of stagesResumeAfterCrash: the crashes between a mark
+	// and its stages show the gap until a sweep resumes the stages.
+	if !stagesResumeAfterCrash && gaps == 0 {
+		t.Error("no crash left a recorded stage unapplied: the gap seems closed; set stagesResumeAfterCrash = true")
+	}
+	want := ref.final
+	for _, k := range []string{"ami app-002", "ami app-003", "snap snap-0a02", "snap snap-0a03a", "snap snap-0a03b"} {
+		if want.has(k) {
+			t.Errorf("the crash-free run kept %s: %q", k, want[k])
+		}
+	}
+	if want["ami app-004"] != "available" {
+		t.Errorf("app-004 after its unmark = %q, want available with no tag left", want["ami app-004"])
+	}
+	if !strings.HasPrefix(ref.after[0]["ami app-002"], "disabled deprecated delete-after=") {
+		t.Errorf("the crash-free mark did not apply both stages: %q", ref.after[0]["ami app-002"])
+	}
+	seen := map[string]int{}
+	for _, run := range runs {
+		if run.crashed >= 0 {
+			classifyFake(run.crashed, run.atCrash, seen)
+		}
+	}
+	t.Logf("crash points covered: %v", seen)
+	need := []string{"mark and records written, no stage applied", "deprecated, not yet disabled",
+		"re-enabled, deprecation and records left", "stages undone, records left",
+		"snapshots tagged delete-with, AMI still registered"}
+	if mimicMoto {
+		need = append(need, "AMI deregistered, its snapshots not yet deleted", "between two DeleteSnapshot calls of one AMI")
+	}
+	for _, k := range need {
+		if seen[k] == 0 {
+			t.Errorf("no crash hit %q", k)
+		}
+	}
+}
+
+// classifyFake names the crash point a crash-time state shows, by the
+// sweep the crash hit (0 marks, 1 unmarks, 2 removes).
+func classifyFake(step int, s state, seen map[string]int) {
+	marked := func(v string) bool {
+		return strings.Contains(v, "delete-after=") && strings.Contains(v, "disabled-by-cleanup=true")
+	}
+	switch step {
+	case 0:
+		for _, n := range []string{"app-002", "app-003", "app-004"} {
+			switch v := s["ami "+n]; {
+			case marked(v) && strings.HasPrefix(v, "available ") && !strings.HasPrefix(v, "available deprecated"):
+				seen["mark and records written, no stage applied"]++
+			case marked(v) && strings.HasPrefix(v, "available deprecated"):
+				seen["deprecated, not yet disabled"]++
+			}
+		}
+	case 1:
+		switch v := s["ami app-004"]; {
+		case marked(v) && strings.HasPrefix(v, "available deprecated"):
+			seen["re-enabled, deprecation and records left"]++
+		case marked(v) && strings.HasPrefix(v, "available "):
+			seen["stages undone, records left"]++
+		}
+	case 2:
+		for ami, snaps := range map[string][]string{"app-002": {"snap-0a02"}, "app-003": {"snap-0a03a", "snap-0a03b"}} {
+			left := 0
+			for _, sn := range snaps {
+				if s.has("snap " + sn) {
+					left++
+					if s.has("ami "+ami) && strings.Contains(s["snap "+sn], "delete-with="+ami) {
+						seen["snapshots tagged delete-with, AMI still registered"]++
+					}
+				}
+			}
+			if !s.has("ami "+ami) && left == len(snaps) {
+				seen["AMI deregistered, its snapshots not yet deleted"]++
+			}
+			if !s.has("ami "+ami) && left > 0 && left < len(snaps) {
+				seen["between two DeleteSnapshot calls of one AMI"]++
+			}
+		}
+	}
+}
+
+// TestCrashEveryStepFake: EC2's semantics (DeleteAssociatedSnapshots
+// deletes app-003's snapshots in the DeregisterImage call itself).
+func TestCrashEveryStepFake(t *testing.T) { testCrashEveryStepFake(t, false) }
+
+// TestCrashEveryStepFakeMotoSnapshots: moto's semantics for snapshots
+// (DeleteAssociatedSnapshots ignored), so the crash falls between the two
+// DeleteSnapshot calls of app-003.
+func TestCrashEveryStepFakeMotoSnapshots(t *testing.T) { testCrashEveryStepFake(t, true) }
