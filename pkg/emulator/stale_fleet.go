@@ -1,0 +1,151 @@
+package emulator
+
+// A stale fleet: n owned AMIs, each with one snapshot, all older than any
+// rule's min_age_days and used by nothing, so every one of them is a cleanup
+// candidate. The cleanup benchmark removes them through the fault proxy.
+//
+// They are loaded by moto itself from a MOTO_AMIS_PATH file when the EC2
+// backend starts: the only way to give AMIs an old CreationDate (CreateImage
+// stamps "now"), and much faster than n CreateImage calls. moto creates each
+// AMI's root snapshot (15 GiB, described "Auto-created snapshot for AMI
+// <ami>") as it loads it.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+)
+
+// StaleNamePrefix starts the name of every stale fleet AMI.
+const StaleNamePrefix = "stale-"
+
+// StaleAMIID returns the ID of the i-th stale AMI (0-based): a valid
+// ami-<17 hex> ID, distinct from the other fixtures' IDs.
+func StaleAMIID(i int) string { return fmt.Sprintf("ami-05a1e%012x", i) }
+
+// WriteStaleAMIs writes a MOTO_AMIS_PATH file under dir with n AMIs owned by
+// account, created a minute apart from 2025-01-01 on (older than any
+// min_age_days up to a year), and returns its path and the AMI IDs in
+// creation order.
+func WriteStaleAMIs(dir, account string, n int) (string, []string, error) {
+	type ami struct {
+		ID                 string  `json:"ami_id"`
+		Name               string  `json:"name"`
+		Description        string  `json:"description"`
+		OwnerID            string  `json:"owner_id"`
+		Public             bool    `json:"public"`
+		VirtualizationType string  `json:"virtualization_type"`
+		Architecture       string  `json:"architecture"`
+		State              string  `json:"state"`
+		CreationDate       string  `json:"creation_date"`
+		RootDeviceType     string  `json:"root_device_type"`
+		RootDeviceName     string  `json:"root_device_name"`
+		Platform           *string `json:"platform"`
+	}
+	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	amis := make([]ami, n)
+	ids := make([]string, n)
+	for i := range amis {
+		ids[i] = StaleAMIID(i)
+		amis[i] = ami{ID: ids[i], Name: StaleNamePrefix + fmt.Sprintf("%05d", i), Description: "seeded stale AMI",
+			OwnerID: account, VirtualizationType: "hvm", Architecture: "x86_64", State: "available",
+			CreationDate:   start.Add(time.Duration(i) * time.Minute).Format("2006-01-02T15:04:05.000Z"),
+			RootDeviceType: "ebs", RootDeviceName: "/dev/xvda"}
+	}
+	raw, err := json.Marshal(amis)
+	if err != nil {
+		return "", nil, err
+	}
+	path := filepath.Join(dir, "stale-amis-"+strconv.Itoa(n)+".json")
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		return "", nil, err
+	}
+	return path, ids, nil
+}
+
+// StartStaleMoto starts a moto server holding n stale AMIs of account in
+// region (one snapshot each; the file goes in dir, which must outlive the
+// server), loads them (moto builds its EC2 backend on first use, which for
+// 1,000 AMIs takes a moment that should not count in a measurement), checks
+// that all n are there, and returns the server and their IDs.
+func StartStaleMoto(ctx context.Context, dir, account, region string, n int) (*Moto, []string, error) {
+	path, ids, err := WriteStaleAMIs(dir, account, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := StartMoto(ctx, MotoOptions{Env: []string{"MOTO_AMIS_PATH=" + path}})
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := m.Config(ctx, region)
+	if err != nil {
+		m.Stop()
+		return nil, nil, err
+	}
+	c := ec2.NewFromConfig(cfg)
+	imgs, err := c.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}})
+	if err == nil && len(imgs.Images) != n {
+		err = fmt.Errorf("moto loaded %d of the %d stale AMIs", len(imgs.Images), n)
+	}
+	if err == nil {
+		var got int
+		got, err = SnapshotCount(ctx, c, account)
+		if err == nil && got != n {
+			err = fmt.Errorf("moto made %d snapshots for the %d stale AMIs, want one each", got, n)
+		}
+	}
+	if err != nil {
+		m.Stop()
+		return nil, nil, fmt.Errorf("seeding %d stale AMIs: %w", n, err)
+	}
+	return m, ids, nil
+}
+
+// StaleFleetPolicy makes every stale AMI a deregistration in one run: one
+// rule for the fleet's names keeping none, grace 0, the caps at their
+// schema maxima (1,000 deregistrations, 1,000,000 GiB), and the second
+// opinion disabled because moto lacks DescribeImageReferences (see
+// FleetPolicy).
+func StaleFleetPolicy(mode string) string {
+	return `version: 1
+retention:
+  mode: ` + mode + `
+  grace_days: 0
+  second_opinion: disabled
+  max_deregistrations_per_run: 1000
+  max_gib_per_run: 1000000
+  rules:
+    - name: stale
+      match: {name: "` + StaleNamePrefix + `*"}
+      keep_newest: 0
+      min_age_days: 7
+`
+}
+
+// SnapshotCount returns how many snapshots account owns now. It filters on
+// owner-id because moto ignores OwnerIds.
+func SnapshotCount(ctx context.Context, c *ec2.Client, account string) (int, error) {
+	out, err := c.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{
+		Filters: []types.Filter{{Name: aws.String("owner-id"), Values: []string{account}}}})
+	if err != nil {
+		return 0, err
+	}
+	return len(out.Snapshots), nil
+}
+
+// OwnedImageCount returns how many AMIs the caller owns now.
+func OwnedImageCount(ctx context.Context, c *ec2.Client) (int, error) {
+	out, err := c.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}})
+	if err != nil {
+		return 0, err
+	}
+	return len(out.Images), nil
+}
