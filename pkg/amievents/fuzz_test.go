@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/amievents"
 )
@@ -87,6 +88,10 @@ func FuzzParseEvent(f *testing.F) {
 		}
 		if err != nil {
 			checkInvalid(t, err)
+			// Messages go to logs and reports: valid input, valid text.
+			if utf8.Valid(raw) && !utf8.ValidString(err.Error()) {
+				t.Fatalf("valid UTF-8 input, invalid UTF-8 message: %q", err.Error())
+			}
 			if ev != nil {
 				t.Fatalf("error %v returned with an event %#v", err, ev)
 			}
