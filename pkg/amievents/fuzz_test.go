@@ -76,6 +76,8 @@ func FuzzParseEvent(f *testing.F) {
 		`{"source":"aws.ec2","source":"aws.events"}`,
 		" \n\t{}",
 		"",
+		// Found by fuzzing: an error message cut inside a two-byte character.
+		`{"source":"aws.ec2","detail-type":"AWS API Call via CloudTrail","account":"123456789012","region":"us-east-1","detail":{"eventSource":"ec2.amazonaws.com","eventName":"ModifyImageAttribute","requestParameters":{"imageId":{"name":"` + strings.Repeat("é", 60) + `"}}}}`,
 	} {
 		f.Add([]byte(s))
 	}
