@@ -61,3 +61,25 @@ func TestCrashModes(t *testing.T) {
 		})
 	}
 }
+
+// KillAfter picks the crash point by the call: the matching call lands and
+// is answered, every later one is killed.
+func TestCrashKillAfter(t *testing.T) {
+	f := fake.NewEC2()
+	kills := 0
+	c := &fake.Crash{EC2: f, After: -1, Kill: func() { kills++ },
+		KillAfter: func(op, target string) bool { return op == "DeleteSnapshot" && target == "snap-1" }}
+	for i := range 3 {
+		id := fmt.Sprintf("snap-%d", i)
+		f.Snapshots[id] = &types.Snapshot{SnapshotId: aws.String(id)}
+	}
+	for i := range 3 {
+		_, err := c.DeleteSnapshot(context.Background(), &ec2.DeleteSnapshotInput{SnapshotId: aws.String(fmt.Sprintf("snap-%d", i))})
+		if (err != nil) != (i == 2) {
+			t.Errorf("call %d: err = %v", i+1, err)
+		}
+	}
+	if _, ok := f.Snapshots["snap-2"]; !ok || len(f.Snapshots) != 1 || kills != 1 {
+		t.Errorf("left %d snapshots, kills %d; want only snap-2 and one kill", len(f.Snapshots), kills)
+	}
+}
