@@ -85,6 +85,10 @@ fuzz: ## Fuzz each parser for FUZZTIME (default 60s), one after another; a crash
 fuzz-short: ## Fuzz each parser for 5s (make test runs it; the seed corpora run in every go test).
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 
+.PHONY: mutation
+mutation: tools ## Break each safety invariant in a copy of the tree and check its named tests fail (docs/safety.md).
+	$(TEST_ENV) $(GO) run ./cmd/mutation-check -doc docs/safety.md
+
 .PHONY: bench
 bench: tools build build-host ## Run the benchmarks quoted in README.md and print the binary sizes.
 	@for fn in $(FUNCTIONS); do stat -c '%n: %s bytes' $(DIST)/$$fn/bootstrap; done

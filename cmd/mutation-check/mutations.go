@@ -169,6 +169,12 @@ var mutations = []Mutation{
 	{ID: "W3", Invariant: "7", What: "an unmark drops the record of a stage it could not undo",
 		File: "pkg/cleanup/execute/execute.go", Edits: one("\t\t\tundoneAll = false\n", "\t\t\tdrop = append(drop, types.Tag{Key: aws.String(record)})\n"),
 		Pkg: "./pkg/cleanup/execute", Tests: []string{"TestUnmarkUndoesExactlyTheRecordedStages"}},
+	{ID: "W4", Invariant: "7", What: "the mark does not record the stages it applies (crash tests)",
+		File: "pkg/cleanup/execute/execute.go", Edits: one(`tags = append(tags, tag(s.record, "true"))`, "_ = s.record"),
+		Pkg: "./pkg/cleanup/sweep", Tests: []string{"TestCrashEveryStepFake", "TestCrashEveryStepFakeMotoSnapshots"}},
+	{ID: "W5", Invariant: "7", What: "snapshots are not tagged delete-with before DeregisterImage (crash tests)",
+		File: "pkg/cleanup/execute/execute.go", Edits: one("rm.tagged, rm.gone, err = l.tagDeleteWith(ctx, rm.d.ImageID, rm.snaps)", "rm.tagged, rm.gone, err = nil, map[string]bool{}, nil"),
+		Pkg: "./pkg/cleanup/sweep", Tests: []string{"TestCrashEveryStepFake", "TestCrashEveryStepFakeMotoSnapshots"}},
 
 	// 8. Deadline: nothing started after it; a call in flight is bounded.
 	{ID: "D1", Invariant: "8", What: "the executor ignores the deadline (its three checks)",
