@@ -96,6 +96,7 @@ bench: tools build build-host ## Run the benchmarks quoted in README.md and prin
 	$(TEST_ENV) $(GO) test -run '^$$' -bench FourSnapshots -benchtime 200x ./pkg/tagger/
 	$(TEST_ENV) $(GO) test -run '^$$' -bench Plan100k -benchtime 3x ./pkg/cleanup/
 	$(TEST_ENV) $(GO) test -run '^$$' -bench Backlog1000 -benchtime 3x ./pkg/cleanup/execute/
+	$(TEST_ENV) $(GO) test -run '^$$' -bench CleanupBehindThrottle -benchtime 1x -timeout 30m ./functions/cleanup/
 	$(TEST_ENV) $(GO) test -run '^$$' -bench CheckImageEvent -benchtime 100x ./pkg/sharing/
 	$(TEST_ENV) $(GO) test -run '^$$' -bench Audit10k -benchtime 1x ./pkg/sharing/audit/
 
