@@ -52,7 +52,7 @@ func testFuncs(t *testing.T, dir string) map[string]bool {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no test files in %s (%v)", dir, err)
 	}
-	re := regexp.MustCompile(`(?m)^func (Test\w+)\(t \*testing\.T\)`)
+	re := regexp.MustCompile(`(?m)^func ((?:Test|Fuzz)\w+)\((?:t \*testing\.T|f \*testing\.F)\)`)
 	out := map[string]bool{}
 	for _, f := range files {
 		src, err := os.ReadFile(f)
@@ -85,5 +85,31 @@ func TestApplyNeedsExactlyOneMatch(t *testing.T) {
 func TestDocTableIsCurrent(t *testing.T) {
 	if err := syncDoc(filepath.Join(root, "docs", "safety.md"), false); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDocNamesExistingTests: every test docs/safety.md names under an
+// invariant ("- `./pkg/x`: `TestA`, `TestB` ...") is declared in that
+// package, so a renamed test cannot leave the page pointing at nothing.
+func TestDocNamesExistingTests(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join(root, "docs", "safety.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	invariants, _, _ := strings.Cut(string(doc), "## Shown by mutation")
+	line := regexp.MustCompile("(?m)^- `(\\./[^`]+)`: (.*)$")
+	name := regexp.MustCompile("`((?:Test|Fuzz)\\w+)`")
+	n := 0
+	for _, m := range line.FindAllStringSubmatch(invariants, -1) {
+		declared := testFuncs(t, filepath.Join(root, m[1]))
+		for _, nm := range name.FindAllStringSubmatch(m[2], -1) {
+			n++
+			if !declared[nm[1]] {
+				t.Errorf("docs/safety.md names %s in %s, which declares no such test", nm[1], m[1])
+			}
+		}
+	}
+	if n < 50 {
+		t.Errorf("found only %d test names in docs/safety.md; has its format changed?", n)
 	}
 }
