@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/amievents"
 )
@@ -75,6 +76,8 @@ func FuzzParseEvent(f *testing.F) {
 		`{"source":"aws.ec2","source":"aws.events"}`,
 		" \n\t{}",
 		"",
+		// Found by fuzzing: an error message cut inside a two-byte character.
+		`{"source":"aws.ec2","detail-type":"AWS API Call via CloudTrail","account":"123456789012","region":"us-east-1","detail":{"eventSource":"ec2.amazonaws.com","eventName":"ModifyImageAttribute","requestParameters":{"imageId":{"name":"` + strings.Repeat("é", 60) + `"}}}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -87,6 +90,10 @@ func FuzzParseEvent(f *testing.F) {
 		}
 		if err != nil {
 			checkInvalid(t, err)
+			// Messages go to logs and reports: valid input, valid text.
+			if utf8.Valid(raw) && !utf8.ValidString(err.Error()) {
+				t.Fatalf("valid UTF-8 input, invalid UTF-8 message: %q", err.Error())
+			}
 			if ev != nil {
 				t.Fatalf("error %v returned with an event %#v", err, ev)
 			}

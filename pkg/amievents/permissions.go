@@ -239,11 +239,13 @@ func validSnapshotID(at, id string) error {
 	return nil
 }
 
+// truncate shortens s to n characters (never inside one: a message must
+// stay valid UTF-8).
 func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
 	}
-	return s[:n] + "…"
+	return s
 }
 
 func parseModifyImageAttribute(d *cloudTrailDetail, call Call) (Event, error) {

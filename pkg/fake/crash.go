@@ -58,6 +58,11 @@ type Crash struct {
 	After int
 	Mode  CrashMode
 	Kill  func()
+	// KillAfter, when set and After is negative, picks the crash point by
+	// the call instead of its number: the first call it matches becomes
+	// call After. It lets a test hit a step that the order in which
+	// concurrent lanes start their calls makes land at different numbers.
+	KillAfter func(op, target string) bool
 
 	mu     sync.Mutex
 	n      int
@@ -125,6 +130,9 @@ func (c *Crash) enter(op, target string) (int, verdict) {
 	c.n++
 	k := c.n
 	c.calls = append(c.calls, CrashCall{Seq: k, Op: op, Target: target})
+	if c.After < 0 && c.KillAfter != nil && !c.killed && c.KillAfter(op, target) {
+		c.After = k
+	}
 	switch {
 	case c.killed:
 		return k, kill

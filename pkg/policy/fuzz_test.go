@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 )
@@ -52,6 +53,8 @@ func FuzzParse(f *testing.F) {
 		"version: 1\nversion: 1",
 		"- 1",
 		"~",
+		"version: 1\ntagging: {prefix: " + strings.Repeat("é", 70) + "}",
+		"version: 1\nretention: {rules: [{name: " + strings.Repeat("日本", 80) + "}]}",
 	} {
 		f.Add([]byte(s))
 	}
@@ -64,6 +67,10 @@ func FuzzParse(f *testing.F) {
 		}
 		if err != nil {
 			checkParseError(t, err)
+			// Messages go to logs and to cdk synth: valid input, valid text.
+			if utf8.Valid(doc) && !utf8.ValidString(err.Error()) {
+				t.Fatalf("valid UTF-8 document, invalid UTF-8 message: %q", err.Error())
+			}
 			if p != nil {
 				t.Fatalf("error %v returned with a policy", err)
 			}

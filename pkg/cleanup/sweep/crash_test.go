@@ -304,9 +304,17 @@ type runner interface {
 // one more sweep, which must make no call. check runs after every sweep.
 func runScenario(t *testing.T, r runner, steps int, after int, mode fake.CrashMode, check func(when string, s state)) crashRun {
 	t.Helper()
+	return runScenarioWith(t, r, steps, &fake.Crash{After: after, Mode: mode}, check)
+}
+
+// runScenarioWith is runScenario with the crash configured by the caller
+// (its Kill is set here).
+func runScenarioWith(t *testing.T, r runner, steps int, cr *fake.Crash, check func(when string, s state)) crashRun {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cr := &fake.Crash{After: after, Mode: mode, Kill: cancel}
+	cr.Kill = cancel
+	after, mode := cr.After, cr.Mode
 	out := crashRun{crashed: -1}
 	next := steps
 	for i := range steps {
@@ -828,6 +836,20 @@ func testCrashEveryStepFake(t *testing.T, mimicMoto bool) {
 	if !strings.HasPrefix(ref.after[0]["ami app-002"], "disabled deprecated delete-after=") {
 		t.Errorf("the crash-free mark did not apply both stages: %q", ref.after[0]["ami app-002"])
 	}
+	if mimicMoto {
+		// The snapshot workers and the deregister lane start their calls
+		// in an order that varies from run to run, so the crash at a given
+		// N does not always fall between app-003's two DeleteSnapshot
+		// calls: one more run kills the process right after the first.
+		r := fresh()
+		run := runScenarioWith(t, r, 3, &fake.Crash{After: -1, KillAfter: func(op, target string) bool {
+			return op == "DeleteSnapshot" && strings.HasPrefix(target, "snap-0a03")
+		}}, check(r))
+		if d := run.final.diff(want); d != "" {
+			t.Errorf("crash after app-003's first DeleteSnapshot: final state differs:\n%s\ncalls:\n  %s", d, callList(run.calls))
+		}
+		runs = append(runs, run)
+	}
 	seen := map[string]int{}
 	for _, run := range runs {
 		if run.crashed >= 0 {
@@ -900,3 +922,95 @@ func TestCrashEveryStepFake(t *testing.T) { testCrashEveryStepFake(t, false) }
 // (DeleteAssociatedSnapshots ignored), so the crash falls between the two
 // DeleteSnapshot calls of app-003.
 func TestCrashEveryStepFakeMotoSnapshots(t *testing.T) { testCrashEveryStepFake(t, true) }
+
+// describedOnlyFinish says whether a deletion interrupted after the
+// DeregisterImage is finished for a snapshot whose description EC2 did not
+// write for CreateImage or CopyImage. It is not: the planner approves a
+// delete-with tag only when the snapshot's description names the same AMI
+// (a tag alone can be forged), so such a snapshot stays forever, kept with
+// a reason ("not proven to be an AMI's snapshot"). Safe, but a leak. moto
+// shows it with the AMIs it seeds ("Auto-created snapshot for AMI ..."); in
+// EC2 it is an AMI registered from snapshots (RegisterImage, imports) when
+// DeleteAssociatedSnapshots does not take the snapshot with the AMI (the
+// plan keeps another of its snapshots, or EC2 reports an error for it).
+// Reported to the lead (a record only the cleanup can write would close
+// it); set to true once it is closed.
+const describedOnlyFinish = false
+
+// TestCrashAfterDeregisterOfSnapshotWithoutEC2Description: the fleet's
+// stale AMIs (seeded by moto, so their snapshots lack EC2's CreateImage
+// description) are removed with the crash right after the first
+// DeregisterImage. Everything else ends as in the crash-free run; the
+// snapshot of that AMI is the known leak, and every later sweep reports it
+// kept and never deletes anything for it.
+func TestCrashAfterDeregisterOfSnapshotWithoutEC2Description(t *testing.T) {
+	m := fleetMoto(t)
+	pol, err := policy.Parse([]byte(emulator.FleetPolicy("enforce")), "fleet policy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pol.Retention
+	steps := schedule{planClock()}
+	var w *motoWorld
+	fresh := func() runner { w = seedMoto(t, m); return motoRunner{w: w, p: p, steps: steps} }
+	stale := map[string]bool{emulator.FleetAMIStale1: true, emulator.FleetAMIStale2: true}
+	check := func(r runner) func(string, state) {
+		var stay []string
+		for _, k := range r.mustStay() {
+			if id := strings.TrimPrefix(strings.TrimPrefix(k, "ami fleet "), "snap fleet "); !stale[id] {
+				stay = append(stay, k)
+			}
+		}
+		return func(when string, s state) {
+			t.Helper()
+			for _, k := range stay {
+				if !s.has(k) {
+					t.Errorf("%s: %s was removed; the crash-free run keeps it", when, k)
+				}
+			}
+		}
+	}
+	r := fresh()
+	ref := runScenario(t, r, 1, -1, fake.CrashKill, check(r))
+	n, ami := 0, ""
+	for _, c := range ref.calls {
+		if c.Op == "DeregisterImage" {
+			n, ami = c.Seq, c.Target
+			break
+		}
+	}
+	if !stale[ami] {
+		t.Fatalf("the crash-free run deregistered %q first, not a fleet stale AMI; calls:\n  %s", ami, callList(ref.calls))
+	}
+	r = fresh()
+	run := runScenario(t, r, 1, n, fake.CrashKill, check(r))
+	leak := "snap fleet " + ami
+	if !run.atCrash.has(leak) || run.atCrash.has("ami fleet "+ami) {
+		t.Fatalf("the crash at %d did not fall between DeregisterImage and DeleteSnapshot of %s: %v", n, ami, callList(run.calls))
+	}
+	if describedOnlyFinish {
+		if d := run.final.diff(ref.final); d != "" {
+			t.Errorf("final state differs from the crash-free run:\n%s", d)
+		}
+		return
+	}
+	if !run.final.has(leak) {
+		t.Fatal("the snapshot was deleted after all: the gap seems closed; set describedOnlyFinish = true")
+	}
+	rest := maps.Clone(run.final)
+	delete(rest, leak)
+	if d := rest.diff(ref.final); d != "" {
+		t.Errorf("besides %s, the final state differs from the crash-free run:\n%s", leak, d)
+	}
+	rep := w.sweep(context.Background(), t, p, steps[0], &fake.Crash{EC2: w.ec2, After: -1})
+	for _, o := range rep.Plan.Orphans {
+		if w.name(o.SnapshotID) == "fleet "+ami {
+			if o.Action != cleanup.ActionKeep || !strings.Contains(strings.Join(o.Reasons, "; "), "not proven") {
+				t.Errorf("the leaked snapshot's decision: %s %v", o.Action, o.Reasons)
+			}
+			t.Logf("known gap: %s stays %q: %s", leak, run.final[leak], strings.Join(o.Reasons, "; "))
+			return
+		}
+	}
+	t.Errorf("no sweep reports the leaked snapshot %s", leak)
+}
