@@ -80,8 +80,12 @@ func sweepOnce(ctx context.Context, moto *emulator.Moto, mode string) (string, s
 	if err != nil {
 		return "", sweepResponse{}, err
 	}
+	keyEnv, err := moto.RecordsKeyEnv(ctx, region)
+	if err != nil {
+		return "", sweepResponse{}, err
+	}
 	rie, err := emulator.StartRIE(ctx, emulator.RIEOptions{Bootstrap: bin,
-		Env: append(moto.Env(region), "HOUSEKEEPER_ACCOUNT_ID="+account, "HOUSEKEEPER_POLICY="+emulator.FleetPolicy(mode), "HOUSEKEEPER_REPORT_EVENT_BUS=default")})
+		Env: append(moto.Env(region), "HOUSEKEEPER_ACCOUNT_ID="+account, "HOUSEKEEPER_POLICY="+emulator.FleetPolicy(mode), "HOUSEKEEPER_REPORT_EVENT_BUS=default", keyEnv)})
 	if err != nil {
 		return "", sweepResponse{}, err
 	}

@@ -108,7 +108,11 @@ func runBehindThrottle(tb testing.TB, n int, start, stop func()) throttleRun {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	env := proxy.Env(append(moto.Env("us-east-1"), "HOUSEKEEPER_ACCOUNT_ID="+account,
+	keyEnv, err := moto.RecordsKeyEnv(ctx, "us-east-1")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	env := proxy.Env(append(moto.Env("us-east-1"), "HOUSEKEEPER_ACCOUNT_ID="+account, keyEnv,
 		"HOUSEKEEPER_POLICY="+emulator.StaleFleetPolicy("enforce"), "AWS_LAMBDA_FUNCTION_TIMEOUT="+benchTimeout))
 	rie, err := emulator.StartRIE(ctx, emulator.RIEOptions{Bootstrap: bin, Env: env})
 	if err != nil {

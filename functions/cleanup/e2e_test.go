@@ -110,7 +110,7 @@ func (f *fleet) runPolicy(t *testing.T, policy string) (response, string) {
 		t.Fatal(err)
 	}
 	env := append(f.moto.Env("us-east-1"), "HOUSEKEEPER_ACCOUNT_ID="+account, "HOUSEKEEPER_POLICY="+policy,
-		"HOUSEKEEPER_REPORT_EVENT_BUS=default")
+		"HOUSEKEEPER_REPORT_EVENT_BUS=default", f.recordsKey(t))
 	rie, err := emulator.StartRIE(f.ctx, emulator.RIEOptions{Bootstrap: bin, Env: env})
 	if err != nil {
 		t.Fatal(err)
@@ -129,6 +129,17 @@ func (f *fleet) runPolicy(t *testing.T, policy string) (response, string) {
 		t.Fatalf("response %s (%v)\n%s", body, err, rie.Logs())
 	}
 	return r, rie.Logs()
+}
+
+// recordsKey is the environment entry naming the KMS key the cleanup seals
+// its records with (created in moto as the stack creates it in AWS).
+func (f *fleet) recordsKey(t *testing.T) string {
+	t.Helper()
+	env, err := f.moto.RecordsKeyEnv(f.ctx, "us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
 }
 
 func (f *fleet) images(t *testing.T) []string {
@@ -254,7 +265,7 @@ func TestE2ERejectsNonScheduledEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	rie, err := emulator.StartRIE(f.ctx, emulator.RIEOptions{Bootstrap: bin,
-		Env: append(f.moto.Env("us-east-1"), "HOUSEKEEPER_ACCOUNT_ID="+account, "HOUSEKEEPER_POLICY="+policyYAML("enforce"))})
+		Env: append(f.moto.Env("us-east-1"), "HOUSEKEEPER_ACCOUNT_ID="+account, "HOUSEKEEPER_POLICY="+policyYAML("enforce"), f.recordsKey(t))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,7 +118,7 @@ func runCleanupScenario(t *testing.T, faults *emulator.FaultConfig) cleanupRun {
 	t.Helper()
 	f := newFleet(t) // the world is built straight on moto
 	env := append(f.moto.Env("us-east-1"), "HOUSEKEEPER_ACCOUNT_ID="+account,
-		"HOUSEKEEPER_POLICY="+policyYAML("enforce"), "HOUSEKEEPER_REPORT_EVENT_BUS=default")
+		"HOUSEKEEPER_POLICY="+policyYAML("enforce"), "HOUSEKEEPER_REPORT_EVENT_BUS=default", f.recordsKey(t))
 	var proxy *emulator.FaultProxy
 	if faults != nil {
 		var err error

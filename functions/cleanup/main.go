@@ -21,6 +21,7 @@ import (
 func main() {
 	rt := coldstart.Boot(context.Background(), "cleanup", func(p *policy.Policy) policy.Mode { return p.Retention.Mode })
 	clients := rt.Clients
+	key := rt.RecordsKey(context.Background(), "cleanup")
 	lambda.Start(&handlers.Cleanup{
 		Sweeper: func(region string) *sweep.Sweeper {
 			return &sweep.Sweeper{
@@ -32,6 +33,7 @@ func main() {
 					References:  clients.EC2(region),
 				},
 				Executor: &execute.Executor{EC2: clients.EC2(region), Clock: clock.Real(), Log: rt.Log},
+				Records:  key,
 			}
 		},
 		Notifier: rt.Notifier,

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/records"
 )
 
 // CleanupFunctionName is the folder under the dist folder that holds the
@@ -53,13 +54,25 @@ type Cleanup struct {
 	LogGroup        awslogs.LogGroup
 	DeadLetterQueue awssqs.Queue
 	ScheduleRule    awsevents.Rule
+	// RecordsKey is the KMS HMAC key the cleanup derives the seal of its
+	// record tags from (pkg/records); only its role may use it.
+	RecordsKey awskms.Key
 }
 
 // NewCleanup creates the cleanup function, its schedule and its role.
 func NewCleanup(scope constructs.Construct, id string, props *CleanupProps) *Cleanup {
 	c := constructs.NewConstruct(scope, jsii.String(id))
 	stack := awscdk.Stack_Of(c)
-	env := map[string]string{EnvReportEventBus: "default"}
+	// The records key: an HMAC key only the cleanup's role may use
+	// (GenerateMac), so no one else can write a record the cleanup trusts.
+	// Retained on stack deletion: a new key would unseal every mark.
+	recordsKey := awskms.NewKey(c, jsii.String("RecordsKey"), &awskms.KeyProps{
+		Description:   jsii.String("ami-housekeeper: seals the cleanup's record tags (marks, stage records, delete-with)"),
+		KeySpec:       awskms.KeySpec_HMAC_256,
+		KeyUsage:      awskms.KeyUsage_GENERATE_VERIFY_MAC,
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+	env := map[string]string{EnvReportEventBus: "default", records.EnvKeyID: *recordsKey.KeyArn()}
 	if props.ReportTopic != nil {
 		env[EnvReportTopicARN] = *props.ReportTopic.TopicArn()
 	}
@@ -123,6 +136,7 @@ func NewCleanup(scope constructs.Construct, id string, props *CleanupProps) *Cle
 	allow([]string{"events:PutEvents"}, stack.FormatArn(&awscdk.ArnComponents{
 		Service: jsii.String("events"), Resource: jsii.String("event-bus"), ResourceName: jsii.String("default")}))
 	f.allowPublish(props.ReportTopic, props.ReportKey)
+	allow([]string{"kms:GenerateMac"}, recordsKey.KeyArn())
 	// The role may read any parameter to find AMI IDs, but must never be
 	// able to decrypt a SecureString through SSM (with the AWS managed
 	// aws/ssm key the key policy alone would allow it).
@@ -139,7 +153,7 @@ func NewCleanup(scope constructs.Construct, id string, props *CleanupProps) *Cle
 	}
 	rule := f.scheduleRule(c, "ScheduleRule", "cleanup sweep", schedule)
 
-	return &Cleanup{Construct: c, Function: f.Function, Role: f.Role, LogGroup: f.LogGroup, DeadLetterQueue: f.DeadLetterQueue, ScheduleRule: rule}
+	return &Cleanup{Construct: c, Function: f.Function, Role: f.Role, LogGroup: f.LogGroup, DeadLetterQueue: f.DeadLetterQueue, ScheduleRule: rule, RecordsKey: recordsKey}
 }
 
 // ec2ARN is the ARN pattern of every AMI or snapshot in the stack's region

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/records"
 )
 
 // The tagger's rules must match these patterns exactly: a broader pattern
@@ -588,12 +589,14 @@ func TestCleanupFunction(t *testing.T) {
 	topic, _ := notificationTopic(t, st)
 	// No async retries (the per-run caps must not apply three times an
 	// hour) and one execution at a time (sweeps never overlap).
-	checkFunction(t, st, cleanupOf(t, st), 1024, 600, 0,
+	cleanup := cleanupOf(t, st)
+	checkFunction(t, st, cleanup, 1024, 600, 0,
 		map[string]any{
 			EnvAccountID:      ref("AWS::AccountId"),
 			EnvLogLevel:       "info",
 			EnvReportEventBus: "default",
 			EnvReportTopicARN: ref(topic),
+			records.EnvKeyID:  map[string]any{"Fn::GetAtt": []any{recordsKey(t, st, cleanup), "Arn"}},
 		}, map[string]any{"ReservedConcurrentExecutions": 1})
 }
 
@@ -909,7 +912,7 @@ func taggerPermissions(tagger function) map[string][]string {
 
 // cleanupPermissions are all the cleanup may do without a policy file, or
 // with one that enables no lifecycle stage.
-func cleanupPermissions(cleanup function, topic, key string) map[string][]string {
+func cleanupPermissions(cleanup function, topic, key, records string) map[string][]string {
 	inventory := []string{
 		"ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeInstances",
 		"ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeImageAttribute",
@@ -936,8 +939,39 @@ func cleanupPermissions(cleanup function, topic, key string) map[string][]string
 		"sqs:SendMessage":      {arnOf(cleanup.dlq)},
 	}, []string{"*"}, inventory...)
 	p = withActions(p, parameters, "ssm:GetParameters", "ssm:GetParametersByPath")
+	// Sealing its record tags with the records key, and nothing else of it.
+	p = withActions(p, []string{arnOf(records)}, "kms:GenerateMac")
 	// Publishing to the encrypted topic.
 	return withActions(p, []string{arnOf(key)}, "kms:Decrypt", "kms:GenerateDataKey")
+}
+
+// recordsKey returns the HMAC key the cleanup seals its records with, and
+// checks what makes it fit for that: an HMAC_256 key used only for MACs,
+// retained when the stack goes (a new key would unseal every record), and
+// named in the cleanup's environment.
+func recordsKey(t *testing.T, st stackTemplate, cleanup function) string {
+	t.Helper()
+	var id string
+	for kid, r := range resources(st.Template, "AWS::KMS::Key") {
+		if props := properties(r); props["KeySpec"] == "HMAC_256" {
+			if id != "" {
+				t.Fatalf("two HMAC keys: %s and %s", id, kid)
+			}
+			id = kid
+			if props["KeyUsage"] != "GENERATE_VERIFY_MAC" || r["DeletionPolicy"] != "Retain" {
+				t.Errorf("records key %s: usage %v, deletion policy %v", kid, props["KeyUsage"], r["DeletionPolicy"])
+			}
+		}
+	}
+	if id == "" {
+		t.Fatal("no HMAC_256 key for the cleanup's records")
+	}
+	env, _ := cleanup.props["Environment"].(map[string]any)
+	vars, _ := env["Variables"].(map[string]any)
+	if getAttID(vars["HOUSEKEEPER_RECORDS_KEY_ID"], "Arn") != id {
+		t.Errorf("the cleanup's HOUSEKEEPER_RECORDS_KEY_ID is %v, want the ARN of %s", vars["HOUSEKEEPER_RECORDS_KEY_ID"], id)
+	}
+	return id
 }
 
 // sharingPermissions are all the sharing guard may do without a policy file,
@@ -1037,7 +1071,7 @@ func TestCleanupPermissions(t *testing.T) {
 				return withPolicyParameter(want, param)
 			}
 
-			want := withActions(cleanupPermissions(cleanup, topic, key), []string{imageARN}, tc.stageActions...)
+			want := withActions(cleanupPermissions(cleanup, topic, key, recordsKey(t, st, cleanup)), []string{imageARN}, tc.stageActions...)
 			checkPermissions(t, st, cleanup, withPolicy(want))
 			checkNoSecureStringDecrypt(t, st, cleanup)
 			checkImageBuilderViaEC2(t, st, cleanup)
@@ -1090,7 +1124,7 @@ func TestSharingPermissions(t *testing.T) {
 
 			// The other functions get none of it, the cursor included.
 			tagger, cleanup := taggerOf(t, st), cleanupOf(t, st)
-			wantTagger, wantCleanup := taggerPermissions(tagger), cleanupPermissions(cleanup, topic, key)
+			wantTagger, wantCleanup := taggerPermissions(tagger), cleanupPermissions(cleanup, topic, key, recordsKey(t, st, cleanup))
 			if param != "" {
 				wantTagger, wantCleanup = withPolicyParameter(wantTagger, param), withPolicyParameter(wantCleanup, param)
 			}

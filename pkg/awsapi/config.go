@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/rbin"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -95,6 +96,11 @@ func (c *Clients) ssm(region string) *ssm.Client {
 // RecycleBin returns the Recycle Bin client for region.
 func (c *Clients) RecycleBin(region string) RecycleBinAPI {
 	return cached(c, "rbin", region, func(cfg aws.Config) RecycleBinAPI { return rbin.NewFromConfig(cfg) })
+}
+
+// KMS returns the KMS client for region.
+func (c *Clients) KMS(region string) RecordsKMS {
+	return cached(c, "kms", region, func(cfg aws.Config) RecordsKMS { return kms.NewFromConfig(cfg) })
 }
 
 // EventBridge returns the EventBridge client for region.

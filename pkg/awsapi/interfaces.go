@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/rbin"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -129,6 +130,12 @@ type RecycleBinAPI interface {
 	ListRules(ctx context.Context, in *rbin.ListRulesInput, optFns ...func(*rbin.Options)) (*rbin.ListRulesOutput, error)
 }
 
+// RecordsKMS derives the secret that seals the cleanup's record tags
+// (pkg/records).
+type RecordsKMS interface {
+	GenerateMac(ctx context.Context, in *kms.GenerateMacInput, optFns ...func(*kms.Options)) (*kms.GenerateMacOutput, error)
+}
+
 // EventBridgeAPI publishes reports and findings.
 type EventBridgeAPI interface {
 	PutEvents(ctx context.Context, in *eventbridge.PutEventsInput, optFns ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error)
@@ -148,4 +155,5 @@ var (
 	_ RecycleBinAPI  = (*rbin.Client)(nil)
 	_ EventBridgeAPI = (*eventbridge.Client)(nil)
 	_ SNSAPI         = (*sns.Client)(nil)
+	_ RecordsKMS     = (*kms.Client)(nil)
 )

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/records"
 )
 
 const day = 24 * time.Hour
@@ -339,13 +340,18 @@ func (pl *planner) usersOf(x int32, one *[1]int32) []int32 {
 
 // decide returns the decision for image i before caps, snapshots and the
 // incomplete-inventory block are applied.
-func (pl *planner) decide(i int) Decision {
+func (pl *planner) decide(i int) (d Decision) {
 	img, f := &pl.inv.Images[i], &pl.facts[i]
-	d := Decision{ImageID: img.ID, Name: img.Name, Action: ActionKeep}
+	d = Decision{ImageID: img.ID, Name: img.Name, Action: ActionKeep}
 	if f.rule >= 0 {
 		d.Rule, d.Family = pl.rules[f.rule].Name, f.family
 	}
-	m := readMark(img)
+	m := readMark(img, pl.inv.Records)
+	defer func() {
+		if why := m.unsealedReason(); why != "" {
+			d.Reasons = append(d.Reasons, why)
+		}
+	}()
 	if skip := skipReasons(img, pl.p); len(skip) > 0 {
 		d.Action, d.Reasons = ActionSkip, skip
 		m.unmarkIfMarked(&d)
@@ -371,6 +377,15 @@ func (pl *planner) decide(i int) Decision {
 	case m.valid:
 		d.Action, d.DeleteAfter = ActionWait, m.date.Format(DateLayout)
 		d.Reasons = append(d.Reasons, fmt.Sprintf("marked; may be removed after %s", d.DeleteAfter))
+		// Write-ahead records a stage before applying it: a run that
+		// stopped in between left a record without its stage. Mark again
+		// (same date) so the stage is applied.
+		redeprecate := m.deprecated && pl.p.Stages.Deprecate && img.DeprecationTime.IsZero()
+		redisable := m.disabled && pl.p.Stages.Disable && img.State != "disabled"
+		if redeprecate || redisable {
+			d.Action, d.Deprecate, d.Disable = ActionMark, redeprecate, redisable
+			d.Reasons = append(d.Reasons, "a recorded stage is not applied (an earlier run stopped before it): applied again")
+		}
 	default:
 		if m.present {
 			d.Reasons = append(d.Reasons, fmt.Sprintf("mark %s=%q is not a date (YYYY-MM-DD): treated as not marked", TagDeleteAfter, m.raw))
@@ -563,27 +578,51 @@ func timeLock(now time.Time, tags map[string]string, key string) (keep, expired 
 	}
 }
 
-// mark is what an image's tags say about an earlier mark.
+// mark is what an image's sealed record tags say about an earlier mark.
 type mark struct {
-	present bool // TagDeleteAfter is set
+	present bool // TagDeleteAfter is set and sealed by the cleanup
 	valid   bool // and is a date
 	raw     string
 	date    time.Time
-	// Stages an earlier mark applied; an unmark undoes them even when a
-	// partial unmark already removed TagDeleteAfter.
+	// Stages an earlier mark applied (sealed records); an unmark undoes them
+	// even when a partial unmark already removed TagDeleteAfter.
 	deprecated, disabled bool
+	// unsealed lists the record tags present whose seal does not hold:
+	// anyone can write a tag, so they are ignored (and said so).
+	unsealed []string
 }
 
-func readMark(img *Image) mark {
+// readMark opens the image's record tags with key; a record that does not
+// open counts as absent.
+func readMark(img *Image, key *records.Key) mark {
 	var m mark
-	m.raw, m.present = img.Tags[TagDeleteAfter]
+	open := func(tag string) (string, bool) {
+		raw, ok := img.Tags[tag]
+		if !ok {
+			return "", false
+		}
+		v, sealed := key.Open(tag, img.ID, raw)
+		if !sealed {
+			m.unsealed = append(m.unsealed, fmt.Sprintf("%s=%q", tag, raw))
+		}
+		return v, sealed
+	}
+	m.raw, m.present = open(TagDeleteAfter)
 	if m.present {
 		t, err := time.Parse(DateLayout, strings.TrimSpace(m.raw))
 		m.valid, m.date = err == nil, t
 	}
-	_, m.deprecated = img.Tags[TagDeprecatedByUs]
-	_, m.disabled = img.Tags[TagDisabledByUs]
+	_, m.deprecated = open(TagDeprecatedByUs)
+	_, m.disabled = open(TagDisabledByUs)
 	return m
+}
+
+// unsealedReason says which record tags were ignored, "" when none.
+func (m mark) unsealedReason() string {
+	if len(m.unsealed) == 0 {
+		return ""
+	}
+	return "record tag " + strings.Join(m.unsealed, ", ") + " is not sealed by the cleanup (anyone can write a tag): ignored"
 }
 
 // unmarkIfMarked turns a keep or skip of a marked image into an unmark.
@@ -635,11 +674,13 @@ func describedImage(s *Snapshot) string {
 }
 
 // finishing reports whether a snapshot is approved for deletion as the
-// leftover of a deregistration the cleanup started: its TagDeleteWith names
-// the very AMI its EC2 description names. A tag alone approves nothing.
-func finishing(s *Snapshot) bool {
-	v := s.Tags[TagDeleteWith]
-	return deleteWithSet(v) && v == describedImage(s)
+// leftover of a deregistration the cleanup started: its TagDeleteWith is
+// the cleanup's sealed record for the very AMI its EC2 description names.
+// A tag alone approves nothing.
+func finishing(s *Snapshot, key *records.Key) bool {
+	ami := describedImage(s)
+	v, sealed := key.Open(TagDeleteWith, ami, s.Tags[TagDeleteWith])
+	return ami != "" && sealed && v == ami
 }
 
 // orphans decides the owned AMI snapshots no listed image uses. src holds
@@ -676,7 +717,7 @@ func (pl *planner) orphans() (out []SnapshotDecision, src []int32) {
 			d.Reasons = append(d.Reasons, "managed by Data Lifecycle Manager (tag "+k+")")
 		}
 		if ami == "" {
-			d.ImageID = tagged
+			d.ImageID, _, _ = strings.Cut(tagged, "/")
 			d.Reasons = append(d.Reasons, fmt.Sprintf("tagged %s=%q, but its description does not show it was made for an AMI: not proven to be an AMI's snapshot, kept", TagDeleteWith, tagged))
 		}
 		if lock, _ := timeLock(pl.now, s.Tags, pl.p.TimeLockTag); lock != "" {
@@ -688,12 +729,12 @@ func (pl *planner) orphans() (out []SnapshotDecision, src []int32) {
 		// A foreign or stale delete-with tag is reported, and the snapshot
 		// is then treated like any other orphan.
 		var note []string
-		if tagged != "" && ami != "" && tagged != ami {
-			note = []string{fmt.Sprintf("tag %s=%q does not name the AMI its description names (%s): the tag approves nothing", TagDeleteWith, tagged, ami)}
+		if tagged != "" && ami != "" && !finishing(s, inv.Records) {
+			note = []string{fmt.Sprintf("tag %s=%q is not the cleanup's sealed record for %s, the AMI its description names: the tag approves nothing", TagDeleteWith, tagged, ami)}
 		}
 		switch {
 		case len(d.Reasons) > 0:
-		case finishing(s):
+		case finishing(s, inv.Records):
 			d.Action = ActionDeregister
 			d.Reasons = append(d.Reasons, fmt.Sprintf("%s deregistered by a previous run; finishing (tag %s, and its description names %s)", ami, TagDeleteWith, ami))
 		case !pl.p.OrphanedSnapshots.Delete:
@@ -782,7 +823,7 @@ func (pl *planner) applyCaps(ds []Decision, orphans []SnapshotDecision, orphanSr
 		if o.Action != ActionDeregister {
 			continue
 		}
-		if !finishing(&inv.Snapshots[orphanSrc[k]]) {
+		if !finishing(&inv.Snapshots[orphanSrc[k]], inv.Records) {
 			rest = append(rest, k)
 		} else if ok, why := b.take(o.SizeGiB, false); !ok {
 			pend(&o.Reasons, &o.Action, why)
@@ -806,7 +847,7 @@ func (pl *planner) applyCaps(ds []Decision, orphans []SnapshotDecision, orphanSr
 		// snapshots whose other users all go too.
 		var gib int64
 		for _, x := range pl.imgSnaps[i] {
-			if si := pl.snaps[x].owned; si >= 0 &&
+			if si := pl.snaps[x].owned; si >= 0 && pl.proven(int(si)) &&
 				allOthers(pl.usersOf(x, &one), i, func(u int32) bool { return status[u] == statusGoes }) {
 				gib += inv.Snapshots[si].SizeGiB
 			}
@@ -843,9 +884,13 @@ func allOthers(users []int32, self int32, pass func(int32) bool) bool {
 	return true
 }
 
-// deleteWithSet reports whether a TagDeleteWith value names an AMI (an
-// empty or foreign value approves nothing).
-func deleteWithSet(v string) bool { return strings.HasPrefix(v, "ami-") && len(v) > len("ami-") }
+// proven reports whether snapshot si may be deleted with its AMI: EC2's
+// description says CreateImage or CopyImage made it for an AMI, or the
+// policy lets unproven snapshots go too. An AMI registered from any
+// snapshot (a database backup, say) must not take that snapshot with it.
+func (pl *planner) proven(si int) bool {
+	return pl.p.DeleteUnprovenSnapshots || describedImage(&pl.inv.Snapshots[si]) != ""
+}
 
 // snapshotProtected says why snapshot si must stay whatever its AMI does:
 // the protect tag or a time lock on the snapshot itself; "" when none.
@@ -874,7 +919,10 @@ func (pl *planner) staleDeleteWith(ds []Decision) {
 		}
 		for _, x := range pl.imgSnaps[pl.order[k]] {
 			si := pl.snaps[x].owned
-			if si >= 0 && pl.inv.Snapshots[si].Tags[TagDeleteWith] == d.ImageID {
+			if si < 0 {
+				continue
+			}
+			if v, sealed := pl.inv.Records.Open(TagDeleteWith, d.ImageID, pl.inv.Snapshots[si].Tags[TagDeleteWith]); sealed && v == d.ImageID {
 				d.ClearDeleteWith = append(d.ClearDeleteWith, pl.snaps[x].id)
 			}
 		}
@@ -918,6 +966,8 @@ func (pl *planner) assignSnapshots(ds []Decision, status []byte, pos []int32) {
 				switch {
 				case pl.snapshotProtected(int(si)) != "":
 					d.KeptSnapshots = append(d.KeptSnapshots, s+" "+pl.snapshotProtected(int(si)))
+				case !pl.proven(int(si)):
+					d.KeptSnapshots = append(d.KeptSnapshots, s+" not proven to be an AMI's snapshot (its description was not written by CreateImage or CopyImage; retention.delete_unproven_snapshots deletes it)")
 				case len(staying) > 0:
 					d.KeptSnapshots = append(d.KeptSnapshots, s+" also used by "+list(staying, 5))
 				case last != i:

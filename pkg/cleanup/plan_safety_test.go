@@ -1,6 +1,7 @@
 package cleanup
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -104,7 +105,7 @@ func TestPlanLeavesOwnerStagesAlone(t *testing.T) {
 	}{
 		{"owner deprecated", ami("ami-1", "web-1", 40, deprecated), false, true, "already deprecated by its owner (at 2026-12-28T12:00:00Z): left as is"},
 		{"owner disabled", ami("ami-1", "web-1", 40, state("disabled")), true, false, "already disabled by its owner: left as is"},
-		{"deprecated by us earlier (recorded)", ami("ami-1", "web-1", 40, deprecated, tag(TagDeprecatedByUs, "true")), true, true, ""},
+		{"deprecated by us earlier (recorded)", ami("ami-1", "web-1", 40, deprecated, sealed(TagDeprecatedByUs, "true")), true, true, ""},
 		{"neither", ami("ami-1", "web-1", 40), true, true, ""},
 	}
 	for _, tt := range tests {
@@ -118,5 +119,76 @@ func TestPlanLeavesOwnerStagesAlone(t *testing.T) {
 				t.Errorf("no reason %q in %q", tt.reason, d.Reasons)
 			}
 		})
+	}
+}
+
+// The cleanup's record tags are sealed: a forged mark, stage record or
+// delete-with tag (anyone with ec2:CreateTags can write one) unlocks nothing.
+func TestPlanIgnoresForgedRecords(t *testing.T) {
+	t.Run("a forged past mark does not skip the grace period", func(t *testing.T) {
+		p := MakePlan(now, fleet(ami("ami-1", "web-1", 40, tag(TagDeleteAfter, "2000-01-01")), ami("ami-9", "web-9", 1)), pol())
+		check(t, p, expect{"ami-1", ActionMark, []string{
+			"marked for removal after 2026-12-05 (grace 7 days)",
+			`record tag ami-housekeeper:delete-after="2000-01-01" is not sealed by the cleanup (anyone can write a tag): ignored`}, nil})
+	})
+	t.Run("a mark sealed for another AMI does not open", func(t *testing.T) {
+		copied := testKey.Seal(TagDeleteAfter, "ami-other", "2000-01-01")
+		p := MakePlan(now, fleet(ami("ami-1", "web-1", 40, tag(TagDeleteAfter, copied)), ami("ami-9", "web-9", 1)), pol())
+		check(t, p, expect{"ami-1", ActionMark, nil, nil})
+	})
+	t.Run("forged stage records do not undo the owner's disable and deprecation", func(t *testing.T) {
+		golden := ami("ami-1", "golden-1", 40, state("disabled"), tag("ami-housekeeper:keep", "cve"),
+			tag(TagDisabledByUs, "true"), tag(TagDeprecatedByUs, "true"))
+		p := MakePlan(now, fleet(golden), pol())
+		check(t, p, expect{"ami-1", ActionKeep, []string{"~is not sealed by the cleanup"}, nil})
+	})
+	t.Run("sealed stage records are undone", func(t *testing.T) {
+		p := MakePlan(now, fleet(ami("ami-1", "golden-1", 40, state("disabled"), tag("ami-housekeeper:keep", ""), sealed(TagDisabledByUs, "true"))), pol())
+		check(t, p, expect{"ami-1", ActionUnmark, []string{"was disabled when marked (tag ami-housekeeper:disabled-by-cleanup)"}, nil})
+	})
+	t.Run("without the key no record is trusted", func(t *testing.T) {
+		inv := fleet(ami("ami-1", "web-1", 40, marked("2026-11-01")), ami("ami-9", "web-9", 1))
+		inv.Records = nil
+		check(t, MakePlan(now, inv, pol()), expect{"ami-1", ActionMark, []string{"~is not sealed by the cleanup"}, nil})
+	})
+}
+
+// An AMI registered from an existing snapshot (a database backup, say) must
+// not take that snapshot with it: only a snapshot EC2 described as made for
+// an AMI goes with one, unless the policy opts in.
+func TestPlanKeepsSnapshotsNotProvenAnAMIs(t *testing.T) {
+	inv := fleet(ami("ami-1", "web-1", 90, snaps("snap-made", "snap-backup")), ami("ami-9", "web-9", 1))
+	for k := range inv.Snapshots {
+		if inv.Snapshots[k].ID == "snap-backup" {
+			inv.Snapshots[k].Description = "prod database nightly backup"
+		}
+	}
+	p := MakePlan(now, inv, deregisterAll())
+	d := find(t, p, "ami-1")
+	if d.Action != ActionDeregister || !slices.Equal(d.DeleteSnapshots, []string{"snap-made"}) ||
+		!hasReason(d.KeptSnapshots, "~snap-backup not proven to be an AMI's snapshot") {
+		t.Fatalf("decision %+v", d)
+	}
+	p = MakePlan(now, inv, deregisterAll(func(r *policy.Retention) { r.DeleteUnprovenSnapshots = true }))
+	if d := find(t, p, "ami-1"); !slices.Equal(d.DeleteSnapshots, []string{"snap-made", "snap-backup"}) {
+		t.Fatalf("with delete_unproven_snapshots: %+v", d)
+	}
+}
+
+// Write-ahead: a run that stopped between recording a stage and applying it
+// left the record alone; the next run applies the stage, keeping the date.
+func TestPlanResumesRecordedStages(t *testing.T) {
+	stages := func(r *policy.Retention) { r.Stages = policy.Stages{Deprecate: true, Disable: true} }
+	img := ami("ami-1", "web-1", 40, marked("2026-12-01"), sealed(TagDeprecatedByUs, "true"), sealed(TagDisabledByUs, "true"))
+	p := MakePlan(now, fleet(img, ami("ami-9", "web-9", 1)), pol(stages))
+	d := find(t, p, "ami-1")
+	if d.Action != ActionMark || d.DeleteAfter != "2026-12-01" || !d.Deprecate || !d.Disable ||
+		!hasReason(d.Reasons, "a recorded stage is not applied (an earlier run stopped before it): applied again") {
+		t.Fatalf("decision %+v", d)
+	}
+	// Applied already: just wait.
+	img.State, img.DeprecationTime = "disabled", now.Add(time.Hour)
+	if d := find(t, MakePlan(now, fleet(img, ami("ami-9", "web-9", 1)), pol(stages)), "ami-1"); d.Action != ActionWait {
+		t.Fatalf("decision %+v", d)
 	}
 }

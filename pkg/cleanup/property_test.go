@@ -107,7 +107,7 @@ func randomFleet(r *rand.Rand) (*Inventory, policy.Retention) {
 		p.Rules = append(p.Rules, policy.Rule{Name: "catch-all", KeepNewest: pick(r, 0, 1, 2), MinAgeDays: pick(r, 0, 14)})
 	}
 
-	inv := &Inventory{Account: "111111111111", Region: "eu-west-1", References: map[string][]Reference{}}
+	inv := &Inventory{Account: "111111111111", Region: "eu-west-1", References: map[string][]Reference{}, Records: testKey}
 	families := 1 + r.IntN(4)
 	days := []float64{0.5, 3, 10, 13.9, 14.1, 20, 29, 31, 40, 90, 200}
 	var used []string
@@ -159,10 +159,14 @@ func randomFleet(r *rand.Rand) (*Inventory, policy.Retention) {
 			im.Tags[backupTag] = "arn"
 		}
 		if chance(r, 35) {
-			im.Tags[TagDeleteAfter] = pick(r, "2026-11-01", "2026-11-27", "2026-11-28", "2026-12-05", "garbage")
+			v := pick(r, "2026-11-01", "2026-11-27", "2026-11-28", "2026-12-05", "garbage")
+			if chance(r, 80) {
+				v = testKey.Seal(TagDeleteAfter, im.ID, v)
+			} // else forged: anyone can write a tag
+			im.Tags[TagDeleteAfter] = v
 		}
 		if chance(r, 5) {
-			im.Tags[TagDisabledByUs] = "true"
+			im.Tags[TagDisabledByUs] = pick(r, "true", testKey.Seal(TagDisabledByUs, im.ID, "true"))
 		}
 		if chance(r, 90) {
 			im.Tags["family"] = fmt.Sprintf("f%d", fam)
@@ -201,7 +205,10 @@ func randomFleet(r *rand.Rand) (*Inventory, policy.Retention) {
 		case 1:
 			s.Description = "Copied for DestinationAmi " + ami + " from SourceAmi ami-src for SourceSnapshot snap-x"
 		case 2:
-			s.Tags[TagDeleteWith] = ami
+			s.Tags[TagDeleteWith] = pick(r, ami, testKey.Seal(TagDeleteWith, ami, ami))
+			if chance(r, 50) {
+				s.Description = "Created by CreateImage(i-1) for " + pick(r, ami, "ami-other")
+			}
 		default:
 			s.Description = "manual"
 		}
@@ -341,9 +348,18 @@ func checkInvariants(inv *Inventory, p policy.Retention, plan Plan) []string {
 			bad("orphan %s: action %s", o.SnapshotID, o.Action)
 		}
 	}
+	desc := map[string]*Snapshot{}
+	for k := range inv.Snapshots {
+		desc[inv.Snapshots[k].ID] = &inv.Snapshots[k]
+	}
 	for s, n := range deleted {
 		if n > 1 {
 			bad("%s deleted %d times", s, n)
+		}
+		// Only a snapshot EC2 described as made for an AMI may go (the
+		// policy does not opt into unproven ones here), whatever its tags.
+		if sn := desc[s]; sn != nil && !strings.HasPrefix(sn.Description, "Created by CreateImage(") && !strings.HasPrefix(sn.Description, "Copied for DestinationAmi ") {
+			bad("%s deleted but not proven an AMI's snapshot (description %q, tags %v)", s, sn.Description, sn.Tags)
 		}
 		if _, ok := owned[s]; !ok {
 			bad("%s deleted but not owned", s)
@@ -381,7 +397,7 @@ func checkInvariants(inv *Inventory, p policy.Retention, plan Plan) []string {
 	// has a valid future mark.
 	for k := range inv.Images {
 		im := &inv.Images[k]
-		v, marked := im.Tags[TagDeleteAfter]
+		v, marked := testKey.Open(TagDeleteAfter, im.ID, im.Tags[TagDeleteAfter])
 		a := action[im.ID]
 		if marked && (a == ActionKeep || a == ActionSkip) && len(inv.Incomplete) == 0 {
 			bad("%s: %s but stays marked", im.ID, a)

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/records"
 )
 
 // RecheckReasons says why an AMI the plan deregisters must stay after all,
@@ -16,7 +17,7 @@ import (
 // tag or time lock added, a mark removed or moved, a state, deregistration
 // protection or lifecycle manager that now makes it not ours to decide. It
 // is pure.
-func RecheckReasons(now time.Time, d Decision, current *Image, refs []Reference, p policy.Retention) []string {
+func RecheckReasons(now time.Time, d Decision, current *Image, refs []Reference, p policy.Retention, key *records.Key) []string {
 	var out []string
 	for _, r := range refs {
 		out = append(out, r.String()+" (found by EC2 DescribeImageReferences; the inventory missed it)")
@@ -37,7 +38,7 @@ func RecheckReasons(now time.Time, d Decision, current *Image, refs []Reference,
 	}
 	// With a grace period every deregistration rests on a mark: it must
 	// still be there, with the date the plan saw.
-	m := readMark(current)
+	m := readMark(current, key)
 	switch {
 	case p.GraceDays > 0 && !m.present:
 		out = append(out, "mark "+TagDeleteAfter+" removed since the plan")

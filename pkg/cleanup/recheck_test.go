@@ -37,7 +37,7 @@ func TestRecheckReasons(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := RecheckReasons(now, planned, tt.current, tt.refs, tt.p)
+			got := RecheckReasons(now, planned, tt.current, tt.refs, tt.p, testKey)
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("got  %q\nwant %q", got, tt.want)
 			}

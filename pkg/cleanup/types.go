@@ -17,9 +17,12 @@ import (
 	"time"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/records"
 )
 
-// Tags the cleanup itself reads and writes on AMIs and snapshots.
+// Tags the cleanup itself reads and writes on AMIs and snapshots. Their
+// values are sealed (pkg/records): a value that does not open under the
+// run's key is ignored, since anyone with ec2:CreateTags can write a tag.
 const (
 	// TagDeleteAfter marks a candidate: it may be removed after this date
 	// (YYYY-MM-DD, UTC) if it is still a candidate then.
@@ -29,8 +32,9 @@ const (
 	TagDeprecatedByUs = "ami-housekeeper:deprecated-by-cleanup"
 	TagDisabledByUs   = "ami-housekeeper:disabled-by-cleanup"
 	// TagDeleteWith is set on a snapshot, before its AMI is deregistered, to
-	// the AMI's ID: if the run stops between the two steps, the next run
-	// finds the snapshot and finishes the job.
+	// the AMI's ID (sealed for that AMI): if the run stops between the two
+	// steps, the next run finds the snapshot and finishes the job, provided
+	// EC2's description of the snapshot names that same AMI.
 	TagDeleteWith = "ami-housekeeper:delete-with"
 )
 
@@ -57,6 +61,9 @@ type Inventory struct {
 	Incomplete []string
 	// RecycleBin says how long removed AMIs and snapshots stay recoverable.
 	RecycleBin RecycleBin
+	// Records opens the cleanup's sealed record tags; nil trusts none (every
+	// mark, stage record and delete-with tag is then ignored).
+	Records *records.Key `json:"-"`
 }
 
 // Image is an AMI owned by the account.

@@ -14,6 +14,7 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/logging"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/notify"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/records"
 )
 
 // Environment variables every function reads.
@@ -50,6 +51,18 @@ func Boot(ctx context.Context, function string, mode func(*policy.Policy) policy
 	}
 	log.Info("cold start", logging.KeyFunction, function, logging.KeyPolicy, origin, logging.KeyMode, string(mode(pol)))
 	return &Runtime{Log: log, Clients: clients, Policy: pol, Account: os.Getenv(EnvAccountID)}
+}
+
+// RecordsKey derives the key the cleanup seals its record tags with
+// (pkg/records), from the KMS HMAC key the environment names, or exits: a
+// cleanup that cannot seal or open its records must not run.
+func (r *Runtime) RecordsKey(ctx context.Context, function string) *records.Key {
+	key, err := records.Derive(ctx, r.Clients.KMS(""), os.Getenv(records.EnvKeyID))
+	if err != nil {
+		r.Log.Error("cold start failed: records key", logging.KeyFunction, function, logging.KeyError, err.Error())
+		os.Exit(1)
+	}
+	return key
 }
 
 // Notifier returns the report notifier of a region, as the environment

@@ -42,6 +42,10 @@ retention:
   mode: ` + mode + `
   grace_days: 0
   second_opinion: ` + secondOpinion + `
+  # moto describes the snapshots of the AMIs it loads at start as
+  # "Auto-created snapshot for AMI ...", which EC2 never writes, so they
+  # are not proven an AMI's: the fleet opts in to deleting them.
+  delete_unproven_snapshots: true
   rules:
     - name: web
       match: {name: "web-base-*"}

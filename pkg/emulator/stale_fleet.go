@@ -120,6 +120,7 @@ retention:
   mode: ` + mode + `
   grace_days: 0
   second_opinion: disabled
+  delete_unproven_snapshots: true # moto's seeded snapshots carry moto's own description (see FleetPolicy)
   max_deregistrations_per_run: 1000
   max_gib_per_run: 1000000
   rules:

@@ -153,11 +153,16 @@ type Retention struct {
 	// ManageImageBuilderAMIs lets rules remove AMIs built by EC2 Image
 	// Builder; by default they are skipped, since an Image Builder lifecycle
 	// policy may own their removal.
-	ManageImageBuilderAMIs bool              `json:"manage_image_builder_amis"`
-	InUse                  InUse             `json:"in_use"`
-	OrphanedSnapshots      OrphanedSnapshots `json:"orphaned_snapshots"`
-	Stages                 Stages            `json:"stages"`
-	Rules                  []Rule            `json:"rules,omitempty"`
+	ManageImageBuilderAMIs bool `json:"manage_image_builder_amis"`
+	// DeleteUnprovenSnapshots lets a deregistration delete snapshots whose
+	// EC2 description does not show CreateImage or CopyImage made them for
+	// an AMI (AMIs registered from snapshots). Off by default: such a
+	// snapshot may be a backup someone registered an AMI from.
+	DeleteUnprovenSnapshots bool              `json:"delete_unproven_snapshots"`
+	InUse                   InUse             `json:"in_use"`
+	OrphanedSnapshots       OrphanedSnapshots `json:"orphaned_snapshots"`
+	Stages                  Stages            `json:"stages"`
+	Rules                   []Rule            `json:"rules,omitempty"`
 }
 
 // SecondOpinion values.

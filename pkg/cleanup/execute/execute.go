@@ -50,6 +50,7 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/clock"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/records"
 )
 
 // Default client-side rates, per second: EC2's refill rates for the
@@ -127,6 +128,9 @@ type Executor struct {
 	Limits Limits
 	// Recheck, when set, is asked before every batch of deregistrations.
 	Recheck Rechecker
+	// Records seals the record tags the executor writes and opens the ones
+	// an unmark reads; Apply refuses to run without it.
+	Records *records.Key
 	// Log, if set, gets one line per action (keys image_id, snapshot_id,
 	// action, outcome, error).
 	Log *slog.Logger
@@ -227,6 +231,8 @@ func (e *Executor) Apply(ctx context.Context, plan *cleanup.Plan) Results {
 		return Results{Refused: "execute: refusing a blocked plan: " + plan.Blocked}
 	case e.EC2 == nil:
 		return Results{Refused: "execute: no EC2 client"}
+	case e.Records == nil:
+		return Results{Refused: "execute: no records key: the cleanup seals every record it writes (pkg/records)"}
 	}
 	r := e.newRun(plan)
 	var wg sync.WaitGroup
@@ -242,6 +248,7 @@ type run struct {
 	clock        clock.Clock
 	log          *slog.Logger
 	recheck      Rechecker
+	records      *records.Key
 	inUseRetries int
 	inUseBackoff time.Duration
 	imageTags    func(string) map[string]string
@@ -261,7 +268,7 @@ type run struct {
 }
 
 func (e *Executor) newRun(plan *cleanup.Plan) *run {
-	r := &run{ec2: e.EC2, clock: e.Clock, log: e.Log, recheck: e.Recheck, imageTags: e.ImageTags,
+	r := &run{ec2: e.EC2, clock: e.Clock, log: e.Log, recheck: e.Recheck, records: e.Records, imageTags: e.ImageTags,
 		inUseRetries: e.InUseRetries, inUseBackoff: e.InUseBackoff, gone: map[string]bool{},
 		images: make([]*ImageResult, len(plan.Decisions)), snaps: make([][]SnapshotResult, len(plan.Decisions)),
 		orphans: make([]*SnapshotResult, len(plan.Orphans))}
@@ -562,7 +569,7 @@ func (l *lane) deleteOrphan(ctx context.Context, k int, o cleanup.SnapshotDecisi
 func (l *lane) clearDeleteWith(ctx context.Context, d cleanup.Decision) {
 	err := l.call(ctx, l.limTags, func(c context.Context) error {
 		_, err := l.ec2.DeleteTags(c, &ec2.DeleteTagsInput{Resources: d.ClearDeleteWith,
-			Tags: []types.Tag{tag(cleanup.TagDeleteWith, d.ImageID)}})
+			Tags: []types.Tag{l.deleteWith(d.ImageID)}})
 		return err
 	})
 	l.logLine(ctx, d.ImageID, strings.Join(d.ClearDeleteWith, ","), "clear-delete-with", outcome(err), err)
@@ -680,7 +687,15 @@ func outcome(err error) string {
 	return "failed"
 }
 
-func tag(k, v string) types.Tag { return types.Tag{Key: aws.String(k), Value: aws.String(v)} }
+// sealed is the record tag k=v on resourceID, sealed (pkg/records).
+func (r *run) sealed(k, resourceID, v string) types.Tag {
+	return types.Tag{Key: aws.String(k), Value: aws.String(r.records.Seal(k, resourceID, v))}
+}
+
+// deleteWith is the delete-with record for ami, as written on each of its
+// snapshots (sealed for the AMI, so one CreateTags covers them all; the
+// planner also requires each snapshot's description to name the AMI).
+func (r *run) deleteWith(ami string) types.Tag { return r.sealed(cleanup.TagDeleteWith, ami, ami) }
 
 // deprecateAt is the earliest deprecation time EC2 is sure to accept: the
 // next whole minute, plus a minute for clock skew and the call's latency
@@ -731,9 +746,9 @@ func (l *lane) mark(ctx context.Context, d cleanup.Decision) ImageResult {
 			return err
 		}})
 	}
-	tags := []types.Tag{tag(cleanup.TagDeleteAfter, d.DeleteAfter)}
+	tags := []types.Tag{l.sealed(cleanup.TagDeleteAfter, d.ImageID, d.DeleteAfter)}
 	for _, s := range stages {
-		tags = append(tags, tag(s.record, "true"))
+		tags = append(tags, l.sealed(s.record, d.ImageID, "true"))
 	}
 	err := l.call(ctx, l.limTags, func(c context.Context) error {
 		_, err := l.ec2.CreateTags(c, &ec2.CreateTagsInput{Resources: []string{d.ImageID}, Tags: tags})
@@ -787,7 +802,7 @@ func (l *lane) unmark(ctx context.Context, d cleanup.Decision) ImageResult {
 	var drop []types.Tag
 	undoneAll := true
 	undo := func(record, name string, fn func(context.Context) error) bool {
-		if _, ok := tags[record]; !ok {
+		if _, sealed := l.records.Open(record, d.ImageID, tags[record]); !sealed {
 			return true
 		}
 		err := l.call(ctx, l.limLifecycle, fn)
@@ -863,6 +878,7 @@ func (l *lane) deregister(ctx context.Context, rm *removal) bool {
 		rm.res.Notes = append(rm.res.Notes, "its snapshots may carry "+cleanup.TagDeleteWith+"; harmless while the AMI exists")
 		return false
 	}
+	before := l.calls
 	err := l.call(ctx, l.limDeregister, func(c context.Context) error {
 		o, err := l.ec2.DeregisterImage(c, &ec2.DeregisterImageInput{ImageId: aws.String(d.ImageID),
 			DeleteAssociatedSnapshots: aws.Bool(len(rm.snaps) > 0 && len(d.KeptSnapshots) == 0)})
@@ -879,8 +895,17 @@ func (l *lane) deregister(ctx context.Context, rm *removal) bool {
 		l.setGone(d.ImageID)
 		rm.res.Notes = append(rm.res.Notes, "AMI already gone ("+awserr.Code(err)+")")
 		return true
-	case errors.Is(err, errOutOfTime):
+	case errors.Is(err, errOutOfTime) && l.calls == before:
 		rm.res = l.notStarted(ctx, d)
+		return false
+	case errors.Is(err, errOutOfTime):
+		// A call was made and failed; the deadline struck before a retry:
+		// EC2 may have deregistered the AMI. The next run finds out.
+		rm.res.Error = "deregister: outcome unknown, the deadline struck before a retry: " + err.Error()
+		l.count(func(c *Results) { c.Failed++ })
+		l.mu.Lock()
+		l.snaps[rm.k] = append(l.snaps[rm.k], notDeleted(rm, "not deleted: the AMI's deregistration is not confirmed (tagged "+cleanup.TagDeleteWith+"; the next run finishes it)")...)
+		l.mu.Unlock()
 		return false
 	}
 	rm.res.Error = "deregister: " + err.Error()
@@ -893,7 +918,7 @@ func (l *lane) deregister(ctx context.Context, rm *removal) bool {
 	if awserr.Classify(err) == awserr.KindPermanent && len(rm.tagged) > 0 {
 		uerr := l.call(ctx, l.limTags, func(c context.Context) error {
 			_, err := l.ec2.DeleteTags(c, &ec2.DeleteTagsInput{Resources: rm.tagged,
-				Tags: []types.Tag{tag(cleanup.TagDeleteWith, d.ImageID)}})
+				Tags: []types.Tag{l.deleteWith(d.ImageID)}})
 			return err
 		})
 		l.logLine(ctx, d.ImageID, "", "untag-delete-with", outcome(uerr), uerr)
@@ -979,7 +1004,7 @@ func (l *lane) tagDeleteWith(ctx context.Context, imageID string, snaps []string
 	}
 	create := func(ids []string) error {
 		err := l.call(ctx, l.limTags, func(c context.Context) error {
-			_, err := l.ec2.CreateTags(c, &ec2.CreateTagsInput{Resources: ids, Tags: []types.Tag{tag(cleanup.TagDeleteWith, imageID)}})
+			_, err := l.ec2.CreateTags(c, &ec2.CreateTagsInput{Resources: ids, Tags: []types.Tag{l.deleteWith(imageID)}})
 			return err
 		})
 		l.logLine(ctx, imageID, strings.Join(ids, ","), "tag-delete-with", outcome(err), err)

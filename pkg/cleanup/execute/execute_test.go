@@ -31,6 +31,7 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/clock"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/fake"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/records"
 )
 
 const acct = "123456789012"
@@ -69,7 +70,7 @@ func newWorld() *world {
 	w := &world{f: fake.NewEC2(), clock: fake.NewClock(t0), log: &bytes.Buffer{}}
 	w.f.Clock = w.clock
 	w.spy = &spy{CleanupEC2: w.f}
-	w.ex = &execute.Executor{EC2: w.spy, Clock: w.clock, Log: slog.New(slog.NewJSONHandler(w.log, nil))}
+	w.ex = &execute.Executor{EC2: w.spy, Clock: w.clock, Records: testKey, Log: slog.New(slog.NewJSONHandler(w.log, nil))}
 	return w
 }
 
@@ -80,15 +81,55 @@ func (w *world) addImage(id string, snaps ...string) {
 	}
 }
 
+// testKey seals records as an earlier run of the cleanup did.
+var testKey = records.NewKey([]byte("ami-housekeeper test records key"))
+
+var recordTags = map[string]bool{cleanup.TagDeleteAfter: true, cleanup.TagDeprecatedByUs: true, cleanup.TagDisabledByUs: true, cleanup.TagDeleteWith: true}
+
+// seal returns the value the cleanup writes for record tag k=v on id (a
+// delete-with record is sealed for the AMI it names).
+func seal(k, id, v string) string {
+	if k == cleanup.TagDeleteWith {
+		return testKey.Seal(k, v, v)
+	}
+	return testKey.Seal(k, id, v)
+}
+
+// setTags writes tags on id as an earlier run would: record tags sealed.
 func (w *world) setTags(id string, kv ...string) {
 	var tags []types.Tag
 	for i := 0; i+1 < len(kv); i += 2 {
-		tags = append(tags, types.Tag{Key: aws.String(kv[i]), Value: aws.String(kv[i+1])})
+		v := kv[i+1]
+		if recordTags[kv[i]] {
+			v = seal(kv[i], id, v)
+		}
+		tags = append(tags, types.Tag{Key: aws.String(kv[i]), Value: aws.String(v)})
 	}
 	if _, err := w.f.CreateTags(context.Background(), &ec2.CreateTagsInput{Resources: []string{id}, Tags: tags}); err != nil {
 		panic(err)
 	}
 	delete(w.f.Calls, "CreateTags")
+}
+
+// tags returns id's tags with every record tag opened; one whose seal does
+// not hold reads "UNSEALED:<value>".
+func (w *world) tags(id string) map[string]string {
+	out := w.f.Tags(id)
+	for k, v := range out {
+		if !recordTags[k] {
+			continue
+		}
+		res := id
+		if k == cleanup.TagDeleteWith {
+			res, _, _ = strings.Cut(v, "/")
+		}
+		if opened, ok := testKey.Open(k, res, v); ok {
+			out[k] = opened
+		} else {
+			out[k] = "UNSEALED:" + v
+		}
+	}
+	return out
 }
 
 func (w *world) apply(t *testing.T, ctx context.Context, plan *cleanup.Plan) execute.Results {
@@ -214,7 +255,7 @@ func TestMark(t *testing.T) {
 					img.State != types.ImageStateDisabled || aws.ToBool(img.Public) {
 					t.Fatalf("result %+v, image deprecation %v state %s public %v", r, aws.ToString(img.DeprecationTime), img.State, aws.ToBool(img.Public))
 				}
-				tags := w.f.Tags("ami-1")
+				tags := w.tags("ami-1")
 				if tags[cleanup.TagDeprecatedByUs] != "true" || tags[cleanup.TagDisabledByUs] != "true" || w.f.Calls["CreateTags"] != 1 {
 					t.Fatalf("tags %v, CreateTags calls %d", tags, w.f.Calls["CreateTags"])
 				}
@@ -225,7 +266,7 @@ func TestMark(t *testing.T) {
 		{"deprecation fails with a 5xx (moto's 500): outcome unknown, mark and record stand", staged, func(w *world) {
 			w.f.Errors["EnableImageDeprecation"] = repeat(motoNotImplemented("EnableImageDeprecation"), 10)
 		}, func(t *testing.T, w *world, r execute.ImageResult) {
-			tags := w.f.Tags("ami-1")
+			tags := w.tags("ami-1")
 			if !r.Done || !hasNote(r.Notes, "deprecate not applied") || !hasNote(r.Notes, "record stays") || w.f.Images["ami-1"].DeprecationTime != nil {
 				t.Fatalf("result %+v", r)
 			}
@@ -242,7 +283,7 @@ func TestMark(t *testing.T) {
 		{"disable not permitted (permanent): mark stands, its record is removed", staged, func(w *world) {
 			w.f.Errors["DisableImage"] = []error{fake.APIError("UnauthorizedOperation")}
 		}, func(t *testing.T, w *world, r execute.ImageResult) {
-			tags := w.f.Tags("ami-1")
+			tags := w.tags("ami-1")
 			if !r.Done || !hasNote(r.Notes, "disable not applied") || w.f.Images["ami-1"].State != types.ImageStateAvailable {
 				t.Fatalf("result %+v", r)
 			}
@@ -298,7 +339,7 @@ func TestStageRecordsAroundDeadline(t *testing.T) {
 			}
 		}
 		res := w.apply(t, ctx, enforce([]cleanup.Decision{{ImageID: "ami-1", Action: cleanup.ActionMark, DeleteAfter: "2026-12-31", Deprecate: true, Disable: true}}))
-		tags := w.f.Tags("ami-1")
+		tags := w.tags("ami-1")
 		if r := res.Images[0]; !r.Done || !hasNote(r.Notes, "disable not applied") || w.f.Calls["DisableImage"] != 0 {
 			t.Fatalf("result %+v, calls %v", r, w.f.Calls)
 		}
@@ -325,14 +366,14 @@ func TestStageRecordsAroundDeadline(t *testing.T) {
 			}
 		}
 		res := w.apply(t, ctx, enforce([]cleanup.Decision{{ImageID: "ami-1", Action: cleanup.ActionUnmark}}))
-		tags := w.f.Tags("ami-1")
+		tags := w.tags("ami-1")
 		if res.Images[0].Done || w.f.Images["ami-1"].DeprecationTime == nil || tags[cleanup.TagDeprecatedByUs] == "" || tags[cleanup.TagDeleteAfter] == "" {
 			t.Fatalf("result %+v, tags %v", res.Images[0], tags)
 		}
 		// The next run undoes everything recorded (enabling again is a no-op).
 		w.spy.after = nil
 		res = w.apply(t, context.Background(), enforce([]cleanup.Decision{{ImageID: "ami-1", Action: cleanup.ActionUnmark}}))
-		tags = w.f.Tags("ami-1")
+		tags = w.tags("ami-1")
 		if !res.Images[0].Done || w.f.Images["ami-1"].State != types.ImageStateAvailable || w.f.Images["ami-1"].DeprecationTime != nil || len(tags) != 0 {
 			t.Fatalf("second run: result %+v, state %s, tags %v", res.Images[0], w.f.Images["ami-1"].State, tags)
 		}
@@ -408,7 +449,7 @@ func TestUnmarkUndoesExactlyTheRecordedStages(t *testing.T) {
 			}
 			var left []string
 			for _, k := range []string{cleanup.TagDeleteAfter, cleanup.TagDeprecatedByUs, cleanup.TagDisabledByUs, "team"} {
-				if _, ok := w.f.Tags("ami-1")[k]; ok {
+				if _, ok := w.tags("ami-1")[k]; ok {
 					left = append(left, k)
 				}
 			}
@@ -558,7 +599,7 @@ func TestDeregister(t *testing.T) {
 				t.Errorf("images left %v, want %v", imgs, c.want.imgsLeft)
 			}
 			for s, v := range c.want.deleteWith {
-				if got := w.f.Tags(s)[cleanup.TagDeleteWith]; got != v {
+				if got := w.tags(s)[cleanup.TagDeleteWith]; got != v {
 					t.Errorf("%s %s = %q, want %q", s, cleanup.TagDeleteWith, got, v)
 				}
 			}
@@ -696,8 +737,8 @@ func TestDeadlineMidRun(t *testing.T) {
 				switch {
 				case !moto && (!r.Done || w.f.Snapshots[snap] != nil):
 					t.Errorf("%s: %+v", id, r)
-				case moto && w.f.Snapshots[snap] != nil && (r.Done || w.f.Tags(snap)[cleanup.TagDeleteWith] != id || !strings.Contains(res.Snapshots[i].Error, "next run")):
-					t.Errorf("%s: %+v, snapshot %+v, tags %v", id, r, res.Snapshots[i], w.f.Tags(snap))
+				case moto && w.f.Snapshots[snap] != nil && (r.Done || w.tags(snap)[cleanup.TagDeleteWith] != id || !strings.Contains(res.Snapshots[i].Error, "next run")):
+					t.Errorf("%s: %+v, snapshot %+v, tags %v", id, r, res.Snapshots[i], w.tags(snap))
 				case moto && w.f.Snapshots[snap] == nil && !r.Done:
 					t.Errorf("%s: snapshot deleted but %+v", id, r)
 				}
@@ -727,7 +768,7 @@ func TestInterruptedRunResumes(t *testing.T) {
 	if res.Images[0].Done || w.f.Images["ami-1"] != nil || w.f.Snapshots["snap-1"] == nil {
 		t.Fatalf("results %+v", res)
 	}
-	if got := w.f.Tags("snap-1")[cleanup.TagDeleteWith]; got != "ami-1" {
+	if got := w.tags("snap-1")[cleanup.TagDeleteWith]; got != "ami-1" {
 		t.Fatalf("snap-1 %s = %q; the next run could not find it", cleanup.TagDeleteWith, got)
 	}
 	// The next plan lists it as an approved orphan; the next run finishes.
@@ -902,7 +943,7 @@ func TestSharedSnapshotWaitsForEveryUser(t *testing.T) {
 		{ImageID: "ami-2", Action: cleanup.ActionDeregister, DeleteSnapshots: []string{"snap-s"},
 			SnapshotUsers: map[string][]string{"snap-s": {"ami-1"}}},
 	}}
-	ex := &execute.Executor{EC2: f, Clock: clock}
+	ex := &execute.Executor{EC2: f, Clock: clock, Records: testKey}
 	res := ex.Apply(context.Background(), plan)
 	if f.Calls["DeleteSnapshot"] != 0 {
 		t.Errorf("DeleteSnapshot called %d times while ami-1 still uses the snapshot", f.Calls["DeleteSnapshot"])
@@ -927,11 +968,11 @@ func TestClearStaleDeleteWith(t *testing.T) {
 	f := fake.NewEC2()
 	f.Images["ami-1"] = &types.Image{ImageId: aws.String("ami-1"), State: types.ImageStateAvailable}
 	f.Snapshots["snap-1"] = &types.Snapshot{SnapshotId: aws.String("snap-1"),
-		Tags: []types.Tag{{Key: aws.String(cleanup.TagDeleteWith), Value: aws.String("ami-1")}, {Key: aws.String("team"), Value: aws.String("web")}}}
+		Tags: []types.Tag{{Key: aws.String(cleanup.TagDeleteWith), Value: aws.String(seal(cleanup.TagDeleteWith, "snap-1", "ami-1"))}, {Key: aws.String("team"), Value: aws.String("web")}}}
 	plan := &cleanup.Plan{Mode: policy.ModeEnforce, Decisions: []cleanup.Decision{
 		{ImageID: "ami-1", Action: cleanup.ActionKeep, Reasons: []string{"in use by instance i-1 (running)"}, ClearDeleteWith: []string{"snap-1"}},
 	}}
-	res := (&execute.Executor{EC2: f, Clock: fake.NewClock(time.Date(2026, 11, 28, 3, 0, 0, 0, time.UTC))}).Apply(context.Background(), plan)
+	res := (&execute.Executor{EC2: f, Clock: fake.NewClock(time.Date(2026, 11, 28, 3, 0, 0, 0, time.UTC)), Records: testKey}).Apply(context.Background(), plan)
 	tags := f.Tags("snap-1")
 	if _, stale := tags[cleanup.TagDeleteWith]; stale || tags["team"] != "web" || res.Failed != 0 {
 		t.Errorf("tags after = %v, failed %d", tags, res.Failed)

@@ -30,6 +30,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -50,6 +51,7 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/emulator"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/fake"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/records"
 )
 
 const (
@@ -82,17 +84,25 @@ func (s state) diff(want state) string {
 	return strings.Join(out, "\n")
 }
 
-// render is the value of a state entry.
+// render is the value of a state entry. A sealed record shows as its value
+// and "+sealed" (the seal itself differs between runs: it binds IDs).
 func render(status string, tags map[string]string, name func(string) string) string {
 	var kv []string
 	for k, v := range tags {
 		if strings.HasPrefix(k, "ami-housekeeper:") {
-			kv = append(kv, strings.TrimPrefix(k, "ami-housekeeper:")+"="+name(v))
+			shown := name(v)
+			if m := sealedValue.FindStringSubmatch(v); m != nil {
+				shown = name(m[1]) + "+sealed"
+			}
+			kv = append(kv, strings.TrimPrefix(k, "ami-housekeeper:")+"="+shown)
 		}
 	}
 	sort.Strings(kv)
 	return strings.TrimSpace(status + " " + strings.Join(kv, " "))
 }
+
+// sealedValue matches a value sealed by pkg/records: value "/" 32 hex digits.
+var sealedValue = regexp.MustCompile(`^(.*)/[0-9a-f]{32}$`)
 
 func tagsOf(tags []types.Tag) map[string]string {
 	m := map[string]string{}
@@ -202,8 +212,9 @@ func seedMoto(t *testing.T, m *emulator.Moto) *motoWorld {
 		must(err)
 	}
 	// Left by an earlier run whose deregistration of app-003 did not
-	// happen: the planner clears it (one DeleteTags in every run below).
-	tag(snapOf["app-003"], cleanup.TagDeleteWith, w.ids["app-003"])
+	// happen (sealed, as the cleanup writes it): the planner clears it (one
+	// DeleteTags in every run below).
+	tag(snapOf["app-003"], cleanup.TagDeleteWith, crashKey.Seal(cleanup.TagDeleteWith, w.ids["app-003"], w.ids["app-003"]))
 	// Forged by someone with ec2:CreateTags: a production backup, and the
 	// snapshot of a kept AMI, each tagged as if it went with an AMI that
 	// this very run deregisters. Neither may ever be deleted.
@@ -257,6 +268,7 @@ func (w *motoWorld) sweep(ctx context.Context, t *testing.T, p policy.Retention,
 		// second per lost answer).
 		Executor: &execute.Executor{EC2: cr, Clock: fake.NewClock(time.Now())},
 		Now:      func() time.Time { return now },
+		Records:  crashKey,
 	}
 	rep := s.Run(ctx, crashAccount, crashRegion, p)
 	if len(rep.Incomplete) > 0 || rep.Plan.Blocked != "" {
@@ -378,16 +390,16 @@ func safety(t *testing.T, r runner) func(string, state) {
 }
 
 // stagesResumeAfterCrash says whether a sweep applies a recorded stage
-// that a crash kept from being applied. It does not yet: a crash after the
-// mark's CreateTags (mark and stage records, written ahead) and before
-// EnableImageDeprecation or DisableImage leaves the AMI marked and recorded
-// but neither deprecated nor disabled, and every later sweep plans "wait"
-// for a marked AMI and never applies the stage: the AMI is deregistered
-// after its grace period without ever having been deprecated or disabled.
-// Safe (nothing is removed early, no stage lacks its record) but the
-// warning the stages give users is lost. Reported to the lead; once a
-// sweep resumes the stages, set this to true and the test pins the fix.
-const stagesResumeAfterCrash = false
+// that a crash kept from being applied: a crash after the mark's CreateTags
+// (mark and stage records, written ahead) and before EnableImageDeprecation
+// or DisableImage leaves the AMI marked and recorded but neither deprecated
+// nor disabled. The planner marks such an AMI again (same date), so the next
+// sweep applies the stage; with false, the test expects the old gap.
+const stagesResumeAfterCrash = true
+
+// crashKey seals the cleanup's records in these tests, as the key derived
+// from the deployment's KMS key does in AWS.
+var crashKey = records.NewKey([]byte("ami-housekeeper crash test records key"))
 
 // stageNotResumed reports whether a difference between a crashed run's
 // state and the crash-free run's, after the same step, is exactly the gap
@@ -725,7 +737,7 @@ func (w *fakeWorld) state(*testing.T) state {
 }
 
 func (w *fakeWorld) inventory(refs map[string][]cleanup.Reference) *cleanup.Inventory {
-	inv := &cleanup.Inventory{Account: crashAccount, Region: crashRegion, References: map[string][]cleanup.Reference{}}
+	inv := &cleanup.Inventory{Account: crashAccount, Region: crashRegion, References: map[string][]cleanup.Reference{}, Records: crashKey}
 	for _, id := range slices.Sorted(maps.Keys(w.f.Images)) {
 		inv.Images = append(inv.Images, fakeImage(w.f.Images[id]))
 		if r := refs[id]; r != nil {
@@ -771,7 +783,7 @@ func (r fakeRecheck) Recheck(ctx context.Context, batch []cleanup.Decision) (map
 			img := fakeImage(&out.Images[0])
 			cur = &img
 		}
-		if why := cleanup.RecheckReasons(r.step.now, d, cur, r.step.refs[d.ImageID], r.w.p); len(why) > 0 {
+		if why := cleanup.RecheckReasons(r.step.now, d, cur, r.step.refs[d.ImageID], r.w.p, crashKey); len(why) > 0 {
 			keep[d.ImageID] = why
 		}
 	}
@@ -788,7 +800,7 @@ func (w *fakeWorld) sweep(ctx context.Context, t *testing.T, i int, cr *fake.Cra
 		tags[img.ID] = img.Tags
 	}
 	cr.EC2 = w.f
-	ex := &execute.Executor{EC2: cr, Clock: fake.NewClock(time.Now()), Recheck: fakeRecheck{w, st},
+	ex := &execute.Executor{EC2: cr, Clock: fake.NewClock(time.Now()), Recheck: fakeRecheck{w, st}, Records: crashKey,
 		ImageTags: func(id string) map[string]string { return tags[id] }}
 	ex.Apply(ctx, &plan)
 }

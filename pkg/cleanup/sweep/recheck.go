@@ -9,6 +9,7 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/collect"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/execute"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/records"
 )
 
 // The report reserve must outlast the one call a lane may have in flight
@@ -19,9 +20,10 @@ const _ = uint(reportReserve - execute.CallTimeout - 2*time.Second)
 // deregistrations: the AMIs as EC2 describes them now, and, unless the
 // policy turns it off, EC2's own list of what references them.
 type recheck struct {
-	c   *collect.Collector
-	now func() time.Time
-	p   policy.Retention
+	c       *collect.Collector
+	now     func() time.Time
+	p       policy.Retention
+	records *records.Key
 }
 
 var _ execute.Rechecker = recheck{}
@@ -44,7 +46,7 @@ func (r recheck) Recheck(ctx context.Context, batch []cleanup.Decision) (map[str
 	keep := map[string][]string{}
 	at := r.now()
 	for _, d := range batch {
-		if why := cleanup.RecheckReasons(at, d, current[d.ImageID], refs[d.ImageID], r.p); len(why) > 0 {
+		if why := cleanup.RecheckReasons(at, d, current[d.ImageID], refs[d.ImageID], r.p, r.records); len(why) > 0 {
 			keep[d.ImageID] = why
 		}
 	}

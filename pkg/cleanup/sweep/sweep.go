@@ -13,6 +13,7 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/collect"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/execute"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/records"
 )
 
 // reportReserve is the time kept, at the end of an invocation, for the report.
@@ -24,6 +25,9 @@ type Sweeper struct {
 	Executor  *execute.Executor
 	// Now is the planning clock (time.Now when nil).
 	Now func() time.Time
+	// Records seals and opens the cleanup's record tags (pkg/records); nil
+	// trusts no record and refuses to apply.
+	Records *records.Key
 }
 
 // Report is everything one sweep found, decided and did.
@@ -46,6 +50,7 @@ func (s *Sweeper) Run(ctx context.Context, account, region string, p policy.Rete
 		now = s.Now
 	}
 	inv := s.Collector.Collect(ctx, account, region, p.InUse)
+	inv.Records = s.Records
 	at := now().UTC()
 	// Launch permissions cost one call per AMI, so only the AMIs that would
 	// otherwise be removed are read.
@@ -61,6 +66,7 @@ func (s *Sweeper) Run(ctx context.Context, account, region string, p policy.Rete
 		}
 		ex := *s.Executor
 		ex.ImageTags = func(id string) map[string]string { return tags[id] }
+		ex.Records = s.Records
 		// EC2's reference check looks at the most recent launch template
 		// versions; unless the policy counts every version as use, only the
 		// latest (which the policy always counts) may keep an AMI, or an
@@ -68,7 +74,7 @@ func (s *Sweeper) Run(ctx context.Context, account, region string, p policy.Rete
 		if !slices.Contains(p.InUse.LaunchTemplateVersions, policy.LaunchTemplateAll) {
 			s.Collector.ReferencesVersionDepth = 1
 		}
-		ex.Recheck = recheck{c: s.Collector, now: func() time.Time { return now().UTC() }, p: p}
+		ex.Recheck = recheck{c: s.Collector, now: func() time.Time { return now().UTC() }, p: p, records: s.Records}
 		// Stop starting actions a little before the invocation's deadline,
 		// so the report is still written; the next run resumes.
 		actx := ctx
