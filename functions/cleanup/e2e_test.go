@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -185,6 +186,26 @@ func TestE2ESecondOpinionRequiredButUnavailableRemovesNothing(t *testing.T) {
 	}
 	if !strings.Contains(logs, "second opinion (EC2 DescribeImageReferences) unavailable") {
 		t.Errorf("logs do not say why nothing was removed:\n%s", logs)
+	}
+}
+
+// Enforcing, launch permissions are read right before removal: an AMI
+// shared after nothing else kept it is kept there, with the reason.
+func TestE2ESharedAMIKeptAtRemoval(t *testing.T) {
+	f := newFleet(t)
+	if _, err := f.ec2.ModifyImageAttribute(f.ctx, &ec2.ModifyImageAttributeInput{ImageId: aws.String(amiStale1),
+		LaunchPermission: &ec2types.LaunchPermissionModifications{Add: []ec2types.LaunchPermission{{UserId: aws.String("222233334444")}}}}); err != nil {
+		t.Fatal(err)
+	}
+	r, logs := f.run(t, "enforce")
+	if r.Deregistered != 1 || r.Failed != 0 {
+		t.Fatalf("response %+v\n%s", r, logs)
+	}
+	if got := f.images(t); !slices.Contains(got, amiStale1) || slices.Contains(got, amiStale2) {
+		t.Fatalf("AMIs after = %v: the shared %s must stay, %s go", got, amiStale1, amiStale2)
+	}
+	if !strings.Contains(logs, `"outcome":"kept-on-recheck"`) || !strings.Contains(logs, `"kept_because":"shared with 222233334444 (keep_shared)"`) {
+		t.Errorf("the decision does not say why the shared AMI stayed:\n%s", logs)
 	}
 }
 

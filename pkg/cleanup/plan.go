@@ -95,7 +95,7 @@ func SharesToCheck(now time.Time, inv *Inventory, p policy.Retention) []string {
 		if f.rule < 0 || img.SharesKnown || img.Public || !pl.rules[f.rule].keepShared {
 			continue
 		}
-		if len(skipReasons(img, pl.p)) > 0 || len(pl.keepReasons(i, false)) > 0 {
+		if len(skipReasons(img, pl.p)) > 0 || len(pl.keepReasons(i, false, false)) > 0 || pl.sharesAtRemoval(i) {
 			continue
 		}
 		ids = append(ids, img.ID)
@@ -362,14 +362,16 @@ func (pl *planner) decide(i int) (d Decision) {
 		m.unmarkIfMarked(&d)
 		return d
 	}
-	if keep := pl.keepReasons(i, true); len(keep) > 0 {
+	atRemoval := pl.sharesAtRemoval(i)
+	if keep := pl.keepReasons(i, true, atRemoval); len(keep) > 0 {
 		d.Reasons = keep
 		m.unmarkIfMarked(&d)
 		return d
 	}
 
 	// A candidate.
-	d.Reasons = pl.goReasons(i)
+	d.CheckShares = atRemoval && pl.rules[f.rule].keepShared && !img.SharesKnown && !img.Public
+	d.Reasons = pl.goReasons(i, d.CheckShares)
 	switch {
 	case m.valid && pl.today.After(m.date):
 		d.Action, d.DeleteAfter = ActionDeregister, m.date.Format(DateLayout)
@@ -458,7 +460,7 @@ func dlmTag(tags map[string]string) string {
 
 // keepReasons lists every reason to keep image i, which has a rule. With
 // withShares false the sharing reasons are left out (SharesToCheck).
-func (pl *planner) keepReasons(i int, withShares bool) []string {
+func (pl *planner) keepReasons(i int, withShares, sharesAtRemoval bool) []string {
 	img, f := &pl.inv.Images[i], &pl.facts[i]
 	r := &pl.rules[f.rule]
 	var keep []string
@@ -502,14 +504,26 @@ func (pl *planner) keepReasons(i int, withShares bool) []string {
 	}
 	// Permissions are read only for AMIs nothing else keeps, so this reason
 	// stands alone: it is the last thing between the AMI and removal.
-	if withShares && r.keepShared && len(keep) == 0 && !img.SharesKnown && !img.Public {
+	if withShares && !sharesAtRemoval && r.keepShared && len(keep) == 0 && !img.SharesKnown && !img.Public {
 		keep = append(keep, "launch permissions not read: kept")
 	}
 	return keep
 }
 
+// sharesAtRemoval reports whether image i's launch permissions are left
+// to the recheck right before its removal (Inventory.SharesAtRemoval): it
+// would be deregistered now, its mark's date passed or grace 0. A mark
+// (whose stages may disable the AMI) always needs them first.
+func (pl *planner) sharesAtRemoval(i int) bool {
+	if !pl.inv.SharesAtRemoval {
+		return false
+	}
+	m := readMark(&pl.inv.Images[i], pl.inv.Records)
+	return (m.valid && pl.today.After(m.date)) || (!m.valid && pl.p.GraceDays <= 0)
+}
+
 // goReasons says why image i, a candidate, may go.
-func (pl *planner) goReasons(i int) []string {
+func (pl *planner) goReasons(i int, sharesAtRemoval bool) []string {
 	img, f := &pl.inv.Images[i], &pl.facts[i]
 	r := &pl.rules[f.rule]
 	out := make([]string, 0, 7)
@@ -532,6 +546,8 @@ func (pl *planner) goReasons(i int) []string {
 	switch {
 	case img.Public:
 		out = append(out, "public, but keep_shared is off")
+	case sharesAtRemoval:
+		out = append(out, "launch permissions are read right before removal")
 	case !img.SharesKnown:
 		out = append(out, "launch permissions not read (keep_shared is off)")
 	case len(img.SharedWith) > 0:

@@ -192,3 +192,33 @@ func TestPlanResumesRecordedStages(t *testing.T) {
 		t.Fatalf("decision %+v", d)
 	}
 }
+
+// Enforcing, the launch permissions of what would go now are read right
+// before removal (the recheck), not before planning; a mark still needs
+// them first, since its stages may disable the AMI.
+func TestPlanSharesAtRemoval(t *testing.T) {
+	unread := func(im *Image) { im.SharesKnown = false }
+	inv := fleet(ami("ami-due", "web-1", 90, unread), ami("ami-mark", "api-1", 90, unread),
+		ami("ami-9", "web-9", 1), ami("ami-8", "api-9", 1))
+	for k := range inv.Images {
+		if inv.Images[k].ID == "ami-due" {
+			sealed(TagDeleteAfter, "2026-11-01")(&inv.Images[k])
+		}
+	}
+	inv.SharesAtRemoval = true
+	p := MakePlan(now, inv, pol())
+	due, mark := find(t, p, "ami-due"), find(t, p, "ami-mark")
+	if due.Action != ActionDeregister || !due.CheckShares || !hasReason(due.Reasons, "launch permissions are read right before removal") {
+		t.Errorf("due: %+v", due)
+	}
+	if mark.Action != ActionKeep || mark.CheckShares || !hasReason(mark.Reasons, "launch permissions not read: kept") {
+		t.Errorf("mark: %+v", mark)
+	}
+	if got := SharesToCheck(now, inv, pol()); !slices.Equal(got, []string{"ami-mark"}) {
+		t.Errorf("SharesToCheck = %v, want only the mark", got)
+	}
+	inv.SharesAtRemoval = false
+	if got := SharesToCheck(now, inv, pol()); !slices.Equal(got, []string{"ami-due", "ami-mark"}) {
+		t.Errorf("SharesToCheck without deferral = %v", got)
+	}
+}

@@ -36,6 +36,16 @@ func RecheckReasons(now time.Time, d Decision, current *Image, refs []Reference,
 	if lock, _ := timeLock(now, current.Tags, p.TimeLockTag); lock != "" {
 		out = append(out, lock+" (since the plan)")
 	}
+	if keepsShared(d.Rule, p) {
+		switch {
+		case current.Public:
+			out = append(out, "public (keep_shared)")
+		case d.CheckShares && !current.SharesKnown:
+			out = append(out, "launch permissions not read right before removal: kept")
+		case d.CheckShares && len(current.SharedWith) > 0:
+			out = append(out, "shared with "+list(current.SharedWith, 10)+" (keep_shared)")
+		}
+	}
 	// With a grace period every deregistration rests on a mark: it must
 	// still be there, with the date the plan saw.
 	m := readMark(current, key)
@@ -46,4 +56,14 @@ func RecheckReasons(now time.Time, d Decision, current *Image, refs []Reference,
 		out = append(out, "mark "+TagDeleteAfter+" changed since the plan (now "+m.raw+", planned "+d.DeleteAfter+")")
 	}
 	return out
+}
+
+// keepsShared reports whether the named rule keeps shared AMIs.
+func keepsShared(rule string, p policy.Retention) bool {
+	for _, r := range p.Rules {
+		if r.Name == rule && r.KeepShared != nil {
+			return *r.KeepShared
+		}
+	}
+	return p.KeepShared
 }

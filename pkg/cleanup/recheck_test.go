@@ -32,6 +32,8 @@ func TestRecheckReasons(t *testing.T) {
 		{"grace 0: no mark needed", ptr(ami("ami-1", "web-1", 40)), nil, deregisterAll(), nil},
 		{"protection enabled since", ptr(ami("ami-1", "web-1", 40, marked("2026-11-20"), func(im *Image) { im.DeregistrationProtection = "enabled" })), nil, p,
 			[]string{"deregistration protection: enabled (since the plan)"}},
+		{"became public (keep_shared)", ptr(ami("ami-1", "web-1", 40, marked("2026-11-20"), func(im *Image) { im.Public = true })), nil, p,
+			[]string{"public (keep_shared)"}},
 		{"taken over by DLM", ptr(ami("ami-1", "web-1", 40, marked("2026-11-20"), tag("aws:dlm:lifecycle-policy-id", "p"))), nil, p,
 			[]string{"managed by Data Lifecycle Manager (tag aws:dlm:lifecycle-policy-id) (since the plan)"}},
 	}
@@ -46,3 +48,36 @@ func TestRecheckReasons(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Launch permissions left to the recheck (CheckShares) decide there.
+func TestRecheckReasonsShares(t *testing.T) {
+	planned := Decision{ImageID: "ami-1", Rule: "all", Action: ActionDeregister, DeleteAfter: "2026-11-20", CheckShares: true}
+	base := func(opts ...func(*Image)) *Image {
+		im := ami("ami-1", "web-1", 40, append([]func(*Image){marked("2026-11-20")}, opts...)...)
+		return &im
+	}
+	shared := func(im *Image) { im.SharesKnown, im.SharedWith = true, []string{"222233334444"} }
+	notShared := func(im *Image) { im.SharesKnown, im.SharedWith = true, nil }
+	unread := func(im *Image) { im.SharesKnown = false }
+	off := pol(func(r *policy.Retention) { r.KeepShared = false })
+	ruleOff := pol(func(r *policy.Retention) { v := false; r.Rules[0].KeepShared = &v })
+	tests := []struct {
+		name    string
+		current *Image
+		p       policy.Retention
+		want    []string
+	}{
+		{"shared", base(shared), pol(), []string{"shared with 222233334444 (keep_shared)"}},
+		{"not shared", base(notShared), pol(), nil},
+		{"not read", base(unread), pol(), []string{"launch permissions not read right before removal: kept"}},
+		{"shared, keep_shared off", base(shared), off, nil},
+		{"shared, the rule turns keep_shared off", base(shared), ruleOff, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := RecheckReasons(now, planned, tt.current, nil, tt.p, testKey); !slices.Equal(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

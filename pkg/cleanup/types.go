@@ -61,6 +61,11 @@ type Inventory struct {
 	Incomplete []string
 	// RecycleBin says how long removed AMIs and snapshots stay recoverable.
 	RecycleBin RecycleBin
+	// SharesAtRemoval leaves the launch permissions of AMIs the plan would
+	// deregister now to the recheck right before their removal (one read
+	// each, paced, alongside the deregistrations) instead of reading them
+	// all before planning; the sweep sets it in enforce mode.
+	SharesAtRemoval bool `json:"-"`
 	// Records opens the cleanup's sealed record tags; nil trusts none (every
 	// mark, stage record and delete-with tag is then ignored).
 	Records *records.Key `json:"-"`
@@ -194,6 +199,10 @@ type Decision struct {
 	ClearDeleteWith []string `json:"clear_delete_with,omitempty"`
 	// SizeGiB is what deregistering frees (the deleted snapshots' sizes).
 	SizeGiB int64 `json:"size_gib,omitempty"`
+	// CheckShares: the launch permissions were not read before planning
+	// (Inventory.SharesAtRemoval); the recheck reads them right before the
+	// removal and keeps the AMI if its rule keeps shared AMIs and it is.
+	CheckShares bool `json:"check_shares,omitempty"`
 }
 
 // SnapshotDecision is the plan for a snapshot whose AMI no longer exists.

@@ -73,8 +73,10 @@ type Collector struct {
 	// Clock paces the calls (simulated in tests); nil means the wall clock.
 	Clock clock.Clock
 
-	refsOnce    sync.Once
-	refsLimiter *rate.Limiter
+	refsOnce      sync.Once
+	refsLimiter   *rate.Limiter
+	sharesOnce    sync.Once
+	sharesLimiter *rate.Limiter
 }
 
 // Collect reads everything into an Inventory. It never fails: a list that

@@ -127,7 +127,7 @@ func (c *Collector) referenceTypes() []types.ResourceTypeRequest {
 	}
 }
 
-// paceReferences waits for the limiter's next slot on the Collector's clock.
+// paceReferences waits for the references limiter's next slot.
 func (c *Collector) paceReferences(ctx context.Context) error {
 	c.refsOnce.Do(func() {
 		c.refsLimiter = c.ReferencesLimiter
@@ -135,12 +135,25 @@ func (c *Collector) paceReferences(ctx context.Context) error {
 			c.refsLimiter = rate.NewLimiter(DefaultReferencesRate, DefaultReferencesBurst)
 		}
 	})
+	return c.pace(ctx, c.refsLimiter)
+}
+
+// paceShares waits for the next slot of the launch-permission reads made
+// right before removal (ReadSharesNow): half of EC2's non-mutating refill,
+// like the reference check, so the recheck never starves the account.
+func (c *Collector) paceShares(ctx context.Context) error {
+	c.sharesOnce.Do(func() { c.sharesLimiter = rate.NewLimiter(DefaultReferencesRate, DefaultReferencesBurst) })
+	return c.pace(ctx, c.sharesLimiter)
+}
+
+// pace waits for lim's next slot on the Collector's clock.
+func (c *Collector) pace(ctx context.Context, lim *rate.Limiter) error {
 	clk := c.Clock
 	if clk == nil {
 		clk = clock.Real()
 	}
 	now := clk.Now()
-	res := c.refsLimiter.ReserveN(now, 1)
+	res := lim.ReserveN(now, 1)
 	if err := clk.Sleep(ctx, res.DelayFrom(now)); err != nil {
 		res.CancelAt(now)
 		return err

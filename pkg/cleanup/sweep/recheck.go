@@ -37,6 +37,16 @@ func (r recheck) Recheck(ctx context.Context, batch []cleanup.Decision) (map[str
 	if err != nil {
 		return nil, err
 	}
+	// Launch permissions left to this moment (Decision.CheckShares).
+	var unread []*cleanup.Image
+	for _, d := range batch {
+		if img := current[d.ImageID]; d.CheckShares && img != nil {
+			unread = append(unread, img)
+		}
+	}
+	if err := r.c.ReadSharesNow(ctx, unread); err != nil {
+		return nil, err
+	}
 	var refs map[string][]cleanup.Reference
 	if r.p.SecondOpinion != policy.SecondOpinionDisabled {
 		if refs, err = r.c.ImageReferences(ctx, ids); err != nil {
