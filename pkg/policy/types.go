@@ -120,10 +120,11 @@ type SharingExceptions struct {
 	MaxDays int `json:"max_days"`
 	// AllowPublic lets an exception keep an AMI or snapshot public.
 	AllowPublic bool `json:"allow_public"`
-	// AllowedPrincipals, when not empty, are the only principals an
-	// exception may name: account IDs, organization ARNs and OU ARNs (an OU
-	// of a listed organization counts as listed). Empty: any principal but
-	// public.
+	// AllowedPrincipals are the only principals an exception may keep:
+	// account IDs, organization ARNs and OU ARNs (an OU of a listed
+	// organization counts as listed). Empty (the default): none, since anyone
+	// who can tag an AMI can write an exception. Public is governed by
+	// AllowPublic alone.
 	AllowedPrincipals []string `json:"allowed_principals,omitempty"`
 }
 

@@ -48,6 +48,8 @@ func testPolicy() policy.Sharing {
 	p.AllowedAccounts = []string{allowed}
 	p.AllowedOrganizations = []string{orgOK}
 	p.AllowedOrganizationalUnits = []string{ouOK}
+	// Principals an exception may keep (none by default).
+	p.Exceptions.AllowedPrincipals = []string{allowed, allowed2, stranger}
 	return p
 }
 
@@ -204,6 +206,17 @@ func TestEvaluate(t *testing.T) {
 			tags:    map[string]string{exTag: "CHG-1;until=2026-10-31;principals=public"},
 			current: ps(pPublic), keep: ps(pPublic), remove: ps(),
 			reasons: []string{"public allowed until 2026-10-31 by exception CHG-1"},
+		},
+		{
+			// The self-service exception, under the default policy:
+			// anyone who can tag could otherwise keep any account shared.
+			name:    "by default no principal may be kept by an exception",
+			policy:  func(p *policy.Sharing) { p.Exceptions = policy.Default().Sharing.Exceptions },
+			current: ps(pStranger),
+			tags:    map[string]string{exTag: "x;until=2026-10-30;principals=999988887777"},
+			keep:    ps(), remove: ps(pStranger),
+			reasons: []string{"exception x ignored: /sharing/exceptions/allowed_principals is empty, so exceptions keep no principal; list the ones an exception may keep",
+				"account 999988887777 is not allowed"},
 		},
 		{
 			name:    "exception naming a principal outside allowed_principals is ignored",

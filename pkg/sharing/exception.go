@@ -221,7 +221,12 @@ func assessException(now time.Time, p policy.Sharing, tags map[string]string) (E
 			}
 			continue
 		}
-		if len(bounds.AllowedPrincipals) > 0 && !exceptionMayName(bounds.AllowedPrincipals, pr) {
+		// Anyone who can tag can write an exception: it keeps only
+		// principals the policy names as exceptable, none by default.
+		if len(bounds.AllowedPrincipals) == 0 {
+			return ignored("/sharing/exceptions/allowed_principals is empty, so exceptions keep no principal; list the ones an exception may keep")
+		}
+		if !exceptionMayName(bounds.AllowedPrincipals, pr) {
 			return ignored("%s is not in /sharing/exceptions/allowed_principals", pr)
 		}
 	}
