@@ -104,7 +104,7 @@ func NewCleanup(scope constructs.Construct, id string, props *CleanupProps) *Cle
 		"ec2:DescribeFleets", "ec2:DescribeSpotFleetRequests", "ec2:DescribeSpotInstanceRequests",
 		"ec2:DescribeImageReferences",
 		"autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeLaunchConfigurations",
-		"ssm:DescribeParameters", "rbin:ListRules",
+		"ssm:DescribeParameters", "rbin:ListRules", "rbin:GetRule",
 	}, jsii.String("*"))
 	// DescribeImageReferences reads each resource type with the caller's
 	// permissions: instances, templates and parameters are allowed above;

@@ -919,7 +919,7 @@ func cleanupPermissions(cleanup function, topic, key, records string) map[string
 		"ec2:DescribeFleets", "ec2:DescribeSpotFleetRequests", "ec2:DescribeSpotInstanceRequests",
 		"ec2:DescribeImageReferences",
 		"autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeLaunchConfigurations",
-		"ssm:DescribeParameters", "rbin:ListRules",
+		"ssm:DescribeParameters", "rbin:ListRules", "rbin:GetRule",
 		// Only through DescribeImageReferences (checkImageBuilderViaEC2).
 		"imagebuilder:ListImageRecipes", "imagebuilder:ListContainerRecipes", "imagebuilder:GetContainerRecipe",
 	}

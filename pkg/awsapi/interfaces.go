@@ -128,6 +128,7 @@ type CursorSSM interface {
 // snapshots recoverable.
 type RecycleBinAPI interface {
 	ListRules(ctx context.Context, in *rbin.ListRulesInput, optFns ...func(*rbin.Options)) (*rbin.ListRulesOutput, error)
+	GetRule(ctx context.Context, in *rbin.GetRuleInput, optFns ...func(*rbin.Options)) (*rbin.GetRuleOutput, error)
 }
 
 // RecordsKMS derives the secret that seals the cleanup's record tags

@@ -5,6 +5,7 @@ package collect
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
@@ -129,6 +130,7 @@ func TestUnreadableDateFailsClosed(t *testing.T) {
 // rulesFake is a paging Recycle Bin.
 type rulesFake struct {
 	pages map[rbtypes.ResourceType][][]rbtypes.RuleSummary
+	rules map[string]*rbin.GetRuleOutput
 	err   map[rbtypes.ResourceType]error
 	calls int
 }
@@ -153,9 +155,23 @@ func (f *rulesFake) ListRules(_ context.Context, in *rbin.ListRulesInput, _ ...f
 	return out, nil
 }
 
-func rule(days int32, unit rbtypes.RetentionPeriodUnit) rbtypes.RuleSummary {
-	return rbtypes.RuleSummary{RetentionPeriod: &rbtypes.RetentionPeriod{RetentionPeriodValue: aws.Int32(days), RetentionPeriodUnit: unit}}
+// GetRule answers from rules, by identifier: a rule not listed there is a
+// plain region-level rule, available.
+func (f *rulesFake) GetRule(_ context.Context, in *rbin.GetRuleInput, _ ...func(*rbin.Options)) (*rbin.GetRuleOutput, error) {
+	f.calls++
+	if r, ok := f.rules[aws.ToString(in.Identifier)]; ok {
+		return r, nil
+	}
+	return &rbin.GetRuleOutput{Identifier: in.Identifier, Status: rbtypes.RuleStatusAvailable}, nil
 }
+
+func rule(days int32, unit rbtypes.RetentionPeriodUnit) rbtypes.RuleSummary {
+	ruleN++
+	return rbtypes.RuleSummary{Identifier: aws.String(fmt.Sprintf("rule-%d", ruleN)),
+		RetentionPeriod: &rbtypes.RetentionPeriod{RetentionPeriodValue: aws.Int32(days), RetentionPeriodUnit: unit}}
+}
+
+var ruleN int
 
 func TestRecycleBin(t *testing.T) {
 	f := &rulesFake{pages: map[rbtypes.ResourceType][][]rbtypes.RuleSummary{
@@ -167,8 +183,27 @@ func TestRecycleBin(t *testing.T) {
 	if want := (cleanup.RecycleBin{ImageRetentionDays: 30, SnapshotRetentionDays: 14}); s.inv.RecycleBin != want {
 		t.Errorf("RecycleBin = %+v, want %+v", s.inv.RecycleBin, want)
 	}
-	if f.calls != 3 {
-		t.Errorf("%d ListRules calls, want 3 (two pages of image rules, one of snapshot rules)", f.calls)
+	if f.calls != 3+3 {
+		t.Errorf("%d calls, want 6 (two pages of image rules, one of snapshot rules, and GetRule for each of the 3 rules in days)", f.calls)
+	}
+
+	// A tag-level rule, or one with exclusions, keeps only some AMIs: it
+	// promises nothing for the report ("recoverable until").
+	tagged, excluding := rule(60, rbtypes.RetentionPeriodUnitDays), rule(90, rbtypes.RetentionPeriodUnitDays)
+	f = &rulesFake{
+		pages: map[rbtypes.ResourceType][][]rbtypes.RuleSummary{
+			rbtypes.ResourceTypeEc2Image:    {{tagged, excluding, rule(7, rbtypes.RetentionPeriodUnitDays)}},
+			rbtypes.ResourceTypeEbsSnapshot: {{tagged}},
+		},
+		rules: map[string]*rbin.GetRuleOutput{
+			aws.ToString(tagged.Identifier):    {Status: rbtypes.RuleStatusAvailable, ResourceTags: []rbtypes.ResourceTag{{ResourceTagKey: aws.String("keep")}}},
+			aws.ToString(excluding.Identifier): {Status: rbtypes.RuleStatusAvailable, ExcludeResourceTags: []rbtypes.ResourceTag{{ResourceTagKey: aws.String("scratch")}}},
+		},
+	}
+	s = &sweep{c: &Collector{RecycleBin: f}, inv: &cleanup.Inventory{}}
+	s.readRecycleBin(context.Background())
+	if want := (cleanup.RecycleBin{ImageRetentionDays: 7}); s.inv.RecycleBin != want {
+		t.Errorf("with tag-level rules: RecycleBin = %+v, want %+v", s.inv.RecycleBin, want)
 	}
 
 	f = &rulesFake{err: map[rbtypes.ResourceType]error{rbtypes.ResourceTypeEc2Image: &smithy.GenericAPIError{Code: "AccessDeniedException"}}}

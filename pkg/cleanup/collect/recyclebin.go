@@ -12,12 +12,16 @@ import (
 const rbinPageSize = 100
 
 // readRecycleBin reads how long Recycle Bin keeps removed AMIs and snapshots:
-// the longest retention of the region's rules for each resource type. It only
-// feeds the report, so a failure is a problem, not an incomplete inventory.
+// the longest retention of the region's rules for each resource type that
+// keep every resource of it. It only feeds the report ("recoverable until"),
+// so a failure is a problem, not an incomplete inventory, and it promises
+// nothing then.
 //
-// ListRules returns rule summaries, which carry no status (a rule being
-// created is "pending" for a moment); every listed rule counts. Tag-level
-// rules count too, although they keep only the resources carrying their tags.
+// ListRules summaries say neither which resources a rule keeps nor its
+// state, so each rule is read with GetRule: a tag-level rule (ResourceTags)
+// keeps only resources carrying its tags, and a region-level rule with
+// exclusion tags not those carrying them; neither is a promise for every
+// AMI, so only plain region-level rules count.
 func (s *sweep) readRecycleBin(ctx context.Context) {
 	if s.c.RecycleBin == nil {
 		return
@@ -33,10 +37,18 @@ func (s *sweep) longestRetention(ctx context.Context, rt rbtypes.ResourceType) i
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			s.problem("recycle bin rules for %s: %v", rt, err)
-			return days
+			return 0
 		}
 		for _, r := range page.Rules {
 			if r.RetentionPeriod == nil || r.RetentionPeriod.RetentionPeriodUnit != rbtypes.RetentionPeriodUnitDays {
+				continue
+			}
+			rule, err := s.c.RecycleBin.GetRule(ctx, &rbin.GetRuleInput{Identifier: r.Identifier})
+			if err != nil {
+				s.problem("recycle bin rule %s: %v", aws.ToString(r.Identifier), err)
+				return 0
+			}
+			if len(rule.ResourceTags) > 0 || len(rule.ExcludeResourceTags) > 0 || rule.Status != rbtypes.RuleStatusAvailable {
 				continue
 			}
 			days = max(days, int(aws.ToInt32(r.RetentionPeriod.RetentionPeriodValue)))
