@@ -5,7 +5,8 @@
 //
 // It never touches the working tree: it copies the tree (git ls-files:
 // tracked and untracked files, not ignored ones, so no .git, node_modules
-// or .tools) to a temporary directory, checks that every named test passes
+// or .tools) to .build/mutation-check/tree (ignored by git, and by the go
+// tool as a directory starting with "."), checks that every named test passes
 // there unmutated (the baseline), then for each mutation rewrites the file
 // in the copy, runs `go test -run` on the named tests of its package only,
 // and restores the file.
@@ -32,6 +33,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -40,7 +42,7 @@ func main() {
 	only := flag.String("run", "", "run only the mutations whose ID matches this regular expression")
 	doc := flag.String("doc", "", "check that this document's mutation table matches the mutations (docs/safety.md)")
 	writeDoc := flag.Bool("write-doc", false, "with -doc: rewrite the document's mutation table instead of checking it")
-	keep := flag.Bool("keep", false, "keep the temporary copy of the tree (its path is printed)")
+	keep := flag.Bool("keep", false, "keep the mutated copy of the tree, .build/mutation-check/tree (restored after each mutation)")
 	flag.Parse()
 
 	if *doc != "" {
@@ -70,8 +72,22 @@ func main() {
 // line per mutation and a summary, and reports whether all were killed.
 func run(root string, ms []Mutation, keep bool) bool {
 	start := time.Now()
-	tmp, err := os.MkdirTemp("", "mutation-check-")
+	// The copy always lives at the same path: Go's build cache keys a
+	// package by its directory, so a fixed path lets every later run (and
+	// the first one, for the dependencies) reuse what was compiled before.
+	work := filepath.Join(root, ".build", "mutation-check")
+	if err := os.MkdirAll(work, 0o750); err != nil {
+		fmt.Fprintln(os.Stderr, "mutation-check:", err)
+		return false
+	}
+	unlock, err := lock(filepath.Join(work, "lock"))
 	if err != nil {
+		fmt.Fprintln(os.Stderr, "mutation-check:", err)
+		return false
+	}
+	defer unlock()
+	tmp := filepath.Join(work, "tree")
+	if err := os.RemoveAll(tmp); err != nil {
 		fmt.Fprintln(os.Stderr, "mutation-check:", err)
 		return false
 	}
@@ -111,6 +127,20 @@ const (
 	verdictStale    = "STALE"  // the code to mutate is not there (exactly once) any more
 	verdictBroken   = "BROKEN" // the mutant does not build, or a named test gave no result
 )
+
+// lock takes an exclusive lock on path, so two runs in one checkout do
+// not share the copy; the lock goes with the process.
+func lock(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("another mutation check runs in this checkout (%s): %w", path, err)
+	}
+	return func() { _ = f.Close() }, nil
+}
 
 // copyTree copies the files git knows of (tracked and untracked, not
 // ignored) from root to dst, keeping their modes.
