@@ -15,11 +15,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"os"
 	"reflect"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -44,17 +42,16 @@ const faultSeed = 20351478
 // maxScheduledRuns is how many scheduled invocations the faulty run gets.
 const maxScheduledRuns = 3
 
-// scenarioSeed is faultSeed, or HOUSEKEEPER_FAULT_SEED to explore others.
+// scenarioSeed is faultSeed, or the seed HOUSEKEEPER_FAULT_SEED gives.
 func scenarioSeed(t *testing.T) uint64 {
-	if v := os.Getenv("HOUSEKEEPER_FAULT_SEED"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("HOUSEKEEPER_FAULT_SEED: %v", err)
-		}
-		t.Logf("seed %d", n)
-		return n
+	seed, err := emulator.ScenarioSeed(faultSeed)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return faultSeed
+	if seed != faultSeed {
+		t.Logf("seed %d", seed)
+	}
+	return seed
 }
 
 // cleanupRun is one pass of the scenario.

@@ -16,11 +16,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"os"
 	"reflect"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -40,17 +38,16 @@ import (
 // their client saw the connection drop (the test checks that it did).
 const faultSeed = 20261129
 
-// scenarioSeed is faultSeed, or HOUSEKEEPER_FAULT_SEED to explore others.
+// scenarioSeed is faultSeed, or the seed HOUSEKEEPER_FAULT_SEED gives.
 func scenarioSeed(t *testing.T) uint64 {
-	if v := os.Getenv("HOUSEKEEPER_FAULT_SEED"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("HOUSEKEEPER_FAULT_SEED: %v", err)
-		}
-		t.Logf("seed %d", n)
-		return n
+	seed, err := emulator.ScenarioSeed(faultSeed)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return faultSeed
+	if seed != faultSeed {
+		t.Logf("seed %d", seed)
+	}
+	return seed
 }
 
 const faultSharingPolicy = `

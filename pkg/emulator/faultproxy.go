@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -179,6 +181,23 @@ type FaultConfig struct {
 
 	// Clock drives the buckets (time.Now when nil); tests inject one.
 	Clock interface{ Now() time.Time }
+}
+
+// EnvFaultSeed names the environment variable that replaces a fault
+// scenario's seed, to explore other fault patterns.
+const EnvFaultSeed = "HOUSEKEEPER_FAULT_SEED"
+
+// ScenarioSeed is def, or the seed EnvFaultSeed gives.
+func ScenarioSeed(def uint64) (uint64, error) {
+	v := os.Getenv(EnvFaultSeed)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", EnvFaultSeed, err)
+	}
+	return n, nil
 }
 
 // ScenarioFaults is the configuration of the functions' fault scenarios: EC2's
