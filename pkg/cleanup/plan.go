@@ -695,7 +695,7 @@ func describedImage(s *Snapshot) string {
 // A tag alone approves nothing.
 func finishing(s *Snapshot, key *records.Key) bool {
 	ami := describedImage(s)
-	v, sealed := key.Open(TagDeleteWith, ami, s.Tags[TagDeleteWith])
+	v, sealed := key.Open(TagDeleteWith, s.ID, s.Tags[TagDeleteWith])
 	return ami != "" && sealed && v == ami
 }
 
@@ -938,7 +938,7 @@ func (pl *planner) staleDeleteWith(ds []Decision) {
 			if si < 0 {
 				continue
 			}
-			if v, sealed := pl.inv.Records.Open(TagDeleteWith, d.ImageID, pl.inv.Snapshots[si].Tags[TagDeleteWith]); sealed && v == d.ImageID {
+			if v, sealed := pl.inv.Records.Open(TagDeleteWith, pl.snaps[x].id, pl.inv.Snapshots[si].Tags[TagDeleteWith]); sealed && v == d.ImageID {
 				d.ClearDeleteWith = append(d.ClearDeleteWith, pl.snaps[x].id)
 			}
 		}

@@ -222,3 +222,21 @@ func TestPlanSharesAtRemoval(t *testing.T) {
 		t.Errorf("SharesToCheck without deferral = %v", got)
 	}
 }
+
+// A sealed delete-with record is bound to its snapshot: copied onto another
+// snapshot of the same AMI (one kept on purpose), it approves nothing.
+func TestPlanDeleteWithCopiedToAnotherSnapshot(t *testing.T) {
+	inv := fleet(ami("ami-9", "web-9", 1))
+	inv.Snapshots = append(inv.Snapshots,
+		Snapshot{ID: "snap-a", SizeGiB: 8, StartTime: daysAgo(30), Description: "Created by CreateImage(i-1) for ami-0x",
+			Tags: map[string]string{TagDeleteWith: deleteWith("snap-a", "ami-0x")}},
+		Snapshot{ID: "snap-b", SizeGiB: 8, StartTime: daysAgo(30), Description: "Created by CreateImage(i-1) for ami-0x",
+			Tags: map[string]string{TagDeleteWith: deleteWith("snap-a", "ami-0x")}}) // copied from snap-a
+	p := MakePlan(now, inv, pol()) // orphaned_snapshots.delete off
+	if a, _ := findOrphan(p, "snap-a"); a.Action != ActionDeregister {
+		t.Errorf("snap-a (its own record): %+v", a)
+	}
+	if b, _ := findOrphan(p, "snap-b"); b.Action != ActionKeep || !hasReason(b.Reasons, "~is not the cleanup's sealed record") {
+		t.Errorf("snap-b (a copied record): %+v", b)
+	}
+}

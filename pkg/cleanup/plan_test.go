@@ -61,8 +61,8 @@ func sealed(k, v string) func(*Image) {
 	return func(im *Image) { tag(k, testKey.Seal(k, im.ID, v))(im) }
 }
 
-// deleteWith is the cleanup's delete-with record for ami.
-func deleteWith(ami string) string { return testKey.Seal(TagDeleteWith, ami, ami) }
+// deleteWith is the cleanup's delete-with record for ami on snapshot.
+func deleteWith(snapshot, ami string) string { return testKey.Seal(TagDeleteWith, snapshot, ami) }
 
 // fleet builds an inventory owning every snapshot its images use (8 GiB
 // each unless sizes says otherwise), described as CreateImage made them.
@@ -634,7 +634,7 @@ func TestPlanCaps(t *testing.T) {
 			Snapshot{ID: "snap-o1", SizeGiB: 5, StartTime: daysAgo(90), Description: "Created by CreateImage(i-1) for ami-gone1"},
 			Snapshot{ID: "snap-o2", SizeGiB: 5, StartTime: daysAgo(80), Description: "Created by CreateImage(i-1) for ami-gone2"},
 			Snapshot{ID: "snap-o3", SizeGiB: 50, StartTime: daysAgo(70), Description: "Created by CreateImage(i-1) for ami-gone3"},
-			Snapshot{ID: "snap-f", SizeGiB: 7, StartTime: daysAgo(1), Description: "Created by CreateImage(i-1) for ami-gone4", Tags: map[string]string{TagDeleteWith: deleteWith("ami-gone4")}},
+			Snapshot{ID: "snap-f", SizeGiB: 7, StartTime: daysAgo(1), Description: "Created by CreateImage(i-1) for ami-gone4", Tags: map[string]string{TagDeleteWith: deleteWith("snap-f", "ami-gone4")}},
 		)
 		p := MakePlan(now, inv, deregisterAll(func(r *policy.Retention) {
 			r.MaxGiBPerRun = 70
@@ -685,27 +685,27 @@ func TestPlanOrphans(t *testing.T) {
 			&SnapshotDecision{"snap-1", "ami-0def", ActionDeregister, []string{"orphaned: ami-0def no longer exists"}, 8}},
 		{"orphaned_snapshots.delete off", false, snap("snap-1", "Created by CreateImage(i-0abc) for ami-0def", nil),
 			&SnapshotDecision{"snap-1", "ami-0def", ActionKeep, []string{"orphaned snapshot of ami-0def; orphaned_snapshots.delete is off"}, 8}},
-		{"delete-with tag finishes an earlier run, even with delete off", false, snap("snap-1", "Created by CreateImage(i-0abc) for ami-0def", map[string]string{TagDeleteWith: deleteWith("ami-0def")}),
+		{"delete-with tag finishes an earlier run, even with delete off", false, snap("snap-1", "Created by CreateImage(i-0abc) for ami-0def", map[string]string{TagDeleteWith: deleteWith("snap-1", "ami-0def")}),
 			&SnapshotDecision{"snap-1", "ami-0def", ActionDeregister, []string{"ami-0def deregistered by a previous run; finishing (tag ami-housekeeper:delete-with, and its description names ami-0def)"}, 8}},
 		// The confused deputy: anyone with ec2:CreateTags could tag any
 		// snapshot delete-with=<some AMI> and have the cleanup delete it.
 		{"delete-with tag on a snapshot not made for an AMI approves nothing", true, Snapshot{ID: "snap-1", SizeGiB: 500, StartTime: now.Add(-time.Minute),
-			Description: "prod database nightly backup", Tags: map[string]string{TagDeleteWith: deleteWith("ami-0def")}},
-			&SnapshotDecision{"snap-1", "ami-0def", ActionKeep, []string{fmt.Sprintf(`tagged ami-housekeeper:delete-with=%q, but its description does not show it was made for an AMI: not proven to be an AMI's snapshot, kept`, deleteWith("ami-0def"))}, 500}},
-		{"delete-with tag naming another AMI than the description approves nothing", false, snap("snap-1", "Created by CreateImage(i-0abc) for ami-0def", map[string]string{TagDeleteWith: deleteWith("ami-0aaa")}),
-			&SnapshotDecision{"snap-1", "ami-0def", ActionKeep, []string{fmt.Sprintf(`tag ami-housekeeper:delete-with=%q is not the cleanup's sealed record for ami-0def, the AMI its description names: the tag approves nothing`, deleteWith("ami-0aaa")), "orphaned snapshot of ami-0def; orphaned_snapshots.delete is off"}, 8}},
+			Description: "prod database nightly backup", Tags: map[string]string{TagDeleteWith: deleteWith("snap-1", "ami-0def")}},
+			&SnapshotDecision{"snap-1", "ami-0def", ActionKeep, []string{fmt.Sprintf(`tagged ami-housekeeper:delete-with=%q, but its description does not show it was made for an AMI: not proven to be an AMI's snapshot, kept`, deleteWith("snap-1", "ami-0def"))}, 500}},
+		{"delete-with tag naming another AMI than the description approves nothing", false, snap("snap-1", "Created by CreateImage(i-0abc) for ami-0def", map[string]string{TagDeleteWith: deleteWith("snap-1", "ami-0aaa")}),
+			&SnapshotDecision{"snap-1", "ami-0def", ActionKeep, []string{fmt.Sprintf(`tag ami-housekeeper:delete-with=%q is not the cleanup's sealed record for ami-0def, the AMI its description names: the tag approves nothing`, deleteWith("snap-1", "ami-0aaa")), "orphaned snapshot of ami-0def; orphaned_snapshots.delete is off"}, 8}},
 		// The owner deregistered the AMI and kept its snapshot on purpose;
 		// someone with ec2:CreateTags writes the tag a crashed run would leave.
 		{"a forged (unsealed) delete-with tag approves nothing", false, snap("snap-1", "Created by CreateImage(i-0abc) for ami-0def", map[string]string{TagDeleteWith: "ami-0def"}),
 			&SnapshotDecision{"snap-1", "ami-0def", ActionKeep, []string{`tag ami-housekeeper:delete-with="ami-0def" is not the cleanup's sealed record for ami-0def, the AMI its description names: the tag approves nothing`, "orphaned snapshot of ami-0def; orphaned_snapshots.delete is off"}, 8}},
 		{"a young snapshot is not finished by a foreign delete-with tag", true, Snapshot{ID: "snap-1", SizeGiB: 8, StartTime: daysAgo(0.1),
-			Description: "Created by CreateImage(i-0abc) for ami-0def", Tags: map[string]string{TagDeleteWith: deleteWith("ami-0aaa")}},
-			&SnapshotDecision{"snap-1", "ami-0def", ActionKeep, []string{fmt.Sprintf(`tag ami-housekeeper:delete-with=%q is not the cleanup's sealed record for ami-0def, the AMI its description names: the tag approves nothing`, deleteWith("ami-0aaa")), "orphaned snapshot of ami-0def, but started less than a day ago: its AMI may still be being created"}, 8}},
+			Description: "Created by CreateImage(i-0abc) for ami-0def", Tags: map[string]string{TagDeleteWith: deleteWith("snap-1", "ami-0aaa")}},
+			&SnapshotDecision{"snap-1", "ami-0def", ActionKeep, []string{fmt.Sprintf(`tag ami-housekeeper:delete-with=%q is not the cleanup's sealed record for ami-0def, the AMI its description names: the tag approves nothing`, deleteWith("snap-1", "ami-0aaa")), "orphaned snapshot of ami-0def, but started less than a day ago: its AMI may still be being created"}, 8}},
 		{"Data Lifecycle Manager", true, snap("snap-1", "Created by CreateImage(i-0abc) for ami-0def", map[string]string{"aws:dlm:lifecycle-policy-id": "policy-1"}),
 			&SnapshotDecision{"snap-1", "ami-0def", ActionKeep, []string{"managed by Data Lifecycle Manager (tag aws:dlm:lifecycle-policy-id)"}, 8}},
 		{"protected", true, snap("snap-1", "Created by CreateImage(i-0abc) for ami-0def", map[string]string{"ami-housekeeper:keep": ""}),
 			&SnapshotDecision{"snap-1", "ami-0def", ActionKeep, []string{"protected by tag ami-housekeeper:keep"}, 8}},
-		{"protected beats delete-with", true, snap("snap-1", "Created by CreateImage(i-0abc) for ami-0def", map[string]string{TagDeleteWith: deleteWith("ami-0def"), "ami-housekeeper:keep": "x"}),
+		{"protected beats delete-with", true, snap("snap-1", "Created by CreateImage(i-0abc) for ami-0def", map[string]string{TagDeleteWith: deleteWith("snap-1", "ami-0def"), "ami-housekeeper:keep": "x"}),
 			&SnapshotDecision{"snap-1", "ami-0def", ActionKeep, []string{`protected by tag ami-housekeeper:keep ("x")`}, 8}},
 		{"time-locked", true, snap("snap-1", "Created by CreateImage(i-0abc) for ami-0def", map[string]string{"ami-housekeeper:do-not-touch-before": "2027-01-01"}),
 			&SnapshotDecision{"snap-1", "ami-0def", ActionKeep, []string{"time-locked until 2027-01-01 (tag ami-housekeeper:do-not-touch-before)"}, 8}},
@@ -747,7 +747,7 @@ func TestPlanIncompleteInventoryChangesNothing(t *testing.T) {
 		ami("ami-unmark", "d-1", 40, marked("2026-12-01"), tag("ami-housekeeper:keep", "")),
 		ami("ami-pend", "e-1", 50, marked("2026-11-01")),
 	)
-	inv.Snapshots = append(inv.Snapshots, Snapshot{ID: "snap-o", SizeGiB: 5, StartTime: daysAgo(9), Description: "Created by CreateImage(i-1) for ami-gone", Tags: map[string]string{TagDeleteWith: deleteWith("ami-gone")}})
+	inv.Snapshots = append(inv.Snapshots, Snapshot{ID: "snap-o", SizeGiB: 5, StartTime: daysAgo(9), Description: "Created by CreateImage(i-1) for ami-gone", Tags: map[string]string{TagDeleteWith: deleteWith("snap-o", "ami-gone")}})
 	inv.Incomplete = []string{"instances: throttled", "launch templates: AccessDenied"}
 	p := MakePlan(now, inv, pol(func(r *policy.Retention) {
 		r.Rules[0].KeepNewest = 0
@@ -992,7 +992,7 @@ func TestPlanClearsStaleDeleteWith(t *testing.T) {
 	inv := &Inventory{
 		Images: []Image{{ID: "ami-00000001", Name: "web-1", State: "available", CreationDate: now.AddDate(0, 0, -100),
 			SnapshotIDs: []string{"snap-a"}, SharesKnown: true}},
-		Snapshots:  []Snapshot{{ID: "snap-a", SizeGiB: 8, Tags: map[string]string{TagDeleteWith: deleteWith("ami-00000001")}}},
+		Snapshots:  []Snapshot{{ID: "snap-a", SizeGiB: 8, Tags: map[string]string{TagDeleteWith: deleteWith("snap-a", "ami-00000001")}}},
 		References: map[string][]Reference{"ami-00000001": {{Kind: RefInstance, ID: "i-1", Detail: "running"}}},
 		Records:    testKey,
 	}

@@ -205,7 +205,7 @@ func randomFleet(r *rand.Rand) (*Inventory, policy.Retention) {
 		case 1:
 			s.Description = "Copied for DestinationAmi " + ami + " from SourceAmi ami-src for SourceSnapshot snap-x"
 		case 2:
-			s.Tags[TagDeleteWith] = pick(r, ami, testKey.Seal(TagDeleteWith, ami, ami))
+			s.Tags[TagDeleteWith] = pick(r, ami, testKey.Seal(TagDeleteWith, s.ID, ami), testKey.Seal(TagDeleteWith, "snap-other", ami))
 			if chance(r, 50) {
 				s.Description = "Created by CreateImage(i-1) for " + pick(r, ami, "ami-other")
 			}

@@ -569,7 +569,7 @@ func (l *lane) deleteOrphan(ctx context.Context, k int, o cleanup.SnapshotDecisi
 func (l *lane) clearDeleteWith(ctx context.Context, d cleanup.Decision) {
 	err := l.call(ctx, l.limTags, func(c context.Context) error {
 		_, err := l.ec2.DeleteTags(c, &ec2.DeleteTagsInput{Resources: d.ClearDeleteWith,
-			Tags: []types.Tag{l.deleteWith(d.ImageID)}})
+			Tags: []types.Tag{deleteWithKey}})
 		return err
 	})
 	l.logLine(ctx, d.ImageID, strings.Join(d.ClearDeleteWith, ","), "clear-delete-with", outcome(err), err)
@@ -692,10 +692,15 @@ func (r *run) sealed(k, resourceID, v string) types.Tag {
 	return types.Tag{Key: aws.String(k), Value: aws.String(r.records.Seal(k, resourceID, v))}
 }
 
-// deleteWith is the delete-with record for ami, as written on each of its
-// snapshots (sealed for the AMI, so one CreateTags covers them all; the
-// planner also requires each snapshot's description to name the AMI).
-func (r *run) deleteWith(ami string) types.Tag { return r.sealed(cleanup.TagDeleteWith, ami, ami) }
+// deleteWith is the delete-with record for ami on snapshot, sealed for that
+// snapshot (the planner also requires its description to name the AMI).
+func (r *run) deleteWith(snapshot, ami string) types.Tag {
+	return r.sealed(cleanup.TagDeleteWith, snapshot, ami)
+}
+
+// deleteWithKey removes a delete-with record whatever its value (the plan
+// decided which snapshots' records go).
+var deleteWithKey = types.Tag{Key: aws.String(cleanup.TagDeleteWith)}
 
 // deprecateAt is the earliest deprecation time EC2 is sure to accept: the
 // next whole minute, plus a minute for clock skew and the call's latency
@@ -918,7 +923,7 @@ func (l *lane) deregister(ctx context.Context, rm *removal) bool {
 	if awserr.Classify(err) == awserr.KindPermanent && len(rm.tagged) > 0 {
 		uerr := l.call(ctx, l.limTags, func(c context.Context) error {
 			_, err := l.ec2.DeleteTags(c, &ec2.DeleteTagsInput{Resources: rm.tagged,
-				Tags: []types.Tag{l.deleteWith(d.ImageID)}})
+				Tags: []types.Tag{deleteWithKey}})
 			return err
 		})
 		l.logLine(ctx, d.ImageID, "", "untag-delete-with", outcome(uerr), uerr)
@@ -994,33 +999,18 @@ func (l *lane) deleteSnapshotsOf(ctx context.Context, rm *removal) []SnapshotRes
 	return out
 }
 
-// tagDeleteWith writes TagDeleteWith=<ami> on the snapshots in one call.
-// When that fails because some are gone (CreateTags is all or nothing), it
-// tags them one by one and reports the gone ones.
+// tagDeleteWith writes TagDeleteWith=<ami> on each snapshot, one call each:
+// the record is sealed for the snapshot, so a copy on another snapshot of
+// the same AMI approves nothing. A snapshot already gone is reported.
 func (l *lane) tagDeleteWith(ctx context.Context, imageID string, snaps []string) (tagged []string, gone map[string]bool, err error) {
 	gone = map[string]bool{}
-	if len(snaps) == 0 {
-		return nil, gone, nil
-	}
-	create := func(ids []string) error {
+	for _, s := range snaps {
 		err := l.call(ctx, l.limTags, func(c context.Context) error {
-			_, err := l.ec2.CreateTags(c, &ec2.CreateTagsInput{Resources: ids, Tags: []types.Tag{l.deleteWith(imageID)}})
+			_, err := l.ec2.CreateTags(c, &ec2.CreateTagsInput{Resources: []string{s}, Tags: []types.Tag{l.deleteWith(s, imageID)}})
 			return err
 		})
-		l.logLine(ctx, imageID, strings.Join(ids, ","), "tag-delete-with", outcome(err), err)
-		return err
-	}
-	switch err = create(snaps); {
-	case err == nil:
-		return snaps, gone, nil
-	case !awserr.IsNotFound(err):
-		return nil, gone, err
-	case len(snaps) == 1:
-		gone[snaps[0]] = true
-		return nil, gone, nil
-	}
-	for _, s := range snaps {
-		switch err := create([]string{s}); {
+		l.logLine(ctx, imageID, s, "tag-delete-with", outcome(err), err)
+		switch {
 		case err == nil:
 			tagged = append(tagged, s)
 		case awserr.IsNotFound(err):

@@ -86,14 +86,8 @@ var testKey = records.NewKey([]byte("ami-housekeeper test records key"))
 
 var recordTags = map[string]bool{cleanup.TagDeleteAfter: true, cleanup.TagDeprecatedByUs: true, cleanup.TagDisabledByUs: true, cleanup.TagDeleteWith: true}
 
-// seal returns the value the cleanup writes for record tag k=v on id (a
-// delete-with record is sealed for the AMI it names).
-func seal(k, id, v string) string {
-	if k == cleanup.TagDeleteWith {
-		return testKey.Seal(k, v, v)
-	}
-	return testKey.Seal(k, id, v)
-}
+// seal returns the value the cleanup writes for record tag k=v on id.
+func seal(k, id, v string) string { return testKey.Seal(k, id, v) }
 
 // setTags writes tags on id as an earlier run would: record tags sealed.
 func (w *world) setTags(id string, kv ...string) {
@@ -119,11 +113,7 @@ func (w *world) tags(id string) map[string]string {
 		if !recordTags[k] {
 			continue
 		}
-		res := id
-		if k == cleanup.TagDeleteWith {
-			res, _, _ = strings.Cut(v, "/")
-		}
-		if opened, ok := testKey.Open(k, res, v); ok {
+		if opened, ok := testKey.Open(k, id, v); ok {
 			out[k] = opened
 		} else {
 			out[k] = "UNSEALED:" + v
@@ -484,7 +474,8 @@ func TestDeregister(t *testing.T) {
 		{"DeleteAssociatedSnapshots deletes both", func(w *world) { w.addImage("ami-1", "snap-1", "snap-2") }, dereg("ami-1", "snap-1", "snap-2"),
 			want{done: true, deregistered: 1, deleted: 2, gib: 16,
 				via:   map[string]string{"snap-1": execute.ViaDeleteAssociatedSnapshots, "snap-2": execute.ViaDeleteAssociatedSnapshots},
-				calls: map[string]int{"CreateTags": 1, "DeregisterImage": 1, "DeleteSnapshot": 0}}},
+				// One sealed delete-with record per snapshot.
+				calls: map[string]int{"CreateTags": 2, "DeregisterImage": 1, "DeleteSnapshot": 0}}},
 		{"moto ignores the flag: DeleteSnapshot after", func(w *world) {
 			w.addImage("ami-1", "snap-1", "snap-2")
 			w.f.IgnoreDeleteAssociatedSnapshots = true
@@ -516,7 +507,7 @@ func TestDeregister(t *testing.T) {
 		}, dereg("ami-1", "snap-1", "snap-2"),
 			want{done: true, deregistered: 1, deleted: 1, gib: 16,
 				via:   map[string]string{"snap-1": execute.ViaDeleteSnapshot, "snap-2": execute.ViaAlreadyGone},
-				calls: map[string]int{"CreateTags": 3, "DeleteSnapshot": 1}}},
+				calls: map[string]int{"CreateTags": 2, "DeleteSnapshot": 1}}},
 		{"the AMI is already gone (interrupted earlier run)", func(w *world) {
 			w.f.Snapshots["snap-1"] = snapshot("snap-1")
 		}, dereg("ami-1", "snap-1"),
@@ -615,7 +606,7 @@ func TestDeregisterNeverDeletesBeforeTheAMIIsGone(t *testing.T) {
 	w.addImage("ami-1", "snap-1", "snap-2")
 	w.f.IgnoreDeleteAssociatedSnapshots = true
 	w.apply(t, context.Background(), enforce([]cleanup.Decision{{ImageID: "ami-1", Action: cleanup.ActionDeregister, DeleteSnapshots: []string{"snap-1", "snap-2"}}}))
-	if got := strings.Join(w.spy.ops, ","); got != "CreateTags,DeregisterImage,DeleteSnapshot,DeleteSnapshot" {
+	if got := strings.Join(w.spy.ops, ","); got != "CreateTags,CreateTags,DeregisterImage,DeleteSnapshot,DeleteSnapshot" {
 		t.Fatalf("order %s", got)
 	}
 	// One log line per action, with the documented keys.

@@ -214,7 +214,7 @@ func seedMoto(t *testing.T, m *emulator.Moto) *motoWorld {
 	// Left by an earlier run whose deregistration of app-003 did not
 	// happen (sealed, as the cleanup writes it): the planner clears it (one
 	// DeleteTags in every run below).
-	tag(snapOf["app-003"], cleanup.TagDeleteWith, crashKey.Seal(cleanup.TagDeleteWith, w.ids["app-003"], w.ids["app-003"]))
+	tag(snapOf["app-003"], cleanup.TagDeleteWith, crashKey.Seal(cleanup.TagDeleteWith, snapOf["app-003"], w.ids["app-003"]))
 	// Forged by someone with ec2:CreateTags: a production backup, and the
 	// snapshot of a kept AMI, each tagged as if it went with an AMI that
 	// this very run deregisters. Neither may ever be deleted.
