@@ -65,7 +65,7 @@ var mutations = []Mutation{
 		File: "pkg/cleanup/plan.go", Edits: one("if sn.first >= 0 || sn.owned < 0 {", "if sn.owned < 0 {"),
 		Pkg: "./pkg/cleanup", Tests: []string{"TestPlanOrphans"}},
 	{ID: "S6", Invariant: "2", What: "an unsealed delete-with tag naming the described AMI approves a deletion",
-		File: "pkg/cleanup/plan.go", Edits: one("v, sealed := key.Open(TagDeleteWith, ami, s.Tags[TagDeleteWith])", "v, sealed := s.Tags[TagDeleteWith], true"),
+		File: "pkg/cleanup/plan.go", Edits: one("v, sealed := key.Open(TagDeleteWith, s.ID, s.Tags[TagDeleteWith])", "v, sealed := s.Tags[TagDeleteWith], true"),
 		Pkg: "./pkg/cleanup", Tests: []string{"TestPlanOrphans"}},
 	{ID: "S7", Invariant: "2", What: "an orphan is deleted with orphaned_snapshots.delete off",
 		File: "pkg/cleanup/plan.go", Edits: one("case !pl.p.OrphanedSnapshots.Delete:", "case false:"),
