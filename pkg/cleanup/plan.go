@@ -348,9 +348,7 @@ func (pl *planner) decide(i int) (d Decision) {
 	}
 	m := readMark(img, pl.inv.Records)
 	defer func() {
-		if why := m.unsealedReason(); why != "" {
-			d.Reasons = append(d.Reasons, why)
-		}
+		d.Reasons = append(d.Reasons, m.unsealedReasons()...)
 	}()
 	if skip := skipReasons(img, pl.p); len(skip) > 0 {
 		d.Action, d.Reasons = ActionSkip, skip
@@ -373,10 +371,10 @@ func (pl *planner) decide(i int) (d Decision) {
 	d.CheckShares = atRemoval && pl.rules[f.rule].keepShared && !img.SharesKnown && !img.Public
 	d.Reasons = pl.goReasons(i, d.CheckShares)
 	switch {
-	case m.valid && pl.today.After(m.date):
+	case pl.due(m):
 		d.Action, d.DeleteAfter = ActionDeregister, m.date.Format(DateLayout)
 		d.Reasons = append(d.Reasons, fmt.Sprintf("marked for removal after %s; that date has passed", d.DeleteAfter))
-	case m.valid:
+	case m.valid && !pl.today.After(m.date):
 		d.Action, d.DeleteAfter = ActionWait, m.date.Format(DateLayout)
 		d.Reasons = append(d.Reasons, fmt.Sprintf("marked; may be removed after %s", d.DeleteAfter))
 		// Write-ahead records a stage before applying it: a run that
@@ -389,7 +387,10 @@ func (pl *planner) decide(i int) (d Decision) {
 			d.Reasons = append(d.Reasons, "a recorded stage is not applied (an earlier run stopped before it): applied again")
 		}
 	default:
-		if m.present {
+		switch {
+		case m.valid:
+			d.Reasons = append(d.Reasons, fmt.Sprintf("mark %s is more than %d days past (an old record may have been written back): marked again", m.date.Format(DateLayout), markFreshness/day))
+		case m.present:
 			d.Reasons = append(d.Reasons, fmt.Sprintf("mark %s=%q is not a date (YYYY-MM-DD): treated as not marked", TagDeleteAfter, m.raw))
 		}
 		if g := pl.p.GraceDays; g > 0 {
@@ -518,8 +519,7 @@ func (pl *planner) sharesAtRemoval(i int) bool {
 	if !pl.inv.SharesAtRemoval {
 		return false
 	}
-	m := readMark(&pl.inv.Images[i], pl.inv.Records)
-	return (m.valid && pl.today.After(m.date)) || (!m.valid && pl.p.GraceDays <= 0)
+	return pl.due(readMark(&pl.inv.Images[i], pl.inv.Records))
 }
 
 // goReasons says why image i, a candidate, may go.
@@ -604,8 +604,23 @@ type mark struct {
 	// even when a partial unmark already removed TagDeleteAfter.
 	deprecated, disabled bool
 	// unsealed lists the record tags present whose seal does not hold:
-	// anyone can write a tag, so they are ignored (and said so).
+	// anyone can write a tag, so they are ignored (and said so). A stage
+	// record sealed for another mark date is one too.
 	unsealed []string
+	// unbound lists the stage records sealed for another mark date.
+	unbound []string
+}
+
+// markFreshness is how long after its date a mark still lets an AMI go.
+// Every sealed value the cleanup wrote is in CloudTrail's CreateTags
+// records, so an old mark can be written back; past this, a candidate is
+// marked again (a new grace period) rather than removed on an old record.
+const markFreshness = 30 * day
+
+// due reports whether a mark lets its AMI go now: a sealed date that has
+// passed, at most markFreshness ago.
+func (pl *planner) due(m mark) bool {
+	return m.valid && pl.today.After(m.date) && pl.today.Sub(m.date) <= markFreshness
 }
 
 // readMark opens the image's record tags with key; a record that does not
@@ -628,17 +643,31 @@ func readMark(img *Image, key *records.Key) mark {
 		t, err := time.Parse(DateLayout, strings.TrimSpace(m.raw))
 		m.valid, m.date = err == nil, t
 	}
-	_, m.deprecated = open(TagDeprecatedByUs)
-	_, m.disabled = open(TagDisabledByUs)
+	// A stage record carries the date of the mark it was written with: one
+	// written back from an older mark does not count.
+	stage := func(tag string) bool {
+		v, ok := open(tag)
+		if ok && (!m.present || v != m.raw) {
+			m.unbound = append(m.unbound, tag)
+			return false
+		}
+		return ok
+	}
+	m.deprecated = stage(TagDeprecatedByUs)
+	m.disabled = stage(TagDisabledByUs)
 	return m
 }
 
-// unsealedReason says which record tags were ignored, "" when none.
-func (m mark) unsealedReason() string {
-	if len(m.unsealed) == 0 {
-		return ""
+// unsealedReasons says which record tags were ignored, and why.
+func (m mark) unsealedReasons() []string {
+	var out []string
+	if len(m.unsealed) > 0 {
+		out = append(out, "record tag "+strings.Join(m.unsealed, ", ")+" is not sealed by the cleanup (anyone can write a tag): ignored")
 	}
-	return "record tag " + strings.Join(m.unsealed, ", ") + " is not sealed by the cleanup (anyone can write a tag): ignored"
+	if len(m.unbound) > 0 {
+		out = append(out, "stage record "+strings.Join(m.unbound, ", ")+" was sealed for another mark (written back?): ignored")
+	}
+	return out
 }
 
 // unmarkIfMarked turns a keep or skip of a marked image into an unmark.

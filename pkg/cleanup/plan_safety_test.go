@@ -105,7 +105,6 @@ func TestPlanLeavesOwnerStagesAlone(t *testing.T) {
 	}{
 		{"owner deprecated", ami("ami-1", "web-1", 40, deprecated), false, true, "already deprecated by its owner (at 2026-12-28T12:00:00Z): left as is"},
 		{"owner disabled", ami("ami-1", "web-1", 40, state("disabled")), true, false, "already disabled by its owner: left as is"},
-		{"deprecated by us earlier (recorded)", ami("ami-1", "web-1", 40, deprecated, sealed(TagDeprecatedByUs, "true")), true, true, ""},
 		{"neither", ami("ami-1", "web-1", 40), true, true, ""},
 	}
 	for _, tt := range tests {
@@ -143,7 +142,7 @@ func TestPlanIgnoresForgedRecords(t *testing.T) {
 		check(t, p, expect{"ami-1", ActionKeep, []string{"~is not sealed by the cleanup"}, nil})
 	})
 	t.Run("sealed stage records are undone", func(t *testing.T) {
-		p := MakePlan(now, fleet(ami("ami-1", "golden-1", 40, state("disabled"), tag("ami-housekeeper:keep", ""), sealed(TagDisabledByUs, "true"))), pol())
+		p := MakePlan(now, fleet(ami("ami-1", "golden-1", 40, state("disabled"), tag("ami-housekeeper:keep", ""), marked("2026-11-20"), sealed(TagDisabledByUs, "2026-11-20"))), pol())
 		check(t, p, expect{"ami-1", ActionUnmark, []string{"was disabled when marked (tag ami-housekeeper:disabled-by-cleanup)"}, nil})
 	})
 	t.Run("without the key no record is trusted", func(t *testing.T) {
@@ -179,7 +178,7 @@ func TestPlanKeepsSnapshotsNotProvenAnAMIs(t *testing.T) {
 // left the record alone; the next run applies the stage, keeping the date.
 func TestPlanResumesRecordedStages(t *testing.T) {
 	stages := func(r *policy.Retention) { r.Stages = policy.Stages{Deprecate: true, Disable: true} }
-	img := ami("ami-1", "web-1", 40, marked("2026-12-01"), sealed(TagDeprecatedByUs, "true"), sealed(TagDisabledByUs, "true"))
+	img := ami("ami-1", "web-1", 40, marked("2026-12-01"), sealed(TagDeprecatedByUs, "2026-12-01"), sealed(TagDisabledByUs, "2026-12-01"))
 	p := MakePlan(now, fleet(img, ami("ami-9", "web-9", 1)), pol(stages))
 	d := find(t, p, "ami-1")
 	if d.Action != ActionMark || d.DeleteAfter != "2026-12-01" || !d.Deprecate || !d.Disable ||
@@ -239,4 +238,29 @@ func TestPlanDeleteWithCopiedToAnotherSnapshot(t *testing.T) {
 	if b, _ := findOrphan(p, "snap-b"); b.Action != ActionKeep || !hasReason(b.Reasons, "~is not the cleanup's sealed record") {
 		t.Errorf("snap-b (a copied record): %+v", b)
 	}
+}
+
+// Every sealed value the cleanup wrote is in CloudTrail, so it can be
+// written back later. A mark long past does not let an AMI go (it is marked
+// again), and a stage record of an earlier mark undoes nothing.
+func TestPlanReplayedRecords(t *testing.T) {
+	t.Run("a mark more than 30 days past is marked again", func(t *testing.T) {
+		p := MakePlan(now, fleet(ami("ami-1", "web-1", 400, marked("2025-04-01")), ami("ami-9", "web-9", 1)), pol())
+		check(t, p, expect{"ami-1", ActionMark, []string{
+			"mark 2025-04-01 is more than 30 days past (an old record may have been written back): marked again",
+			"marked for removal after 2026-12-05 (grace 7 days)"}, nil})
+	})
+	t.Run("a mark 30 days past still holds", func(t *testing.T) {
+		p := MakePlan(now, fleet(ami("ami-1", "web-1", 400, marked("2026-10-29")), ami("ami-9", "web-9", 1)), pol())
+		check(t, p, expect{"ami-1", ActionDeregister, nil, nil})
+	})
+	t.Run("a stage record of an earlier mark undoes nothing", func(t *testing.T) {
+		// Marked and disabled in 2025, unmarked; the owner disables it now;
+		// someone writes back the old mark and the old record.
+		golden := ami("ami-1", "golden-1", 40, state("disabled"), tag("ami-housekeeper:keep", "cve"),
+			marked("2026-11-20"), sealed(TagDisabledByUs, "2025-06-01"))
+		check(t, MakePlan(now, fleet(golden), pol()), expect{"ami-1", ActionUnmark, []string{
+			"stage record ami-housekeeper:disabled-by-cleanup was sealed for another mark (written back?): ignored"},
+			[]string{"was disabled when marked"}})
+	})
 }

@@ -485,8 +485,8 @@ func TestPlanStages(t *testing.T) {
 		{name: "kept with a garbled mark: unmark",
 			img: ami("ami-1", "web-1", 40, marked("soon")), refs: inUse,
 			want: expect{"ami-1", ActionUnmark, []string{`was marked for removal after "soon" (not a date)`}, nil}},
-		{name: "kept with only stage tags left by an interrupted unmark: unmark",
-			img: ami("ami-1", "web-1", 40, sealed(TagDisabledByUs, "true"), state("disabled")), refs: inUse,
+		{name: "kept with a stage an interrupted unmark could not undo: unmark",
+			img: ami("ami-1", "web-1", 40, marked("2026-11-01"), sealed(TagDisabledByUs, "2026-11-01"), state("disabled")), refs: inUse,
 			want: expect{"ami-1", ActionUnmark, []string{"was disabled when marked (tag ami-housekeeper:disabled-by-cleanup)"}, nil}},
 	}
 	for _, tt := range tests {

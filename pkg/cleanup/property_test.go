@@ -166,7 +166,8 @@ func randomFleet(r *rand.Rand) (*Inventory, policy.Retention) {
 			im.Tags[TagDeleteAfter] = v
 		}
 		if chance(r, 5) {
-			im.Tags[TagDisabledByUs] = pick(r, "true", testKey.Seal(TagDisabledByUs, im.ID, "true"))
+			markDate, _ := testKey.Open(TagDeleteAfter, im.ID, im.Tags[TagDeleteAfter])
+			im.Tags[TagDisabledByUs] = pick(r, "true", testKey.Seal(TagDisabledByUs, im.ID, markDate), testKey.Seal(TagDisabledByUs, im.ID, "2025-01-01"))
 		}
 		if chance(r, 90) {
 			im.Tags["family"] = fmt.Sprintf("f%d", fam)

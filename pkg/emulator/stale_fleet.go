@@ -65,7 +65,7 @@ func WriteStaleAMIs(dir, account string, n int) (string, []string, error) {
 		return "", nil, err
 	}
 	path := filepath.Join(dir, "stale-amis-"+strconv.Itoa(n)+".json")
-	if err := os.WriteFile(path, raw, 0o644); err != nil {
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		return "", nil, err
 	}
 	return path, ids, nil

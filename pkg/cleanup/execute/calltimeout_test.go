@@ -94,7 +94,7 @@ func TestEveryCallIsBoundedByCallTimeout(t *testing.T) {
 	w.addImage("ami-1", "snap-1")
 	w.addImage("ami-2")
 	w.addImage("ami-3")
-	w.setTags("ami-3", cleanup.TagDeleteAfter, "2026-12-31", cleanup.TagDeprecatedByUs, "true", cleanup.TagDisabledByUs, "true")
+	w.setTags("ami-3", cleanup.TagDeleteAfter, "2026-12-31", cleanup.TagDeprecatedByUs, "2026-12-31", cleanup.TagDisabledByUs, "2026-12-31")
 	tags := w.f.Tags("ami-3")
 	w.f.Snapshots["snap-o"] = snapshot("snap-o")
 	rec := &deadlines{CleanupEC2: w.f, left: map[string][]time.Duration{}}

@@ -71,10 +71,10 @@ const (
 	// RecheckBatch is how many AMIs one recheck covers: the most one
 	// DescribeImageReferences call accepts.
 	RecheckBatch = 10
-	// snapshotWorkers delete snapshots behind the deregistrations; several,
-	// so one waiting out InvalidSnapshot.InUse does not hold up the others
-	// (they share one limiter: the rate stays EC2's).
-	snapshotWorkers = 4
+	// DefaultSnapshotWorkers delete snapshots behind the deregistrations;
+	// several, so one waiting out InvalidSnapshot.InUse does not hold up the
+	// others (they share one limiter: the rate stays EC2's).
+	DefaultSnapshotWorkers = 4
 )
 
 const (
@@ -141,6 +141,9 @@ type Executor struct {
 	// InUseBackoff is the first wait between those retries, doubling;
 	// default 2s.
 	InUseBackoff time.Duration
+	// SnapshotWorkers is how many snapshot deletions run at once; zero
+	// means DefaultSnapshotWorkers.
+	SnapshotWorkers int
 	// ImageTags returns an image's tags as the inventory read them. Unmark
 	// needs it to know which stages the cleanup applied (TagDeprecatedByUs,
 	// TagDisabledByUs) and must undo; without it, or without tags for the
@@ -252,6 +255,8 @@ type run struct {
 	inUseRetries int
 	inUseBackoff time.Duration
 	imageTags    func(string) map[string]string
+	// snapshotWorkers is Executor.SnapshotWorkers or its default.
+	snapshotWorkers int
 
 	limDeregister, limSnapshot, limTags, limLifecycle *rate.Limiter
 
@@ -283,6 +288,10 @@ func (e *Executor) newRun(plan *cleanup.Plan) *run {
 	}
 	if r.inUseBackoff <= 0 {
 		r.inUseBackoff = DefaultInUseBackoff
+	}
+	r.snapshotWorkers = e.SnapshotWorkers
+	if r.snapshotWorkers <= 0 {
+		r.snapshotWorkers = DefaultSnapshotWorkers
 	}
 	limit := func(v, def float64, burst int) *rate.Limiter {
 		if v <= 0 {
@@ -414,9 +423,9 @@ type removal struct {
 // a couple of batches ahead of the deregistrations.
 func (r *run) removalLanes(ctx context.Context, plan *cleanup.Plan) {
 	tagged := make(chan *removal, RecheckBatch)
-	work := make(chan func(*lane), 4*snapshotWorkers)
+	work := make(chan func(*lane), 4*r.snapshotWorkers)
 	var workers sync.WaitGroup
-	for range snapshotWorkers {
+	for range r.snapshotWorkers {
 		workers.Go(func() {
 			l := &lane{run: r}
 			for w := range work {
@@ -522,6 +531,12 @@ func (l *lane) prepareBatch(ctx context.Context, batch []*removal, out chan<- *r
 		// AMI goes, so an interrupted run is finished by the next one.
 		var err error
 		rm.tagged, rm.gone, err = l.tagDeleteWith(ctx, rm.d.ImageID, rm.snaps)
+		if errors.Is(err, errOutOfTime) {
+			// The AMI was not touched; a tag written is harmless while it
+			// exists (the planner clears it).
+			l.setImage(rm.k, l.notStarted(ctx, rm.d), nil)
+			continue
+		}
 		if err != nil {
 			rm.res.Error = "tag snapshots " + cleanup.TagDeleteWith + " (AMI not deregistered): " + err.Error()
 			l.count(func(c *Results) { c.Failed++ })
@@ -753,7 +768,9 @@ func (l *lane) mark(ctx context.Context, d cleanup.Decision) ImageResult {
 	}
 	tags := []types.Tag{l.sealed(cleanup.TagDeleteAfter, d.ImageID, d.DeleteAfter)}
 	for _, s := range stages {
-		tags = append(tags, l.sealed(s.record, d.ImageID, "true"))
+		// A stage record carries its mark's date, so one written back
+		// from an older mark does not count.
+		tags = append(tags, l.sealed(s.record, d.ImageID, d.DeleteAfter))
 	}
 	err := l.call(ctx, l.limTags, func(c context.Context) error {
 		_, err := l.ec2.CreateTags(c, &ec2.CreateTagsInput{Resources: []string{d.ImageID}, Tags: tags})
@@ -807,7 +824,8 @@ func (l *lane) unmark(ctx context.Context, d cleanup.Decision) ImageResult {
 	var drop []types.Tag
 	undoneAll := true
 	undo := func(record, name string, fn func(context.Context) error) bool {
-		if _, sealed := l.records.Open(record, d.ImageID, tags[record]); !sealed {
+		markDate, marked := l.records.Open(cleanup.TagDeleteAfter, d.ImageID, tags[cleanup.TagDeleteAfter])
+		if v, sealed := l.records.Open(record, d.ImageID, tags[record]); !sealed || !marked || v != markDate {
 			return true
 		}
 		err := l.call(ctx, l.limLifecycle, fn)

@@ -147,6 +147,18 @@ type spy struct {
 	rewriteDR func(in *ec2.DeregisterImageInput, out *ec2.DeregisterImageOutput)
 }
 
+// seen counts the calls of op so far; for the after hook, which runs with
+// the spy's lock held (the fake's own counters are not safe to read there).
+func (s *spy) seen(op string) int {
+	n := 0
+	for _, o := range s.ops {
+		if o == op {
+			n++
+		}
+	}
+	return n
+}
+
 func (s *spy) note(op string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -246,7 +258,7 @@ func TestMark(t *testing.T) {
 					t.Fatalf("result %+v, image deprecation %v state %s public %v", r, aws.ToString(img.DeprecationTime), img.State, aws.ToBool(img.Public))
 				}
 				tags := w.tags("ami-1")
-				if tags[cleanup.TagDeprecatedByUs] != "true" || tags[cleanup.TagDisabledByUs] != "true" || w.f.Calls["CreateTags"] != 1 {
+				if tags[cleanup.TagDeprecatedByUs] != "2026-12-31" || tags[cleanup.TagDisabledByUs] != "2026-12-31" || w.f.Calls["CreateTags"] != 1 {
 					t.Fatalf("tags %v, CreateTags calls %d", tags, w.f.Calls["CreateTags"])
 				}
 				if got := strings.Join(w.spy.ops, ","); got != "CreateTags,EnableImageDeprecation,DisableImage" {
@@ -262,7 +274,7 @@ func TestMark(t *testing.T) {
 			}
 			// A 5xx may hide a stage that happened: its record stays, so an
 			// unmark undoes it (a no-op if it did not happen).
-			if tags[cleanup.TagDeprecatedByUs] != "true" || tags[cleanup.TagDisabledByUs] != "true" || tags[cleanup.TagDeleteAfter] != "2026-12-31" {
+			if tags[cleanup.TagDeprecatedByUs] != "2026-12-31" || tags[cleanup.TagDisabledByUs] != "2026-12-31" || tags[cleanup.TagDeleteAfter] != "2026-12-31" {
 				t.Fatalf("tags %v", tags)
 			}
 			// A 500 is retried (3 times) before giving up; a 500 is not throttling.
@@ -277,7 +289,7 @@ func TestMark(t *testing.T) {
 			if !r.Done || !hasNote(r.Notes, "disable not applied") || w.f.Images["ami-1"].State != types.ImageStateAvailable {
 				t.Fatalf("result %+v", r)
 			}
-			if _, ok := tags[cleanup.TagDisabledByUs]; ok || tags[cleanup.TagDeprecatedByUs] != "true" || w.f.Calls["DisableImage"] != 1 {
+			if _, ok := tags[cleanup.TagDisabledByUs]; ok || tags[cleanup.TagDeprecatedByUs] != "2026-12-31" || w.f.Calls["DisableImage"] != 1 {
 				t.Fatalf("tags %v, calls %v", tags, w.f.Calls)
 			}
 		}},
@@ -333,7 +345,7 @@ func TestStageRecordsAroundDeadline(t *testing.T) {
 		if r := res.Images[0]; !r.Done || !hasNote(r.Notes, "disable not applied") || w.f.Calls["DisableImage"] != 0 {
 			t.Fatalf("result %+v, calls %v", r, w.f.Calls)
 		}
-		if tags[cleanup.TagDeprecatedByUs] != "true" || tags[cleanup.TagDeleteAfter] != "2026-12-31" {
+		if tags[cleanup.TagDeprecatedByUs] != "2026-12-31" || tags[cleanup.TagDeleteAfter] != "2026-12-31" {
 			t.Fatalf("tags %v", tags)
 		}
 		if got := strings.Join(w.spy.ops, ","); got != "CreateTags,EnableImageDeprecation" {
@@ -345,7 +357,7 @@ func TestStageRecordsAroundDeadline(t *testing.T) {
 		w.addImage("ami-1")
 		w.f.Images["ami-1"].State = types.ImageStateDisabled
 		w.f.Images["ami-1"].DeprecationTime = aws.String("2026-12-01T10:02:00.000Z")
-		w.setTags("ami-1", cleanup.TagDeleteAfter, "2026-12-31", cleanup.TagDeprecatedByUs, "true", cleanup.TagDisabledByUs, "true")
+		w.setTags("ami-1", cleanup.TagDeleteAfter, "2026-12-31", cleanup.TagDeprecatedByUs, "2026-12-31", cleanup.TagDisabledByUs, "2026-12-31")
 		inv := w.f.Tags("ami-1")
 		w.ex.ImageTags = func(string) map[string]string { return inv }
 		ctx, cancel := context.WithCancel(context.Background())
@@ -386,11 +398,11 @@ func TestUnmarkUndoesExactlyTheRecordedStages(t *testing.T) {
 		wantTags  []string // keys left among the cleanup's and "team"
 	}{
 		{name: "both recorded", state: types.ImageStateDisabled, deprecate: true,
-			tags:     []string{cleanup.TagDeleteAfter, "2026-12-31", cleanup.TagDeprecatedByUs, "true", cleanup.TagDisabledByUs, "true", "team", "web"},
+			tags:     []string{cleanup.TagDeleteAfter, "2026-12-31", cleanup.TagDeprecatedByUs, "2026-12-31", cleanup.TagDisabledByUs, "2026-12-31", "team", "web"},
 			wantDone: true, wantCalls: map[string]int{"EnableImage": 1, "DisableImageDeprecation": 1, "DeleteTags": 1},
 			wantState: types.ImageStateAvailable, wantTags: []string{"team"}},
 		{name: "only deprecation recorded; disabled by someone else stays", state: types.ImageStateDisabled, deprecate: true,
-			tags:     []string{cleanup.TagDeleteAfter, "2026-12-31", cleanup.TagDeprecatedByUs, "true"},
+			tags:     []string{cleanup.TagDeleteAfter, "2026-12-31", cleanup.TagDeprecatedByUs, "2026-12-31"},
 			wantDone: true, wantCalls: map[string]int{"EnableImage": 0, "DisableImageDeprecation": 1, "DeleteTags": 1},
 			wantState: types.ImageStateDisabled},
 		{name: "nothing recorded; the owner's deprecation stays", state: types.ImageStateAvailable, deprecate: true,
@@ -398,12 +410,12 @@ func TestUnmarkUndoesExactlyTheRecordedStages(t *testing.T) {
 			wantDone: true, wantCalls: map[string]int{"EnableImage": 0, "DisableImageDeprecation": 0, "DeleteTags": 1},
 			wantState: types.ImageStateAvailable, wantDepr: true},
 		{name: "enable fails: stays marked and recorded, deprecation undone", state: types.ImageStateDisabled, deprecate: true,
-			tags:      []string{cleanup.TagDeleteAfter, "2026-12-31", cleanup.TagDeprecatedByUs, "true", cleanup.TagDisabledByUs, "true"},
+			tags:      []string{cleanup.TagDeleteAfter, "2026-12-31", cleanup.TagDeprecatedByUs, "2026-12-31", cleanup.TagDisabledByUs, "2026-12-31"},
 			errs:      map[string][]error{"EnableImage": {fake.APIError("UnauthorizedOperation")}},
 			wantCalls: map[string]int{"EnableImage": 1, "DisableImageDeprecation": 1, "DeleteTags": 1},
 			wantState: types.ImageStateDisabled, wantTags: []string{cleanup.TagDeleteAfter, cleanup.TagDisabledByUs}},
 		{name: "image tags unknown: refuses to guess", state: types.ImageStateDisabled, noTags: true,
-			tags:      []string{cleanup.TagDeleteAfter, "2026-12-31", cleanup.TagDisabledByUs, "true"},
+			tags:      []string{cleanup.TagDeleteAfter, "2026-12-31", cleanup.TagDisabledByUs, "2026-12-31"},
 			wantCalls: map[string]int{"EnableImage": 0, "DeleteTags": 0},
 			wantState: types.ImageStateDisabled, wantTags: []string{cleanup.TagDeleteAfter, cleanup.TagDisabledByUs}},
 	}
@@ -473,7 +485,7 @@ func TestDeregister(t *testing.T) {
 	}{
 		{"DeleteAssociatedSnapshots deletes both", func(w *world) { w.addImage("ami-1", "snap-1", "snap-2") }, dereg("ami-1", "snap-1", "snap-2"),
 			want{done: true, deregistered: 1, deleted: 2, gib: 16,
-				via:   map[string]string{"snap-1": execute.ViaDeleteAssociatedSnapshots, "snap-2": execute.ViaDeleteAssociatedSnapshots},
+				via: map[string]string{"snap-1": execute.ViaDeleteAssociatedSnapshots, "snap-2": execute.ViaDeleteAssociatedSnapshots},
 				// One sealed delete-with record per snapshot.
 				calls: map[string]int{"CreateTags": 2, "DeregisterImage": 1, "DeleteSnapshot": 0}}},
 		{"moto ignores the flag: DeleteSnapshot after", func(w *world) {
@@ -710,7 +722,7 @@ func TestDeadlineMidRun(t *testing.T) {
 			defer cancel()
 			// The Lambda deadline strikes while the 2nd DeregisterImage is in flight.
 			w.spy.after = func(op string) {
-				if op == "DeregisterImage" && w.f.Calls["DeregisterImage"] == 2 {
+				if op == "DeregisterImage" && w.spy.seen(op) == 2 {
 					cancel()
 				}
 			}
@@ -789,6 +801,10 @@ func backlog(n int, orphans bool) (*world, *cleanup.Plan, *fake.Bucket) {
 	w := newWorld()
 	w.ex.EC2 = w.f // no spy: measure the executor alone
 	w.ex.Log = nil
+	// The simulated clock adds up the sleeps of concurrent lanes, so it
+	// measures one snapshot worker only; the pipeline's real rate is
+	// measured through the throttling proxy (BenchmarkCleanupBehindThrottle).
+	w.ex.SnapshotWorkers = 1
 	op := "DeregisterImage"
 	if orphans {
 		op = "DeleteSnapshot"

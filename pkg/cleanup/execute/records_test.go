@@ -33,9 +33,7 @@ func TestUnmarkIgnoresForgedRecords(t *testing.T) {
 	w.f.Images["ami-1"].State = types.ImageStateDisabled
 	w.setTags("ami-1", cleanup.TagDeleteAfter, "2026-12-31") // a sealed mark
 	forged := []types.Tag{tagKV(cleanup.TagDisabledByUs, "true"), tagKV(cleanup.TagDeprecatedByUs, "true")}
-	for _, tg := range forged {
-		w.f.Images["ami-1"].Tags = append(w.f.Images["ami-1"].Tags, tg)
-	}
+	w.f.Images["ami-1"].Tags = append(w.f.Images["ami-1"].Tags, forged...)
 	inv := w.f.Tags("ami-1")
 	w.ex.ImageTags = func(string) map[string]string { return inv }
 	res := w.apply(t, context.Background(), enforce([]cleanup.Decision{{ImageID: "ami-1", Action: cleanup.ActionUnmark}}))

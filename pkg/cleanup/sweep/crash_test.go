@@ -424,8 +424,9 @@ func stageNotResumed(got, want string) bool {
 		if slices.Contains(gs, st) || st == "available" {
 			continue
 		}
-		record := map[string]string{"disabled": "disabled-by-cleanup=true", "deprecated": "deprecated-by-cleanup=true"}[st]
-		if record == "" || !slices.Contains(gt, record) {
+		// A stage record's value is its mark's date.
+		record := map[string]string{"disabled": "disabled-by-cleanup=", "deprecated": "deprecated-by-cleanup="}[st]
+		if record == "" || !slices.ContainsFunc(gt, func(tag string) bool { return strings.HasPrefix(tag, record) }) {
 			return false
 		}
 	}
@@ -813,10 +814,10 @@ func stageRecords(t *testing.T, when string, s state) {
 		if !strings.HasPrefix(k, "ami ") {
 			continue
 		}
-		if strings.HasPrefix(v, "disabled") && !strings.Contains(v, "disabled-by-cleanup=true") {
+		if strings.HasPrefix(v, "disabled") && !strings.Contains(v, "disabled-by-cleanup=") {
 			t.Errorf("%s: %s is disabled without its record: %q", when, k, v)
 		}
-		if strings.Contains(v, " deprecated") && !strings.Contains(v, "deprecated-by-cleanup=true") {
+		if strings.Contains(v, " deprecated") && !strings.Contains(v, "deprecated-by-cleanup=") {
 			t.Errorf("%s: %s is deprecated without its record: %q", when, k, v)
 		}
 	}
@@ -886,7 +887,7 @@ func testCrashEveryStepFake(t *testing.T, mimicMoto bool) {
 // sweep the crash hit (0 marks, 1 unmarks, 2 removes).
 func classifyFake(step int, s state, seen map[string]int) {
 	marked := func(v string) bool {
-		return strings.Contains(v, "delete-after=") && strings.Contains(v, "disabled-by-cleanup=true")
+		return strings.Contains(v, "delete-after=") && strings.Contains(v, "disabled-by-cleanup=")
 	}
 	switch step {
 	case 0:
