@@ -164,7 +164,7 @@ var mutations = []Mutation{
 
 	// 7. Never leave a stage without its record.
 	{ID: "W1", Invariant: "7", What: "the mark does not record the stages it applies",
-		File: "pkg/cleanup/execute/execute.go", Edits: one(`tags = append(tags, l.sealed(s.record, d.ImageID, "true"))`, "_ = s.record"),
+		File: "pkg/cleanup/execute/execute.go", Edits: one(`tags = append(tags, l.sealed(s.record, d.ImageID, d.DeleteAfter))`, "_ = s.record"),
 		Pkg: "./pkg/cleanup/execute", Tests: []string{"TestMark", "TestStageRecordsAroundDeadline"}},
 	{ID: "W2", Invariant: "7", What: "snapshots are not tagged delete-with before DeregisterImage",
 		File: "pkg/cleanup/execute/execute.go", Edits: one("rm.tagged, rm.gone, err = l.tagDeleteWith(ctx, rm.d.ImageID, rm.snaps)", "rm.tagged, rm.gone, err = nil, map[string]bool{}, nil"),
@@ -173,7 +173,7 @@ var mutations = []Mutation{
 		File: "pkg/cleanup/execute/execute.go", Edits: one("\t\t\tundoneAll = false\n", "\t\t\tdrop = append(drop, types.Tag{Key: aws.String(record)})\n"),
 		Pkg: "./pkg/cleanup/execute", Tests: []string{"TestUnmarkUndoesExactlyTheRecordedStages"}},
 	{ID: "W4", Invariant: "7", What: "the mark does not record the stages it applies (crash tests)",
-		File: "pkg/cleanup/execute/execute.go", Edits: one(`tags = append(tags, l.sealed(s.record, d.ImageID, "true"))`, "_ = s.record"),
+		File: "pkg/cleanup/execute/execute.go", Edits: one(`tags = append(tags, l.sealed(s.record, d.ImageID, d.DeleteAfter))`, "_ = s.record"),
 		Pkg: "./pkg/cleanup/sweep", Tests: []string{"TestCrashEveryStepFake", "TestCrashEveryStepFakeMotoSnapshots"}},
 	{ID: "W5", Invariant: "7", What: "snapshots are not tagged delete-with before DeregisterImage (crash tests)",
 		File: "pkg/cleanup/execute/execute.go", Edits: one("rm.tagged, rm.gone, err = l.tagDeleteWith(ctx, rm.d.ImageID, rm.snaps)", "rm.tagged, rm.gone, err = nil, map[string]bool{}, nil"),
@@ -186,8 +186,18 @@ var mutations = []Mutation{
 		File: "pkg/cleanup/plan.go", Edits: one("v, sealed := key.Open(tag, img.ID, raw)", "v, sealed := raw, true"),
 		Pkg: "./pkg/cleanup", Tests: []string{"TestPlanIgnoresForgedRecords"}},
 	{ID: "W8", Invariant: "7", What: "an unmark undoes a stage on a forged record",
-		File: "pkg/cleanup/execute/execute.go", Edits: one("if _, sealed := l.records.Open(record, d.ImageID, tags[record]); !sealed {", "if false {"),
+		File: "pkg/cleanup/execute/execute.go", Edits: one("if v, sealed := l.records.Open(record, d.ImageID, tags[record]); !sealed || !marked || v != markDate {",
+			"if v, sealed := l.records.Open(record, d.ImageID, tags[record]); false && (!sealed || !marked || v != markDate) {"),
 		Pkg: "./pkg/cleanup/execute", Tests: []string{"TestUnmarkIgnoresForgedRecords"}},
+	{ID: "W9", Invariant: "7", What: "a stage record written back from an earlier mark counts",
+		File: "pkg/cleanup/plan.go", Edits: one("if ok && (!m.present || v != m.raw) {", "if false && ok && (!m.present || v != m.raw) {"),
+		Pkg: "./pkg/cleanup", Tests: []string{"TestPlanReplayedRecords"}},
+	{ID: "W10", Invariant: "7", What: "a mark long past (written back from CloudTrail) still lets its AMI go",
+		File: "pkg/cleanup/plan.go", Edits: one("return m.valid && pl.today.After(m.date) && pl.today.Sub(m.date) <= markFreshness", "return m.valid && pl.today.After(m.date)"),
+		Pkg: "./pkg/cleanup", Tests: []string{"TestPlanReplayedRecords"}},
+	{ID: "W11", Invariant: "2", What: "a delete-with record copied to another snapshot of the same AMI approves it",
+		File: "pkg/cleanup/plan.go", Edits: one("v, sealed := key.Open(TagDeleteWith, s.ID, s.Tags[TagDeleteWith])", "v, sealed := key.Open(TagDeleteWith, s.ID, key.Seal(TagDeleteWith, s.ID, strings.Split(s.Tags[TagDeleteWith], \"/\")[0]))"),
+		Pkg: "./pkg/cleanup", Tests: []string{"TestPlanDeleteWithCopiedToAnotherSnapshot"}},
 
 	// 8. Deadline: nothing started after it; a call in flight is bounded.
 	{ID: "D1", Invariant: "8", What: "the executor ignores the deadline (its three checks)",
