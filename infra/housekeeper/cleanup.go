@@ -63,14 +63,19 @@ type Cleanup struct {
 func NewCleanup(scope constructs.Construct, id string, props *CleanupProps) *Cleanup {
 	c := constructs.NewConstruct(scope, jsii.String(id))
 	stack := awscdk.Stack_Of(c)
-	// The records key: an HMAC key only the cleanup's role may use
-	// (GenerateMac), so no one else can write a record the cleanup trusts.
-	// Retained on stack deletion: a new key would unseal every mark.
+	// The records key: an HMAC key whose MACs only the cleanup's role may
+	// ask for, so no one else can write a record the cleanup trusts. Its
+	// policy is written out: the account may administer the key (and so
+	// change this policy, which CloudTrail shows), but a Deny keeps
+	// GenerateMac and CreateGrant from every other principal, IAM
+	// "kms:*" on "*" included. Retained on stack deletion: a new key would
+	// unseal every mark.
 	recordsKey := awskms.NewKey(c, jsii.String("RecordsKey"), &awskms.KeyProps{
 		Description:   jsii.String("ami-housekeeper: seals the cleanup's record tags (marks, stage records, delete-with)"),
 		KeySpec:       awskms.KeySpec_HMAC_256,
 		KeyUsage:      awskms.KeyUsage_GENERATE_VERIFY_MAC,
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+		Policy:        awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{}),
 	})
 	env := map[string]string{EnvReportEventBus: "default", records.EnvKeyID: *recordsKey.KeyArn()}
 	if props.ReportTopic != nil {
@@ -137,6 +142,7 @@ func NewCleanup(scope constructs.Construct, id string, props *CleanupProps) *Cle
 		Service: jsii.String("events"), Resource: jsii.String("event-bus"), ResourceName: jsii.String("default")}))
 	f.allowPublish(props.ReportTopic, props.ReportKey)
 	allow([]string{"kms:GenerateMac"}, recordsKey.KeyArn())
+	restrictRecordsKey(recordsKey, f.Role)
 	// The role may read any parameter to find AMI IDs, but must never be
 	// able to decrypt a SecureString through SSM (with the AWS managed
 	// aws/ssm key the key policy alone would allow it).
@@ -162,4 +168,31 @@ func ec2ARN(stack awscdk.Stack, resource string) *string {
 	return stack.FormatArn(&awscdk.ArnComponents{
 		Service: jsii.String("ec2"), Account: jsii.String(""), Resource: jsii.String(resource), ResourceName: jsii.String("*"),
 	})
+}
+
+// restrictRecordsKey writes the records key's policy: the account
+// administers it; only role may use it for MACs or grant it.
+func restrictRecordsKey(key awskms.Key, role awsiam.IRole) {
+	policy := key.Policy()
+	account := awsiam.NewAccountRootPrincipal()
+	policy.AddStatements(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("AccountAdministersTheKey"),
+		Principals: &[]awsiam.IPrincipal{account},
+		Actions: jsii.Strings("kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*", "kms:Update*",
+			"kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*", "kms:TagResource", "kms:UntagResource",
+			"kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion", "kms:VerifyMac"),
+		Resources: jsii.Strings("*"),
+	}), awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("OnlyTheCleanupMakesMacs"),
+		Principals: &[]awsiam.IPrincipal{role},
+		Actions:    jsii.Strings("kms:GenerateMac"),
+		Resources:  jsii.Strings("*"),
+	}), awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("NoOneElseMakesMacsOrGrants"),
+		Effect:     awsiam.Effect_DENY,
+		Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
+		Actions:    jsii.Strings("kms:GenerateMac", "kms:CreateGrant"),
+		Resources:  jsii.Strings("*"),
+		Conditions: &map[string]any{"ArnNotEquals": map[string]any{"aws:PrincipalArn": role.RoleArn()}},
+	}))
 }

@@ -1337,3 +1337,39 @@ func checkImageBuilderViaEC2(t *testing.T, tmpl stackTemplate, f function) {
 		t.Errorf("%s role: Image Builder statements %v, want exactly %v", f.name, found, want)
 	}
 }
+
+// The records key's MACs are the cleanup's alone: the account administers
+// the key but may not make MACs or grants with it; a Deny holds that
+// against any IAM policy (kms:* on * included).
+func TestRecordsKeyPolicy(t *testing.T) {
+	st := synth(t, StackProps{})
+	cleanup := cleanupOf(t, st)
+	id := recordsKey(t, st, cleanup)
+	props := properties(resources(st.Template, "AWS::KMS::Key")[id])
+	doc, _ := props["KeyPolicy"].(map[string]any)
+	var allowMac, deny bool
+	for _, raw := range list(doc["Statement"]) {
+		s, _ := raw.(map[string]any)
+		actions := list(s["Action"])
+		has := func(a string) bool { return slices.Contains(actions, any(a)) }
+		switch {
+		case s["Effect"] == "Allow" && (has("kms:*") || has("kms:GenerateMac") && getAttID(principalAWS(s), "Arn") != cleanup.role):
+			t.Errorf("statement %v lets someone other than the cleanup's role make MACs", s)
+		case s["Effect"] == "Allow" && has("kms:GenerateMac"):
+			allowMac = true
+		case s["Effect"] == "Deny" && has("kms:GenerateMac") && has("kms:CreateGrant"):
+			cond, _ := s["Condition"].(map[string]any)
+			ne, _ := cond["ArnNotEquals"].(map[string]any)
+			deny = getAttID(ne["aws:PrincipalArn"], "Arn") == cleanup.role && s["Principal"] != nil
+		}
+	}
+	if !allowMac || !deny {
+		t.Errorf("key policy: cleanup allowed %v, everyone else denied %v:\n%v", allowMac, deny, doc)
+	}
+}
+
+// principalAWS returns a statement's Principal.AWS.
+func principalAWS(s map[string]any) any {
+	p, _ := s["Principal"].(map[string]any)
+	return p["AWS"]
+}
