@@ -15,15 +15,19 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/emulator"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/records"
 )
 
 const account = "123456789012"
@@ -189,16 +193,35 @@ func TestE2ESecondOpinionRequiredButUnavailableRemovesNothing(t *testing.T) {
 	}
 }
 
-// Enforcing, launch permissions are read right before removal: an AMI
-// shared after nothing else kept it is kept there, with the reason.
-func TestE2ESharedAMIKeptAtRemoval(t *testing.T) {
+// Enforcing, the launch permissions of marked AMIs whose date has passed
+// are read right before removal: one shared since it was marked is kept
+// there, and unmarked (the next plan could not see why it stays).
+func TestE2ESharedSinceMarkedIsKeptAndUnmarked(t *testing.T) {
 	f := newFleet(t)
+	// Both stale AMIs were marked by an earlier run (sealed, as the
+	// cleanup writes them, with the key it derives from the same KMS key).
+	cfg, err := f.moto.Config(f.ctx, "us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.recordsKey(t) // creates the KMS key
+	key, err := records.Derive(f.ctx, kms.NewFromConfig(cfg), emulator.RecordsKeyAlias)
+	if err != nil {
+		t.Fatal(err)
+	}
+	date := time.Now().UTC().AddDate(0, 0, -2).Format(cleanup.DateLayout)
+	for _, id := range []string{amiStale1, amiStale2} {
+		if _, err := f.ec2.CreateTags(f.ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: []ec2types.Tag{
+			{Key: aws.String(cleanup.TagDeleteAfter), Value: aws.String(key.Seal(cleanup.TagDeleteAfter, id, date))}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, err := f.ec2.ModifyImageAttribute(f.ctx, &ec2.ModifyImageAttributeInput{ImageId: aws.String(amiStale1),
 		LaunchPermission: &ec2types.LaunchPermissionModifications{Add: []ec2types.LaunchPermission{{UserId: aws.String("222233334444")}}}}); err != nil {
 		t.Fatal(err)
 	}
-	r, logs := f.run(t, "enforce")
-	if r.Deregistered != 1 || r.Failed != 0 {
+	r, logs := f.runPolicy(t, strings.Replace(policyYAML("enforce"), "grace_days: 0", "grace_days: 7", 1))
+	if r.ErrorType != "" || r.Deregistered != 1 || r.Failed != 0 {
 		t.Fatalf("response %+v\n%s", r, logs)
 	}
 	if got := f.images(t); !slices.Contains(got, amiStale1) || slices.Contains(got, amiStale2) {
@@ -206,6 +229,15 @@ func TestE2ESharedAMIKeptAtRemoval(t *testing.T) {
 	}
 	if !strings.Contains(logs, `"outcome":"kept-on-recheck"`) || !strings.Contains(logs, `"kept_because":"shared with 222233334444 (keep_shared)"`) {
 		t.Errorf("the decision does not say why the shared AMI stayed:\n%s", logs)
+	}
+	out, err := f.ec2.DescribeImages(f.ctx, &ec2.DescribeImagesInput{ImageIds: []string{amiStale1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range out.Images[0].Tags {
+		if aws.ToString(tg.Key) == cleanup.TagDeleteAfter {
+			t.Errorf("the shared AMI is still marked: %s", aws.ToString(tg.Value))
+		}
 	}
 }
 

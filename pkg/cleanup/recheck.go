@@ -17,13 +17,18 @@ import (
 // tag or time lock added, a mark removed or moved, a state, deregistration
 // protection or lifecycle manager that now makes it not ours to decide. It
 // is pure.
-func RecheckReasons(now time.Time, d Decision, current *Image, refs []Reference, p policy.Retention, key *records.Key) []string {
-	var out []string
+//
+// noLongerCandidate is true when a reason makes the AMI no longer a
+// candidate (a user EC2 sees, a share read only now), as opposed to a
+// change the next plan sees too, or one that is not the cleanup's to undo.
+func RecheckReasons(now time.Time, d Decision, current *Image, refs []Reference, p policy.Retention, key *records.Key) (out []string, candidate bool) {
+	candidate = true
 	for _, r := range refs {
 		out = append(out, r.String()+" (found by EC2 DescribeImageReferences; the inventory missed it)")
+		candidate = false
 	}
 	if current == nil {
-		return append(out, "not listed when re-read right before removal: kept this run")
+		return append(out, "not listed when re-read right before removal: kept this run"), candidate
 	}
 	for _, s := range skipReasons(current, p) {
 		out = append(out, s+" (since the plan)")
@@ -40,10 +45,12 @@ func RecheckReasons(now time.Time, d Decision, current *Image, refs []Reference,
 		switch {
 		case current.Public:
 			out = append(out, "public (keep_shared)")
+			candidate = false
 		case d.CheckShares && !current.SharesKnown:
 			out = append(out, "launch permissions not read right before removal: kept")
 		case d.CheckShares && len(current.SharedWith) > 0:
 			out = append(out, "shared with "+list(current.SharedWith, 10)+" (keep_shared)")
+			candidate = false
 		}
 	}
 	// With a grace period every deregistration rests on a mark: it must
@@ -55,7 +62,7 @@ func RecheckReasons(now time.Time, d Decision, current *Image, refs []Reference,
 	case m.present && m.raw != d.DeleteAfter:
 		out = append(out, "mark "+TagDeleteAfter+" changed since the plan (now "+m.raw+", planned "+d.DeleteAfter+")")
 	}
-	return out
+	return out, candidate
 }
 
 // keepsShared reports whether the named rule keeps shared AMIs.

@@ -39,7 +39,7 @@ func TestRecheckReasons(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := RecheckReasons(now, planned, tt.current, tt.refs, tt.p, testKey)
+			got, _ := RecheckReasons(now, planned, tt.current, tt.refs, tt.p, testKey)
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("got  %q\nwant %q", got, tt.want)
 			}
@@ -75,9 +75,35 @@ func TestRecheckReasonsShares(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := RecheckReasons(now, planned, tt.current, nil, tt.p, testKey); !slices.Equal(got, tt.want) {
+			if got, _ := RecheckReasons(now, planned, tt.current, nil, tt.p, testKey); !slices.Equal(got, tt.want) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// Which reasons mean the AMI is no longer a candidate (the executor then
+// unmarks it), and which are changes the next plan sees itself.
+func TestRecheckReasonsCandidate(t *testing.T) {
+	planned := Decision{ImageID: "ami-1", Rule: "all", Action: ActionDeregister, DeleteAfter: "2026-11-20", CheckShares: true}
+	im := func(opts ...func(*Image)) *Image {
+		i := ami("ami-1", "web-1", 40, append([]func(*Image){marked("2026-11-20")}, opts...)...)
+		return &i
+	}
+	tests := []struct {
+		name    string
+		current *Image
+		refs    []Reference
+		want    bool
+	}{
+		{"shared, read now", im(func(i *Image) { i.SharesKnown, i.SharedWith = true, []string{"222233334444"} }), nil, false},
+		{"a user only EC2 sees", im(func(i *Image) { i.SharesKnown = true }), []Reference{{Kind: RefInstance, ID: "i-1"}}, false},
+		{"protected since the plan", im(func(i *Image) { i.SharesKnown = true }, tag("ami-housekeeper:keep", "")), nil, true},
+		{"nothing changed", im(func(i *Image) { i.SharesKnown = true }), nil, true},
+	}
+	for _, tt := range tests {
+		if _, got := RecheckReasons(now, planned, tt.current, tt.refs, pol(), testKey); got != tt.want {
+			t.Errorf("%s: candidate %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

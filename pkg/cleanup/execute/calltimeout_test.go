@@ -78,7 +78,7 @@ type recheckDeadline struct {
 	d *deadlines
 }
 
-func (r recheckDeadline) Recheck(ctx context.Context, _ []cleanup.Decision) (map[string][]string, error) {
+func (r recheckDeadline) Recheck(ctx context.Context, _ []cleanup.Decision) (map[string]execute.Kept, error) {
 	r.d.note(ctx, "Recheck")
 	return nil, nil
 }

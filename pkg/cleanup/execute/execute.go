@@ -112,12 +112,21 @@ type Limits struct {
 }
 
 // Rechecker is the second look right before a batch of deregistrations
-// (at most RecheckBatch decisions): it returns, per AMI to keep, the reasons
-// (a reference EC2 knows and the inventory missed, a protect tag or time
-// lock added since the plan, a changed mark). An error keeps the whole
-// batch: no deregistration without the second look.
+// (at most RecheckBatch decisions): it returns, per AMI to keep, why (a
+// reference EC2 knows and the inventory missed, a share read only now, a
+// protect tag or time lock added since the plan, a changed mark). An error
+// keeps the whole batch: no deregistration without the second look.
 type Rechecker interface {
-	Recheck(ctx context.Context, batch []cleanup.Decision) (keep map[string][]string, err error)
+	Recheck(ctx context.Context, batch []cleanup.Decision) (map[string]Kept, error)
+}
+
+// Kept is why the recheck keeps an AMI the plan would deregister.
+type Kept struct {
+	Reasons []string
+	// Unmark: the AMI is no longer a candidate for a reason the next plan
+	// cannot see (a share read only now, a user only EC2 knows), so the
+	// executor unmarks it now, undoing the stages it recorded.
+	Unmark bool
 }
 
 // Executor applies plans. The zero values of Clock, Limits, InUseRetries
@@ -494,7 +503,7 @@ func (l *lane) prepareBatch(ctx context.Context, batch []*removal, out chan<- *r
 		}
 		return
 	}
-	var keep map[string][]string
+	var keep map[string]Kept
 	if l.recheck != nil {
 		ds := make([]cleanup.Decision, len(batch))
 		for i, rm := range batch {
@@ -515,11 +524,25 @@ func (l *lane) prepareBatch(ctx context.Context, batch []*removal, out chan<- *r
 		}
 	}
 	for _, rm := range batch {
-		if why := keep[rm.d.ImageID]; len(why) > 0 {
+		if l.recheck == nil && rm.d.CheckShares {
+			// Its launch permissions were left to the recheck: none, no removal.
+			keep = map[string]Kept{rm.d.ImageID: {Reasons: []string{"launch permissions were to be read right before removal, and there is no recheck: kept"}}}
+		}
+		if kept := keep[rm.d.ImageID]; len(kept.Reasons) > 0 {
+			why := kept.Reasons
 			rm.res.KeptBecause = why
 			rm.res.Notes = append(rm.res.Notes, "kept: "+strings.Join(why, "; "))
 			l.logLine(ctx, rm.d.ImageID, "", "recheck", "kept: "+strings.Join(why, "; "), nil)
 			l.count(func(c *Results) { c.KeptOnRecheck++ })
+			if kept.Unmark && !l.outOfTime(ctx) {
+				u := l.unmark(ctx, cleanup.Decision{ImageID: rm.d.ImageID, Action: cleanup.ActionUnmark})
+				switch {
+				case u.Done:
+					rm.res.Notes = append(rm.res.Notes, append([]string{"unmarked"}, u.Notes...)...)
+				case u.Error != "":
+					rm.res.Notes = append(rm.res.Notes, "unmark: "+u.Error)
+				}
+			}
 			l.setImage(rm.k, rm.res, nil)
 			continue
 		}

@@ -12,19 +12,22 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/execute"
 )
 
 // scripted keeps the AMIs in keep and fails when err is set; it records
 // the batches it was asked about.
 type scripted struct {
 	mu      sync.Mutex
-	keep    map[string][]string
+	keep    map[string]execute.Kept
 	err     error
 	batches [][]string
 }
 
-func (s *scripted) Recheck(_ context.Context, batch []cleanup.Decision) (map[string][]string, error) {
+func (s *scripted) Recheck(_ context.Context, batch []cleanup.Decision) (map[string]execute.Kept, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var ids []string
@@ -48,9 +51,9 @@ func removals(w *world, n int) *cleanup.Plan {
 func TestRecheckKeepsWhatEC2StillSees(t *testing.T) {
 	w := newWorld()
 	plan := removals(w, 25)
-	rc := &scripted{keep: map[string][]string{
-		"ami-03": {"in use by launch template lt-0abc (version 7) (found by EC2 DescribeImageReferences; the inventory missed it)"},
-		"ami-17": {"protected by tag ami-housekeeper:keep (set since the plan)"},
+	rc := &scripted{keep: map[string]execute.Kept{
+		"ami-03": {Reasons: []string{"in use by launch template lt-0abc (version 7) (found by EC2 DescribeImageReferences; the inventory missed it)"}},
+		"ami-17": {Reasons: []string{"protected by tag ami-housekeeper:keep (set since the plan)"}},
 	}}
 	w.ex.Recheck = rc
 	res := w.apply(t, context.Background(), plan)
@@ -66,7 +69,7 @@ func TestRecheckKeepsWhatEC2StillSees(t *testing.T) {
 		}
 	}
 	r := res.Images[3]
-	if r.ImageID != "ami-03" || r.Done || r.Error != "" || !slices.Equal(r.KeptBecause, rc.keep["ami-03"]) {
+	if r.ImageID != "ami-03" || r.Done || r.Error != "" || !slices.Equal(r.KeptBecause, rc.keep["ami-03"].Reasons) {
 		t.Errorf("result %+v", r)
 	}
 	// Batches of at most 10, in plan order, covering every deregistration once.
@@ -94,5 +97,36 @@ func TestRecheckFailureKeepsTheBatch(t *testing.T) {
 		if r.Done || r.Error == "" {
 			t.Errorf("%+v", r)
 		}
+	}
+}
+
+// A marked AMI the recheck finds no longer a candidate (shared since it was
+// marked, a user only EC2 sees) is unmarked there and then: the next plan
+// could not see why, and would plan its removal again every run.
+func TestRecheckUnmarks(t *testing.T) {
+	w := newWorld()
+	w.addImage("ami-1", "snap-1")
+	w.f.Images["ami-1"].State = types.ImageStateDisabled
+	w.setTags("ami-1", cleanup.TagDeleteAfter, "2026-11-20", cleanup.TagDisabledByUs, "2026-11-20")
+	inv := w.f.Tags("ami-1")
+	w.ex.ImageTags = func(string) map[string]string { return inv }
+	w.ex.Recheck = &scripted{keep: map[string]execute.Kept{"ami-1": {Reasons: []string{"shared with 222233334444 (keep_shared)"}, Unmark: true}}}
+	res := w.apply(t, context.Background(), enforce([]cleanup.Decision{{ImageID: "ami-1", Action: cleanup.ActionDeregister, DeleteAfter: "2026-11-20", DeleteSnapshots: []string{"snap-1"}, CheckShares: true}}))
+	if w.f.Images["ami-1"] == nil || w.f.Images["ami-1"].State != types.ImageStateAvailable || len(w.tags("ami-1")) != 0 {
+		t.Fatalf("image %+v, tags %v", w.f.Images["ami-1"], w.tags("ami-1"))
+	}
+	if r := res.Images[0]; r.Done || !hasNote(r.Notes, "unmarked") || res.KeptOnRecheck != 1 {
+		t.Fatalf("result %+v", res)
+	}
+}
+
+// Launch permissions left to the recheck are never skipped: without one,
+// such a decision is kept.
+func TestCheckSharesWithoutRecheckIsKept(t *testing.T) {
+	w := newWorld()
+	w.addImage("ami-1", "snap-1")
+	res := w.apply(t, context.Background(), enforce([]cleanup.Decision{{ImageID: "ami-1", Action: cleanup.ActionDeregister, DeleteSnapshots: []string{"snap-1"}, CheckShares: true}}))
+	if w.f.Images["ami-1"] == nil || w.f.Calls["DeregisterImage"] != 0 || len(res.Images[0].KeptBecause) == 0 {
+		t.Fatalf("result %+v, calls %v", res.Images[0], w.f.Calls)
 	}
 }

@@ -776,16 +776,16 @@ type fakeRecheck struct {
 	step fakeStep
 }
 
-func (r fakeRecheck) Recheck(ctx context.Context, batch []cleanup.Decision) (map[string][]string, error) {
-	keep := map[string][]string{}
+func (r fakeRecheck) Recheck(ctx context.Context, batch []cleanup.Decision) (map[string]execute.Kept, error) {
+	keep := map[string]execute.Kept{}
 	for _, d := range batch {
 		var cur *cleanup.Image
 		if out, err := r.w.f.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{d.ImageID}}); err == nil {
 			img := fakeImage(&out.Images[0])
 			cur = &img
 		}
-		if why := cleanup.RecheckReasons(r.step.now, d, cur, r.step.refs[d.ImageID], r.w.p, crashKey); len(why) > 0 {
-			keep[d.ImageID] = why
+		if why, _ := cleanup.RecheckReasons(r.step.now, d, cur, r.step.refs[d.ImageID], r.w.p, crashKey); len(why) > 0 {
+			keep[d.ImageID] = execute.Kept{Reasons: why}
 		}
 	}
 	return keep, nil

@@ -28,7 +28,7 @@ type recheck struct {
 
 var _ execute.Rechecker = recheck{}
 
-func (r recheck) Recheck(ctx context.Context, batch []cleanup.Decision) (map[string][]string, error) {
+func (r recheck) Recheck(ctx context.Context, batch []cleanup.Decision) (map[string]execute.Kept, error) {
 	ids := make([]string, len(batch))
 	for i, d := range batch {
 		ids[i] = d.ImageID
@@ -53,11 +53,14 @@ func (r recheck) Recheck(ctx context.Context, batch []cleanup.Decision) (map[str
 			return nil, fmt.Errorf("second opinion (EC2 DescribeImageReferences) unavailable, so nothing is deregistered: %w", err)
 		}
 	}
-	keep := map[string][]string{}
+	keep := map[string]execute.Kept{}
 	at := r.now()
 	for _, d := range batch {
-		if why := cleanup.RecheckReasons(at, d, current[d.ImageID], refs[d.ImageID], r.p, r.records); len(why) > 0 {
-			keep[d.ImageID] = why
+		why, candidate := cleanup.RecheckReasons(at, d, current[d.ImageID], refs[d.ImageID], r.p, r.records)
+		if len(why) > 0 {
+			// A marked AMI that is no longer a candidate for a reason only
+			// this look sees is unmarked now; the next plan could not.
+			keep[d.ImageID] = execute.Kept{Reasons: why, Unmark: !candidate && d.DeleteAfter != "" && r.p.GraceDays > 0}
 		}
 	}
 	return keep, nil
