@@ -42,7 +42,7 @@ var mutations = []Mutation{
 		Edits: one(`out = append(out, r.String()+" (found by EC2 DescribeImageReferences; the inventory missed it)")`, "_ = r"),
 		Pkg:   "./pkg/cleanup", Tests: []string{"TestRecheckReasons"}},
 	{ID: "R5", Invariant: "1", What: "the executor deregisters what the recheck kept",
-		File: "pkg/cleanup/execute/execute.go", Edits: one("if why := keep[rm.d.ImageID]; len(why) > 0 {", `if why := keep[""]; len(why) > 0 {`),
+		File: "pkg/cleanup/execute/execute.go", Edits: one("if kept := keep[rm.d.ImageID]; len(kept.Reasons) > 0 {", `if kept := keep[""]; len(kept.Reasons) > 0 {`),
 		Pkg: "./pkg/cleanup/execute", Tests: []string{"TestRecheckKeepsWhatEC2StillSees"}},
 	{ID: "R6", Invariant: "1", What: "the executor deregisters when the recheck fails",
 		File: "pkg/cleanup/execute/execute.go", Edits: one("keep, err = l.recheck.Recheck(cctx, ds)", "keep, _ = l.recheck.Recheck(cctx, ds)"),
