@@ -37,9 +37,21 @@ import (
 // run shows as slow rather than as cut short.
 const benchTimeout = "900"
 
+// BenchmarkCleanupBehindThrottle runs two schedules:
+//   - marked/n: the default policy's steady state, grace 7 days: n AMIs an
+//     earlier run marked, whose date has passed. Their launch permissions
+//     are read by the recheck, alongside the deregistrations;
+//   - grace0/n: grace_days 0: the launch permissions of every candidate are
+//     read before planning (a mark-less removal must know them first).
 func BenchmarkCleanupBehindThrottle(b *testing.B) {
-	for _, n := range []int{200, 1000} {
-		b.Run(strconv.Itoa(n), func(b *testing.B) { benchCleanup(b, n) })
+	for _, sc := range []struct {
+		name  string
+		grace int
+		ns    []int
+	}{{"marked", 7, []int{200, 1000}}, {"grace0", 0, []int{1000}}} {
+		for _, n := range sc.ns {
+			b.Run(sc.name+"/"+strconv.Itoa(n), func(b *testing.B) { benchCleanup(b, n, sc.grace) })
+		}
 	}
 }
 
@@ -52,13 +64,13 @@ type throttleRun struct {
 	spans   map[string]span
 }
 
-func benchCleanup(b *testing.B, n int) {
+func benchCleanup(b *testing.B, n, graceDays int) {
 	var sum struct {
 		secs, throttled, dereg, deleted, failed, reportThrottled float64
 	}
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		r := runBehindThrottle(b, n, func() { b.StartTimer() }, func() { b.StopTimer() })
+		r := runBehindThrottle(b, n, graceDays, func() { b.StartTimer() }, func() { b.StopTimer() })
 		if r.resp.Outcome != "enforced" || r.resp.Deregistered != n || r.resp.SnapshotsDeleted != n || r.resp.Failed != 0 || r.summary.Throttled != 0 {
 			b.Fatalf("run %d: response %+v, summary %+v; proxy:\n%s", i, r.resp, r.summary, r.proxy)
 		}
@@ -91,14 +103,19 @@ func physicalBound(n int) float64 { return float64(max(0, n-100)) / 5 }
 // runBehindThrottle seeds n stale AMIs, starts the proxy (buckets full, no
 // faults) and the function, and invokes it once between start and stop
 // (which bracket only the invocation). It checks moto's state afterwards.
-func runBehindThrottle(tb testing.TB, n int, start, stop func()) throttleRun {
+func runBehindThrottle(tb testing.TB, n, graceDays int, start, stop func()) throttleRun {
 	tb.Helper()
 	ctx := context.Background()
-	moto, _, err := emulator.StartStaleMoto(ctx, tb.TempDir(), account, "us-east-1", n)
+	moto, ids, err := emulator.StartStaleMoto(ctx, tb.TempDir(), account, "us-east-1", n)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer moto.Stop()
+	if graceDays > 0 {
+		if err := moto.MarkStale(ctx, "us-east-1", ids, time.Now().UTC().AddDate(0, 0, -2).Format("2006-01-02")); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	proxy, err := emulator.StartFaultProxy(moto.URL, emulator.FaultConfig{})
 	if err != nil {
 		tb.Fatal(err)
@@ -113,7 +130,7 @@ func runBehindThrottle(tb testing.TB, n int, start, stop func()) throttleRun {
 		tb.Fatal(err)
 	}
 	env := proxy.Env(append(moto.Env("us-east-1"), "HOUSEKEEPER_ACCOUNT_ID="+account, keyEnv,
-		"HOUSEKEEPER_POLICY="+emulator.StaleFleetPolicy("enforce"), "AWS_LAMBDA_FUNCTION_TIMEOUT="+benchTimeout))
+		"HOUSEKEEPER_POLICY="+emulator.StaleFleetPolicy("enforce", graceDays), "AWS_LAMBDA_FUNCTION_TIMEOUT="+benchTimeout))
 	rie, err := emulator.StartRIE(ctx, emulator.RIEOptions{Bootstrap: bin, Env: env})
 	if err != nil {
 		tb.Fatal(err)

@@ -22,6 +22,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/records"
 )
 
 // StaleNamePrefix starts the name of every stale fleet AMI.
@@ -110,15 +114,16 @@ func StartStaleMoto(ctx context.Context, dir, account, region string, n int) (*M
 }
 
 // StaleFleetPolicy makes every stale AMI a deregistration in one run: one
-// rule for the fleet's names keeping none, grace 0, the caps at their
-// schema maxima (1,000 deregistrations, 1,000,000 GiB), and the second
-// opinion disabled because moto lacks DescribeImageReferences (see
-// FleetPolicy).
-func StaleFleetPolicy(mode string) string {
+// rule for the fleet's names keeping none, the caps at their schema maxima
+// (1,000 deregistrations, 1,000,000 GiB), and the second opinion disabled
+// because moto lacks DescribeImageReferences (see FleetPolicy). With
+// graceDays > 0 only AMIs marked by an earlier run whose date passed go
+// (MarkStale marks them).
+func StaleFleetPolicy(mode string, graceDays int) string {
 	return `version: 1
 retention:
   mode: ` + mode + `
-  grace_days: 0
+  grace_days: ` + strconv.Itoa(graceDays) + `
   second_opinion: disabled
   delete_unproven_snapshots: true # moto's seeded snapshots carry moto's own description (see FleetPolicy)
   max_deregistrations_per_run: 1000
@@ -129,6 +134,31 @@ retention:
       keep_newest: 0
       min_age_days: 7
 `
+}
+
+// MarkStale marks the given AMIs as an earlier run of the cleanup would
+// have (sealed with the key derived from this server's records key), with a
+// date already passed, so a sweep under a grace period removes them.
+func (m *Moto) MarkStale(ctx context.Context, region string, ids []string, date string) error {
+	if _, err := m.RecordsKeyEnv(ctx, region); err != nil {
+		return err
+	}
+	cfg, err := m.Config(ctx, region)
+	if err != nil {
+		return err
+	}
+	key, err := records.Derive(ctx, kms.NewFromConfig(cfg), RecordsKeyAlias)
+	if err != nil {
+		return err
+	}
+	c := ec2.NewFromConfig(cfg)
+	for _, id := range ids {
+		if _, err := c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: []types.Tag{
+			{Key: aws.String(cleanup.TagDeleteAfter), Value: aws.String(key.Seal(cleanup.TagDeleteAfter, id, date))}}}); err != nil {
+			return fmt.Errorf("marking %s: %w", id, err)
+		}
+	}
+	return nil
 }
 
 // SnapshotCount returns how many snapshots account owns now. It filters on
