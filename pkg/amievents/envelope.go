@@ -149,3 +149,6 @@ func checkImageID(field, id string) error {
 	}
 	return nil
 }
+
+// IsRegion reports whether s has the shape of an AWS region name.
+func IsRegion(s string) bool { return reRegion.MatchString(s) }

@@ -1,0 +1,13 @@
+package cli
+
+import (
+	"encoding/json"
+	"io"
+)
+
+// writeJSON writes v as one indented JSON document.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
