@@ -131,6 +131,23 @@ type RecycleBinAPI interface {
 	GetRule(ctx context.Context, in *rbin.GetRuleInput, optFns ...func(*rbin.Options)) (*rbin.GetRuleOutput, error)
 }
 
+// RestoreEC2 is what the CLI's restore calls: the Recycle Bin's EC2 side,
+// the AMI and its snapshots, the cleanup's records it removes (tags can be
+// read and changed on resources still in the bin), and the stages it undoes.
+type RestoreEC2 interface {
+	ListImagesInRecycleBin(ctx context.Context, in *ec2.ListImagesInRecycleBinInput, optFns ...func(*ec2.Options)) (*ec2.ListImagesInRecycleBinOutput, error)
+	ListSnapshotsInRecycleBin(ctx context.Context, in *ec2.ListSnapshotsInRecycleBinInput, optFns ...func(*ec2.Options)) (*ec2.ListSnapshotsInRecycleBinOutput, error)
+	RestoreImageFromRecycleBin(ctx context.Context, in *ec2.RestoreImageFromRecycleBinInput, optFns ...func(*ec2.Options)) (*ec2.RestoreImageFromRecycleBinOutput, error)
+	RestoreSnapshotFromRecycleBin(ctx context.Context, in *ec2.RestoreSnapshotFromRecycleBinInput, optFns ...func(*ec2.Options)) (*ec2.RestoreSnapshotFromRecycleBinOutput, error)
+	DescribeImages(ctx context.Context, in *ec2.DescribeImagesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error)
+	DescribeSnapshots(ctx context.Context, in *ec2.DescribeSnapshotsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeSnapshotsOutput, error)
+	DescribeTags(ctx context.Context, in *ec2.DescribeTagsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeTagsOutput, error)
+	CreateTags(ctx context.Context, in *ec2.CreateTagsInput, optFns ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
+	DeleteTags(ctx context.Context, in *ec2.DeleteTagsInput, optFns ...func(*ec2.Options)) (*ec2.DeleteTagsOutput, error)
+	EnableImage(ctx context.Context, in *ec2.EnableImageInput, optFns ...func(*ec2.Options)) (*ec2.EnableImageOutput, error)
+	DisableImageDeprecation(ctx context.Context, in *ec2.DisableImageDeprecationInput, optFns ...func(*ec2.Options)) (*ec2.DisableImageDeprecationOutput, error)
+}
+
 // RecordsKMS derives the secret that seals the cleanup's record tags
 // (pkg/records).
 type RecordsKMS interface {
@@ -157,4 +174,5 @@ var (
 	_ EventBridgeAPI = (*eventbridge.Client)(nil)
 	_ SNSAPI         = (*sns.Client)(nil)
 	_ RecordsKMS     = (*kms.Client)(nil)
+	_ RestoreEC2     = (*ec2.Client)(nil)
 )
