@@ -1,0 +1,192 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jedib0t/go-pretty/v6/table"
+	"github.com/spf13/cobra"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/execute"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/sweep"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/records"
+)
+
+func init() { commands = append(commands, (*app).applyCmd) }
+
+func (a *app) applyCmd() *cobra.Command {
+	var keyFlag string
+	var enforce bool
+	cmd := &cobra.Command{
+		Use:   "apply",
+		Short: "Carry out the cleanup plan now: mark, unmark, deregister and delete snapshots, as the cleanup function would",
+		Long: `apply runs the cleanup function's sweep in each region, enforcing: it plans
+as plan does and carries the plan out (marks, unmarks, deregistrations,
+snapshot deletions). The policy's caps, grace days and second opinion hold,
+and every removal is rechecked right before it happens, as in the function.
+
+It acts only when the policy's retention.mode is enforce, or --enforce is
+given. It needs the records key (--records-key, or HOUSEKEEPER_RECORDS_KEY_ID):
+the cleanup seals every record tag it writes; without the key it refuses
+before calling AWS (exit 2).
+
+On a terminal it first shows the plan's changes and asks; --yes answers for
+you. Without a terminal it refuses without --yes (exit 2, nothing changed).
+The sweep then plans again at the moment of acting, so what it does is the
+account as it is then.
+
+It prints what it did, AMI by AMI, and the totals; --output json prints an
+array with one report per region, in region order, each the report the
+cleanup function emits (plan and results). A region that fails is reported
+and the others complete; the command then exits 1.`,
+		Example: `  ami-housekeeper apply --policy policy.yaml --region eu-west-1
+  ami-housekeeper apply --policy policy.yaml --region eu-west-1 --records-key alias/ami-housekeeper-records --yes
+  ami-housekeeper apply --policy audit-policy.yaml --enforce --region eu-west-1 --region us-east-1 --yes --output json`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pol, err := a.loadPolicy()
+			if err != nil {
+				return err
+			}
+			p := pol.Retention
+			if p.Mode != policy.ModeEnforce && !enforce {
+				return usageError("the policy's retention.mode is %q: apply acts only on an enforce policy; give --enforce to apply it anyway (plan shows what it would do)", p.Mode)
+			}
+			p.Mode = policy.ModeEnforce
+			keyID := a.recordsKeyID(keyFlag)
+			if keyID == "" {
+				return usageError("apply needs the records key the cleanup seals its records with: give --records-key or set %s", records.EnvKeyID)
+			}
+			if !a.yes && !a.io.Terminal {
+				return a.confirm("apply changes AMIs and snapshots")
+			}
+			ctx := cmd.Context()
+			run, err := a.startCleanup(ctx, keyID)
+			if err != nil {
+				return err
+			}
+			if !a.yes {
+				// Show what would change, then ask.
+				preview := a.planRegions(ctx, run, p)
+				changes := false
+				for _, rep := range preview {
+					a.heading(fmt.Sprintf("Region %s, account %s: the plan", rep.Region, rep.Account))
+					a.renderDecisions(changing(rep.Plan.Decisions))
+					a.block(rep.Summary())
+					changes = changes || hasChanges(rep.Plan)
+				}
+				if err := a.reportFailures(preview); err != nil {
+					return err
+				}
+				if !changes {
+					fmt.Fprintln(a.io.Out, "Nothing to do.")
+					return nil
+				}
+				if err := a.confirm(fmt.Sprintf("Apply this plan in %s (account %s)?", strings.Join(run.regions, ", "), run.account)); err != nil {
+					return err
+				}
+			}
+			reps := a.eachRegion(ctx, run.regions, "apply", func(ctx context.Context, region string) *sweep.Report {
+				return run.sweeper(region).Run(ctx, run.account, region, p)
+			})
+			if err := a.renderReports(reps, p.Mode, true); err != nil {
+				return err
+			}
+			return a.reportFailures(reps)
+		},
+	}
+	recordsKeyFlag(cmd, &keyFlag)
+	cmd.Flags().BoolVar(&enforce, "enforce", false, "apply even though the policy's retention.mode is audit")
+	return cmd
+}
+
+// changing keeps the decisions that change something now (and those held
+// back by a cap, so the preview shows what waits for the next run).
+func changing(ds []cleanup.Decision) []cleanup.Decision {
+	var out []cleanup.Decision
+	for _, d := range ds {
+		switch d.Action {
+		case cleanup.ActionMark, cleanup.ActionUnmark, cleanup.ActionDeregister, cleanup.ActionPending:
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// renderResults is what apply did, AMI by AMI, then the orphan snapshots.
+func (a *app) renderResults(rep *sweep.Report) {
+	res := rep.Results
+	if res.Refused != "" {
+		fmt.Fprintf(a.io.Out, "Nothing was done: %s\n\n", res.Refused)
+		return
+	}
+	decisions := map[string]cleanup.Decision{}
+	for _, d := range rep.Plan.Decisions {
+		decisions[d.ImageID] = d
+	}
+	snaps := map[string][]execute.SnapshotResult{}
+	for _, s := range res.Snapshots {
+		snaps[s.ImageID] = append(snaps[s.ImageID], s)
+	}
+	t := a.newTable(table.Row{"AMI", "Name", "Action", "Outcome", "Snapshots", "GiB"}, "Outcome")
+	for _, ir := range res.Images {
+		d := decisions[ir.ImageID]
+		size := ""
+		if ir.Done && ir.Action == cleanup.ActionDeregister {
+			size = gib(d.SizeGiB)
+		}
+		t.AppendRow(table.Row{ir.ImageID, d.Name, string(ir.Action), imageOutcome(ir), snapshotsText(snaps[ir.ImageID]), size})
+	}
+	orphans := map[string]bool{}
+	for _, o := range rep.Plan.Orphans {
+		orphans[o.SnapshotID] = true
+	}
+	for _, s := range res.Snapshots {
+		if orphans[s.SnapshotID] {
+			t.AppendRow(table.Row{"(orphan)", "", "delete snapshot", snapshotsText([]execute.SnapshotResult{s}), "", ""})
+		}
+	}
+	if t.Length() == 0 {
+		t.AppendRow(table.Row{"(nothing to do)", "", "", "", "", ""})
+	}
+	a.renderTable(t)
+}
+
+// imageOutcome says what happened to one decision.
+func imageOutcome(ir execute.ImageResult) string {
+	switch {
+	case ir.Done:
+		return "done" + notes(ir.Notes)
+	case len(ir.KeptBecause) > 0:
+		return "kept on the recheck right before removal: " + strings.Join(ir.KeptBecause, "; ")
+	case ir.Error == execute.NotStarted:
+		return ir.Error
+	}
+	return "FAILED: " + ir.Error + notes(ir.Notes)
+}
+
+func notes(ns []string) string {
+	if len(ns) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(ns, "; ") + ")"
+}
+
+// snapshotsText lists snapshot outcomes: "snap-1 deleted", "snap-2: error".
+func snapshotsText(rs []execute.SnapshotResult) string {
+	lines := make([]string, 0, len(rs))
+	for _, s := range rs {
+		switch {
+		case s.Deleted:
+			lines = append(lines, s.SnapshotID+" deleted")
+		case s.Via == execute.ViaAlreadyGone:
+			lines = append(lines, s.SnapshotID+" already gone")
+		default:
+			lines = append(lines, s.SnapshotID+" NOT deleted: "+s.Error)
+		}
+	}
+	return strings.Join(lines, "\n")
+}

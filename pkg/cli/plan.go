@@ -1,0 +1,192 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jedib0t/go-pretty/v6/table"
+	"github.com/spf13/cobra"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/sweep"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+)
+
+func init() { commands = append(commands, (*app).planCmd) }
+
+func (a *app) planCmd() *cobra.Command {
+	var keyFlag string
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Show the cleanup's decision for every AMI and orphan snapshot, with every reason and the totals; changes nothing",
+		Long: `plan runs the cleanup function's engine (inventory, launch permissions,
+planning) in each region and prints its decision for every AMI the account
+owns (keep, skip, mark, unmark, wait, deregister, pending) and for every
+snapshot whose AMI is gone, with every reason, the totals, and the GiB and
+USD a month that apply would free.
+
+plan never changes anything, whatever the policy's retention.mode: it plans
+as an audit run does (launch permissions are read before planning, so the
+plan is exact).
+
+Several regions are planned concurrently, each on its own clients. A region
+that fails (its inventory cannot be read whole, for example) is reported on
+stderr and the others complete; the command then exits 1.
+
+--output json prints one JSON document: an array with one element per
+region, in region order, each the report the cleanup function emits
+(account, region, mode, plan with decisions, orphans and totals, problems,
+incomplete).
+
+Without the records key (--records-key, or HOUSEKEEPER_RECORDS_KEY_ID), the
+cleanup's sealed marks cannot be verified: every mark is then treated as
+absent, and the command says so on stderr.
+
+With --detailed-exitcode, plan exits 3 when there is something to do (a
+mark, unmark, deregistration or orphan snapshot deletion), 0 when not.`,
+		Example: `  ami-housekeeper plan --policy policy.yaml --region eu-west-1
+  ami-housekeeper plan --policy policy.yaml --region eu-west-1 --region us-east-1 --output json
+  ami-housekeeper plan --region all --records-key alias/ami-housekeeper-records --detailed-exitcode
+  ami-housekeeper plan --policy policy.yaml --output markdown > plan.md`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pol, err := a.loadPolicy()
+			if err != nil {
+				return err
+			}
+			keyID := a.recordsKeyID(keyFlag)
+			ctx := cmd.Context()
+			run, err := a.startCleanup(ctx, keyID)
+			if err != nil {
+				return err
+			}
+			if keyID == "" {
+				a.warnNoRecordsKey()
+			}
+			reps := a.planRegions(ctx, run, pol.Retention)
+			if err := a.renderReports(reps, pol.Retention.Mode, false); err != nil {
+				return err
+			}
+			if err := a.reportFailures(reps); err != nil {
+				return err
+			}
+			if a.detailedExitcode {
+				for _, rep := range reps {
+					if hasChanges(rep.Plan) {
+						return changesPending
+					}
+				}
+			}
+			return nil
+		},
+	}
+	recordsKeyFlag(cmd, &keyFlag)
+	return cmd
+}
+
+// planRegions plans every region of run in audit mode: the sweep stops
+// after planning, so nothing is changed whatever p's mode.
+func (a *app) planRegions(ctx context.Context, run *cleanupRun, p policy.Retention) []*sweep.Report {
+	p.Mode = policy.ModeAudit
+	return a.eachRegion(ctx, run.regions, "plan", func(ctx context.Context, region string) *sweep.Report {
+		return run.sweeper(region).Run(ctx, run.account, region, p)
+	})
+}
+
+// renderReports prints the reports in a.output's format. policyMode is the
+// policy's retention mode (a plan runs in audit whatever it is); applied
+// says the reports carry results (apply).
+func (a *app) renderReports(reps []*sweep.Report, policyMode policy.Mode, applied bool) error {
+	if a.output == OutputJSON {
+		return writeJSON(a.io.Out, reps)
+	}
+	for _, rep := range reps {
+		a.renderReport(rep, policyMode, applied)
+	}
+	return nil
+}
+
+func (a *app) renderReport(rep *sweep.Report, policyMode policy.Mode, applied bool) {
+	heading := fmt.Sprintf("Region %s, account %s", rep.Region, rep.Account)
+	if applied {
+		heading += ": applied"
+	} else {
+		heading += fmt.Sprintf(": plan only, nothing was changed (policy retention.mode: %s)", policyMode)
+	}
+	a.heading(heading)
+	if why := regionFailure(rep); why != "" {
+		fmt.Fprintf(a.io.Out, "FAILED: %s\n\n", why)
+	}
+	if applied && rep.Results != nil {
+		a.renderResults(rep)
+	} else {
+		a.renderDecisions(rep.Plan.Decisions)
+	}
+	if len(rep.Plan.Orphans) > 0 {
+		a.renderOrphans(rep.Plan.Orphans)
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintf(a.io.Out, "Problem: %s\n", p)
+	}
+	a.block(rep.Summary())
+}
+
+// heading writes a section title: a markdown heading, or a plain line.
+func (a *app) heading(s string) {
+	if a.output == OutputMarkdown {
+		fmt.Fprintf(a.io.Out, "## %s\n\n", s)
+		return
+	}
+	fmt.Fprintf(a.io.Out, "%s\n", s)
+}
+
+// block writes text that keeps its lines in markdown too.
+func (a *app) block(s string) {
+	if a.output == OutputMarkdown {
+		fmt.Fprintf(a.io.Out, "```\n%s```\n\n", s)
+		return
+	}
+	fmt.Fprintln(a.io.Out, s)
+}
+
+// renderDecisions is one row per AMI: what the plan does and every reason.
+func (a *app) renderDecisions(ds []cleanup.Decision) {
+	t := a.newTable(table.Row{"AMI", "Name", "Action", "Rule", "Family", "Reasons", "GiB"}, "Reasons")
+	for _, d := range ds {
+		t.AppendRow(table.Row{d.ImageID, d.Name, actionText(d), d.Rule, d.Family, strings.Join(d.Reasons, "\n"), gib(d.SizeGiB)})
+	}
+	if len(ds) == 0 {
+		t.AppendRow(table.Row{"(no AMIs owned in this region)", "", "", "", "", "", ""})
+	}
+	a.renderTable(t)
+}
+
+// actionText is the action, with the mark date where there is one.
+func actionText(d cleanup.Decision) string {
+	if d.DeleteAfter != "" && d.Action != cleanup.ActionDeregister {
+		return string(d.Action) + " (after " + d.DeleteAfter + ")"
+	}
+	return string(d.Action)
+}
+
+// renderOrphans is one row per snapshot whose AMI is gone.
+func (a *app) renderOrphans(os []cleanup.SnapshotDecision) {
+	t := a.newTable(table.Row{"Orphan snapshot", "Was for AMI", "Action", "Reasons", "GiB"}, "Reasons")
+	for _, o := range os {
+		action := string(o.Action)
+		if o.Action == cleanup.ActionDeregister {
+			action = "delete"
+		}
+		t.AppendRow(table.Row{o.SnapshotID, o.ImageID, action, strings.Join(o.Reasons, "\n"), gib(o.SizeGiB)})
+	}
+	a.renderTable(t)
+}
+
+func gib(n int64) string {
+	if n == 0 {
+		return ""
+	}
+	return strconv.FormatInt(n, 10)
+}
