@@ -32,6 +32,11 @@ FUZZTIME     ?= 60s
 LAMBDA_ENV   := CGO_ENABLED=0 GOOS=linux GOARCH=arm64
 BUILD_FLAGS  := -trimpath -tags lambda.norpc -ldflags='-s -w'
 
+# The operator CLI, built for this machine; its version is the checkout's.
+CLI_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+CLI_FLAGS   := -trimpath -ldflags='-s -w -X github.com/ami-housekeeper/ami-housekeeper/pkg/cli.Version=$(CLI_VERSION)'
+GORELEASER_VERSION := v2.15.1
+
 # jsii (the CDK runtime) warns loudly on Node 20; the warning changes nothing.
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
@@ -44,13 +49,27 @@ help: ## Show this help.
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build dist/<function>/bootstrap (linux/arm64) and dist/<function>.zip for every function.
+build: ## Build dist/<function>/bootstrap (linux/arm64) and dist/<function>.zip for every function, and the CLI for this machine (dist/ami-housekeeper).
 	@for fn in $(FUNCTIONS); do \
 		echo "building $$fn (linux/arm64)"; \
 		$(LAMBDA_ENV) $(GO) build $(BUILD_FLAGS) -o $(DIST)/$$fn/bootstrap ./functions/$$fn || exit 1; \
 		rm -f $(DIST)/$$fn.zip; \
 		(cd $(DIST)/$$fn && python3 -m zipfile -c ../$$fn.zip bootstrap) || exit 1; \
 	done
+	@echo "building ami-housekeeper $(CLI_VERSION) (this machine)"
+	CGO_ENABLED=0 $(GO) build $(CLI_FLAGS) -o $(DIST)/ami-housekeeper ./cmd/ami-housekeeper
+
+.PHONY: cli-docs
+cli-docs: ## Regenerate the command reference in docs/cli.md from the CLI's command tree.
+	$(GO) run ./cmd/gen-cli-docs -file docs/cli.md
+
+.PHONY: release-check
+release-check: ## Validate .goreleaser.yaml with GoReleaser (pinned; built through the module proxy).
+	$(GO) run github.com/goreleaser/goreleaser/v2@$(GORELEASER_VERSION) check
+
+.PHONY: release-snapshot
+release-snapshot: ## Build the CLI's release archives locally into .build/release/ (no tag, nothing published).
+	$(GO) run github.com/goreleaser/goreleaser/v2@$(GORELEASER_VERSION) release --snapshot --clean
 
 .PHONY: build-host
 build-host: ## Build the same functions for this machine, to run under the Lambda runtime emulator.
