@@ -13,6 +13,7 @@ import (
 	"context"
 
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -164,6 +165,12 @@ type SNSAPI interface {
 	Publish(ctx context.Context, in *sns.PublishInput, optFns ...func(*sns.Options)) (*sns.PublishOutput, error)
 }
 
+// CloudTrailLookup finds the call that created an AMI in CloudTrail's 90
+// days of management events (the CLI's tag backfill: who created it).
+type CloudTrailLookup interface {
+	LookupEvents(ctx context.Context, in *cloudtrail.LookupEventsInput, optFns ...func(*cloudtrail.Options)) (*cloudtrail.LookupEventsOutput, error)
+}
+
 // Compile-time proof that the real clients satisfy the interfaces.
 var (
 	_ EC2API         = (*ec2.Client)(nil)
@@ -175,4 +182,6 @@ var (
 	_ SNSAPI         = (*sns.Client)(nil)
 	_ RecordsKMS     = (*kms.Client)(nil)
 	_ RestoreEC2     = (*ec2.Client)(nil)
+
+	_ CloudTrailLookup = (*cloudtrail.Client)(nil)
 )
