@@ -31,6 +31,7 @@ import (
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/sweep"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/cli"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/emulator"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/records"
 )
@@ -532,5 +533,61 @@ func TestCleanupPlanOneRegionFailsTheOtherCompletes(t *testing.T) {
 	}
 	if !slices.Equal(f.images(t), imagesBefore) {
 		t.Errorf("plan changed the account")
+	}
+}
+
+// On a terminal, apply shows the plan's changes and asks: "n" changes
+// nothing, "y" applies. (In process: a pipe is not a terminal, so the
+// terminal is declared through cli.IO.)
+func TestCleanupApplyAsksOnATerminal(t *testing.T) {
+	f := newCleanupFleet(t)
+	pol := writePolicy(t, emulator.FleetPolicy("enforce"))
+	for _, kv := range append(f.env(), "AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE="+filepath.Join(t.TempDir(), "none"),
+		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(t.TempDir(), "none")) {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	imagesBefore, snapsBefore := f.images(t), f.snapshots(t)
+	run := func(answer string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := cli.Main(context.Background(), []string{"apply", "--policy", pol},
+			cli.IO{In: strings.NewReader(answer), Out: &out, Err: &errOut, Terminal: true, Getenv: os.Getenv})
+		return code, out.String(), errOut.String()
+	}
+
+	code, out, errOut := run("n\n")
+	if code != 1 || !strings.Contains(errOut, "not confirmed; nothing changed") {
+		t.Fatalf("answer n: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"Region us-east-1, account 123456789012: the plan", emulator.FleetAMIStale1, emulator.FleetAMIStale2,
+		"deregister 2", "Apply this plan in us-east-1 (account 123456789012)? [y/N]"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the question lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, emulator.FleetAMIInUseByInstance) {
+		t.Errorf("the preview lists an AMI the plan keeps:\n%s", out)
+	}
+	if !slices.Equal(f.images(t), imagesBefore) || !slices.Equal(f.snapshots(t), snapsBefore) {
+		t.Fatalf("answer n changed the account")
+	}
+
+	code, out, errOut = run("y\n")
+	if code != 0 || !strings.Contains(out, "Done: 2 AMIs deregistered, 2 snapshots deleted") {
+		t.Fatalf("answer y: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if got := f.images(t); len(got) != len(imagesBefore)-2 || slices.Contains(got, emulator.FleetAMIStale1) || slices.Contains(got, emulator.FleetAMIStale2) {
+		t.Errorf("AMIs after y: %v", got)
+	}
+}
+
+// An AMI another account owns is not the cleanup's to decide: explain says
+// whose it is and exits 1. (moto: an assumed role in another account sees
+// the seeded AMIs, owned by 123456789012, in its own backend.)
+func TestCleanupExplainAnotherAccountsAMI(t *testing.T) {
+	f := newCleanupFleet(t)
+	r := runCLI(t, f.moto.Env(fleetRegion), "explain", emulator.FleetAMIStale1, "--role-arn", "arn:aws:iam::210987654321:role/operator")
+	if r.code != 1 || !strings.Contains(r.stderr, "is owned by account 123456789012, not this account (210987654321)") {
+		t.Errorf("explain of another account's AMI: %s", r)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -149,6 +150,13 @@ type RestoreEC2 interface {
 	DisableImageDeprecation(ctx context.Context, in *ec2.DisableImageDeprecationInput, optFns ...func(*ec2.Options)) (*ec2.DisableImageDeprecationOutput, error)
 }
 
+// ReportLogs reads the functions' reports back from their CloudWatch Logs
+// groups (the CLI's report).
+type ReportLogs interface {
+	DescribeLogGroups(ctx context.Context, in *cloudwatchlogs.DescribeLogGroupsInput, optFns ...func(*cloudwatchlogs.Options)) (*cloudwatchlogs.DescribeLogGroupsOutput, error)
+	FilterLogEvents(ctx context.Context, in *cloudwatchlogs.FilterLogEventsInput, optFns ...func(*cloudwatchlogs.Options)) (*cloudwatchlogs.FilterLogEventsOutput, error)
+}
+
 // RecordsKMS derives the secret that seals the cleanup's record tags
 // (pkg/records).
 type RecordsKMS interface {
@@ -182,6 +190,7 @@ var (
 	_ SNSAPI         = (*sns.Client)(nil)
 	_ RecordsKMS     = (*kms.Client)(nil)
 	_ RestoreEC2     = (*ec2.Client)(nil)
+	_ ReportLogs     = (*cloudwatchlogs.Client)(nil)
 
 	_ CloudTrailLookup = (*cloudtrail.Client)(nil)
 )

@@ -126,6 +126,7 @@ func (a *app) eachRegion(ctx context.Context, regions []string, verb string, fn 
 		pw.SetMessageLength(32)
 		pw.SetTrackerLength(20)
 		pw.Style().Visibility.Time = true
+		pw.Style().Visibility.Value = false // a sweep has no count to show
 		go pw.Render()
 	}
 	sem := make(chan struct{}, regionsAtOnce)

@@ -1,0 +1,186 @@
+package main_test
+
+// The restore command's tests. moto has no Recycle Bin (moto-notes.md), and
+// a fake cannot sit behind the built binary, so:
+//   - the command's wiring (flags, plan, confirmation, output, exit codes,
+//     the state it leaves) runs in-process: cli.Main with an IO and
+//     cli.RestoreBackendForTests pointing EC2, rbin and "who am I" at
+//     pkg/fake's stateful RecycleBin (the cleanup's own DeregisterImage puts
+//     the AMI and its snapshots there);
+//   - bad usage runs through the built binary against a server that counts
+//     requests: exit 2 and no AWS call at all.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	rbtypes "github.com/aws/aws-sdk-go-v2/service/rbin/types"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/cli"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/fake"
+)
+
+const (
+	restoreAMI    = "ami-0aaaaaaaaaaaaaaa1"
+	restoreCaller = "arn:aws:iam::123456789012:user/ops"
+)
+
+// binWorld is an account whose cleanup removed restoreAMI (marked, stages
+// recorded, snapshot tagged delete-with, deregistered with its snapshot).
+func binWorld(t *testing.T, imageDays, snapshotDays int) (*fake.RecycleBin, *fake.Clock) {
+	t.Helper()
+	var rules []fake.BinRule
+	if imageDays > 0 {
+		rules = append(rules, fake.BinRule{ID: "ami-rule", ResourceType: rbtypes.ResourceTypeEc2Image, Days: imageDays})
+	}
+	rules = append(rules, fake.BinRule{ID: "snap-rule", ResourceType: rbtypes.ResourceTypeEbsSnapshot, Days: snapshotDays})
+	f := fake.NewRecycleBin(rules...)
+	// The fake's clock starts now: the command decides with the wall clock.
+	clock := fake.NewClock(time.Now().Add(-48 * time.Hour))
+	f.Clock = clock
+	f.Images[restoreAMI] = &types.Image{ImageId: aws.String(restoreAMI), Name: aws.String("web-41"), State: types.ImageStateDisabled,
+		BlockDeviceMappings: []types.BlockDeviceMapping{{DeviceName: aws.String("/dev/xvda"), Ebs: &types.EbsBlockDevice{SnapshotId: aws.String("snap-0aaaaaaaaaaaaaaa1")}}},
+		Tags: []types.Tag{{Key: aws.String(cleanup.TagDeleteAfter), Value: aws.String("2026-04-30/0f0f")},
+			{Key: aws.String(cleanup.TagDisabledByUs), Value: aws.String("2026-04-30/2d2d")}}}
+	f.Snapshots["snap-0aaaaaaaaaaaaaaa1"] = &types.Snapshot{SnapshotId: aws.String("snap-0aaaaaaaaaaaaaaa1"), State: types.SnapshotStateCompleted,
+		Description: aws.String("Created by CreateImage(i-0abc) for " + restoreAMI),
+		Tags:        []types.Tag{{Key: aws.String(cleanup.TagDeleteWith), Value: aws.String(restoreAMI + "/3c3c")}}}
+	if _, err := f.DeregisterImage(context.Background(), &ec2.DeregisterImageInput{ImageId: aws.String(restoreAMI), DeleteAssociatedSnapshots: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(48 * time.Hour)
+	cli.RestoreBackendForTests = func(string) cli.RestoreBackend {
+		return cli.RestoreBackend{EC2: f, RecycleBin: f, Caller: func(context.Context) (string, error) { return restoreCaller, nil }}
+	}
+	t.Cleanup(func() { cli.RestoreBackendForTests = nil })
+	return f, clock
+}
+
+type inProcess struct {
+	code     int
+	out, err string
+}
+
+func restoreMain(t *testing.T, terminal bool, stdin string, args ...string) inProcess {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := cli.Main(context.Background(), args, cli.IO{In: strings.NewReader(stdin), Out: &out, Err: &errb, Terminal: terminal,
+		Getenv: func(string) string { return "" }})
+	t.Logf("restore %v: exit %d\n%s%s", args, code, out.String(), errb.String())
+	return inProcess{code, out.String(), errb.String()}
+}
+
+func TestRestoreCommand(t *testing.T) {
+	f, _ := binWorld(t, 7, 7)
+	args := []string{"restore", restoreAMI, "--region", "eu-west-1", "--reason", "build 41 still runs in staging"}
+
+	// Without a terminal and without --yes: the plan, then a refusal.
+	r := restoreMain(t, false, "", args...)
+	if r.code != cli.ExitUsage || !strings.Contains(r.err, "give --yes") || !strings.Contains(r.out, "restore snapshot snap-0aaaaaaaaaaaaaaa1") {
+		t.Fatalf("without --yes: exit %d", r.code)
+	}
+	// A person who says no.
+	if r := restoreMain(t, true, "n\n", args...); r.code != cli.ExitError || !strings.Contains(r.err, "not confirmed") {
+		t.Fatalf("answered no: exit %d", r.code)
+	}
+	if !f.InBin(restoreAMI) || f.Calls["CreateTags"]+f.Calls["RestoreImageFromRecycleBin"] != 0 {
+		t.Fatal("something changed without a yes")
+	}
+
+	// A person who says yes.
+	r = restoreMain(t, true, "y\n", args...)
+	if r.code != cli.ExitOK {
+		t.Fatalf("exit %d", r.code)
+	}
+	for _, want := range []string{"restore-snapshot", "restore-image", "is back (state available) and carries ami-housekeeper:keep"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	img := f.Images[restoreAMI]
+	if img == nil || img.State != types.ImageStateAvailable || f.Snapshots["snap-0aaaaaaaaaaaaaaa1"] == nil {
+		t.Fatalf("not restored: %+v", img)
+	}
+	tags := f.Tags(restoreAMI)
+	keep := tags["ami-housekeeper:keep"]
+	if !strings.HasPrefix(keep, "restored by "+restoreCaller+" on ") || !strings.HasSuffix(keep, ": build 41 still runs in staging") {
+		t.Errorf("protect tag %q: want who and why", keep)
+	}
+	if tags[cleanup.TagDeleteAfter] != "" || tags[cleanup.TagDisabledByUs] != "" || f.Tags("snap-0aaaaaaaaaaaaaaa1")[cleanup.TagDeleteWith] != "" {
+		t.Errorf("the cleanup's records are still there: %v", tags)
+	}
+
+	// Again: already restored, nothing to do, nothing changed.
+	clear(f.Calls)
+	r = restoreMain(t, false, "", append(args, "--output", "json")...)
+	var doc struct {
+		Plan struct {
+			Outcome string   `json:"outcome"`
+			Reasons []string `json:"reasons"`
+		} `json:"plan"`
+	}
+	if err := json.Unmarshal([]byte(r.out), &doc); err != nil {
+		t.Fatalf("json: %v", err)
+	}
+	if r.code != cli.ExitOK || doc.Plan.Outcome != "nothing-to-do" || f.Calls["CreateTags"]+f.Calls["DeleteTags"] != 0 {
+		t.Errorf("second restore: exit %d, %+v, calls %v", r.code, doc.Plan, f.Calls)
+	}
+}
+
+func TestRestoreCommandUnrecoverable(t *testing.T) {
+	for _, tc := range []struct {
+		name                  string
+		imageDays, snapDays   int
+		advance               time.Duration
+		want                  string
+		restoredButUnlaunched bool
+	}{
+		{name: "expired", imageDays: 7, snapDays: 7, advance: 6 * 24 * time.Hour, want: "ami-rule (7 days, region): its retention ended"},
+		{name: "never in the bin", imageDays: 0, snapDays: 7, want: "has no Recycle Bin retention rule for AMIs (EC2_IMAGE)"},
+		{name: "snapshot gone", imageDays: 30, snapDays: 1, want: "cannot launch: snapshot snap-0aaaaaaaaaaaaaaa1 is gone", restoredButUnlaunched: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, clock := binWorld(t, tc.imageDays, tc.snapDays)
+			clock.Advance(tc.advance)
+			r := restoreMain(t, false, "", "restore", restoreAMI, "--region", "eu-west-1", "--reason", "rollback", "--yes")
+			if r.code != cli.ExitError || !strings.Contains(r.out+r.err, tc.want) {
+				t.Fatalf("exit %d, want 1 and %q", r.code, tc.want)
+			}
+			if !tc.restoredButUnlaunched && f.Calls["CreateTags"]+f.Calls["RestoreImageFromRecycleBin"] != 0 {
+				t.Error("something changed")
+			}
+		})
+	}
+}
+
+// Bad usage: exit 2, and not one request reaches AWS.
+func TestRestoreBadUsage(t *testing.T) {
+	bin := reportCLI(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no reason", []string{"restore", restoreAMI, "--region", "eu-west-1"}, "--reason is required"},
+		{"not an AMI", []string{"restore", "ami-xyz", "--region", "eu-west-1", "--reason", "r"}, "is not an AMI ID"},
+		{"no AMI", []string{"restore", "--region", "eu-west-1", "--reason", "r"}, "accepts 1 arg"},
+		{"bad snapshot", []string{"restore", restoreAMI, "--region", "eu-west-1", "--reason", "r", "--snapshot", "vol-1"}, "is not a snapshot ID"},
+		{"two regions", []string{"restore", restoreAMI, "--region", "eu-west-1", "--region", "us-east-1", "--reason", "r"}, "one region"},
+		{"bad policy", []string{"restore", restoreAMI, "--region", "eu-west-1", "--reason", "r", "--policy", "/nonexistent.yaml"}, "--policy"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCounted(t, bin, tc.args...)
+			if r.code != cli.ExitUsage || !strings.Contains(r.err, tc.want) {
+				t.Errorf("exit %d, stderr %q: want 2 and %q", r.code, r.err, tc.want)
+			}
+		})
+	}
+}
