@@ -72,10 +72,11 @@ release-snapshot: ## Build the CLI's release archives locally into .build/releas
 	$(GO) run github.com/goreleaser/goreleaser/v2@$(GORELEASER_VERSION) release --snapshot --clean
 
 .PHONY: build-host
-build-host: ## Build the same functions for this machine, to run under the Lambda runtime emulator.
+build-host: ## Build the same functions for this machine, to run under the Lambda runtime emulator, and the CLI (for the demo).
 	@for fn in $(FUNCTIONS); do \
 		CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o $(HOSTBIN)/$$fn/bootstrap ./functions/$$fn || exit 1; \
 	done
+	CGO_ENABLED=0 $(GO) build $(CLI_FLAGS) -o $(HOSTBIN)/ami-housekeeper ./cmd/ami-housekeeper
 
 .PHONY: tools
 tools: $(VENV)/.installed $(TOOLS)/bin/aws-lambda-rie ## Install the pinned moto server (Python venv) and Lambda runtime emulator into .tools/.
@@ -118,9 +119,10 @@ bench: tools build build-host ## Run the benchmarks quoted in README.md and prin
 	$(TEST_ENV) $(GO) test -run '^$$' -bench CleanupBehindThrottle -benchtime 1x -timeout 30m ./functions/cleanup/
 	$(TEST_ENV) $(GO) test -run '^$$' -bench CheckImageEvent -benchtime 100x ./pkg/sharing/
 	$(TEST_ENV) $(GO) test -run '^$$' -bench Audit10k -benchtime 1x ./pkg/sharing/audit/
+	$(TEST_ENV) HOUSEKEEPER_CLI_BIN=$(DIST)/ami-housekeeper $(GO) test -run '^$$' -bench Plan5000 -benchtime 2x ./cmd/ami-housekeeper/
 
 .PHONY: demo
-demo: tools build-host ## Run the main jobs locally: moto + real function binaries + real events; prints the tags written and the cleanup report.
+demo: tools build-host ## Run the main jobs locally: moto + real function binaries + real events; prints the tags written and the cleanup report; then the CLI's plan, explain, apply and restore.
 	$(TEST_ENV) $(GO) run ./cmd/demo
 
 node_modules/.installed: package.json package-lock.json

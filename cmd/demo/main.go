@@ -2,7 +2,9 @@
 // moto server as the AWS account, the real function binaries under the AWS
 // Lambda Runtime Interface Emulator, and real-shaped EventBridge events.
 // Part 1 tags new AMIs; part 2 cleans up a fleet of aged AMIs (audit, then
-// enforce); part 3 revokes sharing the policy does not allow. It prints what happened, then stops everything. Run `make demo`.
+// enforce); part 3 revokes sharing the policy does not allow; part 4 runs the
+// operator CLI (plan, explain, apply, restore) on the fleet. It prints what
+// happened, then stops everything. Run `make demo`.
 package main
 
 import (
@@ -62,6 +64,9 @@ func run(ctx context.Context) error {
 		return err
 	}
 	if err := guarding(ctx, moto); err != nil {
+		return err
+	}
+	if err := operating(ctx, moto); err != nil {
 		return err
 	}
 	say("\nStopping the emulators and moto. Done.")
