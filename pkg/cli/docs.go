@@ -115,7 +115,7 @@ func renderCommand(b *strings.Builder, c *cobra.Command) {
 	if text == "" {
 		text = c.Short
 	}
-	b.WriteString(strings.TrimSpace(text) + "\n\n")
+	b.WriteString(prose(text))
 	b.WriteString("```\n")
 	if c.Runnable() {
 		b.WriteString(c.UseLine() + "\n")
@@ -175,6 +175,40 @@ func renderFlags(b *strings.Builder, title string, fs *pflag.FlagSet) {
 	fmt.Fprintf(b, "\n%s:\n\n| Flag | Default | Meaning |\n|---|---|---|\n%s\n", title, strings.Join(rows, "\n"))
 }
 
+// prose renders help text, written for a terminal, as markdown: a
+// paragraph whose lines are indented somewhere (a list, aligned columns, a
+// command to paste) is kept verbatim in a text block; other paragraphs are
+// text, with what markdown would read as markup escaped (<stack> would
+// vanish as an HTML tag, a leading # would become a heading).
+func prose(text string) string {
+	var b strings.Builder
+	for para := range strings.SplitSeq(strings.TrimRight(strings.TrimLeft(text, "\n"), " \t\n"), "\n\n") {
+		para = strings.Trim(para, "\n")
+		if para == "" {
+			continue
+		}
+		if strings.Contains(para, "\n ") || strings.Contains(para, "\n\t") || para[0] == ' ' || para[0] == '\t' {
+			fmt.Fprintf(&b, "```text\n%s\n```\n\n", strings.TrimRight(para, " \n"))
+			continue
+		}
+		b.WriteString(escapeMarkdown(para) + "\n\n")
+	}
+	return b.String()
+}
+
+// Underscores stay: GitHub's markdown reads none inside a word (snake_case).
+var markdownEscaper = strings.NewReplacer("<", "&lt;", ">", "&gt;", "*", `\*`, "`", "\\`")
+
+func escapeMarkdown(s string) string {
+	lines := strings.Split(markdownEscaper.Replace(s), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "#") {
+			lines[i] = `\` + l
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
 // anchor is GitHub's heading anchor for a command's section.
 func anchor(c *cobra.Command) string {
 	return strings.ReplaceAll(strings.ToLower(c.CommandPath()), " ", "-")
@@ -183,7 +217,7 @@ func anchor(c *cobra.Command) string {
 // cell makes text safe inside a markdown table cell.
 func cell(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
-	return strings.ReplaceAll(s, "|", `\|`)
+	return strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;").Replace(s)
 }
 
 // dedent removes the two-space indent cobra examples carry in help.

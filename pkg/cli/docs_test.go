@@ -109,3 +109,21 @@ func TestRenderDocsNeedsRegions(t *testing.T) {
 		}
 	}
 }
+
+// TestProse: help text written for a terminal renders as markdown that
+// shows what help shows.
+func TestProse(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"paragraphs", "One line\nwrapped.\n\nTwo.", "One line\nwrapped.\n\nTwo.\n\n"},
+		{"html-like text survives", "groups <stack>-CleanupLogGroup", "groups &lt;stack&gt;-CleanupLogGroup\n\n"},
+		{"no heading from a #", "#### Linux:", `\#### Linux:` + "\n\n"},
+		{"no emphasis from a glob", "web-base-* and ci-*", `web-base-\* and ci-\*` + "\n\n"},
+		{"snake_case as is", "check_all_snapshots", "check_all_snapshots\n\n"},
+		{"indented lines verbatim", "Steps:\n  1. <find>\n  2. *restore*", "```text\nSteps:\n  1. <find>\n  2. *restore*\n```\n\n"},
+		{"tab-indented command verbatim", "\tsource <(x completion bash)", "```text\n\tsource <(x completion bash)\n```\n\n"},
+	} {
+		if got := prose(tc.in); got != tc.want {
+			t.Errorf("%s: prose(%q) = %q, want %q", tc.name, tc.in, got, tc.want)
+		}
+	}
+}
