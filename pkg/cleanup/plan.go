@@ -69,6 +69,7 @@ func MakePlan(now time.Time, inv *Inventory, p policy.Retention) Plan {
 		pl.assignSnapshots(out.Decisions, status, pos)
 		pl.staleDeleteWith(out.Decisions)
 	}
+	out.pricePerGiB = p.PricePerGiBMonth
 	out.Totals = totals(out.Decisions, out.Orphans, p.PricePerGiBMonth)
 	// An AMI comes back only with its snapshots: both must be in a rule,
 	// and the shorter retention is what holds.
@@ -1158,4 +1159,62 @@ func list(items []string, n int) string {
 		return strings.Join(items, ", ")
 	}
 	return fmt.Sprintf("%s and %d more", strings.Join(items[:n], ", "), len(items)-n)
+}
+
+// Approval is what an operator saw and confirmed: the changing action of
+// each AMI, and the orphan snapshots to delete.
+type Approval struct {
+	Images  map[string]Action
+	Orphans map[string]bool
+}
+
+// ApprovalOf is the approval of everything p would change.
+func ApprovalOf(p *Plan) Approval {
+	a := Approval{Images: map[string]Action{}, Orphans: map[string]bool{}}
+	for _, d := range p.Decisions {
+		if changes(d.Action) {
+			a.Images[d.ImageID] = d.Action
+		}
+	}
+	for _, o := range p.Orphans {
+		if o.Action == ActionDeregister {
+			a.Orphans[o.SnapshotID] = true
+		}
+	}
+	return a
+}
+
+// Restrict keeps every change of p that a does not approve (a plan made
+// again after the operator confirmed an earlier one), with the reason, and
+// recomputes the totals; it returns how many it kept.
+func (p *Plan) Restrict(a Approval) int {
+	const why = "not in the plan you confirmed (the account changed since): kept; run plan again"
+	n := 0
+	for k := range p.Decisions {
+		d := &p.Decisions[k]
+		if changes(d.Action) && a.Images[d.ImageID] != d.Action {
+			d.Reasons = append([]string{why, "would now " + string(d.Action)}, d.Reasons...)
+			d.Action = ActionKeep
+			d.DeleteAfter, d.Deprecate, d.Disable = "", false, false
+			d.DeleteSnapshots, d.KeptSnapshots, d.SnapshotUsers, d.ClearDeleteWith, d.SizeGiB = nil, nil, nil, nil, 0
+			n++
+		}
+	}
+	for k := range p.Orphans {
+		o := &p.Orphans[k]
+		if o.Action == ActionDeregister && !a.Orphans[o.SnapshotID] {
+			o.Reasons = append([]string{why, "would now delete"}, o.Reasons...)
+			o.Action = ActionKeep
+			n++
+		}
+	}
+	if n > 0 {
+		p.Totals = totals(p.Decisions, p.Orphans, p.pricePerGiB)
+	}
+	return n
+}
+
+// changes reports whether an action changes the account.
+func changes(a Action) bool {
+	return a == ActionMark || a == ActionUnmark || a == ActionDeregister
 }

@@ -264,3 +264,29 @@ func TestPlanReplayedRecords(t *testing.T) {
 			[]string{"was disabled when marked"}})
 	})
 }
+
+// A plan made again after an operator confirmed an earlier one (the CLI's
+// apply) changes only what was confirmed.
+func TestPlanRestrict(t *testing.T) {
+	inv := fleet(ami("ami-1", "web-1", 90), ami("ami-2", "web-2", 80), ami("ami-3", "web-3", 70), ami("ami-9", "web-9", 1))
+	inv.Snapshots = append(inv.Snapshots, Snapshot{ID: "snap-o", SizeGiB: 5, StartTime: daysAgo(30), Description: "Created by CreateImage(i-1) for ami-gone"})
+	p := deregisterAll(func(r *policy.Retention) { r.OrphanedSnapshots.Delete = true })
+	shown := MakePlan(now, inv, p)
+	approved := ApprovalOf(&shown)
+	delete(approved.Images, "ami-2") // say ami-2 was not a candidate when shown
+	approved.Orphans = map[string]bool{}
+	again := MakePlan(now, inv, p)
+	if n := again.Restrict(approved); n != 2 {
+		t.Fatalf("kept %d, want 2%s", n, dump(again))
+	}
+	check(t, again,
+		expect{"ami-1", ActionDeregister, nil, nil},
+		expect{"ami-2", ActionKeep, []string{"not in the plan you confirmed (the account changed since): kept; run plan again", "would now deregister"}, nil},
+	)
+	if o, _ := findOrphan(again, "snap-o"); o.Action != ActionKeep {
+		t.Errorf("orphan %+v", o)
+	}
+	if again.Totals.Deregister != shown.Totals.Deregister-1 || again.Totals.Keep != shown.Totals.Keep+1 {
+		t.Errorf("totals not recomputed: %+v vs %+v", again.Totals, shown.Totals)
+	}
+}

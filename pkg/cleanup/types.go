@@ -247,4 +247,6 @@ type Plan struct {
 	// RecoverableUntil is set when Recycle Bin rules cover what is removed:
 	// the date until which it can be restored.
 	RecoverableUntil string `json:"recoverable_until,omitempty"`
+	// pricePerGiB is the policy's price, for totals recomputed by Restrict.
+	pricePerGiB float64
 }

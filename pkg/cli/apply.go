@@ -35,8 +35,10 @@ before calling AWS (exit 2).
 
 On a terminal it first shows the plan's changes and asks; --yes answers for
 you. Without a terminal it refuses without --yes (exit 2, nothing changed).
-The sweep then plans again at the moment of acting, so what it does is the
-account as it is then.
+The sweep then plans again at the moment of acting and makes only the changes
+you confirmed: anything that would change now but was not in the plan you saw
+is kept and reported ("not in the plan you confirmed"). With --yes there is no
+preview, and the sweep acts on the account as it is.
 
 It prints what it did, AMI by AMI, and the totals; --output json prints an
 array with one report per region, in region order, each the report the
@@ -68,9 +70,17 @@ and the others complete; the command then exits 1.`,
 			if err != nil {
 				return err
 			}
+			// What the operator confirmed, per region: the sweep then makes
+			// only those changes, whatever the account looks like by then.
+			var approved map[string]*cleanup.Approval
 			if !a.yes {
 				// Show what would change, then ask.
 				preview := a.planRegions(ctx, run, p)
+				approved = map[string]*cleanup.Approval{}
+				for _, rep := range preview {
+					ap := cleanup.ApprovalOf(&rep.Plan)
+					approved[rep.Region] = &ap
+				}
 				changes := false
 				for _, rep := range preview {
 					a.heading(fmt.Sprintf("Region %s, account %s: the plan", rep.Region, rep.Account))
@@ -90,7 +100,15 @@ and the others complete; the command then exits 1.`,
 				}
 			}
 			reps := a.eachRegion(ctx, run.regions, "apply", func(ctx context.Context, region string) *sweep.Report {
-				return run.sweeper(region).Run(ctx, run.account, region, p)
+				s := run.sweeper(region)
+				if approved != nil {
+					// A region the preview did not cover approves nothing.
+					s.Approved = approved[region]
+					if s.Approved == nil {
+						s.Approved = &cleanup.Approval{}
+					}
+				}
+				return s.Run(ctx, run.account, region, p)
 			})
 			if err := a.renderReports(reps, p.Mode, true); err != nil {
 				return err

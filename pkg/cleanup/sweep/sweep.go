@@ -28,6 +28,9 @@ type Sweeper struct {
 	// Records seals and opens the cleanup's record tags (pkg/records); nil
 	// trusts no record and refuses to apply.
 	Records *records.Key
+	// Approved, when set, is what an operator confirmed (the CLI's apply):
+	// a change the new plan makes that it does not approve is kept.
+	Approved *cleanup.Approval
 }
 
 // Report is everything one sweep found, decided and did.
@@ -63,6 +66,9 @@ func (s *Sweeper) Run(ctx context.Context, account, region string, p policy.Rete
 		s.Collector.ReadShares(ctx, inv, ids)
 	}
 	plan := cleanup.MakePlan(at, inv, p)
+	if s.Approved != nil {
+		plan.Restrict(*s.Approved)
+	}
 	rep := &Report{Account: account, Region: region, Mode: p.Mode, Plan: plan, Problems: inv.Problems, Incomplete: inv.Incomplete}
 	if p.Mode == policy.ModeEnforce && plan.Blocked == "" {
 		tags := make(map[string]map[string]string, len(inv.Images))
