@@ -93,14 +93,14 @@ func operating(ctx context.Context, moto *emulator.Moto) error {
 	}
 	say("\nAMIs still registered in moto (%d): %s", len(left), strings.Join(left, ", "))
 
-	return restoring(ctx, cfg, img, snaps)
+	return restoring(ctx, cfg, filepath.Join(dir, "policy.yaml"), img, snaps)
 }
 
 // restoring runs `restore` of the AMI apply removed. moto has no Recycle
 // Bin, so the command runs in this process with its AWS side on pkg/fake's
 // stateful Recycle Bin (the hook its own tests use), which holds the AMI and
 // its snapshot as moto held them, removed as apply removed them.
-func restoring(ctx context.Context, cfg aws.Config, img types.Image, snaps []types.Snapshot) error {
+func restoring(ctx context.Context, cfg aws.Config, policyFile string, img types.Image, snaps []types.Snapshot) error {
 	id := aws.ToString(img.ImageId)
 	say("\nmoto has no Recycle Bin, so `restore` runs in this process against pkg/fake's stateful")
 	say("Recycle Bin (rules keep AMIs and snapshots 7 days), holding %s and its snapshot as moto", id)
@@ -126,8 +126,9 @@ func restoring(ctx context.Context, cfg aws.Config, img types.Image, snaps []typ
 		}}
 	}
 	defer func() { cli.RestoreBackendForTests = nil }()
-	args := []string{"restore", id, "--region", region, "--reason", "web 08-01 still serves the canary", "--yes"}
-	say("\n$ ami-housekeeper %s", strings.Join(quoted(args), " "))
+	args := []string{"restore", id, "--policy", policyFile, "--region", region, "--reason", "web 08-01 still serves the canary", "--yes"}
+	// Echoed as the other commands are: the policy file by its name.
+	say("\n$ ami-housekeeper %s", strings.ReplaceAll(strings.Join(quoted(args), " "), policyFile, filepath.Base(policyFile)))
 	if code := cli.Main(ctx, args, cli.IO{In: strings.NewReader(""), Out: os.Stdout, Err: os.Stdout,
 		Getenv: func(string) string { return "" }}); code != cli.ExitOK {
 		return fmt.Errorf("restore exited %d", code)
