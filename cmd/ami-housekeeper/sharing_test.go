@@ -254,3 +254,60 @@ func TestAuditSharingBadUsageCallsNothing(t *testing.T) {
 		t.Fatalf("bad usage made %d AWS call(s)", n)
 	}
 }
+
+// --enforce revokes only the shares the operator was shown: one added while
+// the question was on screen (on a resource with findings, and on a clean
+// one) is left, and said so.
+func TestAuditSharingEnforceRevokesOnlyWhatWasShown(t *testing.T) {
+	f := newSharingFixture(t)
+	const newcomer = "444455556666"
+	in := &answerAfter{answer: "y\n", meanwhile: func() {
+		for _, ami := range []string{f.stranger, f.clean} {
+			if _, err := f.client.ModifyImageAttribute(context.Background(), &ec2.ModifyImageAttributeInput{ImageId: aws.String(ami),
+				LaunchPermission: &types.LaunchPermissionModifications{Add: []types.LaunchPermission{{UserId: aws.String(newcomer)}}}}); err != nil {
+				t.Error(err)
+			}
+		}
+	}}
+	r := runOnTerminal(t, f.env, in, "audit-sharing", "--policy", f.policy, "--enforce")
+	if r.code != 0 || !in.done {
+		t.Fatalf("--enforce answered y: want exit 0 after the question\n%s", r)
+	}
+	if preview, _, _ := strings.Cut(r.stdout, "Enforced:"); strings.Contains(preview, newcomer) || !strings.Contains(preview, "Revoke 2 share(s) on 2 resource(s)") {
+		t.Fatalf("the preview should ask about the 2 shares seen, not %s\n%s", newcomer, r)
+	}
+	want := map[string][]string{
+		f.public:   {allowedAccount},
+		f.stranger: {allowedAccount, newcomer},
+		f.clean:    {allowedAccount, newcomer},
+	}
+	for ami, got := range f.perms(t) {
+		if !slices.Equal(got, want[ami]) {
+			t.Errorf("%s launch permissions %v after --enforce, want %v", ami, got, want[ami])
+		}
+	}
+	for _, ami := range []string{f.stranger, f.clean} {
+		if msg := "image " + ami + " account " + newcomer + " in " + motoRegion + " is not in the confirmed audit: run again to see it"; !strings.Contains(r.stderr, msg) {
+			t.Errorf("stderr lacks %q\n%s", msg, r)
+		}
+	}
+	if got := tagsOf(t, f.client, f.stranger)["ami-housekeeper:sharing-revoked"]; got != "account "+strangerAccount {
+		t.Errorf("%s sharing-revoked tag %q: want only the stranger revoked", f.stranger, got)
+	}
+	if got := tagsOf(t, f.client, f.clean); len(got) != 0 {
+		t.Errorf("%s had nothing revoked but got tags %v", f.clean, got)
+	}
+}
+
+// audit-sharing --enforce off a terminal without --yes refuses before any
+// AWS call.
+func TestAuditSharingEnforceRefusesWithoutYesBeforeAnyCall(t *testing.T) {
+	env, calls := noAWS(t)
+	r := runCLI(t, env, "audit-sharing", "--enforce", "--region", "us-east-1")
+	if r.code != 2 || !strings.Contains(r.stderr, "--yes") {
+		t.Errorf("want exit 2 naming --yes\n%s", r)
+	}
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("refusing made %d AWS call(s)", n)
+	}
+}

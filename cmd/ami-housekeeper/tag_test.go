@@ -12,12 +12,15 @@ package main_test
 // events a page so pagination is exercised.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -31,6 +34,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/cli"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/emulator"
 )
 
@@ -384,5 +388,110 @@ func TestTagBadUsageCallsNothing(t *testing.T) {
 	}
 	if n := calls.Load(); n != 0 {
 		t.Fatalf("bad usage made %d AWS call(s)", n)
+	}
+}
+
+// answerAfter is a terminal's stdin for an in-process run: when the command
+// reads the answer (the preview is on screen), it first runs meanwhile, the
+// account changing while the operator reads, then answers.
+type answerAfter struct {
+	meanwhile func()
+	answer    string
+	done      bool
+}
+
+func (a *answerAfter) Read(p []byte) (int, error) {
+	if a.done {
+		return 0, io.EOF
+	}
+	a.done = true
+	a.meanwhile()
+	return copy(p, a.answer), nil
+}
+
+// runOnTerminal runs the CLI in process with a terminal declared (a pipe is
+// not one), the environment env, and stdin in.
+func runOnTerminal(t *testing.T, env []string, in io.Reader, args ...string) cliResult {
+	t.Helper()
+	for _, kv := range append(env, "AWS_EC2_METADATA_DISABLED=true", "NO_COLOR=1", "AWS_CONFIG_FILE="+filepath.Join(t.TempDir(), "none"),
+		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(t.TempDir(), "none")) {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	var out, errOut bytes.Buffer
+	code := cli.Main(context.Background(), args, cli.IO{In: in, Out: &out, Err: &errOut, Terminal: true, Getenv: os.Getenv})
+	return cliResult{stdout: out.String(), stderr: errOut.String(), code: code}
+}
+
+// The writing pass writes only the tags the operator was shown: a tag
+// planned only since (its key removed while the question was on screen) and
+// an AMI made since are left, and said so.
+func TestTagWritesOnlyWhatWasShown(t *testing.T) {
+	ctx := context.Background()
+	m, client := startMoto(t)
+	seed := emulator.Seeder{EC2: client}
+	inst, err := seed.Instance(ctx, emulator.ForeignImageID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The AMI already says where it came from: the preview does not plan
+	// that tag on it.
+	one, err := seed.CreateImage(ctx, inst, "one", "ami-housekeeper:source-instance", inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var later string
+	in := &answerAfter{answer: "y\n", meanwhile: func() {
+		if _, err := client.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: []string{one},
+			Tags: []types.Tag{{Key: aws.String("ami-housekeeper:source-instance")}}}); err != nil {
+			t.Error(err)
+		}
+		if later, err = seed.CreateImage(ctx, inst, "later"); err != nil {
+			t.Error(err)
+		}
+	}}
+	r := runOnTerminal(t, m.Env(motoRegion), in, "tag", "--all", "--cloudtrail=false")
+	if r.code != 0 || !in.done {
+		t.Fatalf("tag --all, answered y: want exit 0 after the question\n%s", r)
+	}
+	preview, _, _ := strings.Cut(r.stdout, "Written:")
+	if strings.Count(preview, "source-instance") == 0 || !strings.Contains(preview, "Write these tags on 1 AMI(s)") {
+		t.Fatalf("the preview lacks the snapshots' source-instance or the question\n%s", r)
+	}
+	want := "Not written: ami-housekeeper:source-instance on " + one + " (AMI " + one + "): not in the confirmed plan: run again to see it"
+	if !strings.Contains(r.stderr, want) {
+		t.Errorf("stderr lacks %q\n%s", want, r)
+	}
+	got := tagsOf(t, client, one)
+	if _, ok := got["ami-housekeeper:source-instance"]; ok || got["ami-housekeeper:created-via"] != "CreateImage" {
+		t.Errorf("%s tags %v: want the shown tags written, source-instance (not shown on it) not", one, got)
+	}
+	snaps, err := seed.Snapshots(ctx, one)
+	if err != nil || len(snaps) == 0 {
+		t.Fatal(snaps, err)
+	}
+	if got := tagsOf(t, client, snaps[0]); got["ami-housekeeper:source-instance"] != inst {
+		t.Errorf("snapshot %s tags %v: want source-instance, which was shown on it", snaps[0], got)
+	}
+	if got := tagsOf(t, client, later); len(got) != 0 {
+		t.Errorf("%s was made after the preview but got tags %v", later, got)
+	}
+}
+
+// Without --dry-run, tag off a terminal without --yes refuses before any
+// AWS call.
+func TestTagRefusesWithoutYesBeforeAnyCall(t *testing.T) {
+	env, calls := noAWS(t)
+	for _, args := range [][]string{
+		{"tag", "--all"},
+		{"tag", "ami-0123456789abcdef0", "--policy", writePolicy(t, "version: 1\n")},
+	} {
+		r := runCLI(t, env, args...)
+		if r.code != 2 || !strings.Contains(r.stderr, "--yes") {
+			t.Errorf("%v: want exit 2 naming --yes\n%s", args, r)
+		}
+	}
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("refusing made %d AWS call(s)", n)
 	}
 }

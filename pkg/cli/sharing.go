@@ -44,10 +44,12 @@ scheduled audit's SSM cursor.
 
 Nothing changes unless --enforce is given, whatever the policy's
 sharing.mode. With --enforce it shows the findings, asks (--yes answers;
-without a terminal --yes is required), then runs the audit again in enforce
-mode: every resource is re-read and exactly the principals the policy does not
-allow at that moment are removed, confirmed by a second read, and the AMI is
-tagged as the function tags it. When the policy sets
+without a terminal --yes is required, and it refuses before any AWS call),
+then runs the audit again in enforce mode: every resource is re-read and the
+principals the policy does not allow are removed, confirmed by a second read,
+and the AMI is tagged as the function tags it. Only the shares shown and
+confirmed are revoked: one the second pass finds that the preview did not show
+(shared since) is left in place and reported; run again to see it. When the policy sets
 enable_image_block_public_access, the enforcing pass also turns image block
 public access on where it is off.
 
@@ -83,6 +85,10 @@ func (a *app) auditSharing(ctx context.Context, enforce, useTrail bool) error {
 	if err != nil {
 		return err
 	}
+	if enforce && !a.yes && !a.io.Terminal {
+		// Decided before any AWS call: the question could not be asked.
+		return usageError("audit-sharing --enforce: refusing without a terminal; give --yes to proceed")
+	}
 	cfg, err := a.awsConfig(ctx)
 	if err != nil {
 		return err
@@ -100,7 +106,7 @@ func (a *app) auditSharing(ctx context.Context, enforce, useTrail bool) error {
 	// Whatever the policy's mode, the first pass only reads.
 	readOnly := pol.Sharing
 	readOnly.Mode = policy.ModeAudit
-	reports := auditRegions(ctx, clients, acct, regions, readOnly)
+	reports := auditRegions(ctx, clients, acct, regions, readOnly, nil)
 	var actors map[string]string
 	if useTrail {
 		actors = a.sharingActors(ctx, cfg, acct, reports)
@@ -137,7 +143,9 @@ func (a *app) auditSharing(ctx context.Context, enforce, useTrail bool) error {
 	}
 	enforcing := pol.Sharing
 	enforcing.Mode = policy.ModeEnforce
-	done := auditRegions(ctx, clients, acct, regions, enforcing)
+	// The enforcing pass re-reads everything; it removes only what the
+	// operator was shown and confirmed, never a share made since.
+	done := auditRegions(ctx, clients, acct, regions, enforcing, confirmedRevocations(reports))
 	applyActors(done, actors)
 	if a.output != OutputJSON {
 		fmt.Fprintln(a.io.Out)
@@ -146,20 +154,59 @@ func (a *app) auditSharing(ctx context.Context, enforce, useTrail bool) error {
 	if err := a.renderSharing(sharingDocument{Account: acct, Enforced: true, Reports: done, actors: actors}); err != nil {
 		return err
 	}
-	return reportErrors(done)
+	held := 0
+	for _, r := range done {
+		for _, f := range r.Findings {
+			for _, p := range f.Held {
+				fmt.Fprintf(a.io.Err, "Not revoked: %s %s %s in %s is not in the confirmed audit: run again to see it\n", f.ResourceType, f.ResourceID, p, r.Region)
+				held++
+			}
+		}
+	}
+	if err := reportErrors(done); err != nil {
+		return err
+	}
+	if held > 0 && a.detailedExitcode {
+		return changesPending
+	}
+	return nil
+}
+
+// confirmedRevocations is the set of (region, resource, principal) the
+// read-only pass would revoke, as shown to the operator (actorKey).
+func confirmedRevocations(reports []audit.Report) map[string]bool {
+	set := map[string]bool{}
+	for _, r := range reports {
+		for _, f := range r.Findings {
+			if f.Action != sharing.ActionWouldRevoke {
+				continue
+			}
+			for _, p := range f.Removed {
+				set[actorKey(r.Region, f.ResourceID, p)] = true
+			}
+		}
+	}
+	return set
 }
 
 // auditRegions runs one full audit pass per region, concurrently (each
 // paced within its region's EC2 limits by the Auditor), without a cursor:
-// the CLI never reads or moves the scheduled audit's position.
-func auditRegions(ctx context.Context, clients *awsapi.Clients, acct string, regions []string, p policy.Sharing) []audit.Report {
+// the CLI never reads or moves the scheduled audit's position. When
+// confirmed is not nil, an enforcing pass removes only the principals it
+// holds (actorKey); the others are left and reported as held.
+func auditRegions(ctx context.Context, clients *awsapi.Clients, acct string, regions []string, p policy.Sharing, confirmed map[string]bool) []audit.Report {
 	reports := make([]audit.Report, len(regions))
 	var wg sync.WaitGroup
 	for i, region := range regions {
 		wg.Go(func() {
 			ec2c := clients.EC2(region)
-			au := &audit.Auditor{EC2: ec2c, Guardrail: ec2c, Checker: &sharing.Enforcer{EC2: ec2c, Policy: p},
-				Policy: p, Clock: clock.Real()}
+			enf := &sharing.Enforcer{EC2: ec2c, Policy: p}
+			if confirmed != nil {
+				enf.MayRemove = func(_ sharing.ResourceKind, id string, pr sharing.Principal) bool {
+					return confirmed[actorKey(region, id, pr)]
+				}
+			}
+			au := &audit.Auditor{EC2: ec2c, Guardrail: ec2c, Checker: enf, Policy: p, Clock: clock.Real()}
 			reports[i] = au.Run(ctx, acct, region, "")
 		})
 	}
@@ -305,6 +352,10 @@ func (a *app) renderSharing(doc sharingDocument) error {
 			}
 			for _, p := range f.Remaining {
 				findings.AppendRow(table.Row{r.Region, res, p.String(), "left: " + failed[p], reasonsFor(f, p), doc.sharedBy(r.Region, f, p)})
+				n++
+			}
+			for _, p := range f.Held {
+				findings.AppendRow(table.Row{r.Region, res, p.String(), "left: not in the confirmed audit (run again to see it)", reasonsFor(f, p), doc.sharedBy(r.Region, f, p)})
 				n++
 			}
 			for _, p := range f.Kept {

@@ -74,7 +74,9 @@ replaced only by the creating call's record, and a value it cannot confirm is
 left and reported as unverified.
 
 It shows what it will write and asks (--yes answers; without a terminal --yes
-is required). --dry-run only shows. The policy's tagging.mode does not apply:
+is required, and it refuses before any AWS call). The writing pass re-reads
+each AMI and writes only the tags shown (same AMI, key and value): a tag
+planned since is not written, and is reported; run again to see it. --dry-run only shows. The policy's tagging.mode does not apply:
 the command is the operator's explicit request. With --detailed-exitcode and
 --dry-run, exit 3 when there are tags to write.`,
 		Example: `  ami-housekeeper tag ami-0123456789abcdef0 --region eu-west-1
@@ -131,6 +133,10 @@ func (a *app) tag(ctx context.Context, ids []string, dryRun, useTrail bool) erro
 	if err != nil {
 		return err
 	}
+	if !dryRun && !a.yes && !a.io.Terminal {
+		// Decided before any AWS call: the question could not be asked.
+		return usageError("tag: refusing without a terminal; give --yes to proceed (or --dry-run to only show)")
+	}
 	cfg, err := a.awsConfig(ctx)
 	if err != nil {
 		return err
@@ -184,7 +190,7 @@ func (a *app) tag(ctx context.Context, ids []string, dryRun, useTrail bool) erro
 
 	planning := pol.Tagging
 	planning.Mode = policy.ModeAudit // computed, not written
-	runTagger(ctx, clients, planning, doc.Results)
+	runTagger(ctx, clients, planning, doc.Results, nil)
 	writes := 0
 	for _, it := range doc.Results {
 		if it.Outcome == tagger.OutcomeAudit {
@@ -213,14 +219,31 @@ func (a *app) tag(ctx context.Context, ids []string, dryRun, useTrail bool) erro
 		return err
 	}
 	var todo []tagItem
+	shown := map[string]bool{}
 	for _, it := range doc.Results {
 		if it.Outcome == tagger.OutcomeAudit {
 			todo = append(todo, tagItem{Region: it.Region, Evidence: it.Evidence, Result: tagger.Result{ImageID: it.ImageID}, req: it.req})
+			for _, w := range it.Writes {
+				for _, rid := range w.ResourceIDs {
+					for k, v := range w.Tags {
+						shown[shownTag(it.Region, it.ImageID, rid, k, v)] = true
+					}
+				}
+			}
 		}
 	}
 	writing := pol.Tagging
 	writing.Mode = policy.ModeEnforce
-	runTagger(ctx, clients, writing, todo)
+	// The writing pass re-reads and re-plans each AMI; it writes only what
+	// the operator was shown and confirmed.
+	runTagger(ctx, clients, writing, todo, shown)
+	for _, it := range todo {
+		for _, s := range it.Skips {
+			if s.Reason == tagger.NotConfirmed {
+				fmt.Fprintf(a.io.Err, "Not written: %s on %s (AMI %s): %s\n", s.Key, s.ResourceID, it.ImageID, tagger.NotConfirmed)
+			}
+		}
+	}
 	done := tagDocument{Account: acct, Applied: true, Results: todo, NotFound: doc.NotFound, Errors: doc.Errors}
 	if a.output != OutputJSON {
 		fmt.Fprintln(a.io.Out)
@@ -249,15 +272,27 @@ func (d tagDocument) err() error {
 	return &exitError{code: ExitError, err: errors.New(strings.Join(errs, "; "))}
 }
 
+// shownTag names one tag value planned on one resource of one AMI.
+func shownTag(region, imageID, resourceID, key, value string) string {
+	return strings.Join([]string{region, imageID, resourceID, key, value}, "\x00")
+}
+
 // runTagger runs the tagger on each item, region by region concurrently.
-func runTagger(ctx context.Context, clients *awsapi.Clients, p policy.Tagging, items []tagItem) {
-	engine := tagger.New(func(region string) awsapi.TaggerEC2 { return clients.EC2(region) }, p)
+// When shown is not nil, an enforcing run writes only the tags it holds
+// (shownTag); the others are skipped (tagger.NotConfirmed).
+func runTagger(ctx context.Context, clients *awsapi.Clients, p policy.Tagging, items []tagItem, shown map[string]bool) {
 	byRegion := map[string][]int{}
 	for i, it := range items {
 		byRegion[it.Region] = append(byRegion[it.Region], i)
 	}
 	var wg sync.WaitGroup
-	for _, idx := range byRegion {
+	for region, idx := range byRegion {
+		engine := tagger.New(func(region string) awsapi.TaggerEC2 { return clients.EC2(region) }, p)
+		if shown != nil {
+			engine.WithMayWrite(func(imageID, resourceID, key, value string) bool {
+				return shown[shownTag(region, imageID, resourceID, key, value)]
+			})
+		}
 		wg.Go(func() {
 			for _, i := range idx {
 				res, err := engine.Tag(ctx, items[i].req)

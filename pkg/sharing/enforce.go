@@ -38,6 +38,9 @@ const (
 	// OutcomeIgnored: a snapshot outside the policy's scope (not behind an
 	// AMI while check_all_snapshots is off); nothing read or changed.
 	OutcomeIgnored = "ignored"
+	// OutcomeHeld: enforce mode found principals to remove, but MayRemove
+	// accepted none of them; nothing changed.
+	OutcomeHeld = "held"
 )
 
 // Finding actions (Finding.Action).
@@ -46,6 +49,9 @@ const (
 	ActionWouldRevoke = "would-revoke"
 	ActionPartial     = "partial"
 	ActionFailed      = "failed"
+	// ActionHeld: enforce mode left every principal of the finding because
+	// MayRemove refused them (Finding.Held).
+	ActionHeld = "held"
 )
 
 // maxTagValue is EC2's limit on a tag value, in characters.
@@ -57,6 +63,12 @@ type Enforcer struct {
 	EC2    awsapi.SharingEC2
 	Policy policy.Sharing
 	Now    func() time.Time // time.Now when nil
+	// MayRemove, when set, limits enforce mode to the principals it accepts:
+	// the others the policy does not allow are left in place and reported in
+	// Finding.Held (not as failures). The CLI sets it to the pairs its
+	// operator was shown and confirmed, so a share that appeared after the
+	// preview is not revoked unseen; the guard leaves it nil (remove all).
+	MayRemove func(kind ResourceKind, resourceID string, p Principal) bool
 }
 
 // Result is what one check found and did.
@@ -422,22 +434,38 @@ func (c *check) resource(ctx context.Context, t target, tags map[string]string) 
 	if len(v.Remove) == 0 {
 		return false, nil
 	}
+	remove, held := v.Remove, []Principal(nil)
+	if c.enforce && c.e.MayRemove != nil {
+		remove = nil
+		for _, p := range v.Remove {
+			if c.e.MayRemove(t.kind, t.id, p) {
+				remove = append(remove, p)
+			} else {
+				held = append(held, p)
+			}
+		}
+	}
 	f := Finding{Account: c.account, Region: c.region, ResourceType: t.kind, ResourceID: t.id, ImageID: t.imageID,
-		Removed: v.Remove, Kept: v.Keep, Reasons: v.Reasons, Shadowed: v.Shadowed, Actor: c.actor, Time: c.now}
+		Removed: remove, Held: held, Kept: v.Keep, Reasons: v.Reasons, Shadowed: v.Shadowed, Actor: c.actor, Time: c.now}
 	if !c.enforce {
 		f.Action = ActionWouldRevoke
 		c.res.Findings = append(c.res.Findings, f)
 		return false, nil
 	}
-	sent, err := t.remove(ctx, v.Remove)
+	if len(remove) == 0 {
+		f.Action, f.Removed = ActionHeld, []Principal{}
+		c.res.Findings = append(c.res.Findings, f)
+		return false, nil
+	}
+	sent, err := t.remove(ctx, remove)
 	// failed holds, per principal, why its removal failed.
 	failed := map[Principal]string{}
 	switch {
 	case awserr.IsNotFound(err):
 		return true, nil
-	case err != nil && (len(v.Remove) == 1 || !strings.HasPrefix(awserr.Code(err), "Invalid")):
-		f.Action, f.Error, f.Removed, f.Remaining = ActionFailed, err.Error(), []Principal{}, v.Remove
-		f.Failed = failuresOf(v.Remove, nil, err.Error())
+	case err != nil && (len(remove) == 1 || !strings.HasPrefix(awserr.Code(err), "Invalid")):
+		f.Action, f.Error, f.Removed, f.Remaining = ActionFailed, err.Error(), []Principal{}, remove
+		f.Failed = failuresOf(remove, nil, err.Error())
 		c.res.Findings = append(c.res.Findings, f)
 		return false, err
 	case err != nil:
@@ -446,7 +474,7 @@ func (c *check) resource(ctx context.Context, t target, tags map[string]string) 
 		// alike). One principal at a time, the others still go, and the
 		// finding names the one that failed.
 		sent = false
-		for _, p := range v.Remove {
+		for _, p := range remove {
 			one, perr := t.remove(ctx, []Principal{p})
 			if awserr.IsNotFound(perr) {
 				return true, nil
@@ -465,20 +493,21 @@ func (c *check) resource(ctx context.Context, t target, tags map[string]string) 
 			// Removed, then the resource went away.
 			f.Action = ActionRevoked
 			c.res.Findings = append(c.res.Findings, f)
-			c.removed = append(c.removed, v.Remove...)
+			c.removed = append(c.removed, remove...)
 			return true, nil
 		}
 		if err != nil {
 			// EC2 accepted the removal; the retry will confirm it.
 			f.Action, f.Error = ActionRevoked, "confirming: "+err.Error()
 			c.res.Findings = append(c.res.Findings, f)
-			c.removed = append(c.removed, v.Remove...)
+			c.removed = append(c.removed, remove...)
 			return false, err
 		}
 	}
-	f.Remaining = Evaluate(c.now, c.e.Policy, t.kind, t.id, tags, after).Remove
+	f.Remaining = slices.DeleteFunc(Evaluate(c.now, c.e.Policy, t.kind, t.id, tags, after).Remove,
+		func(p Principal) bool { return slices.Contains(held, p) })
 	f.Removed = []Principal{}
-	for _, p := range v.Remove {
+	for _, p := range remove {
 		if !slices.Contains(after, p) {
 			f.Removed = append(f.Removed, p)
 		}
@@ -567,6 +596,8 @@ func (c *check) result(gone bool) Result {
 		r.Outcome = OutcomeRevoked
 	case has(ActionWouldRevoke):
 		r.Outcome = OutcomeWouldRevoke
+	case has(ActionHeld):
+		r.Outcome = OutcomeHeld
 	default:
 		r.Outcome = OutcomeCompliant
 	}

@@ -542,3 +542,56 @@ func TestEnforcerNeedsAccountAndID(t *testing.T) {
 		t.Error("CheckSnapshot without an ID")
 	}
 }
+
+// MayRemove limits enforce mode to the principals it accepts (the CLI's
+// confirmed preview): the others stay, reported as Held, not as failures;
+// a resource with none accepted is "held" and untouched, and the AMI's
+// violation tags name only what was removed.
+func TestFakeMayRemoveLimitsTheRemovals(t *testing.T) {
+	f := fakeWorld(t)
+	e := enforcer(f, policy.ModeEnforce)
+	var asked []string
+	e.MayRemove = func(kind sharing.ResourceKind, id string, p sharing.Principal) bool {
+		asked = append(asked, string(kind)+" "+id+" "+p.String())
+		return kind == sharing.KindImage && p == pStranger
+	}
+	res, err := e.CheckImage(context.Background(), acct, region, fakeAMI, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != sharing.OutcomeRevoked || len(res.Findings) != 2 || len(asked) != 5 {
+		t.Fatalf("result %+v, asked %q", res, asked)
+	}
+	img, snap := res.Findings[0], res.Findings[1]
+	if img.Action != sharing.ActionRevoked || !reflect.DeepEqual(img.Removed, ps(pStranger)) ||
+		!reflect.DeepEqual(img.Held, ps(pPublic, pOrgBad)) || len(img.Remaining) != 0 || len(img.Failed) != 0 {
+		t.Errorf("image finding %+v", img)
+	}
+	if snap.Action != sharing.ActionHeld || len(snap.Removed) != 0 || !reflect.DeepEqual(snap.Held, ps(pPublic, pStranger)) {
+		t.Errorf("snapshot finding %+v", snap)
+	}
+	if got, want := imagePrincipals(f, fakeAMI), sortedPrincipals(ps(pPublic, pAllowed, pOrgOK, pOrgBad)); !reflect.DeepEqual(got, want) {
+		t.Errorf("image keeps %v, want %v", got, want)
+	}
+	if got, want := snapshotPrincipals(f, fakeSnap), sortedPrincipals(ps(pPublic, pStranger, pAllowed)); !reflect.DeepEqual(got, want) {
+		t.Errorf("snapshot keeps %v, want %v", got, want)
+	}
+	if got := f.Tags(fakeAMI)[sharing.TagViolationRemoved]; got != "account 999988887777" {
+		t.Errorf("violation tag %q", got)
+	}
+	if f.Calls["ModifySnapshotAttribute"] != 0 {
+		t.Errorf("calls %v", f.Calls)
+	}
+
+	// Nothing accepted: nothing changes, the outcome says so.
+	f = fakeWorld(t)
+	e = enforcer(f, policy.ModeEnforce)
+	e.MayRemove = func(sharing.ResourceKind, string, sharing.Principal) bool { return false }
+	res, err = e.CheckImage(context.Background(), acct, region, fakeAMI, "")
+	if err != nil || res.Outcome != sharing.OutcomeHeld || len(res.Findings) != 2 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if n := f.Calls["ModifyImageAttribute"] + f.Calls["ModifySnapshotAttribute"] + f.Calls["CreateTags"]; n != 0 {
+		t.Errorf("changed with nothing accepted: %v", f.Calls)
+	}
+}

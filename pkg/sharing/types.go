@@ -81,8 +81,9 @@ type Finding struct {
 	ImageID string      `json:"image_id,omitempty"`
 	Removed []Principal `json:"removed"`
 	Kept    []Principal `json:"kept"`
-	// Action is "revoked", "would-revoke" (audit), "failed" or "partial"
-	// (some principals still there after the confirming read).
+	// Action is "revoked", "would-revoke" (audit), "failed", "partial"
+	// (some principals still there after the confirming read) or "held"
+	// (Enforcer.MayRemove refused every principal: nothing removed).
 	Action  string   `json:"action"`
 	Reasons []string `json:"reasons"`
 	// Remaining are the principals the confirming read still found that the
@@ -91,8 +92,11 @@ type Finding struct {
 	// Failed says, for each principal of Remaining, why it is still there:
 	// the error of its removal, or that EC2 accepted the removal but still
 	// lists it.
-	Failed   []PrincipalFailure `json:"failed,omitempty"`
-	Shadowed []string           `json:"shadowed,omitempty"`
+	Failed []PrincipalFailure `json:"failed,omitempty"`
+	// Held are principals the policy does not allow that enforce mode left
+	// in place because Enforcer.MayRemove refused them.
+	Held     []Principal `json:"held,omitempty"`
+	Shadowed []string    `json:"shadowed,omitempty"`
 	// Actor is who made the change, from the event's userIdentity ("" for
 	// the scheduled audit).
 	Actor string    `json:"actor,omitempty"`

@@ -29,7 +29,7 @@ const (
 	OutcomeAudit    Outcome = "audit"          // audit mode: writes computed, not made
 	OutcomeGone     Outcome = "gone"           // the AMI no longer exists
 	OutcomeNotOwned Outcome = "not-owned"      // another account owns the AMI: nothing changed
-	OutcomeSkipped  Outcome = "skipped"        // the AMI is in a state we do not tag (failed)
+	OutcomeSkipped  Outcome = "skipped"        // the AMI is in a state we do not tag (failed), or nothing confirmed is left to write (WithMayWrite)
 )
 
 // Request asks to tag one new AMI. It is independent of how the news
@@ -83,6 +83,8 @@ type Tagger struct {
 	// pending AMI's snapshots; sleep is injectable so tests need not wait.
 	poll  time.Duration
 	sleep func(context.Context, time.Duration) error
+	// mayWrite, when set, limits enforce mode's writes (WithMayWrite).
+	mayWrite func(imageID, resourceID, key, value string) bool
 }
 
 // New returns a Tagger for the given policy section.
@@ -95,6 +97,19 @@ func (t *Tagger) WithPoll(d time.Duration, sleep func(context.Context, time.Dura
 	t.poll, t.sleep = d, sleep
 	return t
 }
+
+// WithMayWrite limits enforce mode to the tags may accepts (AMI, resource,
+// key, value): the others planned are not written and are listed in
+// Result.Skips with NotConfirmed. The CLI sets it to the tags its operator
+// was shown and confirmed, so a tag planned only since is not written
+// unseen; the tagger function never sets it.
+func (t *Tagger) WithMayWrite(may func(imageID, resourceID, key, value string) bool) *Tagger {
+	t.mayWrite = may
+	return t
+}
+
+// NotConfirmed is the reason of a Skip for a tag WithMayWrite refused.
+const NotConfirmed = "not in the confirmed plan: run again to see it"
 
 // Tag brings the AMI and its snapshots to the policy's tags. It is
 // idempotent: running it again writes nothing. Errors returned are AWS
@@ -174,7 +189,14 @@ func (t *Tagger) Tag(ctx context.Context, req Request) (Result, error) {
 
 	plan := PlanWrites(t.policy, Desired(t.policy, facts), resources)
 	res.Writes, res.Skips, res.Replaced, res.Unverified = plan.Writes, plan.Skips, plan.Replaced, plan.Unverified
+	held := 0
+	if t.mayWrite != nil && t.policy.Mode == policy.ModeEnforce {
+		held = res.holdUnconfirmed(func(r, k, v string) bool { return t.mayWrite(req.ImageID, r, k, v) })
+	}
 	switch {
+	case len(res.Writes) == 0 && held > 0:
+		res.Outcome, res.Reason = OutcomeSkipped, "no tag of the confirmed plan is still to write; "+NotConfirmed
+		return res, nil
 	case len(res.Writes) == 0:
 		res.Outcome, res.Reason = OutcomeUpToDate, "every desired tag is already present"
 	case t.policy.Mode != policy.ModeEnforce: // only an explicit enforce writes
@@ -371,6 +393,41 @@ func (t *Tagger) write(ctx context.Context, client awsapi.TaggerEC2, w Write) er
 	}
 	_, err := client.CreateTags(ctx, &ec2.CreateTagsInput{Resources: w.ResourceIDs, Tags: tags})
 	return err
+}
+
+// holdUnconfirmed drops from the writes each tag may refuses (a Skip with
+// NotConfirmed instead, and its Replacement goes too), keeping one write per
+// set of resources that get the same tags. It returns how many it dropped.
+func (res *Result) holdUnconfirmed(may func(resourceID, key, value string) bool) int {
+	held := 0
+	var writes []Write
+	for _, w := range res.Writes {
+		// Resources of w by the tags they keep, in w's order.
+		var groups []Write
+		for _, id := range w.ResourceIDs {
+			kept := map[string]string{}
+			for _, k := range slices.Sorted(maps.Keys(w.Tags)) {
+				if may(id, k, w.Tags[k]) {
+					kept[k] = w.Tags[k]
+					continue
+				}
+				held++
+				res.Skips = append(res.Skips, Skip{ResourceID: id, Key: k, Reason: NotConfirmed})
+				res.Replaced = slices.DeleteFunc(res.Replaced, func(r Replacement) bool { return r.ResourceID == id && r.Key == k })
+			}
+			if len(kept) == 0 {
+				continue
+			}
+			if i := slices.IndexFunc(groups, func(g Write) bool { return maps.Equal(g.Tags, kept) }); i >= 0 {
+				groups[i].ResourceIDs = append(groups[i].ResourceIDs, id)
+			} else {
+				groups = append(groups, Write{ResourceIDs: []string{id}, Tags: kept})
+			}
+		}
+		writes = append(writes, groups...)
+	}
+	res.Writes = writes
+	return held
 }
 
 // snapshotIDs lists the EBS snapshots of the image's block device mappings,

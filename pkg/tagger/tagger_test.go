@@ -338,3 +338,54 @@ func TestTagCopiesSourceTags(t *testing.T) {
 		t.Errorf("DescribeTags = %d, %v", f.Calls["DescribeTags"], err)
 	}
 }
+
+// WithMayWrite limits the writes to the tags it accepts (the CLI's
+// confirmed plan): the rest are Skips with NotConfirmed, the accepted ones
+// still go in one call per set of resources that get the same tags, and
+// nothing accepted writes nothing.
+func TestTagWithMayWriteWritesOnlyTheConfirmed(t *testing.T) {
+	f := fake.NewEC2()
+	f.Images["ami-00000001"] = image("ami-00000001", acct, types.ImageStateAvailable, "snap-1", "snap-2")
+	for _, s := range []string{"snap-1", "snap-2"} {
+		f.Snapshots[s] = snapshot(s, acct)
+	}
+	var asked []string
+	may := func(img, res, k, v string) bool {
+		asked = append(asked, img+" "+res+" "+k)
+		// The creator everywhere; the creating call only on the AMI.
+		return img == "ami-00000001" && (k == "ami-housekeeper:created-by" || k == "ami-housekeeper:created-via" && res == "ami-00000001")
+	}
+	res, err := newTagger(f, nil).WithMayWrite(may).Tag(context.Background(), createReq)
+	if err != nil || res.Outcome != tagger.OutcomeTagged {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if got := f.Tags("ami-00000001"); len(got) != 2 || got["ami-housekeeper:created-via"] != "CreateImage" || got["ami-housekeeper:created-by"] == "" {
+		t.Errorf("AMI tags %v", got)
+	}
+	for _, s := range []string{"snap-1", "snap-2"} {
+		if got := f.Tags(s); len(got) != 1 || got["ami-housekeeper:created-by"] == "" {
+			t.Errorf("%s tags %v", s, got)
+		}
+	}
+	if f.Calls["CreateTags"] != 2 {
+		t.Errorf("CreateTags calls %d, want 2 (the AMI's set, the snapshots' set)", f.Calls["CreateTags"])
+	}
+	notConfirmed := 0
+	for _, s := range res.Skips {
+		if s.Reason == tagger.NotConfirmed {
+			notConfirmed++
+		}
+	}
+	if len(asked) == 0 || notConfirmed != len(asked)-4 {
+		t.Errorf("%d skips not confirmed of %d asked (4 accepted): %+v", notConfirmed, len(asked), res.Skips)
+	}
+
+	// Nothing accepted: nothing written, and the outcome says why.
+	g := fake.NewEC2()
+	g.Images["ami-00000001"] = image("ami-00000001", acct, types.ImageStateAvailable, "snap-1")
+	g.Snapshots["snap-1"] = snapshot("snap-1", acct)
+	res, err = newTagger(g, nil).WithMayWrite(func(_, _, _, _ string) bool { return false }).Tag(context.Background(), createReq)
+	if err != nil || res.Outcome != tagger.OutcomeSkipped || g.Calls["CreateTags"] != 0 || len(res.Writes) != 0 {
+		t.Fatalf("%+v %v, CreateTags %d", res, err, g.Calls["CreateTags"])
+	}
+}
