@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -67,6 +68,10 @@ var changesPending = &exitError{code: ExitChanges, err: errors.New("changes pend
 func Main(ctx context.Context, args []string, io IO) int {
 	app := newApp(io)
 	root := app.root()
+	// cobra adds its completion group at Execute; add it now so it is
+	// guarded as well.
+	root.InitDefaultCompletionCmd(args...)
+	guardGroups(root)
 	root.SetArgs(args)
 	root.SetIn(io.In)
 	root.SetOut(io.Out)
@@ -78,11 +83,13 @@ func Main(ctx context.Context, args []string, io IO) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee != changesPending {
-			fmt.Fprintln(io.Err, "Error:", ee.err)
+			fmt.Fprintln(io.Err, "Error:", escapeCell(ee.err.Error()))
 		}
 		return ee.code
 	}
-	fmt.Fprintln(io.Err, "Error:", err)
+	// Errors may quote what others wrote (another account's AMI name, an
+	// AWS message): escaped like every table cell, lines kept.
+	fmt.Fprintln(io.Err, "Error:", escapeCell(err.Error()))
 	// cobra reports unknown commands and flags as plain errors.
 	if isCobraUsage(err) {
 		return ExitUsage
@@ -104,3 +111,34 @@ func (e *flagError) Error() string { return e.err.Error() }
 func (e *flagError) Unwrap() error { return e.err }
 
 func flagErrorFunc(_ *cobra.Command, err error) error { return &flagError{err: err} }
+
+// guardGroups gives every command group without an action of its own (the
+// root, policy, completion) one: print the help for no arguments, bad usage
+// (exit 2) for anything else. Without it cobra prints the help and exits 0
+// for "policy valdiate x.yaml", which passes a CI gate with a typo, and
+// reports "ami-housekeeper plna" as a plain error (exit 1).
+func guardGroups(c *cobra.Command) {
+	if c.HasSubCommands() && !c.Runnable() {
+		c.Args = noSubcommand
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
+	for _, sub := range c.Commands() {
+		guardGroups(sub)
+	}
+}
+
+// noSubcommand is a group's argument check: any argument is a subcommand
+// that does not exist.
+func noSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's own default
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return &flagError{err: fmt.Errorf("%s (run '%s --help' for its commands)", msg, cmd.CommandPath())}
+}

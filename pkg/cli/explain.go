@@ -260,7 +260,7 @@ func (a *app) notOwned(ctx context.Context, run *cleanupRun, region, id string, 
 func (a *app) renderExplanation(ex *explanation) {
 	a.heading(fmt.Sprintf("AMI %s (%s), account %s, region %s", ex.ImageID, ex.Name, ex.Account, ex.Region))
 	t := a.newTable(table.Row{"Field", "Value"}, "Value")
-	row := func(k, v string) { t.AppendRow(table.Row{k, v}) }
+	row := func(k, v string) { t.AppendRow(table.Row{k, escapeText(v)}) }
 	row("Owner", ex.OwnerID)
 	row("State", ex.State)
 	if ex.DeprecationTime != nil {
@@ -301,14 +301,15 @@ func (a *app) renderExplanation(ex *explanation) {
 	}
 	var tags []string
 	for _, k := range slices.Sorted(maps.Keys(ex.Tags)) {
-		tags = append(tags, k+"="+ex.Tags[k])
+		tags = append(tags, escapeText(k)+"="+escapeText(ex.Tags[k]))
 	}
-	row("Tags", orNone(strings.Join(tags, "\n")))
+	// One tag a line: the table escapes the rest, the lines are ours.
+	t.AppendRow(table.Row{"Tags", orNone(strings.Join(tags, "\n"))})
 	a.renderTable(t)
 
 	refs := a.newTable(table.Row{"Used by", "ID", "Detail"})
 	for _, r := range ex.References {
-		refs.AppendRow(table.Row{r.Kind, r.ID, r.Detail})
+		refs.AppendRow(table.Row{r.Kind, escapeText(r.ID), escapeText(r.Detail)})
 	}
 	if len(ex.References) == 0 {
 		refs.AppendRow(table.Row{"(nothing the inventory knows)", "", ""})
@@ -321,31 +322,31 @@ func (a *app) renderExplanation(ex *explanation) {
 		if !s.Owned {
 			state = "not owned by this account: never deleted"
 		}
-		snaps.AppendRow(table.Row{s.SnapshotID, size, state, orNone(strings.Join(s.UsedBy, "\n"))})
+		snaps.AppendRow(table.Row{s.SnapshotID, size, escapeText(state), orNone(cellLines(s.UsedBy))})
 	}
 	a.renderTable(snaps)
 
 	d := ex.Decision
 	dec := a.newTable(table.Row{"Decision", "Detail"}, "Detail")
-	dec.AppendRow(table.Row{"action", actionText(d)})
+	dec.AppendRow(table.Row{"action", escapeText(actionText(d))})
 	for _, r := range d.Reasons {
-		dec.AppendRow(table.Row{"reason", r})
+		dec.AppendRow(table.Row{"reason", escapeText(r)})
 	}
 	if len(d.DeleteSnapshots) > 0 {
-		dec.AppendRow(table.Row{"deletes snapshots", strings.Join(d.DeleteSnapshots, ", ") + fmt.Sprintf(" (%d GiB)", d.SizeGiB)})
+		dec.AppendRow(table.Row{"deletes snapshots", escapeText(strings.Join(d.DeleteSnapshots, ", ")) + fmt.Sprintf(" (%d GiB)", d.SizeGiB)})
 	}
 	for _, k := range d.KeptSnapshots {
-		dec.AppendRow(table.Row{"keeps snapshot", k})
+		dec.AppendRow(table.Row{"keeps snapshot", escapeText(k)})
 	}
 	if ex.RecoverableUntil != "" && d.Action == cleanup.ActionDeregister {
 		dec.AppendRow(table.Row{"recoverable until", ex.RecoverableUntil + " (Recycle Bin)"})
 	}
 	a.renderTable(dec)
 	for _, p := range ex.Problems {
-		fmt.Fprintf(a.io.Out, "Problem: %s\n", p)
+		fmt.Fprintf(a.io.Out, "Problem: %s\n", escapeText(p))
 	}
 	for _, p := range ex.Incomplete {
-		fmt.Fprintf(a.io.Out, "Inventory incomplete (nothing would be changed): %s\n", p)
+		fmt.Fprintf(a.io.Out, "Inventory incomplete (nothing would be changed): %s\n", escapeText(p))
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/jedib0t/go-pretty/v6/table"
 	"github.com/spf13/cobra"
@@ -117,7 +116,7 @@ func (a *app) renderReport(rep *sweep.Report, policyMode policy.Mode, applied bo
 	}
 	a.heading(heading)
 	if why := regionFailure(rep); why != "" {
-		fmt.Fprintf(a.io.Out, "FAILED: %s\n\n", why)
+		fmt.Fprintf(a.io.Out, "FAILED: %s\n\n", escapeText(why))
 	}
 	if applied && rep.Results != nil {
 		a.renderResults(rep)
@@ -128,13 +127,15 @@ func (a *app) renderReport(rep *sweep.Report, policyMode policy.Mode, applied bo
 		a.renderOrphans(rep.Plan.Orphans)
 	}
 	for _, p := range rep.Problems {
-		fmt.Fprintf(a.io.Out, "Problem: %s\n", p)
+		fmt.Fprintf(a.io.Out, "Problem: %s\n", escapeText(p))
 	}
 	a.block(rep.Summary())
 }
 
-// heading writes a section title: a markdown heading, or a plain line.
+// heading writes a section title: a markdown heading, or a plain line. It
+// may quote an AMI name: it is escaped (escapeText).
 func (a *app) heading(s string) {
+	s = escapeText(s)
 	if a.output == OutputMarkdown {
 		fmt.Fprintf(a.io.Out, "## %s\n\n", s)
 		return
@@ -142,8 +143,10 @@ func (a *app) heading(s string) {
 	fmt.Fprintf(a.io.Out, "%s\n", s)
 }
 
-// block writes text that keeps its lines in markdown too.
+// block writes text that keeps its lines in markdown too; what is in the
+// lines is escaped (escapeCell).
 func (a *app) block(s string) {
+	s = escapeCell(s)
 	if a.output == OutputMarkdown {
 		fmt.Fprintf(a.io.Out, "```\n%s```\n\n", s)
 		return
@@ -155,7 +158,7 @@ func (a *app) block(s string) {
 func (a *app) renderDecisions(ds []cleanup.Decision) {
 	t := a.newTable(table.Row{"AMI", "Name", "Action", "Rule", "Family", "Reasons", "GiB"}, "Reasons")
 	for _, d := range ds {
-		t.AppendRow(table.Row{d.ImageID, d.Name, actionText(d), d.Rule, d.Family, strings.Join(d.Reasons, "\n"), gib(d.SizeGiB)})
+		t.AppendRow(table.Row{d.ImageID, escapeText(d.Name), actionText(d), escapeText(d.Rule), escapeText(d.Family), cellLines(d.Reasons), gib(d.SizeGiB)})
 	}
 	if len(ds) == 0 {
 		t.AppendRow(table.Row{"(no AMIs owned in this region)", "", "", "", "", "", ""})
@@ -179,7 +182,7 @@ func (a *app) renderOrphans(os []cleanup.SnapshotDecision) {
 		if o.Action == cleanup.ActionDeregister {
 			action = "delete"
 		}
-		t.AppendRow(table.Row{o.SnapshotID, o.ImageID, action, strings.Join(o.Reasons, "\n"), gib(o.SizeGiB)})
+		t.AppendRow(table.Row{o.SnapshotID, o.ImageID, action, cellLines(o.Reasons), gib(o.SizeGiB)})
 	}
 	a.renderTable(t)
 }

@@ -252,7 +252,7 @@ func (a *app) renderReportDoc(doc reportDocument, since time.Duration) error {
 		return writeJSON(a.io.Out, doc)
 	}
 	out := a.io.Out
-	fmt.Fprintf(out, "Cleanup reports (%s, log group %s)\n", doc.Region, doc.Sources["cleanup"])
+	fmt.Fprintf(out, "Cleanup reports (%s, log group %s)\n", escapeText(doc.Region), escapeText(doc.Sources["cleanup"]))
 	if len(doc.Cleanup) == 0 {
 		fmt.Fprintf(out, "  no cleanup summary in the last %s\n", since)
 	}
@@ -279,7 +279,7 @@ func (a *app) renderReportDoc(doc reportDocument, since time.Duration) error {
 		}
 		a.renderTable(dt)
 	}
-	fmt.Fprintf(out, "\nSharing audits (%s, log group %s)\n", doc.Region, doc.Sources["sharing"])
+	fmt.Fprintf(out, "\nSharing audits (%s, log group %s)\n", escapeText(doc.Region), escapeText(doc.Sources["sharing"]))
 	if len(doc.Sharing) == 0 {
 		fmt.Fprintf(out, "  no sharing audit in the last %s\n", since)
 	}
@@ -306,13 +306,16 @@ func (a *app) renderReportDoc(doc reportDocument, since time.Duration) error {
 	return nil
 }
 
-// str renders a JSON value for a table cell.
+// str renders a JSON value for a table cell or a line. The functions log
+// what the account's users wrote (names, tags, reasons quoting them): the
+// text is escaped (escapeText), so it prints on one line and sends nothing
+// to the terminal.
 func str(v any) string {
 	switch x := v.(type) {
 	case nil:
 		return ""
 	case string:
-		return x
+		return escapeText(x)
 	case float64, bool:
 		return fmt.Sprint(x)
 	case []any:
@@ -323,7 +326,7 @@ func str(v any) string {
 		return strings.Join(parts, "; ")
 	}
 	b, _ := json.Marshal(v)
-	return string(b)
+	return escapeText(string(b))
 }
 
 // num renders a JSON number (0 when absent).
