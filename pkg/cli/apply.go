@@ -203,7 +203,7 @@ func snapshotsText(rs []execute.SnapshotResult) string {
 		case s.Via == execute.ViaAlreadyGone:
 			lines = append(lines, s.SnapshotID+" already gone")
 		default:
-			lines = append(lines, s.SnapshotID+" NOT deleted: "+s.Error)
+			lines = append(lines, s.SnapshotID+" NOT deleted: "+escapeText(s.Error))
 		}
 	}
 	return strings.Join(lines, "\n")

@@ -553,7 +553,7 @@ func (a *app) renderTags(doc tagDocument) error {
 			if it.Outcome == tagger.OutcomeAudit {
 				outcome = "would tag"
 			}
-			t.AppendRow(table.Row{it.ImageID, it.Region, outcome, strings.Join(it.Evidence, "\n"), writesText(it.Writes), notesText(it)})
+			t.AppendRow(table.Row{it.ImageID, it.Region, outcome, cellLines(it.Evidence), writesText(it.Writes), notesText(it)})
 		}
 		a.renderTable(t)
 	}
@@ -569,9 +569,9 @@ func (a *app) renderTags(doc tagDocument) error {
 func writesText(ws []tagger.Write) string {
 	var b strings.Builder
 	for _, w := range ws {
-		fmt.Fprintf(&b, "on %s:\n", strings.Join(w.ResourceIDs, ", "))
+		fmt.Fprintf(&b, "on %s:\n", escapeText(strings.Join(w.ResourceIDs, ", ")))
 		for _, k := range slices.Sorted(maps.Keys(w.Tags)) {
-			fmt.Fprintf(&b, "  %s=%s\n", k, w.Tags[k])
+			fmt.Fprintf(&b, "  %s=%s\n", escapeText(k), escapeText(w.Tags[k]))
 		}
 	}
 	return strings.TrimSuffix(b.String(), "\n")
@@ -592,5 +592,5 @@ func notesText(it tagItem) string {
 		lines = append(lines, fmt.Sprintf("%s %s unverified: %s", s.ResourceID, s.Key, s.Reason))
 	}
 	lines = append(lines, it.Notes...)
-	return strings.Join(lines, "\n")
+	return cellLines(lines)
 }
