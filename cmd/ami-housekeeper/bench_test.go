@@ -128,6 +128,7 @@ func (r *emptyRecycleBin) take() map[string]int {
 
 func BenchmarkPlan5000(b *testing.B) {
 	ctx := context.Background()
+	bin := benchCLI(b)
 	seeded := time.Now()
 	m, _, err := emulator.StartStaleMoto(ctx, b.TempDir(), benchAccount, fleetRegion, benchAMIs)
 	if err != nil {
@@ -135,7 +136,6 @@ func BenchmarkPlan5000(b *testing.B) {
 	}
 	defer m.Stop()
 	b.Logf("moto holds %d stale AMIs (seeded and loaded in %s)", benchAMIs, time.Since(seeded).Round(time.Millisecond))
-	bin := benchCLI(b)
 
 	for _, tc := range []struct {
 		keepShared bool
