@@ -8,29 +8,29 @@
 //
 // Finding the AMI's snapshots. ListImagesInRecycleBin returns only the ID,
 // name, description and bin times of an AMI, not its block device mappings,
-// and DescribeImages does not show an AMI in the bin. The snapshots are
-// found three ways, all of which survive the bin:
-//   - the cleanup's delete-with tag: before deregistering, the cleanup tags
-//     every snapshot it will delete "ami-housekeeper:delete-with=<ami>/<seal>",
-//     and the tags of items in the bin can still be read (DescribeTags);
-//   - the snapshot's description: CreateImage and CopyImage describe the
-//     snapshots they make "... for ami-..." (ListSnapshotsInRecycleBin returns
-//     descriptions);
+// and DescribeImages does not show an AMI in the bin. Before the AMI is
+// back, its snapshots are known only by evidence that survives the bin:
+//   - the snapshot's description, when it is one EC2 writes for the AMI the
+//     snapshot was made for (CreateImage "Created by CreateImage(i-…) for
+//     ami-X …", CopyImage "Copied for DestinationAmi ami-X …";
+//     cleanup.DescribedImage); a copy's snapshots also name their SourceAmi,
+//     which they are not;
+//   - the cleanup's delete-with tag "ami-housekeeper:delete-with=<ami>/<seal>",
+//     but only when its seal opens with the records key: anyone with
+//     ec2:CreateTags can write the tag, so without the key it is a hint,
+//     shown and never acted on;
 //   - snapshot IDs the operator passes (--snapshot, from the cleanup's
 //     "cleanup decision" log line, snapshot_ids; `ami-housekeeper report`).
 //
-// None of these sees a snapshot whose retention already ended (its tags went
-// with it), so after restoring the AMI, Apply reads its block device mappings
-// (the authority) and restores, or reports gone, every snapshot they name.
-//
-// A seal is not checked: restoring only brings back what was removed, and
-// removing a record (by key) can never approve a removal.
+// That evidence only says what to expect, takes delete-with tags off and
+// refuses a restore whose known snapshot is gone. What comes back is decided
+// by the AMI itself: the image is restored first, then exactly the snapshots
+// its block device mappings name that are still in the bin (the same for an
+// AMI still registered).
 package restore
 
 import (
 	"fmt"
-	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -64,10 +64,14 @@ type Facts struct {
 	ImageRules, SnapshotRules []Rule
 	// RulesError is set when the rules could not be read.
 	RulesError string
+	// Account is the caller's account ("" when unknown): an AMI another
+	// account owns is not restored or tagged.
+	Account string
 }
 
 // Image is a registered AMI.
 type Image struct {
+	OwnerID     string
 	State       string
 	Deprecated  bool
 	Tags        map[string]string
@@ -90,8 +94,13 @@ type Snapshot struct {
 	// Because says how it is known to be the AMI's.
 	Because []string
 	// DeleteWith is set when it carries the cleanup's delete-with tag
-	// naming the AMI.
+	// naming the AMI (sealed or not).
 	DeleteWith bool
+	// Proven is set when something other than an unsealed delete-with tag
+	// says it is the AMI's: only then is it acted on before the AMI is back.
+	Proven bool
+	// Mapped is set when the registered AMI's block device mappings name it.
+	Mapped bool
 }
 
 // Rule is a Recycle Bin retention rule.
@@ -132,8 +141,11 @@ type Plan struct {
 	ProtectValue string `json:"protect_value,omitempty"`
 	// UntagSnapshots lose their delete-with tag before they are restored
 	// (tags can be changed in the bin), so no run can finish a removal.
+	// Only proven snapshots: an unsealed tag is a hint, left alone.
 	UntagSnapshots []string `json:"untag_snapshots,omitempty"`
-	// RestoreSnapshots come back first, then the image.
+	// RestoreSnapshots are the snapshots expected to come back once the
+	// image is registered. Apply restores exactly those the registered
+	// AMI's block device mappings name that are in the bin.
 	RestoreSnapshots []string `json:"restore_snapshots,omitempty"`
 	RestoreImage     bool     `json:"restore_image"`
 	// UnmarkKeys are the cleanup's record tags on the AMI, removed by key
@@ -157,6 +169,10 @@ func Decide(f Facts, protectTag, protectValue string, now time.Time) Plan {
 	p := Plan{ImageID: f.ImageID, Region: f.Region, Snapshots: f.Snapshots}
 	var tags map[string]string
 	switch {
+	case f.Image != nil && f.Image.OwnerID != "" && f.Account != "" && f.Image.OwnerID != f.Account:
+		p.Outcome = OutcomeUnrecoverable
+		p.Reasons = append(p.Reasons, fmt.Sprintf("%s is owned by %s, not by this account (%s): it is not ours to restore or protect", f.ImageID, f.Image.OwnerID, f.Account))
+		return p
 	case f.Image != nil:
 		tags = f.Image.Tags
 	case f.Bin != nil && now.Before(f.Bin.Leaves):
@@ -171,10 +187,14 @@ func Decide(f Facts, protectTag, protectValue string, now time.Time) Plan {
 	}
 	var gone []string
 	for _, s := range f.Snapshots {
+		if !s.Proven {
+			continue // a hint: shown, not acted on
+		}
 		switch {
 		case s.Where == Gone || (s.Where == InBin && !now.Before(s.Leaves)):
 			gone = append(gone, fmt.Sprintf("%s (known by %s)", s.ID, strings.Join(s.Because, ", ")))
-		case s.Where == InBin:
+		case s.Where == InBin && (f.Image == nil || s.Mapped):
+			// A registered AMI's mappings say which are its own.
 			p.RestoreSnapshots = append(p.RestoreSnapshots, s.ID)
 		}
 		if s.DeleteWith {
@@ -209,16 +229,19 @@ func Decide(f Facts, protectTag, protectValue string, now time.Time) Plan {
 			f.ImageID, f.Bin.Name, f.Bin.Entered.UTC().Format(time.RFC3339), f.Bin.Leaves.UTC().Format(time.RFC3339)))
 		switch n := len(p.RestoreSnapshots); {
 		case n > 0:
-			p.Reasons = append(p.Reasons, fmt.Sprintf("%d of its snapshots are in the Recycle Bin: restored first", n))
-		case len(f.Snapshots) == 0:
-			p.Reasons = append(p.Reasons, "no snapshot of it was found in the Recycle Bin (by the cleanup's delete-with tag or the snapshot description): its block device mappings are checked once it is back")
+			p.Reasons = append(p.Reasons, fmt.Sprintf("%d of its snapshots are in the Recycle Bin: the image comes back first, then the snapshots its block device mappings name", n))
+		default:
+			p.Reasons = append(p.Reasons, "no snapshot of it was proven in the Recycle Bin (by its EC2 description, a sealed delete-with tag or --snapshot): its block device mappings are checked once it is back")
+		}
+		if hints := hinted(f.Snapshots); len(hints) > 0 {
+			p.Reasons = append(p.Reasons, fmt.Sprintf("%s carry an unsealed delete-with tag naming it (a hint, not proof): left alone unless its block device mappings name them", strings.Join(hints, ", ")))
 		}
 		return p
 	}
 	if len(gone) > 0 {
 		p.Reasons = append(p.Reasons, fmt.Sprintf("its snapshot %s is gone: the AMI cannot launch (%s)", strings.Join(gone, ", "), snapshotRulesSay(f)))
 	}
-	if p.ProtectValue == "" && len(p.UnmarkKeys) == 0 && len(p.UntagSnapshots) == 0 {
+	if p.ProtectValue == "" && len(p.UnmarkKeys) == 0 && len(p.UntagSnapshots) == 0 && len(p.RestoreSnapshots) == 0 {
 		p.Outcome = OutcomeNothing
 		p.Reasons = append([]string{fmt.Sprintf("%s is registered (state %s), not in the Recycle Bin: already restored, or never removed", f.ImageID, f.Image.State)}, p.Reasons...)
 		return p
@@ -278,17 +301,19 @@ func StagesToUndo(img Image) Stages {
 	}
 }
 
-// namesImage reports whether a snapshot description names the AMI as its
-// source ("Created by CreateImage(i-…) for ami-…", "Copied for
-// DestinationAmi ami-…").
-func namesImage(description, imageID string) bool {
-	return slices.Contains(amiIDs.FindAllString(description, -1), imageID)
+// hinted are the snapshots known only by an unsealed delete-with tag.
+func hinted(snaps []Snapshot) []string {
+	var out []string
+	for _, s := range snaps {
+		if !s.Proven {
+			out = append(out, s.ID)
+		}
+	}
+	return out
 }
 
-var amiIDs = regexp.MustCompile(`\bami-[0-9a-f]{8,17}\b`)
-
 // deleteWithNames reports whether a delete-with tag value names the AMI
-// (the value is the AMI ID, sealed: "<ami>/<mac>").
+// (the value is the AMI ID, sealed: "<ami>/<mac>"); a hint, not proof.
 func deleteWithNames(value, imageID string) bool {
 	v, _, _ := strings.Cut(value, "/")
 	return v == imageID

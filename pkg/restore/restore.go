@@ -15,6 +15,7 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awsapi"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awserr"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/records"
 )
 
 // Restorer reads and restores AMIs in one region.
@@ -22,6 +23,12 @@ type Restorer struct {
 	EC2    awsapi.RestoreEC2
 	Rules  awsapi.RecycleBinAPI
 	Region string
+	// Account is the caller's account: an AMI another account owns is
+	// refused ("" skips the check).
+	Account string
+	// Key opens the cleanup's sealed delete-with tags; nil opens none, and
+	// every such tag is then a hint only.
+	Key *records.Key
 }
 
 // tagBatch is how many resource IDs one DescribeTags filter carries.
@@ -30,19 +37,23 @@ const tagBatch = 200
 // Inspect reads what is known about imageID; extra are snapshot IDs the
 // caller knows to be the AMI's (--snapshot).
 func (r *Restorer) Inspect(ctx context.Context, imageID string, extra []string) (Facts, error) {
-	f := Facts{ImageID: imageID, Region: r.Region}
+	f := Facts{ImageID: imageID, Region: r.Region, Account: r.Account}
 	img, err := r.describeImage(ctx, imageID)
 	if err != nil {
 		return f, err
 	}
 	f.Image = img
+	if img != nil && img.OwnerID != "" && r.Account != "" && img.OwnerID != r.Account {
+		return f, nil // not ours: Decide refuses; nothing more to read
+	}
 	if img == nil {
 		if f.Bin, err = r.binEntry(ctx, imageID); err != nil {
 			return f, err
 		}
 	}
 	snaps := map[string]*Snapshot{}
-	add := func(id string, where Where, because string) *Snapshot {
+	// proven says whether the evidence proves the snapshot is the AMI's.
+	add := func(id string, where Where, because string, proven bool) *Snapshot {
 		s := snaps[id]
 		if s == nil {
 			s = &Snapshot{ID: id, Where: where}
@@ -51,17 +62,19 @@ func (r *Restorer) Inspect(ctx context.Context, imageID string, extra []string) 
 		if !slices.Contains(s.Because, because) {
 			s.Because = append(s.Because, because)
 		}
+		s.Proven = s.Proven || proven
 		return s
 	}
 	if img != nil {
 		for _, id := range img.SnapshotIDs {
-			add(id, "", "block device mapping")
+			add(id, "", "block device mapping", true).Mapped = true
 		}
 	}
 	for _, id := range extra {
-		add(id, "", "--snapshot")
+		add(id, "", "--snapshot", true)
 	}
-	// The bin's snapshots: by description, and by the cleanup's tag.
+	// The bin's snapshots: by the EC2 description of the AMI they were
+	// made for, and by the cleanup's tag (proof only when sealed).
 	binned, err := r.binSnapshots(ctx)
 	if err != nil {
 		return f, err
@@ -69,8 +82,8 @@ func (r *Restorer) Inspect(ctx context.Context, imageID string, extra []string) 
 	binIDs := make([]string, 0, len(binned))
 	for id, info := range binned {
 		binIDs = append(binIDs, id)
-		if namesImage(aws.ToString(info.Description), imageID) {
-			add(id, InBin, "description")
+		if cleanup.DescribedImage(aws.ToString(info.Description)) == imageID {
+			add(id, InBin, "description", true)
 		}
 	}
 	slices.Sort(binIDs)
@@ -78,8 +91,12 @@ func (r *Restorer) Inspect(ctx context.Context, imageID string, extra []string) 
 	if err != nil {
 		return f, err
 	}
-	for _, id := range tagged {
-		add(id, InBin, "delete-with tag").DeleteWith = true
+	for id, sealed := range tagged {
+		because := "delete-with tag (sealed)"
+		if !sealed {
+			because = "delete-with tag (unsealed: a hint)"
+		}
+		add(id, InBin, because, sealed).DeleteWith = true
 	}
 	// Where is each one? The bin listing says for binned ones; the rest are
 	// in the account or gone.
@@ -104,7 +121,7 @@ func (r *Restorer) Inspect(ctx context.Context, imageID string, extra []string) 
 	if err != nil {
 		return f, err
 	}
-	for _, id := range tagged {
+	for id := range tagged {
 		snaps[id].DeleteWith = true
 	}
 	for _, s := range snaps {
@@ -142,7 +159,7 @@ func (r *Restorer) describeImage(ctx context.Context, imageID string) (*Image, e
 		if aws.ToString(im.ImageId) != imageID {
 			continue
 		}
-		img := &Image{State: string(im.State), Deprecated: aws.ToString(im.DeprecationTime) != "", Tags: tagMap(im.Tags)}
+		img := &Image{OwnerID: aws.ToString(im.OwnerId), State: string(im.State), Deprecated: aws.ToString(im.DeprecationTime) != "", Tags: tagMap(im.Tags)}
 		for _, m := range im.BlockDeviceMappings {
 			if m.Ebs != nil && m.Ebs.SnapshotId != nil && !slices.Contains(img.SnapshotIDs, *m.Ebs.SnapshotId) {
 				img.SnapshotIDs = append(img.SnapshotIDs, *m.Ebs.SnapshotId)
@@ -196,17 +213,21 @@ func (r *Restorer) binSnapshots(ctx context.Context) (map[string]types.SnapshotR
 	return out, nil
 }
 
-// deleteWith returns those of ids whose delete-with tag names imageID.
-func (r *Restorer) deleteWith(ctx context.Context, ids []string, imageID string) ([]string, error) {
+// deleteWith returns those of ids whose delete-with tag names imageID, each
+// with whether its seal opens with r.Key for imageID.
+func (r *Restorer) deleteWith(ctx context.Context, ids []string, imageID string) (map[string]bool, error) {
 	tags, err := r.tags(ctx, ids, []string{cleanup.TagDeleteWith})
 	if err != nil {
 		return nil, err
 	}
-	var out []string
+	out := map[string]bool{}
 	for _, t := range tags {
-		if deleteWithNames(aws.ToString(t.Value), imageID) {
-			out = append(out, aws.ToString(t.ResourceId))
+		id, value := aws.ToString(t.ResourceId), aws.ToString(t.Value)
+		if !deleteWithNames(value, imageID) {
+			continue
 		}
+		v, ok := r.Key.Open(cleanup.TagDeleteWith, id, value)
+		out[id] = ok && v == imageID
 	}
 	return out, nil
 }
@@ -313,8 +334,9 @@ func (r Result) Failed() bool {
 
 // Apply carries out p: protect tag first (so no sweep takes the AMI while
 // the rest is done; tags can be written in the bin), delete-with tags off
-// the snapshots, snapshots restored, then the image; once it is back, its
-// block device mappings are checked, the stages the cleanup recorded are
+// the proven snapshots, then the image; once it is registered, exactly the
+// snapshots its block device mappings name that are in the bin are
+// restored (those gone are reported), the stages the cleanup recorded are
 // undone, and its records removed. A failed call stops everything after
 // it, except that the result says what was done.
 func (r *Restorer) Apply(ctx context.Context, p Plan) (Result, error) {
@@ -346,12 +368,8 @@ func (r *Restorer) Apply(ctx context.Context, p Plan) (Result, error) {
 			return res, err
 		}
 	}
-	for _, id := range p.RestoreSnapshots {
-		_, err := r.EC2.RestoreSnapshotFromRecycleBin(ctx, &ec2.RestoreSnapshotFromRecycleBinInput{SnapshotId: aws.String(id)})
-		if err := step("restore-snapshot", id, err); err != nil {
-			return res, err
-		}
-	}
+	// The image first: its block device mappings then say exactly which
+	// snapshots are its own (p.RestoreSnapshots is only what is expected).
 	if p.RestoreImage {
 		_, err := r.EC2.RestoreImageFromRecycleBin(ctx, &ec2.RestoreImageFromRecycleBinInput{ImageId: aws.String(p.ImageID)})
 		if err := step("restore-image", p.ImageID, err); err != nil {
@@ -396,8 +414,9 @@ func (r *Restorer) Apply(ctx context.Context, p Plan) (Result, error) {
 	return res, nil
 }
 
-// checkSnapshots reads the restored AMI's own list of snapshots: one still
-// in the bin (not found before) is restored now, one gone is reported.
+// checkSnapshots reads the registered AMI's own list of snapshots, the
+// authority on which are its: one in the bin is restored, one gone is
+// reported. No other snapshot is touched.
 func (r *Restorer) checkSnapshots(ctx context.Context, img *Image, res *Result, step func(string, string, error) error) error {
 	var unknown []string
 	for _, id := range img.SnapshotIDs {

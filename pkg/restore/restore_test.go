@@ -19,8 +19,12 @@ import (
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/fake"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/records"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/restore"
 )
+
+// key is the records key the cleanup sealed its delete-with tags with.
+var key = records.NewKey([]byte("restore-unit-test-key"))
 
 const (
 	ami        = "ami-0123456789abcdef0"
@@ -70,7 +74,7 @@ func removed(t *testing.T, rs []fake.BinRule) (*fake.RecycleBin, *fake.Clock) {
 	ctx := context.Background()
 	for _, s := range []string{"snap-1", "snap-2"} {
 		if _, err := f.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{s},
-			Tags: []types.Tag{{Key: aws.String(cleanup.TagDeleteWith), Value: aws.String(ami + "/3c3c")}}}); err != nil {
+			Tags: []types.Tag{{Key: aws.String(cleanup.TagDeleteWith), Value: aws.String(key.Seal(cleanup.TagDeleteWith, s, ami))}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -88,7 +92,11 @@ func removed(t *testing.T, rs []fake.BinRule) (*fake.RecycleBin, *fake.Clock) {
 
 func run(t *testing.T, f *fake.RecycleBin, clock *fake.Clock, extra ...string) (restore.Plan, restore.Result, error) {
 	t.Helper()
-	r := &restore.Restorer{EC2: f, Rules: f, Region: "eu-west-1"}
+	return runWith(t, &restore.Restorer{EC2: f, Rules: f, Region: "eu-west-1", Account: "123456789012", Key: key}, clock, extra...)
+}
+
+func runWith(t *testing.T, r *restore.Restorer, clock *fake.Clock, extra ...string) (restore.Plan, restore.Result, error) {
+	t.Helper()
 	facts, err := r.Inspect(context.Background(), ami, extra)
 	if err != nil {
 		t.Fatalf("inspect: %v", err)
@@ -149,12 +157,13 @@ func TestRestoreBringsBackImageAndSnapshotsAndKeepsIt(t *testing.T) {
 	if !f.InBin("snap-other") {
 		t.Error("an unrelated snapshot was restored")
 	}
-	// Order: protected first, delete-with off, snapshots, then the image.
+	// Order: protected first, delete-with off, the image, then the
+	// snapshots its mappings name.
 	var order []string
 	for _, s := range res.Steps {
 		order = append(order, s.Action)
 	}
-	want := []string{"protect", "remove-delete-with", "restore-snapshot", "restore-snapshot", "restore-image", "enable", "cancel-deprecation", "unmark"}
+	want := []string{"protect", "remove-delete-with", "restore-image", "restore-snapshot", "restore-snapshot", "enable", "cancel-deprecation", "unmark"}
 	if !slices.Equal(order, want) {
 		t.Errorf("steps = %v, want %v", order, want)
 	}
@@ -306,5 +315,100 @@ func TestRegisteredAndMarkedIsKept(t *testing.T) {
 	}
 	if f.Calls["RestoreImageFromRecycleBin"] != 0 || f.Calls["EnableImage"] != 0 || len(res.Steps) != 2 {
 		t.Errorf("calls %v, steps %+v", f.Calls, res.Steps)
+	}
+}
+
+// Without the records key (or with a forged seal) a delete-with tag is a
+// hint: shown, its tag left alone, nothing restored for it. A copy's
+// snapshot names the AMI as SourceAmi: not the AMI's. The image's own
+// mappings still bring back both its snapshots.
+func TestOnlyTheAMIsSnapshotsComeBack(t *testing.T) {
+	for _, withKey := range []bool{false, true} {
+		f, clock := removed(t, rules(7, 7))
+		ctx := context.Background()
+		f.Snapshots["snap-copy"] = &types.Snapshot{SnapshotId: aws.String("snap-copy"), State: types.SnapshotStateCompleted,
+			Description: aws.String("Copied for DestinationAmi ami-0ccccccccccccccc0 from SourceAmi " + ami + " for SourceSnapshot snap-1. Task created on 1,700,000,000,000.")}
+		f.Snapshots["snap-forged"] = &types.Snapshot{SnapshotId: aws.String("snap-forged"), State: types.SnapshotStateCompleted,
+			Description: aws.String("customer data"), Tags: []types.Tag{{Key: aws.String(cleanup.TagDeleteWith), Value: aws.String(ami + "/0000")}}}
+		for _, s := range []string{"snap-copy", "snap-forged"} {
+			if _, err := f.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: aws.String(s)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := &restore.Restorer{EC2: f, Rules: f, Region: "eu-west-1", Account: "123456789012"}
+		if withKey {
+			r.Key = key
+		}
+		p, res, err := runWith(t, r, clock)
+		if err != nil || res.Failed() {
+			t.Fatalf("key %v: %v %+v", withKey, err, res)
+		}
+		wantUntag := []string{"snap-1"} // proven by its description only
+		if withKey {
+			wantUntag = []string{"snap-1", "snap-2"} // and sealed tags
+		}
+		if !slices.Equal(p.UntagSnapshots, wantUntag) || slices.Contains(p.RestoreSnapshots, "snap-forged") || slices.Contains(p.RestoreSnapshots, "snap-copy") {
+			t.Errorf("key %v: untag %v, restore %v; want untag %v and neither snap-copy nor snap-forged", withKey, p.UntagSnapshots, p.RestoreSnapshots, wantUntag)
+		}
+		for _, s := range []string{"snap-1", "snap-2"} {
+			if f.Snapshots[s] == nil || f.InBin(s) {
+				t.Errorf("key %v: %s (in the mappings) was not restored", withKey, s)
+			}
+		}
+		for _, s := range []string{"snap-copy", "snap-forged", "snap-other"} {
+			if !f.InBin(s) {
+				t.Errorf("key %v: %s is not the AMI's, but left the bin", withKey, s)
+			}
+		}
+		if f.BinTags("snap-forged")[cleanup.TagDeleteWith] == "" {
+			t.Errorf("key %v: the forged tag was removed", withKey)
+		}
+	}
+}
+
+// An AMI still registered: only the snapshots its mappings name come out
+// of the bin; a copy's snapshot naming it as SourceAmi stays.
+func TestKeepRestoresOnlyMappedSnapshots(t *testing.T) {
+	f := fake.NewRecycleBin(rules(7, 7)...)
+	clock := fake.NewClock(start)
+	f.Clock = clock
+	ctx := context.Background()
+	f.Snapshots["snap-1"] = &types.Snapshot{SnapshotId: aws.String("snap-1"), State: types.SnapshotStateCompleted, Description: aws.String("Created by CreateImage(i-0abc) for " + ami)}
+	f.Snapshots["snap-copy"] = &types.Snapshot{SnapshotId: aws.String("snap-copy"), State: types.SnapshotStateCompleted,
+		Description: aws.String("Copied for DestinationAmi ami-0ccccccccccccccc0 from SourceAmi " + ami + " for SourceSnapshot snap-1.")}
+	for _, s := range []string{"snap-1", "snap-copy"} {
+		if _, err := f.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: aws.String(s)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Registered again (an earlier restore brought the image back only).
+	f.Images[ami] = &types.Image{ImageId: aws.String(ami), OwnerId: aws.String("123456789012"), State: types.ImageStateAvailable,
+		BlockDeviceMappings: []types.BlockDeviceMapping{{DeviceName: aws.String("/dev/xvda"), Ebs: &types.EbsBlockDevice{SnapshotId: aws.String("snap-1")}}},
+		Tags:                []types.Tag{{Key: aws.String(protectTag), Value: aws.String("earlier")}}}
+	p, res, err := run(t, f, clock)
+	if err != nil || res.Failed() {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if p.Outcome != restore.OutcomeKeep || !slices.Equal(p.RestoreSnapshots, []string{"snap-1"}) {
+		t.Fatalf("plan = %+v", p)
+	}
+	if f.InBin("snap-1") || !f.InBin("snap-copy") {
+		t.Errorf("snap-1 in bin %v (want restored), snap-copy in bin %v (want kept there)", f.InBin("snap-1"), f.InBin("snap-copy"))
+	}
+}
+
+// Another account's AMI is refused, untouched.
+func TestForeignAMIRefused(t *testing.T) {
+	f := fake.NewRecycleBin(rules(7, 7)...)
+	clock := fake.NewClock(start)
+	f.Clock = clock
+	f.Images[ami] = &types.Image{ImageId: aws.String(ami), OwnerId: aws.String("999999999999"), State: types.ImageStateAvailable,
+		Tags: []types.Tag{{Key: aws.String(cleanup.TagDeleteAfter), Value: aws.String("2026-05-09/abab")}}}
+	p, _, err := run(t, f, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Outcome != restore.OutcomeUnrecoverable || !strings.Contains(strings.Join(p.Reasons, "\n"), "owned by 999999999999") || mutations(f) != 0 {
+		t.Errorf("plan %+v, %d changing calls", p, mutations(f))
 	}
 }
