@@ -161,6 +161,23 @@ func (a *app) awsConfig(ctx context.Context) (aws.Config, error) {
 	return cfg, nil
 }
 
+// connect builds the SDK configuration, resolves the regions and asks who
+// the caller is: what every command that reads the account starts with. An
+// empty configured region becomes the first target region.
+func (a *app) connect(ctx context.Context) (cfg aws.Config, regions []string, acct string, err error) {
+	if cfg, err = a.awsConfig(ctx); err != nil {
+		return cfg, nil, "", err
+	}
+	if regions, err = a.targetRegions(ctx, cfg); err != nil {
+		return cfg, nil, "", err
+	}
+	if cfg.Region == "" {
+		cfg.Region = regions[0]
+	}
+	acct, err = account(ctx, cfg)
+	return cfg, regions, acct, err
+}
+
 // account returns the caller's account ID.
 func account(ctx context.Context, cfg aws.Config) (string, error) {
 	out, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})

@@ -59,21 +59,11 @@ type cleanupRun struct {
 // and derives the records key when keyID is set. Flags and policy must be
 // checked before: from here on, AWS is called.
 func (a *app) startCleanup(ctx context.Context, keyID string) (*cleanupRun, error) {
-	cfg, err := a.awsConfig(ctx)
+	cfg, regions, acct, err := a.connect(ctx)
 	if err != nil {
 		return nil, err
 	}
-	regions, err := a.targetRegions(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.Region == "" {
-		cfg.Region = regions[0]
-	}
-	r := &cleanupRun{cfg: cfg, clients: awsapi.NewClients(cfg), regions: regions}
-	if r.account, err = account(ctx, cfg); err != nil {
-		return nil, err
-	}
+	r := &cleanupRun{cfg: cfg, clients: awsapi.NewClients(cfg), regions: regions, account: acct}
 	if keyID != "" {
 		// A key ARN names its region; an ID or alias lives in the
 		// configuration's region, as the functions' key does.

@@ -89,15 +89,7 @@ func (a *app) auditSharing(ctx context.Context, enforce, useTrail bool) error {
 		// Decided before any AWS call: the question could not be asked.
 		return usageError("audit-sharing --enforce: refusing without a terminal; give --yes to proceed")
 	}
-	cfg, err := a.awsConfig(ctx)
-	if err != nil {
-		return err
-	}
-	regions, err := a.targetRegions(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	acct, err := account(ctx, cfg)
+	cfg, regions, acct, err := a.connect(ctx)
 	if err != nil {
 		return err
 	}

@@ -137,15 +137,7 @@ func (a *app) tag(ctx context.Context, ids []string, dryRun, useTrail bool) erro
 		// Decided before any AWS call: the question could not be asked.
 		return usageError("tag: refusing without a terminal; give --yes to proceed (or --dry-run to only show)")
 	}
-	cfg, err := a.awsConfig(ctx)
-	if err != nil {
-		return err
-	}
-	regions, err := a.targetRegions(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	acct, err := account(ctx, cfg)
+	cfg, regions, acct, err := a.connect(ctx)
 	if err != nil {
 		return err
 	}
