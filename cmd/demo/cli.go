@@ -12,12 +12,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	rbtypes "github.com/aws/aws-sdk-go-v2/service/rbin/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cli"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/emulator"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/fake"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/records"
 )
 
 // operating runs the operator CLI, the binary make build-host built, on the
@@ -115,7 +117,7 @@ func restoring(ctx context.Context, cfg aws.Config, policyFile string, img types
 	if _, err := bin.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: img.ImageId, DeleteAssociatedSnapshots: aws.Bool(true)}); err != nil {
 		return err
 	}
-	caller := sts.NewFromConfig(cfg)
+	caller, keys := sts.NewFromConfig(cfg), kms.NewFromConfig(cfg)
 	cli.RestoreBackendForTests = func(string) cli.RestoreBackend {
 		return cli.RestoreBackend{EC2: bin, RecycleBin: bin, Caller: func(ctx context.Context) (string, error) {
 			out, err := caller.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
@@ -123,10 +125,13 @@ func restoring(ctx context.Context, cfg aws.Config, policyFile string, img types
 				return "", err
 			}
 			return aws.ToString(out.Arn), nil
+		}, RecordsKey: func(ctx context.Context, keyID string) (*records.Key, error) {
+			return records.Derive(ctx, keys, keyID) // moto's KMS holds the records key
 		}}
 	}
 	defer func() { cli.RestoreBackendForTests = nil }()
-	args := []string{"restore", id, "--policy", policyFile, "--region", region, "--reason", "web 08-01 still serves the canary", "--yes"}
+	args := []string{"restore", id, "--policy", policyFile, "--records-key", emulator.RecordsKeyAlias, "--region", region,
+		"--reason", "web 08-01 still serves the canary", "--yes"}
 	// Echoed as the other commands are: the policy file by its name.
 	say("\n$ ami-housekeeper %s", strings.ReplaceAll(strings.Join(quoted(args), " "), policyFile, filepath.Base(policyFile)))
 	if code := cli.Main(ctx, args, cli.IO{In: strings.NewReader(""), Out: os.Stdout, Err: os.Stdout,
@@ -135,6 +140,11 @@ func restoring(ctx context.Context, cfg aws.Config, policyFile string, img types
 	}
 	if got := bin.Images[id]; got == nil || got.State != types.ImageStateAvailable {
 		return fmt.Errorf("%s is not back in the fake", id)
+	}
+	for _, sn := range snaps {
+		if bin.Snapshots[aws.ToString(sn.SnapshotId)] == nil {
+			return fmt.Errorf("snapshot %s of %s is not back in the fake", aws.ToString(sn.SnapshotId), id)
+		}
 	}
 	return nil
 }
