@@ -4,13 +4,9 @@ package main_test
 // since a confirmation needs a terminal, which a pipe to the binary is not).
 
 import (
-	"bytes"
 	"context"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -21,41 +17,23 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/emulator"
 )
 
-// onFirstRead runs fn when the operator starts answering (the preview is
-// on the screen), then answers.
-type onFirstRead struct {
-	once   sync.Once
-	fn     func()
-	answer *strings.Reader
-}
-
-func (r *onFirstRead) Read(p []byte) (int, error) {
-	r.once.Do(r.fn)
-	return r.answer.Read(p)
-}
-
 // While the prompt waits, someone takes the protect tag off an AMI the
 // preview showed as kept. The operator answers y to the plan they saw: the
 // newly unprotected AMI is not removed, and the output says why.
 func TestApplyMakesOnlyTheConfirmedChanges(t *testing.T) {
 	f := newCleanupFleet(t)
 	pol := writePolicy(t, emulator.FleetPolicy("enforce"))
-	for _, kv := range append(f.env(), "AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE="+filepath.Join(t.TempDir(), "none"),
-		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(t.TempDir(), "none")) {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	in := &onFirstRead{answer: strings.NewReader("y\n"), fn: func() {
+	in := &answerAfter{answer: "y\n", meanwhile: func() {
 		if _, err := f.ec2.DeleteTags(context.Background(), &ec2.DeleteTagsInput{Resources: []string{emulator.FleetAMIProtected},
 			Tags: []types.Tag{{Key: aws.String("ami-housekeeper:keep")}}}); err != nil {
 			t.Error(err)
 		}
 	}}
-	var out, errOut bytes.Buffer
-	code := cli.Main(context.Background(), []string{"apply", "--policy", pol}, cli.IO{In: in, Out: &out, Err: &errOut, Terminal: true, Getenv: os.Getenv})
-	preview, after, _ := strings.Cut(out.String(), "[y/N]")
+	r := runOnTerminal(t, f.env(), in, "apply", "--policy", pol)
+	code, out, errOut := r.code, r.stdout, r.stderr
+	preview, after, _ := strings.Cut(out, "[y/N]")
 	if code != cli.ExitOK || strings.Contains(preview, emulator.FleetAMIProtected) {
-		t.Fatalf("exit %d; preview lists %s: %v\n%s\n%s", code, emulator.FleetAMIProtected, strings.Contains(preview, emulator.FleetAMIProtected), out.String(), errOut.String())
+		t.Fatalf("exit %d; preview lists %s: %v\n%s\n%s", code, emulator.FleetAMIProtected, strings.Contains(preview, emulator.FleetAMIProtected), out, errOut)
 	}
 	images := f.images(t)
 	if !slices.Contains(images, emulator.FleetAMIProtected) {

@@ -31,7 +31,6 @@ import (
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/sweep"
-	"github.com/ami-housekeeper/ami-housekeeper/pkg/cli"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/emulator"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/records"
 )
@@ -542,17 +541,10 @@ func TestCleanupPlanOneRegionFailsTheOtherCompletes(t *testing.T) {
 func TestCleanupApplyAsksOnATerminal(t *testing.T) {
 	f := newCleanupFleet(t)
 	pol := writePolicy(t, emulator.FleetPolicy("enforce"))
-	for _, kv := range append(f.env(), "AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE="+filepath.Join(t.TempDir(), "none"),
-		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(t.TempDir(), "none")) {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
 	imagesBefore, snapsBefore := f.images(t), f.snapshots(t)
 	run := func(answer string) (int, string, string) {
-		var out, errOut bytes.Buffer
-		code := cli.Main(context.Background(), []string{"apply", "--policy", pol},
-			cli.IO{In: strings.NewReader(answer), Out: &out, Err: &errOut, Terminal: true, Getenv: os.Getenv})
-		return code, out.String(), errOut.String()
+		r := runOnTerminal(t, f.env(), strings.NewReader(answer), "apply", "--policy", pol)
+		return r.code, r.stdout, r.stderr
 	}
 
 	code, out, errOut := run("n\n")

@@ -8,18 +8,12 @@ package main_test
 // and filters by stream and time.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,69 +26,13 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/emulator"
 )
 
-var (
-	reportBinOnce sync.Once
-	reportBinPath string
-	reportBinErr  error
-)
-
-// reportCLI returns the CLI binary: HOUSEKEEPER_CLI_BIN, or built once.
-func reportCLI(t *testing.T) string {
-	t.Helper()
-	reportBinOnce.Do(func() {
-		if p := os.Getenv("HOUSEKEEPER_CLI_BIN"); p != "" {
-			reportBinPath = p
-			return
-		}
-		dir, err := os.MkdirTemp("", "ami-housekeeper-report-test")
-		if err != nil {
-			reportBinErr = err
-			return
-		}
-		reportBinPath = filepath.Join(dir, "ami-housekeeper")
-		if out, err := exec.Command("go", "build", "-o", reportBinPath, ".").CombinedOutput(); err != nil {
-			reportBinErr = fmt.Errorf("building the CLI: %w\n%s", err, out)
-		}
-	})
-	if reportBinErr != nil {
-		t.Fatal(reportBinErr)
-	}
-	return reportBinPath
-}
-
-type binRun struct {
-	code        int
-	out, errOut string
-}
-
-// runReportBin runs the binary with env only (no profile, no terminal).
-func runReportBin(t *testing.T, bin string, env []string, args ...string) binRun {
-	t.Helper()
-	home := t.TempDir()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + home,
-		"AWS_CONFIG_FILE=" + filepath.Join(home, "config"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "credentials"),
-		"AWS_EC2_METADATA_DISABLED=true", "NO_COLOR=1"}, env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%v: exit %d\n--- stdout\n%s--- stderr\n%s", args, code, stdout.String(), stderr.String())
-	return binRun{code, stdout.String(), stderr.String()}
-}
-
 // counted is one run against a server that fails the test on any request.
 type counted struct {
 	code int
 	err  string
 }
 
-func runCounted(t *testing.T, bin string, args ...string) counted {
+func runCounted(t *testing.T, args ...string) counted {
 	t.Helper()
 	var calls atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -102,12 +40,12 @@ func runCounted(t *testing.T, bin string, args ...string) counted {
 		w.WriteHeader(http.StatusInternalServerError)
 	}))
 	defer srv.Close()
-	r := runReportBin(t, bin, []string{"AWS_ENDPOINT_URL=" + srv.URL, "AWS_REGION=eu-west-1",
+	r := runCLI(t, []string{"AWS_ENDPOINT_URL=" + srv.URL, "AWS_REGION=eu-west-1",
 		"AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing"}, args...)
 	if n := calls.Load(); n != 0 {
 		t.Errorf("%d AWS request(s) for bad usage", n)
 	}
-	return counted{r.code, r.errOut}
+	return counted{r.code, r.stderr}
 }
 
 const (
@@ -188,7 +126,6 @@ func seedReports(t *testing.T, m *emulator.Moto) {
 }
 
 func TestReportCommand(t *testing.T) {
-	bin := reportCLI(t)
 	m, err := emulator.StartMoto(context.Background(), emulator.MotoOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -198,27 +135,27 @@ func TestReportCommand(t *testing.T) {
 	env := m.Env(reportRegion)
 
 	t.Run("table: newest run, its changes only, the audit", func(t *testing.T) {
-		r := runReportBin(t, bin, env, "report")
+		r := runCLI(t, env, "report")
 		if r.code != cli.ExitOK {
 			t.Fatalf("exit %d", r.code)
 		}
 		for _, want := range []string{cleanupGroup, sharingGroup, "ami-0000000000000000c", "snap-0000000000000000c", "deregister",
 			"recoverable until: 2026-05-08", "210987654321", "revoked"} {
-			if !strings.Contains(r.out, want) {
+			if !strings.Contains(r.stdout, want) {
 				t.Errorf("output lacks %q", want)
 			}
 		}
 		// The old run's decision, the no-change decision and the
 		// event-driven sharing line are not this report's.
 		for _, not := range []string{"ami-0000000000000000a", "ami-0000000000000000b", "ami-0000000000000000e"} {
-			if strings.Contains(r.out, not) {
+			if strings.Contains(r.stdout, not) {
 				t.Errorf("output shows %s", not)
 			}
 		}
 	})
 
 	t.Run("json: newest first, lines as emitted", func(t *testing.T) {
-		r := runReportBin(t, bin, env, "report", "--last", "2", "--all-decisions", "-o", "json")
+		r := runCLI(t, env, "report", "--last", "2", "--all-decisions", "-o", "json")
 		var doc struct {
 			Cleanup []struct {
 				Summary   map[string]any   `json:"summary"`
@@ -228,7 +165,7 @@ func TestReportCommand(t *testing.T) {
 				Audit map[string]any `json:"audit"`
 			} `json:"sharing"`
 		}
-		if err := json.Unmarshal([]byte(r.out), &doc); err != nil || r.code != cli.ExitOK {
+		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || r.code != cli.ExitOK {
 			t.Fatalf("exit %d, %v", r.code, err)
 		}
 		if len(doc.Cleanup) != 2 || doc.Cleanup[0].Summary["deregistered"] != 1.0 || doc.Cleanup[1].Summary["deregistered"] != 0.0 {
@@ -246,19 +183,19 @@ func TestReportCommand(t *testing.T) {
 	})
 
 	t.Run("markdown", func(t *testing.T) {
-		r := runReportBin(t, bin, env, "report", "-o", "markdown")
-		if r.code != cli.ExitOK || !strings.Contains(r.out, "| ami-0000000000000000c |") {
+		r := runCLI(t, env, "report", "-o", "markdown")
+		if r.code != cli.ExitOK || !strings.Contains(r.stdout, "| ami-0000000000000000c |") {
 			t.Errorf("exit %d, want a markdown row for the deregistered AMI", r.code)
 		}
 	})
 
 	t.Run("log groups named outright; none found", func(t *testing.T) {
-		r := runReportBin(t, bin, env, "report", "--cleanup-log-group", cleanupGroup, "--sharing-log-group", sharingGroup, "--since", "1h")
-		if r.code != cli.ExitOK || !strings.Contains(r.out, "no cleanup summary in the last 1h0m0s") {
+		r := runCLI(t, env, "report", "--cleanup-log-group", cleanupGroup, "--sharing-log-group", sharingGroup, "--since", "1h")
+		if r.code != cli.ExitOK || !strings.Contains(r.stdout, "no cleanup summary in the last 1h0m0s") {
 			t.Errorf("--since 1h: exit %d", r.code)
 		}
-		r = runReportBin(t, bin, env, "report", "--stack", "Other")
-		if r.code != cli.ExitError || !strings.Contains(r.errOut, `no log group starts with "Other-CleanupLogGroup"`) {
+		r = runCLI(t, env, "report", "--stack", "Other")
+		if r.code != cli.ExitError || !strings.Contains(r.stderr, `no log group starts with "Other-CleanupLogGroup"`) {
 			t.Errorf("unknown stack: exit %d", r.code)
 		}
 	})
@@ -273,7 +210,6 @@ func decisionIDs(ds []map[string]any) string {
 }
 
 func TestReportBadUsage(t *testing.T) {
-	bin := reportCLI(t)
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -284,7 +220,7 @@ func TestReportBadUsage(t *testing.T) {
 		{[]string{"report", "extra"}, "accepts 0 arg(s)"},
 		{[]string{"report", "--output", "yaml"}, "--output"},
 	} {
-		r := runCounted(t, bin, tc.args...)
+		r := runCounted(t, tc.args...)
 		if r.code != cli.ExitUsage || !strings.Contains(r.err, tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, r.code, r.err, tc.want)
 		}

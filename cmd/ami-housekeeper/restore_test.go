@@ -176,7 +176,6 @@ func TestRestoreCommandUnrecoverable(t *testing.T) {
 
 // Bad usage: exit 2, and not one request reaches AWS.
 func TestRestoreBadUsage(t *testing.T) {
-	bin := reportCLI(t)
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -192,7 +191,7 @@ func TestRestoreBadUsage(t *testing.T) {
 		{"reason too long", []string{"restore", restoreAMI, "--region", "eu-west-1", "--reason", strings.Repeat("é", 129), "--yes"}, "--reason is 129 characters; at most 128"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := runCounted(t, bin, tc.args...)
+			r := runCounted(t, tc.args...)
 			if r.code != cli.ExitUsage || !strings.Contains(r.err, tc.want) {
 				t.Errorf("exit %d, stderr %q: want 2 and %q", r.code, r.err, tc.want)
 			}

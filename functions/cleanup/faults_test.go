@@ -42,18 +42,6 @@ const faultSeed = 20351478
 // maxScheduledRuns is how many scheduled invocations the faulty run gets.
 const maxScheduledRuns = 3
 
-// scenarioSeed is faultSeed, or the seed HOUSEKEEPER_FAULT_SEED gives.
-func scenarioSeed(t *testing.T) uint64 {
-	seed, err := emulator.ScenarioSeed(faultSeed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if seed != faultSeed {
-		t.Logf("seed %d", seed)
-	}
-	return seed
-}
-
 // cleanupRun is one pass of the scenario.
 type cleanupRun struct {
 	// state maps a logical resource name (an AMI ID, which the fixture
@@ -85,7 +73,7 @@ func TestFaultsCleanupEndsInTheFaultFreeState(t *testing.T) {
 		t.Fatalf("fault-free run left %d resources, want %d: %v", len(direct.state), 2*(len(emulator.FleetAMIs)-2), slices.Sorted(maps.Keys(direct.state)))
 	}
 
-	cfg := emulator.ScenarioFaults(scenarioSeed(t))
+	cfg := emulator.ScenarioFaults(emulator.ScenarioSeed(t, faultSeed))
 	faulty := runCleanupScenario(t, &cfg)
 	t.Logf("fault run: %d scheduled invocations, errors %v, summaries %+v", faulty.invocations, faulty.errors, faulty.summaries)
 

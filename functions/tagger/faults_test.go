@@ -32,18 +32,6 @@ import (
 // their client saw the connection drop (the test checks that it did).
 const faultSeed = 20261129
 
-// scenarioSeed is faultSeed, or the seed HOUSEKEEPER_FAULT_SEED gives.
-func scenarioSeed(t *testing.T) uint64 {
-	seed, err := emulator.ScenarioSeed(faultSeed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if seed != faultSeed {
-		t.Logf("seed %d", seed)
-	}
-	return seed
-}
-
 const faultPolicy = `
 version: 1
 tagging:
@@ -76,7 +64,7 @@ func TestFaultsTaggerEndsInTheFaultFreeState(t *testing.T) {
 	if err := moto.Reset(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	proxy, err := emulator.StartFaultProxy(moto.URL, emulator.ScenarioFaults(scenarioSeed(t)))
+	proxy, err := emulator.StartFaultProxy(moto.URL, emulator.ScenarioFaults(emulator.ScenarioSeed(t, faultSeed)))
 	if err != nil {
 		t.Fatal(err)
 	}

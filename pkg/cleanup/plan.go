@@ -489,7 +489,7 @@ func (pl *planner) keepReasons(i int, withShares, sharesAtRemoval bool) []string
 	case f.famWhy != "":
 		keep = append(keep, f.famWhy)
 	case f.rank > 0 && int(f.rank) <= r.KeepNewest:
-		keep = append(keep, "newest "+strconv.Itoa(r.KeepNewest)+" of family "+f.family+" ("+ordinal(int(f.rank))+")")
+		keep = append(keep, "newest "+strconv.Itoa(r.KeepNewest)+" of family "+f.family+" ("+Ordinal(int(f.rank))+")")
 	}
 	switch {
 	case img.CreationDate.IsZero():
@@ -534,9 +534,9 @@ func (pl *planner) goReasons(i int, sharesAtRemoval bool) []string {
 		out = append(out, "created "+ago(pl.now, img.CreationDate))
 	}
 	if r.KeepNewest > 0 {
-		out = append(out, "not among the newest "+strconv.Itoa(r.KeepNewest)+" of family "+f.family+" ("+ordinal(int(f.rank))+")")
+		out = append(out, "not among the newest "+strconv.Itoa(r.KeepNewest)+" of family "+f.family+" ("+Ordinal(int(f.rank))+")")
 	} else {
-		out = append(out, fmt.Sprintf("keep_newest is 0 (%s newest of family %s)", ordinal(int(f.rank)), f.family))
+		out = append(out, fmt.Sprintf("keep_newest is 0 (%s newest of family %s)", Ordinal(int(f.rank)), f.family))
 	}
 	if img.LastLaunched.IsZero() {
 		out = append(out, "never launched")
@@ -1137,7 +1137,8 @@ func agoOrUnknown(now, t time.Time) string {
 	return ago(now, t)
 }
 
-func ordinal(n int) string {
+// Ordinal is 1st, 2nd, 3rd, 4th, 11th, 21st: how reasons rank an AMI in its family.
+func Ordinal(n int) string {
 	suffix := "th"
 	switch n % 10 {
 	case 1:

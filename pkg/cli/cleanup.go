@@ -19,6 +19,7 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/execute"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/sweep"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/clock"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/records"
 )
 
@@ -53,6 +54,25 @@ type cleanupRun struct {
 	account string
 	regions []string
 	key     *records.Key
+}
+
+// startReading is what the read-only cleanup commands (plan, explain) start
+// with: the policy, then the run, the records key from keyFlag if any (its
+// absence is said loudly: marks cannot be verified without it).
+func (a *app) startReading(ctx context.Context, keyFlag string) (*policy.Policy, *cleanupRun, error) {
+	pol, err := a.loadPolicy()
+	if err != nil {
+		return nil, nil, err
+	}
+	keyID := a.recordsKeyID(keyFlag)
+	run, err := a.startCleanup(ctx, keyID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if keyID == "" {
+		a.warnNoRecordsKey()
+	}
+	return pol, run, nil
 }
 
 // startCleanup loads the SDK configuration, the regions and the account,

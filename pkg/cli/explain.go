@@ -55,18 +55,10 @@ that does not exist in the region, or that another account owns, exits 1.`,
 			if len(a.regions) > 1 || slices.Contains(a.regions, "all") {
 				return usageError("explain works in one region: give one --region")
 			}
-			pol, err := a.loadPolicy()
-			if err != nil {
-				return err
-			}
-			keyID := a.recordsKeyID(keyFlag)
 			ctx := cmd.Context()
-			run, err := a.startCleanup(ctx, keyID)
+			pol, run, err := a.startReading(ctx, keyFlag)
 			if err != nil {
 				return err
-			}
-			if keyID == "" {
-				a.warnNoRecordsKey()
 			}
 			ex, err := a.explain(ctx, run, run.regions[0], id, pol.Retention)
 			if err != nil {
@@ -285,7 +277,7 @@ func (a *app) renderExplanation(ex *explanation) {
 	case ex.Family == "":
 		row("Rule / family", ex.Rule+" / family unknown")
 	case ex.Rank > 0:
-		row("Rule / family", fmt.Sprintf("%s / %s, %s newest of %d", ex.Rule, ex.Family, ordinalText(ex.Rank), ex.FamilySize))
+		row("Rule / family", fmt.Sprintf("%s / %s, %s newest of %d", ex.Rule, ex.Family, cleanup.Ordinal(ex.Rank), ex.FamilySize))
 	default:
 		row("Rule / family", fmt.Sprintf("%s / %s (not ranked in state %s)", ex.Rule, ex.Family, ex.State))
 	}
@@ -355,20 +347,4 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
-}
-
-// ordinalText is 1st, 2nd, 3rd, 4th, 11th, 21st...
-func ordinalText(n int) string {
-	suffix := "th"
-	if n%100 < 11 || n%100 > 13 {
-		switch n % 10 {
-		case 1:
-			suffix = "st"
-		case 2:
-			suffix = "nd"
-		case 3:
-			suffix = "rd"
-		}
-	}
-	return fmt.Sprint(n) + suffix
 }

@@ -51,18 +51,10 @@ mark, unmark, deregistration or orphan snapshot deletion), 0 when not.`,
   ami-housekeeper plan --policy policy.yaml --output markdown > plan.md`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pol, err := a.loadPolicy()
-			if err != nil {
-				return err
-			}
-			keyID := a.recordsKeyID(keyFlag)
 			ctx := cmd.Context()
-			run, err := a.startCleanup(ctx, keyID)
+			pol, run, err := a.startReading(ctx, keyFlag)
 			if err != nil {
 				return err
-			}
-			if keyID == "" {
-				a.warnNoRecordsKey()
 			}
 			reps := a.planRegions(ctx, run, pol.Retention)
 			if err := a.renderReports(reps, pol.Retention.Mode, false); err != nil {

@@ -187,17 +187,27 @@ type FaultConfig struct {
 // scenario's seed, to explore other fault patterns.
 const EnvFaultSeed = "HOUSEKEEPER_FAULT_SEED"
 
-// ScenarioSeed is def, or the seed EnvFaultSeed gives.
-func ScenarioSeed(def uint64) (uint64, error) {
+// TB is the part of testing.TB the scenario helpers use.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Logf(format string, args ...any)
+}
+
+// ScenarioSeed is a fault scenario's seed: def, or the one EnvFaultSeed
+// gives (logged, so a failing exploration can be rerun).
+func ScenarioSeed(tb TB, def uint64) uint64 {
+	tb.Helper()
 	v := os.Getenv(EnvFaultSeed)
 	if v == "" {
-		return def, nil
+		return def
 	}
 	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", EnvFaultSeed, err)
+		tb.Fatal(fmt.Errorf("%s: %w", EnvFaultSeed, err))
 	}
-	return n, nil
+	tb.Logf("seed %d (%s)", n, EnvFaultSeed)
+	return n
 }
 
 // ScenarioFaults is the configuration of the functions' fault scenarios: EC2's
