@@ -142,6 +142,10 @@ func (p *Policy) ForceAudit() {
 // is an error naming them; none set returns Default() with origin
 // OriginDefaults. The returned origin names the source for logs.
 //
+// When EnvDigest is set, the bytes read must have that SHA-256 (see
+// EnvDigest); a mismatch, or no source at all, is an error wrapping
+// ErrDigestMismatch, checked before the document is parsed.
+//
 // When EnvDryRun is "true", "1" or "yes" every Mode is forced to audit; any
 // other non-empty value is an error, so a typo never means "enforce".
 // getenv nil means os.Getenv; ssmClient may be nil unless EnvSSM is set.
@@ -150,7 +154,7 @@ func Load(ctx context.Context, getenv func(string) string, ssmClient awsapi.Poli
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	dryRun, err := parseDryRun(getenv(EnvDryRun))
+	dryRun, err := DryRun(getenv)
 	if err != nil {
 		return nil, "", err
 	}
@@ -166,48 +170,53 @@ func Load(ctx context.Context, getenv func(string) string, ssmClient awsapi.Poli
 	}
 
 	var (
-		p      *Policy
+		data   []byte
 		origin string
 	)
 	switch {
 	case len(set) == 0:
-		p, origin = Default(), OriginDefaults
+		origin = OriginDefaults
 	case set[0] == EnvFile:
 		path := strings.TrimSpace(getenv(EnvFile))
 		origin = path
-		data, err := os.ReadFile(path)
-		if err != nil {
+		if data, err = os.ReadFile(path); err != nil {
 			return nil, origin, fmt.Errorf("policy: reading file named by %s: %w", EnvFile, err)
-		}
-		if p, err = Parse(data, origin); err != nil {
-			return nil, origin, err
 		}
 	case set[0] == EnvInline:
 		origin = "env " + EnvInline
-		if p, err = Parse([]byte(getenv(EnvInline)), origin); err != nil {
-			return nil, origin, err
-		}
+		data = []byte(getenv(EnvInline))
 	default:
 		name := strings.TrimSpace(getenv(EnvSSM))
 		origin = "ssm:" + name
-		data, err := readSSM(ctx, ssmClient, name)
-		if err != nil {
+		if data, err = readSSM(ctx, ssmClient, name); err != nil {
 			return nil, origin, err
 		}
+	}
+	sourced := len(set) == 1
+	if err := checkDigest(getenv(EnvDigest), sourced, data, origin); err != nil {
+		return nil, origin, err
+	}
+
+	p := Default()
+	if sourced {
 		if p, err = Parse(data, origin); err != nil {
 			return nil, origin, err
 		}
 	}
-
 	if dryRun {
 		p.ForceAudit()
 	}
 	return p, origin, nil
 }
 
-// parseDryRun reads EnvDryRun. The variable exists to make a run safe, so
-// anything unrecognised fails rather than being read as "off".
-func parseDryRun(v string) (bool, error) {
+// DryRun reads EnvDryRun through getenv (nil: os.Getenv). The variable
+// exists to make a run safe, so anything unrecognised fails rather than
+// being read as "off".
+func DryRun(getenv func(string) string) (bool, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	v := getenv(EnvDryRun)
 	switch strings.ToLower(strings.TrimSpace(v)) {
 	case "", "false", "0", "no":
 		return false, nil
