@@ -119,6 +119,13 @@ type SSMAPI interface {
 	DescribeParameters(ctx context.Context, in *ssm.DescribeParametersInput, optFns ...func(*ssm.Options)) (*ssm.DescribeParametersOutput, error)
 }
 
+// KillSwitchSSM reads the kill switch parameter (pkg/killswitch) on every
+// invocation: one read, nothing else, so its permission can be that one
+// parameter.
+type KillSwitchSSM interface {
+	GetParameter(ctx context.Context, in *ssm.GetParameterInput, optFns ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
+}
+
 // CursorSSM keeps a long job's position between runs (the sharing audit
 // resumes where it stopped).
 type CursorSSM interface {
@@ -185,6 +192,7 @@ var (
 	_ AutoScalingAPI = (*autoscaling.Client)(nil)
 	_ SSMAPI         = (*ssm.Client)(nil)
 	_ CursorSSM      = (*ssm.Client)(nil)
+	_ KillSwitchSSM  = (*ssm.Client)(nil)
 	_ RecycleBinAPI  = (*rbin.Client)(nil)
 	_ EventBridgeAPI = (*eventbridge.Client)(nil)
 	_ SNSAPI         = (*sns.Client)(nil)

@@ -27,6 +27,9 @@ const (
 	KeyDurationMS  = "duration_ms"
 	KeyPolicy      = "policy_origin"
 	KeyFunction    = "function"
+	// KeyModeReason says why the mode is what it is: "policy", the dry-run
+	// variable, or the kill switch with the operator's reason.
+	KeyModeReason = "mode_reason"
 )
 
 // New returns a JSON logger writing to w at the given level ("debug", "info",

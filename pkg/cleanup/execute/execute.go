@@ -22,6 +22,8 @@
 //     throttling bucket, so a backlog drains at EC2's refill rate without
 //     RequestLimitExceeded; throttling that still happens is retried.
 //   - One decision failing does not stop the others; each gets a Result.
+//   - A Halt check (the kill switch) stops the run before its next batch of
+//     deregistrations, mark, unmark or orphan deletion.
 //
 // Deregistrations run as a pipeline, so each EC2 bucket works at its own
 // rate: one lane rechecks and tags the snapshots a batch ahead, one
@@ -101,6 +103,10 @@ const (
 // NotStarted is the Error of a decision the run had no time to start.
 const NotStarted = "not started: out of time"
 
+// Halted is the Error of a decision not started because Executor.Halt
+// stopped the run (Results.Halted says why).
+const Halted = "not started: the run was halted"
+
 // Limits are client-side rates per EC2 action bucket (per second); zero (or
 // negative) values take the defaults: Deregister 5, DeleteSnapshot 5, Tags 10
 // (CreateTags+DeleteTags), Lifecycle 5 (deprecation/enable/disable). Burst,
@@ -137,6 +143,12 @@ type Executor struct {
 	Limits Limits
 	// Recheck, when set, is asked before every batch of deregistrations.
 	Recheck Rechecker
+	// Halt, when set, is asked before every batch of deregistrations and
+	// every mark, unmark and orphan deletion; once it says halted (the kill
+	// switch was engaged, or could not be read, since the run started),
+	// nothing more is started. Removals already handed on (a batch past its
+	// recheck, the snapshots of an AMI deregistered) complete.
+	Halt func(ctx context.Context) (reason string, halted bool)
 	// Records seals the record tags the executor writes and opens the ones
 	// an unmark reads; Apply refuses to run without it.
 	Records *records.Key
@@ -182,9 +194,12 @@ type Results struct {
 	// Failed counts decisions (image and orphan) that were started and did
 	// not complete.
 	Failed int `json:"failed"`
-	// NotStarted counts decisions the run had no time for (Error NotStarted);
-	// the next run resumes them.
+	// NotStarted counts decisions the run had no time for (Error NotStarted)
+	// or did not start because it was halted (Error Halted); the next run
+	// resumes them.
 	NotStarted int `json:"not_started"`
+	// Halted, when set, is why Executor.Halt stopped the run.
+	Halted string `json:"halted,omitempty"`
 	// Throttled counts rate-limit errors seen (RequestLimitExceeded and
 	// kin); it should stay 0 with the limiter.
 	Throttled int `json:"throttled"`
@@ -260,6 +275,7 @@ type run struct {
 	clock        clock.Clock
 	log          *slog.Logger
 	recheck      Rechecker
+	halt         func(context.Context) (string, bool)
 	records      *records.Key
 	inUseRetries int
 	inUseBackoff time.Duration
@@ -282,7 +298,7 @@ type run struct {
 }
 
 func (e *Executor) newRun(plan *cleanup.Plan) *run {
-	r := &run{ec2: e.EC2, clock: e.Clock, log: e.Log, recheck: e.Recheck, records: e.Records, imageTags: e.ImageTags,
+	r := &run{ec2: e.EC2, clock: e.Clock, log: e.Log, recheck: e.Recheck, halt: e.Halt, records: e.Records, imageTags: e.ImageTags,
 		inUseRetries: e.InUseRetries, inUseBackoff: e.InUseBackoff, gone: map[string]bool{},
 		images: make([]*ImageResult, len(plan.Decisions)), snaps: make([][]SnapshotResult, len(plan.Decisions)),
 		orphans: make([]*SnapshotResult, len(plan.Orphans))}
@@ -323,6 +339,44 @@ func (r *run) count(f func(*Results)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f(&r.res)
+}
+
+// halted asks Executor.Halt, unless the run is halted already (it stays
+// halted); it logs the halt once.
+func (r *run) halted(ctx context.Context) bool {
+	if r.halt == nil {
+		return false
+	}
+	r.mu.Lock()
+	done := r.res.Halted != ""
+	r.mu.Unlock()
+	if done {
+		return true
+	}
+	reason, halted := r.halt(ctx)
+	if !halted {
+		return false
+	}
+	if reason == "" {
+		reason = "halted"
+	}
+	r.mu.Lock()
+	first := r.res.Halted == ""
+	if first {
+		r.res.Halted = reason
+	}
+	r.mu.Unlock()
+	if first {
+		r.logLine(ctx, "", "", "halt", "halted: nothing more is started: "+reason, nil)
+	}
+	return true
+}
+
+// haltedResult is the result of decision d, not started because the run
+// was halted.
+func (r *run) haltedResult(d cleanup.Decision) ImageResult {
+	r.count(func(c *Results) { c.NotStarted++ })
+	return ImageResult{ImageID: d.ImageID, Action: d.Action, Error: Halted}
 }
 
 func (r *run) isGone(id string) bool {
@@ -380,7 +434,7 @@ type lane struct {
 func (r *run) lifecycleLane(ctx context.Context, plan *cleanup.Plan) {
 	l := &lane{run: r}
 	for k, d := range plan.Decisions {
-		if len(d.ClearDeleteWith) > 0 && d.Action != cleanup.ActionDeregister && !l.outOfTime(ctx) {
+		if len(d.ClearDeleteWith) > 0 && d.Action != cleanup.ActionDeregister && !l.outOfTime(ctx) && !r.halted(ctx) {
 			l.clearDeleteWith(ctx, d)
 		}
 		var act func(context.Context, cleanup.Decision) ImageResult
@@ -390,6 +444,10 @@ func (r *run) lifecycleLane(ctx context.Context, plan *cleanup.Plan) {
 		case cleanup.ActionUnmark:
 			act = l.unmark
 		default:
+			continue
+		}
+		if !l.outOfTime(ctx) && r.halted(ctx) {
+			r.setImage(k, r.haltedResult(d), nil)
 			continue
 		}
 		before := l.calls
@@ -503,6 +561,12 @@ func (l *lane) prepareBatch(ctx context.Context, batch []*removal, out chan<- *r
 		}
 		return
 	}
+	if l.halted(ctx) {
+		for _, rm := range batch {
+			l.setImage(rm.k, l.haltedResult(rm.d), nil)
+		}
+		return
+	}
 	var keep map[string]Kept
 	if l.recheck != nil {
 		ds := make([]cleanup.Decision, len(batch))
@@ -583,10 +647,14 @@ func notDeleted(rm *removal, why string) []SnapshotResult {
 func (l *lane) deleteOrphan(ctx context.Context, k int, o cleanup.SnapshotDecision) {
 	sr := SnapshotResult{SnapshotID: o.SnapshotID, ImageID: o.ImageID}
 	before := l.calls
-	if !l.outOfTime(ctx) {
+	halted := !l.outOfTime(ctx) && l.halted(ctx)
+	if !l.outOfTime(ctx) && !halted {
 		l.deleteSnapshot(ctx, &sr, 0, "not an orphan after all")
 	}
 	switch {
+	case halted:
+		sr.Error = Halted
+		l.count(func(c *Results) { c.NotStarted++ })
 	case sr.Deleted:
 		l.count(func(c *Results) { c.GiBFreed += o.SizeGiB })
 	case l.calls == before && l.stopped:
