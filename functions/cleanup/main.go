@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -22,24 +23,28 @@ func main() {
 	rt := coldstart.Boot(context.Background(), "cleanup", func(p *policy.Policy) policy.Mode { return p.Retention.Mode })
 	clients := rt.Clients
 	key := rt.RecordsKey(context.Background(), "cleanup")
-	lambda.Start(&handlers.Cleanup{
-		Sweeper: func(region string) *sweep.Sweeper {
-			return &sweep.Sweeper{
-				Collector: &collect.Collector{
-					EC2:         clients.EC2(region),
-					AutoScaling: clients.AutoScaling(region),
-					SSM:         clients.SSM(region),
-					RecycleBin:  clients.RecycleBin(region),
-					References:  clients.EC2(region),
-				},
-				Executor: &execute.Executor{EC2: clients.EC2(region), Clock: clock.Real(), Log: rt.Log},
-				Records:  key,
-			}
-		},
-		Notifier: rt.Notifier,
-		Policy:   rt.Policy.Retention,
-		Account:  rt.Account,
-		Log:      rt.Log,
-		Metrics:  os.Stdout,
+	rt.Serve(func(pol *policy.Policy, log *slog.Logger) lambda.Handler {
+		return &handlers.Cleanup{
+			Sweeper: func(region string) *sweep.Sweeper {
+				return &sweep.Sweeper{
+					Collector: &collect.Collector{
+						EC2:         clients.EC2(region),
+						AutoScaling: clients.AutoScaling(region),
+						SSM:         clients.SSM(region),
+						RecycleBin:  clients.RecycleBin(region),
+						References:  clients.EC2(region),
+					},
+					// A sweep can run for minutes: the kill switch, engaged
+					// meanwhile, stops it before its next batch of removals.
+					Executor: &execute.Executor{EC2: clients.EC2(region), Clock: clock.Real(), Log: log, Halt: rt.Halt},
+					Records:  key,
+				}
+			},
+			Notifier: rt.Notifier,
+			Policy:   pol.Retention,
+			Account:  rt.Account,
+			Log:      log,
+			Metrics:  os.Stdout,
+		}
 	})
 }

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -23,23 +24,25 @@ const envCursor = "HOUSEKEEPER_AUDIT_CURSOR_PARAMETER"
 
 func main() {
 	rt := coldstart.Boot(context.Background(), "sharing", func(p *policy.Policy) policy.Mode { return p.Sharing.Mode })
-	clients, pol := rt.Clients, rt.Policy.Sharing
-	enforcer := func(region string) *sharing.Enforcer {
-		return &sharing.Enforcer{EC2: clients.EC2(region), Policy: pol}
-	}
-	lambda.Start(&handlers.Sharing{
-		Enforcer: enforcer,
-		Auditor: func(region string) *audit.Auditor {
-			a := &audit.Auditor{EC2: clients.EC2(region), Guardrail: clients.EC2(region), Checker: enforcer(region),
-				Policy: pol, Clock: clock.Real()}
-			if name := os.Getenv(envCursor); name != "" {
-				a.Cursor, a.CursorName = clients.Cursor(region), name
-			}
-			return a
-		},
-		Notifier: rt.Notifier,
-		Account:  rt.Account,
-		Mode:     string(pol.Mode),
-		Log:      rt.Log,
+	clients, cursor := rt.Clients, os.Getenv(envCursor)
+	rt.Serve(func(pol *policy.Policy, log *slog.Logger) lambda.Handler {
+		enforcer := func(region string) *sharing.Enforcer {
+			return &sharing.Enforcer{EC2: clients.EC2(region), Policy: pol.Sharing}
+		}
+		return &handlers.Sharing{
+			Enforcer: enforcer,
+			Auditor: func(region string) *audit.Auditor {
+				a := &audit.Auditor{EC2: clients.EC2(region), Guardrail: clients.EC2(region), Checker: enforcer(region),
+					Policy: pol.Sharing, Clock: clock.Real()}
+				if cursor != "" {
+					a.Cursor, a.CursorName = clients.Cursor(region), cursor
+				}
+				return a
+			},
+			Notifier: rt.Notifier,
+			Account:  rt.Account,
+			Log:      log,
+			Metrics:  os.Stdout,
+		}
 	})
 }

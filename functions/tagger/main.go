@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
@@ -16,6 +17,8 @@ import (
 
 func main() {
 	rt := coldstart.Boot(context.Background(), "tagger", func(p *policy.Policy) policy.Mode { return p.Tagging.Mode })
-	engine := tagger.New(func(region string) awsapi.TaggerEC2 { return rt.Clients.EC2(region) }, rt.Policy.Tagging)
-	lambda.Start(handlers.NewTagger(engine, rt.Log, rt.Account, string(rt.Policy.Tagging.Mode)))
+	ec2 := func(region string) awsapi.TaggerEC2 { return rt.Clients.EC2(region) }
+	rt.Serve(func(pol *policy.Policy, log *slog.Logger) lambda.Handler {
+		return handlers.NewTagger(tagger.New(ec2, pol.Tagging), log, rt.Account)
+	})
 }

@@ -3,6 +3,10 @@
 // validated. A function that cannot start exits, which makes every
 // invocation fail loudly (errors metric, alarm) instead of acting on a
 // policy nobody wrote.
+//
+// It also serves the invocations (Serve): each one reads the kill switch
+// and runs with the policy in effect for it and a logger that says, on
+// every line, which mode that is and why.
 package coldstart
 
 import (
@@ -10,7 +14,10 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/aws/aws-lambda-go/lambda"
+
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awsapi"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/killswitch"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/logging"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/notify"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
@@ -25,17 +32,38 @@ const (
 	EnvReportTopic = "HOUSEKEEPER_REPORT_TOPIC_ARN"
 )
 
+// Mode reasons (logging.KeyModeReason) other than the kill switch's, which
+// is killswitch.State.Reason.
+const (
+	ReasonPolicy = "policy"
+	ReasonDryRun = "dry-run env " + policy.EnvDryRun
+	// modeUnknown is logged when the kill switch could not be read.
+	modeUnknown = "unknown"
+)
+
 // Runtime is what a function's handler is built from.
 type Runtime struct {
+	// Function is the function's name ("tagger", "cleanup", "sharing").
+	Function string
+	// Log is the cold start's logger; invocations get one carrying their
+	// mode (see Serve).
 	Log     *slog.Logger
 	Clients *awsapi.Clients
-	Policy  *policy.Policy
+	// Policy is the policy loaded at cold start. It is never modified: an
+	// invocation under the kill switch gets a copy forced to audit.
+	Policy *policy.Policy
 	// Account is the deployment's account ("" = from the function ARN).
 	Account string
+	// Mode picks the function's policy section's mode, for the logs.
+	Mode func(*policy.Policy) policy.Mode
+	// DryRun is set when policy.EnvDryRun forced the policy to audit.
+	DryRun bool
+	// KillSwitch is read on every invocation (nil: none configured).
+	KillSwitch *killswitch.Switch
 }
 
 // Boot prepares the runtime of function, or exits with a clear log line.
-// mode picks the policy section's mode for the cold-start line.
+// mode picks the policy section's mode for the logs.
 func Boot(ctx context.Context, function string, mode func(*policy.Policy) policy.Mode) *Runtime {
 	log := logging.New(os.Stdout, os.Getenv(EnvLogLevel))
 	cfg, err := awsapi.LoadConfig(ctx)
@@ -49,8 +77,77 @@ func Boot(ctx context.Context, function string, mode func(*policy.Policy) policy
 		log.Error("cold start failed: policy invalid", logging.KeyFunction, function, logging.KeyPolicy, origin, logging.KeyError, err.Error())
 		os.Exit(1)
 	}
-	log.Info("cold start", logging.KeyFunction, function, logging.KeyPolicy, origin, logging.KeyMode, string(mode(pol)))
-	return &Runtime{Log: log, Clients: clients, Policy: pol, Account: os.Getenv(EnvAccountID)}
+	dryRun, _ := policy.DryRun(os.Getenv) // Load has already refused a bad value
+	rt := &Runtime{Function: function, Log: log, Clients: clients, Policy: pol, Account: os.Getenv(EnvAccountID),
+		Mode: mode, DryRun: dryRun, KillSwitch: killswitch.FromEnv(os.Getenv, clients.SSM(""))}
+	attrs := []any{logging.KeyFunction, function, logging.KeyPolicy, origin, logging.KeyMode, string(mode(pol)), logging.KeyModeReason, rt.staticReason()}
+	if p := rt.KillSwitch.Parameter(); p != "" {
+		attrs = append(attrs, logging.KeyKillSwitch, p)
+	}
+	log.Info("cold start", attrs...)
+	return rt
+}
+
+// staticReason is the mode reason when the kill switch is not engaged.
+func (r *Runtime) staticReason() string {
+	if r.DryRun {
+		return ReasonDryRun
+	}
+	return ReasonPolicy
+}
+
+// Invocation returns what one invocation runs with: the policy (the cold
+// start's, or a copy forced to audit while the kill switch is engaged) and
+// a logger carrying logging.KeyMode and logging.KeyModeReason. It fails,
+// with a *killswitch.UnreadableError, when the switch cannot be read: the
+// mode is unknown, so the invocation must change nothing.
+func (r *Runtime) Invocation(ctx context.Context) (*policy.Policy, *slog.Logger, error) {
+	st, err := r.KillSwitch.Read(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	pol, reason := r.Policy, r.staticReason()
+	if st.Engaged {
+		forced := *r.Policy // ForceAudit sets the sections' Mode fields only
+		forced.ForceAudit()
+		pol, reason = &forced, st.Reason()
+	}
+	return pol, r.Log.With(slog.String(logging.KeyMode, string(r.Mode(pol))), slog.String(logging.KeyModeReason, reason)), nil
+}
+
+// Handler is the function's Lambda handler: per invocation, Invocation,
+// then build's handler with its policy and logger. An unreadable kill
+// switch fails the invocation (Lambda retries; the errors alarm fires)
+// before anything is built.
+func (r *Runtime) Handler(build func(pol *policy.Policy, log *slog.Logger) lambda.Handler) lambda.Handler {
+	return handlerFunc(func(ctx context.Context, payload []byte) ([]byte, error) {
+		pol, log, err := r.Invocation(ctx)
+		if err != nil {
+			r.Log.ErrorContext(ctx, "invocation refused", slog.String(logging.KeyFunction, r.Function),
+				slog.String(logging.KeyMode, modeUnknown), slog.String(logging.KeyModeReason, "kill switch "+r.KillSwitch.Parameter()+" unreadable"),
+				slog.String(logging.KeyError, err.Error()))
+			return nil, err
+		}
+		return build(pol, log).Invoke(ctx, payload)
+	})
+}
+
+// Serve starts the Lambda runtime loop with Handler(build).
+func (r *Runtime) Serve(build func(pol *policy.Policy, log *slog.Logger) lambda.Handler) {
+	lambda.Start(r.Handler(build))
+}
+
+// Halt is the cleanup's check before each batch of removals: the kill
+// switch engaged, or unreadable, since the run started (see
+// killswitch.Switch.Halt). Without a switch it never halts.
+func (r *Runtime) Halt(ctx context.Context) (reason string, halted bool) {
+	return r.KillSwitch.Halt(ctx)
+}
+
+type handlerFunc func(context.Context, []byte) ([]byte, error)
+
+func (f handlerFunc) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	return f(ctx, payload)
 }
 
 // RecordsKey derives the key the cleanup seals its record tags with

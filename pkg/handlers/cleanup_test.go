@@ -71,7 +71,7 @@ func TestCleanupFailsClosedWhenTheInventoryIsUnreadable(t *testing.T) {
 		t.Errorf("a blocked sweep planned removals: %+v", resp)
 	}
 	var emf map[string]any
-	if err := json.Unmarshal(metrics.Bytes(), &emf); err != nil || emf["InventoryBlocked"] != 1.0 || emf["_aws"] == nil {
+	if err := json.Unmarshal(metrics.Bytes(), &emf); err != nil || emf["InventoryBlocked"] != 1.0 || emf["RunsCompleted"] != 0.0 || emf["Function"] != "cleanup" || emf["_aws"] == nil {
 		t.Errorf("EMF line %s (%v)", metrics, err)
 	}
 	if !strings.Contains(logs.String(), `"msg":"cleanup summary"`) || !strings.Contains(logs.String(), `"blocked":"inventory incomplete`) {

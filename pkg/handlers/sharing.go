@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/amievents"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/emf"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/logging"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/notify"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/sharing"
@@ -38,8 +40,12 @@ type Sharing struct {
 	// Notifier builds the findings' notifier for a region (nil: none).
 	Notifier func(region string) notify.Notifier
 	Account  string
-	Mode     string
-	Log      *slog.Logger
+	// Log is the invocation's logger: it carries the mode and why
+	// (pkg/coldstart), so the handler does not log them itself.
+	Log *slog.Logger
+	// Metrics receives the Embedded Metric Format line of each check and
+	// audit (stdout in Lambda; nil: none).
+	Metrics io.Writer
 	// Self is the function's name: a change made by its own role session
 	// (its own revocation, echoed back by CloudTrail) is ignored at once.
 	Self string
@@ -70,7 +76,6 @@ func (h *Sharing) Handle(ctx context.Context, raw []byte) (SharingResponse, erro
 		slog.String(logging.KeyEvent, resp.Event),
 		slog.String("resource_id", resp.ResourceID),
 		slog.String(logging.KeyOutcome, resp.Outcome),
-		slog.String(logging.KeyMode, h.Mode),
 		slog.Int64(logging.KeyDurationMS, time.Since(start).Milliseconds()),
 	}
 	if resp.Reason != "" {
@@ -100,7 +105,50 @@ func (h *Sharing) Handle(ctx context.Context, raw []byte) (SharingResponse, erro
 		level = slog.LevelError
 	}
 	h.Log.Log(ctx, level, "sharing invocation", attrs...)
+	h.writeMetrics(ctx, resp, err)
 	return resp, err
+}
+
+// writeMetrics writes the EMF line of a check or an audit: Violations
+// (findings: resources shared beyond the policy) and PrincipalsRevoked,
+// and for the scheduled audit AMIsAudited and AuditsCompleted, 1 when the
+// pass reached the end of the list without an error (the stack alarms when
+// it stays missing). Rejected and ignored events write none.
+func (h *Sharing) writeMetrics(ctx context.Context, resp SharingResponse, err error) {
+	if h.Metrics == nil || resp.Outcome == OutcomeRejected || resp.Outcome == OutcomeIgnored {
+		return
+	}
+	metrics := []emf.Metric{
+		{Name: "Violations", Value: float64(len(resp.Findings))},
+		{Name: "PrincipalsRevoked", Value: float64(principalsRevoked(resp.Findings))},
+	}
+	if a := resp.Audit; a != nil {
+		completed := 0.0
+		if a.Complete && err == nil {
+			completed = 1
+		}
+		metrics = []emf.Metric{
+			{Name: "AuditsCompleted", Value: completed},
+			{Name: "AMIsAudited", Value: float64(a.ImagesChecked)},
+			{Name: "Violations", Value: float64(a.Violations)},
+			{Name: "PrincipalsRevoked", Value: float64(principalsRevoked(a.Findings))},
+		}
+	}
+	if werr := emf.Write(h.Metrics, time.Now(), "sharing", nil, metrics); werr != nil {
+		h.Log.ErrorContext(ctx, "writing metrics", slog.String(logging.KeyError, werr.Error()))
+	}
+}
+
+// principalsRevoked counts the principals removed, as the confirming read
+// showed them gone (audit mode removes none).
+func principalsRevoked(findings []sharing.Finding) int {
+	n := 0
+	for _, f := range findings {
+		if f.Action == sharing.ActionRevoked || f.Action == sharing.ActionPartial {
+			n += len(f.Removed)
+		}
+	}
+	return n
 }
 
 func (h *Sharing) handle(ctx context.Context, raw []byte) (SharingResponse, error) {

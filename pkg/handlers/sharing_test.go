@@ -52,7 +52,6 @@ func sharingHandler(t *testing.T) (*handlers.Sharing, *fake.EC2, *bytes.Buffer) 
 		Enforcer: func(string) *sharing.Enforcer { return &sharing.Enforcer{EC2: f, Policy: p} },
 		Auditor:  func(string) *audit.Auditor { t.Fatal("no audit expected"); return nil },
 		Account:  "123456789012",
-		Mode:     "enforce",
 		Log:      logging.New(&logs, "info"),
 	}, f, &logs
 }

@@ -38,16 +38,17 @@ type TaggerResponse struct {
 // Tagger handles the tagger function's invocations.
 type Tagger struct {
 	engine *tagger.Tagger
-	log    *slog.Logger
+	// log is the invocation's logger: it carries the mode and why
+	// (pkg/coldstart), so the handler does not log them itself.
+	log *slog.Logger
 	// account is the account this deployment serves. When empty it is taken
 	// from the invoked function's ARN.
 	account string
-	mode    string
 }
 
 // NewTagger wires the handler.
-func NewTagger(engine *tagger.Tagger, log *slog.Logger, account, mode string) *Tagger {
-	return &Tagger{engine: engine, log: log, account: account, mode: mode}
+func NewTagger(engine *tagger.Tagger, log *slog.Logger, account string) *Tagger {
+	return &Tagger{engine: engine, log: log, account: account}
 }
 
 // Invoke implements lambda.Handler on the raw payload, so that even a payload
@@ -132,7 +133,6 @@ func (h *Tagger) logSummary(ctx context.Context, resp TaggerResponse, err error,
 		slog.String(logging.KeyImageID, resp.ImageID),
 		slog.Any(logging.KeySnapshotIDs, nonNil(resp.SnapshotIDs)),
 		slog.String(logging.KeyOutcome, resp.Outcome),
-		slog.String(logging.KeyMode, h.mode),
 		slog.Int64(logging.KeyDurationMS, d.Milliseconds()),
 	}
 	if resp.Reason != "" {

@@ -32,7 +32,7 @@ func setup(t *testing.T, account string) (*handlers.Tagger, *fake.EC2, *bytes.Bu
 		BlockDeviceMappings: []types.BlockDeviceMapping{{Ebs: &types.EbsBlockDevice{SnapshotId: aws.String("snap-1")}}}}
 	f.Snapshots["snap-1"] = &types.Snapshot{SnapshotId: aws.String("snap-1"), OwnerId: aws.String("123456789012")}
 	var logs bytes.Buffer
-	h := handlers.NewTagger(tagger.New(func(string) awsapi.TaggerEC2 { return f }, policy.Default().Tagging), logging.New(&logs, "info"), account, "enforce")
+	h := handlers.NewTagger(tagger.New(func(string) awsapi.TaggerEC2 { return f }, policy.Default().Tagging), logging.New(&logs, "info"), account)
 	return h, f, &logs
 }
 

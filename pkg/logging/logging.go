@@ -30,6 +30,8 @@ const (
 	// KeyModeReason says why the mode is what it is: "policy", the dry-run
 	// variable, or the kill switch with the operator's reason.
 	KeyModeReason = "mode_reason"
+	// KeyKillSwitch names the kill switch parameter (cold start line).
+	KeyKillSwitch = "kill_switch_parameter"
 )
 
 // New returns a JSON logger writing to w at the given level ("debug", "info",

@@ -2,14 +2,16 @@ package sweep
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/execute"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/emf"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/logging"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/notify"
 )
@@ -20,12 +22,11 @@ const (
 	// maxEventDecisions bounds the decisions listed in the EventBridge event
 	// (events are limited to 256 KB); the logs always have all of them.
 	maxEventDecisions = 200
-	metricsNamespace  = "AmiHousekeeper"
 )
 
 // outcome says what happened to a decision: audit, done, failed, not done,
-// or kept on the recheck right before removal (then the second string is
-// why).
+// halted (the kill switch stopped the run first), or kept on the recheck
+// right before removal (then the second string is why).
 func (r *Report) outcome(d cleanup.Decision) (string, string) {
 	switch d.Action {
 	case cleanup.ActionKeep, cleanup.ActionSkip, cleanup.ActionWait, cleanup.ActionPending:
@@ -44,6 +45,8 @@ func (r *Report) outcome(d cleanup.Decision) (string, string) {
 				return "done", ""
 			case len(ir.KeptBecause) > 0:
 				return "kept-on-recheck", strings.Join(ir.KeptBecause, "; ")
+			case ir.Error == execute.Halted:
+				return "halted", r.Results.Halted
 			}
 			return "failed", ir.Error
 		}
@@ -52,7 +55,9 @@ func (r *Report) outcome(d cleanup.Decision) (string, string) {
 }
 
 // Log writes one line per decision and per orphaned snapshot, then one
-// summary line, all with stable keys.
+// summary line, all with stable keys. The mode is not among them: log is
+// the invocation's logger, which carries logging.KeyMode and
+// logging.KeyModeReason on every line (pkg/coldstart).
 func (r *Report) Log(ctx context.Context, log *slog.Logger) {
 	for _, d := range r.Plan.Decisions {
 		outcome, errText := r.outcome(d)
@@ -63,7 +68,6 @@ func (r *Report) Log(ctx context.Context, log *slog.Logger) {
 			slog.String("action", string(d.Action)),
 			slog.Any("reasons", d.Reasons),
 			slog.String(logging.KeyOutcome, outcome),
-			slog.String(logging.KeyMode, string(r.Mode)),
 		}
 		if d.Rule != "" {
 			attrs = append(attrs, slog.String("rule", d.Rule), slog.String("family", d.Family))
@@ -80,6 +84,8 @@ func (r *Report) Log(ctx context.Context, log *slog.Logger) {
 		switch {
 		case outcome == "kept-on-recheck":
 			attrs = append(attrs, slog.String("kept_because", errText))
+		case outcome == "halted":
+			attrs = append(attrs, slog.String("halted", errText))
 		case errText != "":
 			attrs = append(attrs, slog.String(logging.KeyError, errText))
 		}
@@ -98,8 +104,8 @@ func (r *Report) Log(ctx context.Context, log *slog.Logger) {
 		slog.String(logging.KeyFunction, "cleanup"),
 		slog.String(logging.KeyAccount, r.Account),
 		slog.String(logging.KeyRegion, r.Region),
-		slog.String(logging.KeyMode, string(r.Mode)),
 		slog.Any("totals", r.Plan.Totals),
+		slog.Bool("completed", r.Completed()),
 		slog.Int64(logging.KeyDurationMS, r.Duration.Milliseconds()),
 	}
 	level := slog.LevelInfo
@@ -120,11 +126,32 @@ func (r *Report) Log(ctx context.Context, log *slog.Logger) {
 		if r.Results.KeptOnRecheck > 0 {
 			level = max(level, slog.LevelWarn) // the inventory missed something, or it changed
 		}
+		if r.Results.NotStarted > 0 {
+			attrs = append(attrs, slog.Int("not_started", r.Results.NotStarted))
+		}
+		if r.Results.Halted != "" {
+			level = max(level, slog.LevelWarn)
+			attrs = append(attrs, slog.String("halted", r.Results.Halted))
+		}
 		if r.Results.Failed > 0 {
 			level = slog.LevelError
 		}
 	}
 	log.Log(ctx, level, "cleanup summary", attrs...)
+}
+
+// Completed tells whether the sweep read its whole inventory and carried
+// out its whole plan: planned it in audit mode, or applied every decision in
+// enforce mode with none failed, left for lack of time or halted. It is the
+// RunsCompleted metric, on which the stack alarms when it goes missing.
+func (r *Report) Completed() bool {
+	if r.Plan.Blocked != "" {
+		return false
+	}
+	if res := r.Results; res != nil {
+		return res.Refused == "" && res.Halted == "" && res.Failed == 0 && res.NotStarted == 0
+	}
+	return true
 }
 
 // Metrics are the numbers published as CloudWatch metrics.
@@ -143,6 +170,13 @@ func (r *Report) Metrics() map[string]float64 {
 		// AMIsKeptOnRecheck counts planned deregistrations stopped right
 		// before removal: an inventory gap or a change since the plan.
 		"AMIsKeptOnRecheck": 0,
+		// RunsCompleted is 1 for a run that completed (Completed): the
+		// "cleanup did not complete a run" alarm treats its absence as
+		// breaching.
+		"RunsCompleted": 0,
+	}
+	if r.Completed() {
+		m["RunsCompleted"] = 1
 	}
 	if r.Plan.Blocked != "" {
 		m["InventoryBlocked"] = 1
@@ -157,34 +191,21 @@ func (r *Report) Metrics() map[string]float64 {
 	return m
 }
 
-// WriteEMF writes the metrics as one CloudWatch Embedded Metric Format line;
-// Lambda's log pipeline turns it into metrics with no API call.
+// WriteEMF writes the metrics as one CloudWatch Embedded Metric Format line
+// (pkg/emf: namespace AmiHousekeeper, dimension Function=cleanup), sorted
+// by name; Lambda's log pipeline turns it into metrics with no API call.
 func (r *Report) WriteEMF(w io.Writer, now time.Time) error {
-	metrics := r.Metrics()
-	defs := make([]map[string]string, 0, len(metrics))
-	doc := map[string]any{"Function": "cleanup", "Region": r.Region}
-	for name, v := range metrics {
-		unit := "Count"
+	m := r.Metrics()
+	metrics := make([]emf.Metric, 0, len(m))
+	for name, v := range m {
+		unit := emf.Count
 		if name == "GiBFreed" {
-			unit = "Gigabytes"
+			unit = emf.Gigabytes
 		}
-		defs = append(defs, map[string]string{"Name": name, "Unit": unit})
-		doc[name] = v
+		metrics = append(metrics, emf.Metric{Name: name, Value: v, Unit: unit})
 	}
-	doc["_aws"] = map[string]any{
-		"Timestamp": now.UnixMilli(),
-		"CloudWatchMetrics": []any{map[string]any{
-			"Namespace":  metricsNamespace,
-			"Dimensions": [][]string{{"Function"}},
-			"Metrics":    defs,
-		}},
-	}
-	line, err := json.Marshal(doc)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(w, string(line))
-	return err
+	slices.SortFunc(metrics, func(a, b emf.Metric) int { return strings.Compare(a.Name, b.Name) })
+	return emf.Write(w, now, "cleanup", map[string]string{"Region": r.Region}, metrics)
 }
 
 // EventDetail is the detail of the "AMI Cleanup Report" event.
@@ -194,6 +215,7 @@ type EventDetail struct {
 	Mode             string             `json:"mode"`
 	Totals           cleanup.Totals     `json:"totals"`
 	Blocked          string             `json:"blocked,omitempty"`
+	Halted           string             `json:"halted,omitempty"`
 	RecoverableUntil string             `json:"recoverable_until,omitempty"`
 	Deregistered     int                `json:"deregistered"`
 	SnapshotsDeleted int                `json:"snapshots_deleted"`
@@ -210,6 +232,7 @@ func (r *Report) Detail() EventDetail {
 		Blocked: r.Plan.Blocked, RecoverableUntil: r.Plan.RecoverableUntil, Decisions: []cleanup.Decision{}}
 	if r.Results != nil {
 		d.Deregistered, d.SnapshotsDeleted, d.GiBFreed, d.Failed = r.Results.Deregistered, r.Results.SnapshotsDeleted, r.Results.GiBFreed, r.Results.Failed
+		d.Halted = r.Results.Halted
 	}
 	for _, dec := range r.Plan.Decisions {
 		switch dec.Action {
@@ -239,6 +262,9 @@ func (r *Report) Summary() string {
 	if r.Results != nil {
 		fmt.Fprintf(&b, "Done: %d AMIs deregistered, %d snapshots deleted, %d GiB freed, %d failed\n",
 			r.Results.Deregistered, r.Results.SnapshotsDeleted, r.Results.GiBFreed, r.Results.Failed)
+		if r.Results.Halted != "" {
+			fmt.Fprintf(&b, "HALTED before finishing, nothing more was started: %s\n", r.Results.Halted)
+		}
 		if n := r.Results.KeptOnRecheck; n > 0 {
 			fmt.Fprintf(&b, "Kept on the recheck right before removal: %d AMIs (a reference EC2 knows and the inventory missed, or a change since the plan; see the decisions)\n", n)
 		}
