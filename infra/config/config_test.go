@@ -12,10 +12,10 @@ import (
 func TestFromContextDefaults(t *testing.T) {
 	c, err := FromContext(map[string]any{
 		// The CDK's own keys are not ours to judge.
-		"@aws-cdk/core:newStyleStackSynthesis": true,
-		"aws:cdk:enable-path-metadata":         true,
+		"@aws-cdk/core:newStyleStackSynthesis":  true,
+		"aws:cdk:enable-path-metadata":          true,
 		"availability-zones:account=1:region=x": []any{"a"},
-		"cli-telemetry":                        false,
+		"cli-telemetry":                         false,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -25,10 +25,10 @@ func TestParseScheduleInterval(t *testing.T) {
 		{"cron(0 2 ? * SUN *)", 7 * day},
 		{"cron(30 1 1 * ? *)", 31 * day},
 		{"cron(0 0 L * ? *)", 31 * day},
-		{"cron(0 0 ? * 6L *)", 5 * 7 * day}, // last Friday of the month
+		{"cron(0 0 ? * 6L *)", 5 * 7 * day},  // last Friday of the month
 		{"cron(0 0 ? * 2#1 *)", 5 * 7 * day}, // first Monday of the month
-		{"cron(0 0 15W * ? *)", 32 * day}, // 2027-07-15 (Thu) to 2027-08-16 (Mon)
-		{"cron(0 0 29 2 ? *)", 0}, // once in the simulated two years
+		{"cron(0 0 15W * ? *)", 32 * day},    // 2027-07-15 (Thu) to 2027-08-16 (Mon)
+		{"cron(0 0 29 2 ? *)", 0},            // once in the simulated two years
 		{"cron(0 4 1-7 JAN,JUL ? *)", 184*day - 6*day},
 	} {
 		t.Run(tc.expr, func(t *testing.T) {
