@@ -37,9 +37,20 @@ CLI_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 CLI_FLAGS   := -trimpath -ldflags='-s -w -X github.com/ami-housekeeper/ami-housekeeper/pkg/cli.Version=$(CLI_VERSION)'
 GORELEASER_VERSION := v2.15.1
 
-# jsii (the CDK runtime) warns loudly on Node 20; the warning changes nothing.
-export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
-export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+# The Node.js the CDK CLI and the CDK app's jsii runtime run on: Node 24 (LTS)
+# from the npm registry, pinned in package.json's optionalDependencies (one
+# package per Linux platform, so `npm ci` installs the one that fits). Where
+# none fits (macOS), the machine's own node is used: install Node 22 or 24.
+# Recursive (=), so a target that runs `npm ci` first still finds it.
+NODE_BIN = $(firstword $(wildcard $(CURDIR)/node_modules/node-linux-*/bin/node) $(shell command -v node))
+export JSII_NODE = $(NODE_BIN)
+CDK = $(NODE_BIN) $(CURDIR)/node_modules/aws-cdk/bin/cdk
+# Extra arguments for every cdk command, e.g. CDK_ARGS='-c policyFile=policy.yaml'.
+# Account and region come from the usual AWS_PROFILE / AWS_REGION.
+CDK_ARGS ?=
+# deploy asks before anything widens IAM or security groups; set
+# APPROVAL=never for an unattended pipeline that reviewed `make diff`.
+APPROVAL ?= broadening
 
 # What the tests and the demo need to find (see pkg/emulator).
 TEST_ENV := MOTO_SERVER=$(VENV)/bin/moto_server AWS_LAMBDA_RIE=$(TOOLS)/bin/aws-lambda-rie HOUSEKEEPER_BIN_DIR=$(HOSTBIN)
@@ -90,7 +101,7 @@ $(TOOLS)/bin/aws-lambda-rie:
 	GOBIN=$(TOOLS)/bin $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
 
 .PHONY: test
-test: tools build build-host ## Run every test: unit, moto integration, runtime-emulator end-to-end, CDK template; then fuzz-short.
+test: tools build build-host node_modules/.installed ## Run every test: unit, moto integration, runtime-emulator end-to-end, CDK template; then fuzz-short.
 	$(TEST_ENV) $(GO) test -count=1 -timeout 40m ./...
 	@$(MAKE) --no-print-directory fuzz-short
 
@@ -130,9 +141,26 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 .PHONY: synth
-synth: build node_modules/.installed ## Synthesize the CDK app into cdk.out/ (no AWS account needed).
-	npx cdk synth --quiet
+synth: build node_modules/.installed ## Synthesize every stack (one per configured region) into cdk.out/; no AWS account needed.
+	rm -rf cdk.out
+	$(CDK) synth --quiet $(CDK_ARGS)
 	@ls -l cdk.out/*.template.json
+
+.PHONY: bootstrap
+bootstrap: build node_modules/.installed ## Bootstrap the CDK in the target account and region(s) (once per account and region; needs credentials).
+	$(CDK) bootstrap $(CDK_ARGS)
+
+.PHONY: diff
+diff: build node_modules/.installed ## Show what `make deploy` would change in every stack (needs credentials).
+	$(CDK) diff --all $(CDK_ARGS)
+
+.PHONY: deploy
+deploy: build node_modules/.installed ## Deploy every stack (needs credentials); asks before IAM is widened unless APPROVAL=never.
+	$(CDK) deploy --all --require-approval $(APPROVAL) $(CDK_ARGS)
+
+.PHONY: destroy
+destroy: node_modules/.installed ## Uninstall: delete every stack (retained resources are listed in docs/deploy.md).
+	$(CDK) destroy --all $(CDK_ARGS)
 
 .PHONY: cfn-lint
 cfn-lint: synth tools ## Lint the synthesized template with cfn-lint.

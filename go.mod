@@ -4,6 +4,9 @@ go 1.26.0
 
 toolchain go1.26.10
 
+// The CDK CLI in node_modules ships Go templates that are not part of this module.
+ignore ./node_modules
+
 require (
 	github.com/aws/aws-cdk-go/awscdk/v2 v2.276.0
 	github.com/aws/aws-lambda-go v1.55.1

@@ -1,16 +1,14 @@
 // Command infra is the CDK app of ami-housekeeper; cdk.json runs it.
 //
-// Context keys (cdk.json, or -c key=value):
+// Its configuration is the app's context: every key, with its default, is
+// listed in cdk.json and documented in docs/deploy.md; `-c key=value`
+// overrides one. Unknown keys and invalid values fail the synth (package
+// infra/config).
 //
-//	distDir     folder holding <function>/bootstrap (default "dist")
-//	policyFile  policy document to validate and deploy (default: none, the
-//	            functions use their built-in default policy)
-//	cleanupSchedule  EventBridge schedule expression of the cleanup sweep
-//	            (default "cron(0 3 * * ? *)", daily at 03:00 UTC)
-//	sharingSchedule  EventBridge schedule expression of the sharing audit
-//	            (default "cron(0 4 * * ? *)", daily at 04:00 UTC)
-//
-// The stack is environment-agnostic, so synthesis needs no AWS credentials.
+// With no regions configured the app has one environment-agnostic stack,
+// deployed where the CLI's credentials point, and synthesis needs no AWS
+// credentials. With regions, it has one stack per region, each named
+// stackName in its region.
 package main
 
 import (
@@ -20,6 +18,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/ami-housekeeper/ami-housekeeper/infra/config"
 	"github.com/ami-housekeeper/ami-housekeeper/infra/housekeeper"
 )
 
@@ -42,25 +41,12 @@ func synth() (err error) {
 	}()
 
 	app := awscdk.NewApp(nil)
-	housekeeper.NewHousekeeperStack(app, "AmiHousekeeper", &housekeeper.StackProps{
-		DistDir:         contextString(app, "distDir"),
-		PolicyFile:      contextString(app, "policyFile"),
-		CleanupSchedule: contextString(app, "cleanupSchedule"),
-		SharingSchedule: contextString(app, "sharingSchedule"),
-	})
+	ctx, _ := app.Node().GetAllContext(nil).(map[string]any)
+	cfg, err := config.FromContext(ctx)
+	if err != nil {
+		return err
+	}
+	housekeeper.NewApp(app, cfg)
 	app.Synth(nil)
 	return nil
-}
-
-// contextString returns a context value as a string, "" when unset.
-func contextString(app awscdk.App, key string) string {
-	v := app.Node().TryGetContext(jsii.String(key))
-	if v == nil {
-		return ""
-	}
-	s, ok := v.(string)
-	if !ok {
-		panic(fmt.Sprintf("context %q: want a string, got %v", key, v))
-	}
-	return s
 }

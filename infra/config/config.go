@@ -83,7 +83,11 @@ func Default() Config {
 }
 
 // logRetentionDays are the retention values CloudWatch Logs accepts.
+// LogRetentionChoices returns them.
 var logRetentionDays = []int{1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
+
+// LogRetentionChoices are the values LogRetentionDays may take.
+func LogRetentionChoices() []int { return slices.Clone(logRetentionDays) }
 
 // cdkOwnKeys are plain context keys the CDK CLI and toolkit read themselves.
 // Keys starting with "@" (feature flags) or holding ":" (lookups, aws:cdk:*)

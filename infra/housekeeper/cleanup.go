@@ -5,11 +5,6 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsssm"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -32,28 +27,20 @@ const (
 
 // CleanupProps configures a Cleanup.
 type CleanupProps struct {
-	DistDir string
+	Deployment
 	// Schedule is an EventBridge schedule expression; empty means DefaultCleanupSchedule.
-	Schedule        string
-	PolicyParameter awsssm.IStringParameter
+	Schedule string
 	// Retention is the policy section the function will run with: it decides
 	// which lifecycle-stage permissions the role gets.
-	Retention    policy.Retention
-	LogRetention awslogs.RetentionDays
-	// ReportTopic receives the alarms and the report; ReportKey encrypts it.
-	ReportTopic awssns.ITopic
-	ReportKey   awskms.IKey
+	Retention policy.Retention
 }
 
 // Cleanup is the scheduled function that removes stale AMIs and their
 // snapshots, with its schedule and the permissions it needs.
 type Cleanup struct {
 	constructs.Construct
-	Function        awslambda.Function
-	Role            awsiam.Role
-	LogGroup        awslogs.LogGroup
-	DeadLetterQueue awssqs.Queue
-	ScheduleRule    awsevents.Rule
+	FunctionResources
+	ScheduleRule awsevents.Rule
 	// RecordsKey is the KMS HMAC key the cleanup derives the seal of its
 	// record tags from (pkg/records); only its role may use it.
 	RecordsKey awskms.Key
@@ -78,22 +65,19 @@ func NewCleanup(scope constructs.Construct, id string, props *CleanupProps) *Cle
 		Policy:        awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{}),
 	})
 	env := map[string]string{EnvReportEventBus: "default", records.EnvKeyID: *recordsKey.KeyArn()}
-	if props.ReportTopic != nil {
-		env[EnvReportTopicARN] = *props.ReportTopic.TopicArn()
+	if props.Topic != nil {
+		env[EnvReportTopicARN] = *props.Topic.TopicArn()
 	}
 	f := newGoFunction(c, &functionProps{
+		Deployment:  props.Deployment,
 		Name:        CleanupFunctionName,
-		DistDir:     props.DistDir,
 		Description: "Removes stale, unused AMIs and their snapshots (ami-housekeeper)",
 		// Planning 100,000 AMIs takes well under 512 MB; the rest is headroom.
 		MemorySize: 1024,
 		// Mutating calls are paced at EC2's refill rate (5/s): 25 AMIs with
 		// their snapshots take seconds, a large orphan backlog minutes.
-		Timeout:         awscdk.Duration_Minutes(jsii.Number(10)),
-		LogRetention:    props.LogRetention,
-		PolicyParameter: props.PolicyParameter,
-		AlarmTopic:      props.ReportTopic,
-		Environment:     env,
+		Timeout:     awscdk.Duration_Minutes(jsii.Number(10)),
+		Environment: env,
 		// A failed sweep is retried by the next scheduled run, not three
 		// times within the hour (the per-run caps would apply to each), and
 		// two sweeps never overlap.
@@ -140,7 +124,7 @@ func NewCleanup(scope constructs.Construct, id string, props *CleanupProps) *Cle
 	}
 	allow([]string{"events:PutEvents"}, stack.FormatArn(&awscdk.ArnComponents{
 		Service: jsii.String("events"), Resource: jsii.String("event-bus"), ResourceName: jsii.String("default")}))
-	f.allowPublish(props.ReportTopic, props.ReportKey)
+	f.allowPublish(props.Topic, props.TopicKey)
 	allow([]string{"kms:GenerateMac"}, recordsKey.KeyArn())
 	restrictRecordsKey(recordsKey, f.Role)
 	// The role may read any parameter to find AMI IDs, but must never be
@@ -159,7 +143,7 @@ func NewCleanup(scope constructs.Construct, id string, props *CleanupProps) *Cle
 	}
 	rule := f.scheduleRule(c, "ScheduleRule", "cleanup sweep", schedule)
 
-	return &Cleanup{Construct: c, Function: f.Function, Role: f.Role, LogGroup: f.LogGroup, DeadLetterQueue: f.DeadLetterQueue, ScheduleRule: rule, RecordsKey: recordsKey}
+	return &Cleanup{Construct: c, FunctionResources: f.FunctionResources, ScheduleRule: rule, RecordsKey: recordsKey}
 }
 
 // ec2ARN is the ARN pattern of every AMI or snapshot in the stack's region

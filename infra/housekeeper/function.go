@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
@@ -31,6 +32,14 @@ const (
 	EnvPolicyParameter = "HOUSEKEEPER_POLICY_SSM_PARAMETER"
 	// EnvLogLevel sets the functions' log level.
 	EnvLogLevel = "LOG_LEVEL"
+	// EnvPolicyDigest holds the SHA-256 of the deployed policy document. A
+	// new policy changes every function's configuration, so the next
+	// invocation of each starts fresh and loads it; a function refuses a
+	// parameter whose content no longer matches (changed outside a deploy).
+	EnvPolicyDigest = "HOUSEKEEPER_POLICY_SHA256"
+	// EnvKillSwitch names the SSM parameter that, when it exists with any
+	// value but "off", forces every invocation into audit mode.
+	EnvKillSwitch = "HOUSEKEEPER_KILL_SWITCH_PARAMETER"
 )
 
 // Async delivery settings shared by all functions: a handler failure is retried
@@ -40,22 +49,36 @@ const (
 	asyncMaxEventAge   = 1 // hours
 )
 
+// Deployment is what every function of one stack is deployed with.
+type Deployment struct {
+	// DistDir is the folder holding <function>/bootstrap. Required.
+	DistDir string
+	// PolicyParameter, when set, holds the policy document; nil runs the
+	// function with its built-in default policy. PolicyDigest is the
+	// SHA-256 of its value.
+	PolicyParameter awsssm.IStringParameter
+	PolicyDigest    string
+	// KillSwitch is the parameter name each invocation checks for the kill
+	// switch; the stack does not create it, so a deploy never resets it.
+	KillSwitch string
+	// LogRetention of the function's log group; zero means one month.
+	LogRetention awslogs.RetentionDays
+	// Topic, when set, receives the function's alarms and reports; TopicKey
+	// encrypts it.
+	Topic    awssns.ITopic
+	TopicKey awskms.IKey
+}
+
 // functionProps are the settings that differ between the housekeeper's functions.
 type functionProps struct {
+	Deployment
 	// Name is the folder under DistDir holding the function's bootstrap binary.
 	Name        string
-	DistDir     string
 	Description string
 	MemorySize  float64
 	Timeout     awscdk.Duration
-	// LogRetention of the function's log group; zero means one month.
-	LogRetention awslogs.RetentionDays
-	// PolicyParameter, when set, is passed in the environment and made readable.
-	PolicyParameter awsssm.IStringParameter
 	// Environment adds function-specific variables to the common ones.
 	Environment map[string]string
-	// AlarmTopic, when set, receives the function's alarms.
-	AlarmTopic awssns.ITopic
 	// NoAsyncRetry turns off Lambda's async retries (for sweeps whose
 	// per-run caps must not apply three times in an hour).
 	NoAsyncRetry bool
@@ -64,13 +87,21 @@ type functionProps struct {
 	ReservedConcurrency int
 }
 
-// goFunction is a Go Lambda function with the resources every housekeeper
-// function owns: its role, log group and dead-letter queue.
-type goFunction struct {
+// FunctionResources are what every housekeeper function owns: its role,
+// log group, dead-letter queue and the alarms on its errors and DLQ.
+type FunctionResources struct {
 	Function        awslambda.Function
 	Role            awsiam.Role
 	LogGroup        awslogs.LogGroup
 	DeadLetterQueue awssqs.Queue
+	// Alarms are the function's own alarms (none without a topic).
+	Alarms []awscloudwatch.Alarm
+}
+
+// goFunction is a Go Lambda function under construction, with the helpers
+// that grant it permissions and route events to it.
+type goFunction struct {
+	FunctionResources
 }
 
 // newGoFunction creates a provided.al2023/arm64 function from
@@ -111,12 +142,21 @@ func newGoFunction(scope constructs.Construct, p *functionProps) *goFunction {
 		EnvAccountID: awscdk.Aws_ACCOUNT_ID(),
 		EnvLogLevel:  jsii.String("info"),
 	}
+	// Only GetParameter: grantRead would add Describe/GetParameters/History.
+	var readable []string
 	if p.PolicyParameter != nil {
 		env[EnvPolicyParameter] = p.PolicyParameter.ParameterName()
-		// Only GetParameter: grantRead would add Describe/GetParameters/History.
+		env[EnvPolicyDigest] = jsii.String(p.PolicyDigest)
+		readable = append(readable, *p.PolicyParameter.ParameterArn())
+	}
+	if p.KillSwitch != "" {
+		env[EnvKillSwitch] = jsii.String(p.KillSwitch)
+		readable = append(readable, *ssmParameterARN(scope, p.KillSwitch))
+	}
+	if len(readable) > 0 {
 		role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Actions:   jsii.Strings("ssm:GetParameter"),
-			Resources: jsii.Strings(*p.PolicyParameter.ParameterArn()),
+			Resources: jsii.Strings(readable...),
 		}))
 	}
 	for k, v := range p.Environment {
@@ -149,16 +189,18 @@ func newGoFunction(scope constructs.Construct, p *functionProps) *goFunction {
 		ReservedConcurrentExecutions: reserved,
 	})
 
-	if p.AlarmTopic != nil {
-		addAlarms(scope, p.Name, fn, dlq, p.AlarmTopic)
+	var alarms []awscloudwatch.Alarm
+	if p.Topic != nil {
+		alarms = addAlarms(scope, p.Name, fn, dlq, p.Topic)
 	}
-	return &goFunction{Function: fn, Role: role, LogGroup: logGroup, DeadLetterQueue: dlq}
+	return &goFunction{FunctionResources{Function: fn, Role: role, LogGroup: logGroup, DeadLetterQueue: dlq, Alarms: alarms}}
 }
 
 // addAlarms raises an alarm when the function fails (an AWS error after the
 // SDK's retries: IAM, throttling) or when an event lands in its DLQ (it was
 // given up on). Bad input is not an error and does not alarm.
-func addAlarms(scope constructs.Construct, name string, fn awslambda.Function, dlq awssqs.Queue, topic awssns.ITopic) {
+func addAlarms(scope constructs.Construct, name string, fn awslambda.Function, dlq awssqs.Queue, topic awssns.ITopic) []awscloudwatch.Alarm {
+	var alarms []awscloudwatch.Alarm
 	action := awscloudwatchactions.NewSnsAction(topic)
 	five := awscdk.Duration_Minutes(jsii.Number(5))
 	alarm := func(id, description string, metric awscloudwatch.IMetric) {
@@ -171,11 +213,21 @@ func addAlarms(scope constructs.Construct, name string, fn awslambda.Function, d
 			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
 		})
 		a.AddAlarmAction(action)
+		alarms = append(alarms, a)
 	}
 	alarm("ErrorsAlarm", "invocations failed (see the runbook, outcome=error)",
 		fn.MetricErrors(&awscloudwatch.MetricOptions{Period: five, Statistic: jsii.String("Sum")}))
 	alarm("DeadLetterAlarm", "events in the dead-letter queue (replay them, see the runbook)",
 		dlq.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: five, Statistic: jsii.String("Maximum")}))
+	return alarms
+}
+
+// ssmParameterARN is the ARN of the SSM parameter name ("/a/b") in the stack's
+// account and region.
+func ssmParameterARN(scope constructs.Construct, name string) *string {
+	return awscdk.Stack_Of(scope).FormatArn(&awscdk.ArnComponents{
+		Service: jsii.String("ssm"), Resource: jsii.String("parameter"), ResourceName: jsii.String(strings.TrimPrefix(name, "/")),
+	})
 }
 
 // target returns an EventBridge target invoking the function. Events that

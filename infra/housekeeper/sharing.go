@@ -3,12 +3,6 @@ package housekeeper
 import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsssm"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
@@ -29,26 +23,19 @@ const EnvAuditCursor = "HOUSEKEEPER_AUDIT_CURSOR_PARAMETER"
 
 // SharingProps configures a Sharing guard.
 type SharingProps struct {
-	DistDir string
+	Deployment
 	// Schedule of the audit; empty means DefaultSharingSchedule.
-	Schedule        string
-	PolicyParameter awsssm.IStringParameter
+	Schedule string
 	// Sharing is the policy section the function runs with: it decides
 	// whether the role may turn on image block public access.
-	Sharing      policy.Sharing
-	LogRetention awslogs.RetentionDays
-	ReportTopic  awssns.ITopic
-	ReportKey    awskms.IKey
+	Sharing policy.Sharing
 }
 
 // Sharing is the function that enforces the sharing policy, with its rules,
 // schedule and permissions.
 type Sharing struct {
 	constructs.Construct
-	Function        awslambda.Function
-	Role            awsiam.Role
-	LogGroup        awslogs.LogGroup
-	DeadLetterQueue awssqs.Queue
+	FunctionResources
 	// PermissionRule matches successful ModifyImageAttribute and
 	// ModifySnapshotAttribute calls, and the calls that bring an AMI or
 	// snapshot back (RestoreImageFromRecycleBin, EnableImage,
@@ -70,21 +57,18 @@ func NewSharing(scope constructs.Construct, id string, props *SharingProps) *Sha
 		StringValue:   jsii.String("-"),
 	})
 	env := map[string]string{EnvReportEventBus: "default", EnvAuditCursor: *cursor.ParameterName()}
-	if props.ReportTopic != nil {
-		env[EnvReportTopicARN] = *props.ReportTopic.TopicArn()
+	if props.Topic != nil {
+		env[EnvReportTopicARN] = *props.Topic.TopicArn()
 	}
 	f := newGoFunction(c, &functionProps{
+		Deployment:  props.Deployment,
 		Name:        SharingFunctionName,
-		DistDir:     props.DistDir,
 		Description: "Revokes AMI and snapshot sharing the policy does not allow (ami-housekeeper)",
 		MemorySize:  256,
 		// An event takes well under a second; the audit reads launch
 		// permissions at 20/s and resumes on the next run if it runs out.
-		Timeout:         awscdk.Duration_Minutes(jsii.Number(15)),
-		LogRetention:    props.LogRetention,
-		PolicyParameter: props.PolicyParameter,
-		AlarmTopic:      props.ReportTopic,
-		Environment:     env,
+		Timeout:     awscdk.Duration_Minutes(jsii.Number(15)),
+		Environment: env,
 	})
 
 	allow := f.allow
@@ -105,7 +89,7 @@ func NewSharing(scope constructs.Construct, id string, props *SharingProps) *Sha
 	allow([]string{"ssm:GetParameter", "ssm:PutParameter"}, cursor.ParameterArn())
 	allow([]string{"events:PutEvents"}, stack.FormatArn(&awscdk.ArnComponents{
 		Service: jsii.String("events"), Resource: jsii.String("event-bus"), ResourceName: jsii.String("default")}))
-	f.allowPublish(props.ReportTopic, props.ReportKey)
+	f.allowPublish(props.Topic, props.TopicKey)
 
 	// Every successful call is re-checked whatever its request shape; a
 	// restore can bring sharing back.
@@ -119,6 +103,6 @@ func NewSharing(scope constructs.Construct, id string, props *SharingProps) *Sha
 	}
 	audit := f.scheduleRule(c, "ScheduleRule", "sharing audit", schedule)
 
-	return &Sharing{Construct: c, Function: f.Function, Role: f.Role, LogGroup: f.LogGroup, DeadLetterQueue: f.DeadLetterQueue,
+	return &Sharing{Construct: c, FunctionResources: f.FunctionResources,
 		PermissionRule: permissions, NewImageRule: newImages, ScheduleRule: audit, AuditCursor: cursor}
 }

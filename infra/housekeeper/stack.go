@@ -12,10 +12,12 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsssm"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/ami-housekeeper/ami-housekeeper/infra/config"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 )
 
@@ -46,15 +48,21 @@ type StackProps struct {
 	// SharingSchedule is the sharing audit's schedule expression; empty
 	// means daily at 04:00 UTC.
 	SharingSchedule string
+	// RecycleBin sets the Recycle Bin rules that keep every deregistered
+	// AMI and deleted snapshot recoverable; nil means DefaultRecycleBin,
+	// ImageDays 0 creates none.
+	RecycleBin *RecycleBinProps
+	// AlarmEmails are subscribed to the notification topic.
+	AlarmEmails []string
 }
 
 // NewHousekeeperStack creates the ami-housekeeper stack.
 //
-// It panics, failing the synthesis, when a function's bootstrap is missing or
-// when the policy file cannot be read, is invalid (the message is the policy
-// package's validation error) or is too large for an SSM parameter. Panicking
-// keeps the signature of a CDK constructor; jsii reports its own errors the
-// same way.
+// It panics, failing the synthesis, when a function's bootstrap is missing,
+// when a schedule expression is invalid, or when the policy file cannot be
+// read, is invalid (the message is the policy package's validation error)
+// or is too large for an SSM parameter. Panicking keeps the signature of a
+// CDK constructor; jsii reports its own errors the same way.
 func NewHousekeeperStack(scope constructs.Construct, id string, props *StackProps) awscdk.Stack {
 	if props == nil {
 		props = &StackProps{}
@@ -65,81 +73,92 @@ func NewHousekeeperStack(scope constructs.Construct, id string, props *StackProp
 	}
 	stack := awscdk.NewStack(scope, jsii.String(id), &sprops)
 
-	distDir := props.DistDir
-	if distDir == "" {
-		distDir = DefaultDistDir
-	}
+	cleanupSchedule := mustSchedule("cleanup schedule", props.CleanupSchedule, DefaultCleanupSchedule)
+	sharingSchedule := mustSchedule("sharing schedule", props.SharingSchedule, DefaultSharingSchedule)
 
-	var policyParameter awsssm.IStringParameter
+	deployment := Deployment{
+		DistDir:      props.DistDir,
+		LogRetention: props.LogRetention,
+		KillSwitch:   KillSwitchParameterName(stack),
+	}
+	if deployment.DistDir == "" {
+		deployment.DistDir = DefaultDistDir
+	}
 	pol := policy.Default()
 	if props.PolicyFile != "" {
-		param, parsed, err := newPolicyParameter(stack, props.PolicyFile)
+		param, parsed, digest, err := newPolicyParameter(stack, props.PolicyFile)
 		if err != nil {
 			panic(err)
 		}
-		policyParameter, pol = param, parsed
+		deployment.PolicyParameter, deployment.PolicyDigest, pol = param, digest, parsed
 	}
+	deployment.Topic, deployment.TopicKey = newNotificationTopic(stack, props.AlarmEmails)
 
-	topic, key := newNotificationTopic(stack)
-	tagger := NewTagger(stack, "Tagger", &TaggerProps{
-		DistDir:         distDir,
-		PolicyParameter: policyParameter,
-		LogRetention:    props.LogRetention,
-		AlarmTopic:      topic,
-	})
+	tagger := NewTagger(stack, "Tagger", &TaggerProps{Deployment: deployment})
 	cleanupFn := NewCleanup(stack, "Cleanup", &CleanupProps{
-		DistDir:         distDir,
-		Schedule:        props.CleanupSchedule,
-		PolicyParameter: policyParameter,
-		Retention:       pol.Retention,
-		LogRetention:    props.LogRetention,
-		ReportTopic:     topic,
-		ReportKey:       key,
-	})
-
-	awscdk.NewCfnOutput(stack, jsii.String("TaggerFunctionName"), &awscdk.CfnOutputProps{
-		Description: jsii.String("Name of the tagger Lambda function"),
-		Value:       tagger.Function.FunctionName(),
-	})
-	awscdk.NewCfnOutput(stack, jsii.String("TaggerDeadLetterQueueUrl"), &awscdk.CfnOutputProps{
-		Description: jsii.String("URL of the queue holding events the tagger failed to handle"),
-		Value:       tagger.DeadLetterQueue.QueueUrl(),
+		Deployment: deployment,
+		Schedule:   cleanupSchedule.Expression,
+		Retention:  pol.Retention,
 	})
 	sharingFn := NewSharing(stack, "Sharing", &SharingProps{
-		DistDir:         distDir,
-		Schedule:        props.SharingSchedule,
-		PolicyParameter: policyParameter,
-		Sharing:         pol.Sharing,
-		LogRetention:    props.LogRetention,
-		ReportTopic:     topic,
-		ReportKey:       key,
+		Deployment: deployment,
+		Schedule:   sharingSchedule.Expression,
+		Sharing:    pol.Sharing,
 	})
-	awscdk.NewCfnOutput(stack, jsii.String("SharingFunctionName"), &awscdk.CfnOutputProps{
-		Description: jsii.String("Name of the sharing guard Lambda function"),
-		Value:       sharingFn.Function.FunctionName(),
-	})
-	awscdk.NewCfnOutput(stack, jsii.String("CleanupFunctionName"), &awscdk.CfnOutputProps{
-		Description: jsii.String("Name of the cleanup Lambda function"),
-		Value:       cleanupFn.Function.FunctionName(),
-	})
-	awscdk.NewCfnOutput(stack, jsii.String("NotificationTopicArn"), &awscdk.CfnOutputProps{
-		Description: jsii.String("SNS topic receiving ami-housekeeper alarms; subscribe the team to it"),
-		Value:       topic.TopicArn(),
-	})
-	if policyParameter != nil {
-		awscdk.NewCfnOutput(stack, jsii.String("PolicyParameterName"), &awscdk.CfnOutputProps{
-			Description: jsii.String("SSM parameter holding the policy document"),
-			Value:       policyParameter.ParameterName(),
-		})
-	}
 
+	recycleBin := DefaultRecycleBin
+	if props.RecycleBin != nil {
+		recycleBin = *props.RecycleBin
+	}
+	NewRecycleBinRules(stack, "RecycleBin", &recycleBin)
+	NewMonitoring(stack, "Monitoring", &MonitoringProps{
+		Topic:           deployment.Topic,
+		Tagger:          tagger,
+		Cleanup:         cleanupFn,
+		Sharing:         sharingFn,
+		CleanupSchedule: cleanupSchedule,
+		SharingSchedule: sharingSchedule,
+	})
+
+	output := func(id, description string, value *string) {
+		awscdk.NewCfnOutput(stack, jsii.String(id), &awscdk.CfnOutputProps{Description: jsii.String(description), Value: value})
+	}
+	output("TaggerFunctionName", "Name of the tagger Lambda function", tagger.Function.FunctionName())
+	output("TaggerDeadLetterQueueUrl", "URL of the queue holding events the tagger failed to handle", tagger.DeadLetterQueue.QueueUrl())
+	output("SharingFunctionName", "Name of the sharing guard Lambda function", sharingFn.Function.FunctionName())
+	output("CleanupFunctionName", "Name of the cleanup Lambda function", cleanupFn.Function.FunctionName())
+	output("NotificationTopicArn", "SNS topic receiving ami-housekeeper alarms; subscribe the team to it", deployment.Topic.TopicArn())
+	output("KillSwitchParameterName", "SSM parameter that, set to any value but 'off', forces every function into audit mode (see docs/deploy.md)",
+		jsii.String(deployment.KillSwitch))
+	if deployment.PolicyParameter != nil {
+		output("PolicyParameterName", "SSM parameter holding the policy document", deployment.PolicyParameter.ParameterName())
+	}
 	return stack
+}
+
+// KillSwitchParameterName is the kill switch's SSM parameter in stack:
+// stack-scoped, so two deployments in one account never share it.
+func KillSwitchParameterName(stack awscdk.Stack) string {
+	return "/" + *stack.StackName() + "/kill-switch"
+}
+
+// mustSchedule validates a schedule expression (empty: fallback) or fails
+// the synthesis naming it.
+func mustSchedule(what, expr, fallback string) config.Schedule {
+	if expr == "" {
+		expr = fallback
+	}
+	s, err := config.ParseSchedule(expr)
+	if err != nil {
+		panic(fmt.Sprintf("%s: %v", what, err))
+	}
+	return s
 }
 
 // newNotificationTopic creates the SNS topic for alarms (and, later, reports),
 // encrypted with a customer managed key: CloudWatch alarms cannot publish to a
 // topic encrypted with the AWS managed aws/sns key.
-func newNotificationTopic(stack awscdk.Stack) (awssns.Topic, awskms.Key) {
+func newNotificationTopic(stack awscdk.Stack, emails []string) (awssns.Topic, awskms.Key) {
 	key := awskms.NewKey(stack, jsii.String("NotificationKey"), &awskms.KeyProps{
 		Description:       jsii.String("ami-housekeeper notifications"),
 		EnableKeyRotation: jsii.Bool(true),
@@ -150,30 +169,35 @@ func newNotificationTopic(stack awscdk.Stack) (awssns.Topic, awskms.Key) {
 		Actions:    jsii.Strings("kms:Decrypt", "kms:GenerateDataKey*"),
 		Resources:  jsii.Strings("*"), // "*" in a key policy means this key
 	}), jsii.Bool(false))
-	return awssns.NewTopic(stack, jsii.String("Notifications"), &awssns.TopicProps{
+	topic := awssns.NewTopic(stack, jsii.String("Notifications"), &awssns.TopicProps{
 		DisplayName: jsii.String("ami-housekeeper"),
 		MasterKey:   key,
 		EnforceSSL:  jsii.Bool(true),
-	}), key
+	})
+	for _, email := range emails {
+		topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(email), nil))
+	}
+	return topic, key
 }
 
 // newPolicyParameter validates the policy file and stores its content, as
 // written, in an SSM parameter that all functions read.
-func newPolicyParameter(stack awscdk.Stack, path string) (awsssm.IStringParameter, *policy.Policy, error) {
+// It also returns the digest the functions check the parameter against.
+func newPolicyParameter(stack awscdk.Stack, path string) (awsssm.IStringParameter, *policy.Policy, string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("policy file: %w", err)
+		return nil, nil, "", fmt.Errorf("policy file: %w", err)
 	}
 	// Validating here turns a bad policy into a failed synth rather than
 	// a deployed function that fails on every event.
 	pol, err := policy.Parse(data, path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	tier := awsssm.ParameterTier_STANDARD
 	switch {
 	case len(data) > advancedParameterMaxBytes:
-		return nil, nil, fmt.Errorf("policy file %s: %d bytes, more than the %d an SSM parameter holds", path, len(data), advancedParameterMaxBytes)
+		return nil, nil, "", fmt.Errorf("policy file %s: %d bytes, more than the %d an SSM parameter holds", path, len(data), advancedParameterMaxBytes)
 	case len(data) > standardParameterMaxBytes:
 		tier = awsssm.ParameterTier_ADVANCED
 	}
@@ -183,5 +207,5 @@ func newPolicyParameter(stack awscdk.Stack, path string) (awsssm.IStringParamete
 		Description:   jsii.String("ami-housekeeper policy document (from " + filepath.Base(path) + ")"),
 		StringValue:   jsii.String(string(data)),
 		Tier:          tier,
-	}), pol, nil
+	}), pol, policy.Digest(data), nil
 }

@@ -578,8 +578,9 @@ func TestTaggerFunction(t *testing.T) {
 	st := synth(t, StackProps{})
 	checkFunction(t, st, taggerOf(t, st), 128, 30, 2,
 		map[string]any{
-			EnvAccountID: ref("AWS::AccountId"),
-			EnvLogLevel:  "info",
+			EnvAccountID:  ref("AWS::AccountId"),
+			EnvLogLevel:   "info",
+			EnvKillSwitch: "/Test/kill-switch",
 		},
 		map[string]any{"ReservedConcurrentExecutions": assertions.Match_Absent()})
 }
@@ -594,6 +595,7 @@ func TestCleanupFunction(t *testing.T) {
 		map[string]any{
 			EnvAccountID:      ref("AWS::AccountId"),
 			EnvLogLevel:       "info",
+			EnvKillSwitch:     "/Test/kill-switch",
 			EnvReportEventBus: "default",
 			EnvReportTopicARN: ref(topic),
 			records.EnvKeyID:  map[string]any{"Fn::GetAtt": []any{recordsKey(t, st, cleanup), "Arn"}},
@@ -611,6 +613,7 @@ func TestSharingFunction(t *testing.T) {
 		map[string]any{
 			EnvAccountID:      ref("AWS::AccountId"),
 			EnvLogLevel:       "info",
+			EnvKillSwitch:     "/Test/kill-switch",
 			EnvReportEventBus: "default",
 			EnvReportTopicARN: ref(topic),
 			EnvAuditCursor:    ref(cursor),
@@ -907,8 +910,13 @@ func taggerPermissions(tagger function) map[string][]string {
 		"logs:CreateLogStream":  {arnOf(tagger.logGroup)},
 		"logs:PutLogEvents":     {arnOf(tagger.logGroup)},
 		"sqs:SendMessage":       {arnOf(tagger.dlq)},
+		"ssm:GetParameter":      {killSwitchARN},
 	}
 }
+
+// killSwitchARN is the kill switch's parameter in the stack "Test": every
+// function reads it (and only reads it) on each invocation.
+const killSwitchARN = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/Test/kill-switch"
 
 // cleanupPermissions are all the cleanup may do without a policy file, or
 // with one that enables no lifecycle stage.
@@ -939,6 +947,7 @@ func cleanupPermissions(cleanup function, topic, key, records string) map[string
 		"sqs:SendMessage":      {arnOf(cleanup.dlq)},
 	}, []string{"*"}, inventory...)
 	p = withActions(p, parameters, "ssm:GetParameters", "ssm:GetParametersByPath")
+	p = withActions(p, []string{killSwitchARN}, "ssm:GetParameter")
 	// Sealing its record tags with the records key, and nothing else of it.
 	p = withActions(p, []string{arnOf(records)}, "kms:GenerateMac")
 	// Publishing to the encrypted topic.
@@ -993,7 +1002,8 @@ func sharingPermissions(sharing function, cursor, topic, key string) map[string]
 		"ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeImageAttribute", "ec2:DescribeSnapshotAttribute",
 		"ec2:GetImageBlockPublicAccessState", "ec2:GetSnapshotBlockPublicAccessState")
 	// The audit's position: this one parameter, read and written.
-	p = withActions(p, []string{parameterARN(cursor)}, "ssm:GetParameter", "ssm:PutParameter")
+	p = withActions(p, []string{parameterARN(cursor)}, "ssm:PutParameter")
+	p = withActions(p, []string{parameterARN(cursor), killSwitchARN}, "ssm:GetParameter")
 	// Publishing to the encrypted topic.
 	return withActions(p, []string{arnOf(key)}, "kms:Decrypt", "kms:GenerateDataKey")
 }
@@ -1213,7 +1223,7 @@ func TestPolicyFile(t *testing.T) {
 			"Environment": map[string]any{"Variables": map[string]any{EnvPolicyParameter: ref(param)}},
 		})
 	}
-	checkPermissions(t, st, tagger, withActions(taggerPermissions(tagger), []string{parameterARN(param)}, "ssm:GetParameter"))
+	checkPermissions(t, st, tagger, withPolicyParameter(taggerPermissions(tagger), param))
 	check(t, "parameter name output", func() {
 		st.HasOutput(jsii.String("PolicyParameterName"), map[string]any{"Value": ref(param)})
 	})
@@ -1288,7 +1298,9 @@ func TestAlarmsNotifyEncryptedTopic(t *testing.T) {
 		})})},
 	})
 
-	check(t, "six alarms", func() { st.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(6)) })
+	// Errors and DLQ per function (6), two silence alarms, failed actions,
+	// blocked inventory and throttles per function (3): see monitoring_test.go.
+	check(t, "thirteen alarms", func() { st.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(13)) })
 	check(t, "every alarm notifies the topic", func() {
 		st.AllResourcesProperties(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{"AlarmActions": []any{ref(topic)}})
 	})

@@ -3,12 +3,6 @@ package housekeeper
 import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsssm"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 )
@@ -19,25 +13,14 @@ const TaggerFunctionName = "tagger"
 
 // TaggerProps configures a Tagger.
 type TaggerProps struct {
-	// DistDir is the folder holding tagger/bootstrap. Required.
-	DistDir string
-	// PolicyParameter holds the policy document; nil runs the tagger with its
-	// built-in default policy.
-	PolicyParameter awsssm.IStringParameter
-	// LogRetention of the function's log group; zero means one month.
-	LogRetention awslogs.RetentionDays
-	// AlarmTopic, when set, receives the function's alarms.
-	AlarmTopic awssns.ITopic
+	Deployment
 }
 
 // Tagger is the function that tags new AMIs and their snapshots, with the
 // EventBridge rules that trigger it and the permissions it needs.
 type Tagger struct {
 	constructs.Construct
-	Function        awslambda.Function
-	Role            awsiam.Role
-	LogGroup        awslogs.LogGroup
-	DeadLetterQueue awssqs.Queue
+	FunctionResources
 	// CloudTrailRule matches successful CreateImage/CopyImage/RegisterImage calls.
 	CloudTrailRule awsevents.Rule
 	// StateChangeRule matches AMIs becoming available.
@@ -50,15 +33,12 @@ func NewTagger(scope constructs.Construct, id string, props *TaggerProps) *Tagge
 	c := constructs.NewConstruct(scope, jsii.String(id))
 
 	f := newGoFunction(c, &functionProps{
+		Deployment:  props.Deployment,
 		Name:        TaggerFunctionName,
-		DistDir:     props.DistDir,
 		Description: "Tags new AMIs and their snapshots (ami-housekeeper)",
 		MemorySize:  128,
 		// The handler may wait ~10 s for a pending AMI's snapshots to appear.
-		Timeout:         awscdk.Duration_Seconds(jsii.Number(30)),
-		LogRetention:    props.LogRetention,
-		PolicyParameter: props.PolicyParameter,
-		AlarmTopic:      props.AlarmTopic,
+		Timeout: awscdk.Duration_Seconds(jsii.Number(30)),
 	})
 
 	// Describe calls support no resource-level permissions, hence "*".
@@ -74,12 +54,9 @@ func NewTagger(scope constructs.Construct, id string, props *TaggerProps) *Tagge
 	stateChange := f.imageAvailableRule(c, "StateChangeRule", "AMI available")
 
 	return &Tagger{
-		Construct:       c,
-		Function:        f.Function,
-		Role:            f.Role,
-		LogGroup:        f.LogGroup,
-		DeadLetterQueue: f.DeadLetterQueue,
-		CloudTrailRule:  cloudTrail,
-		StateChangeRule: stateChange,
+		Construct:         c,
+		FunctionResources: f.FunctionResources,
+		CloudTrailRule:    cloudTrail,
+		StateChangeRule:   stateChange,
 	}
 }

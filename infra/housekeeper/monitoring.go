@@ -1,0 +1,268 @@
+package housekeeper
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/interfaces/interfacesawscloudwatch"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/ami-housekeeper/ami-housekeeper/infra/config"
+)
+
+// MetricsNamespace is where the functions' Embedded Metric Format lines
+// land, with the dimension Function (tagger, cleanup, sharing).
+const MetricsNamespace = "AmiHousekeeper"
+
+// Metrics the functions emit and the alarms read. RunsCompleted and
+// AuditsCompleted are success signals: 1 for a run that read everything
+// and finished, so their absence is what the silence alarms catch.
+const (
+	MetricRunsCompleted     = "RunsCompleted"
+	MetricAuditsCompleted   = "AuditsCompleted"
+	MetricActionsFailed     = "ActionsFailed"
+	MetricInventoryBlocked  = "InventoryBlocked"
+	MetricAMIsDeregistered  = "AMIsDeregistered"
+	MetricSnapshotsDeleted  = "SnapshotsDeleted"
+	MetricGiBFreed          = "GiBFreed"
+	MetricAMIsMarked        = "AMIsMarked"
+	MetricAMIsKeptOnRecheck = "AMIsKeptOnRecheck"
+	MetricViolations        = "Violations"
+	MetricPrincipalsRevoked = "PrincipalsRevoked"
+)
+
+// maxAlarmRange is CloudWatch's limit on an alarm's period times its
+// evaluation periods (PutMetricAlarm: seven days; one day when the period is
+// under an hour).
+const maxAlarmRange = 7 * 24 * time.Hour
+
+// MonitoringProps are the functions and schedules to watch.
+type MonitoringProps struct {
+	Topic           awssns.ITopic
+	Tagger          *Tagger
+	Cleanup         *Cleanup
+	Sharing         *Sharing
+	CleanupSchedule config.Schedule
+	SharingSchedule config.Schedule
+}
+
+// Monitoring is the stack's alarms beyond each function's errors and DLQ
+// alarms, its dashboard and its saved Logs Insights queries.
+type Monitoring struct {
+	constructs.Construct
+	// Alarms by construct ID, for tests and for composing them.
+	Alarms    map[string]awscloudwatch.Alarm
+	Dashboard awscloudwatch.Dashboard
+}
+
+// NewMonitoring creates the alarms that catch silence (a sweep or audit
+// that stopped completing: a disabled rule, a broken schedule, a function
+// that fails before it reports), throttling, failed actions and blocked
+// inventories, and the dashboard and queries operators read.
+func NewMonitoring(scope constructs.Construct, id string, p *MonitoringProps) *Monitoring {
+	c := constructs.NewConstruct(scope, jsii.String(id))
+	m := &Monitoring{Construct: c, Alarms: map[string]awscloudwatch.Alarm{}}
+	action := awscloudwatchactions.NewSnsAction(p.Topic)
+	add := func(id string, props *awscloudwatch.AlarmProps) {
+		a := awscloudwatch.NewAlarm(c, jsii.String(id), props)
+		a.AddAlarmAction(action)
+		m.Alarms[id] = a
+	}
+
+	for _, s := range []struct {
+		id, function, metric, what string
+		schedule                   config.Schedule
+	}{
+		{"CleanupSilentAlarm", CleanupFunctionName, MetricRunsCompleted, "the cleanup sweep", p.CleanupSchedule},
+		{"SharingAuditSilentAlarm", SharingFunctionName, MetricAuditsCompleted, "the sharing audit", p.SharingSchedule},
+	} {
+		window := config.SilenceWindow(s.schedule)
+		if window == 0 || window > maxAlarmRange {
+			awscdk.Annotations_Of(c).AddWarningV2(jsii.String("ami-housekeeper:silence-alarm"), jsii.String(fmt.Sprintf(
+				"%s runs on %s, less often than every 3.5 days: no alarm can wait two intervals (CloudWatch looks back 7 days at most), so a missed run is not alarmed",
+				s.what, s.schedule.Expression)), nil)
+			continue
+		}
+		period, periods := silencePeriods(window)
+		add(s.id, &awscloudwatch.AlarmProps{
+			AlarmDescription: jsii.String(fmt.Sprintf(
+				"ami-housekeeper: %s did not complete in %s (two runs of %s): the rule may be disabled, the function failing before it reports, or its inventory incomplete (see the runbook)",
+				s.what, window, s.schedule.Expression)),
+			Metric: housekeeperMetric(s.function, s.metric, "Sum", period),
+			// Every period of the window without a completed run: missing
+			// data is the signal, so it counts as breaching.
+			Threshold:          jsii.Number(1),
+			ComparisonOperator: awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD,
+			EvaluationPeriods:  jsii.Number(periods),
+			DatapointsToAlarm:  jsii.Number(periods),
+			TreatMissingData:   awscloudwatch.TreatMissingData_BREACHING,
+		})
+	}
+
+	hour := awscdk.Duration_Hours(jsii.Number(1))
+	atLeastOne := func(id, description string, metric awscloudwatch.IMetric) {
+		add(id, &awscloudwatch.AlarmProps{
+			AlarmDescription:   jsii.String("ami-housekeeper: " + description),
+			Metric:             metric,
+			Threshold:          jsii.Number(1),
+			ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+			EvaluationPeriods:  jsii.Number(1),
+			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+		})
+	}
+	atLeastOne("CleanupActionsFailedAlarm", "cleanup actions failed (the summary line lists them; they are retried on the next run)",
+		housekeeperMetric(CleanupFunctionName, MetricActionsFailed, "Sum", hour))
+	atLeastOne("CleanupInventoryBlockedAlarm", "the cleanup could not read its whole inventory, so it removed nothing (the summary line's 'blocked' says why)",
+		housekeeperMetric(CleanupFunctionName, MetricInventoryBlocked, "Sum", hour))
+	for _, f := range []struct {
+		id   string
+		name string
+		fn   interface {
+			MetricThrottles(*awscloudwatch.MetricOptions) awscloudwatch.Metric
+		}
+	}{
+		{"TaggerThrottlesAlarm", TaggerFunctionName, p.Tagger.Function},
+		{"CleanupThrottlesAlarm", CleanupFunctionName, p.Cleanup.Function},
+		{"SharingThrottlesAlarm", SharingFunctionName, p.Sharing.Function},
+	} {
+		atLeastOne(f.id, fmt.Sprintf("Lambda throttled the %s function (account concurrency exhausted, or two sweeps overlapping)", f.name),
+			f.fn.MetricThrottles(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Sum")}))
+	}
+
+	m.Dashboard = newDashboard(c, p, m.Alarms)
+	newQueries(c, p)
+	return m
+}
+
+// silencePeriods splits a silence window into the alarm's period and
+// evaluation periods: hours (five minutes for windows under three hours,
+// as CloudWatch limits sub-hour periods to a day in all).
+func silencePeriods(window time.Duration) (awscdk.Duration, int) {
+	step := time.Hour
+	if window < 3*time.Hour {
+		step = 5 * time.Minute
+	}
+	periods := int(math.Ceil(float64(window) / float64(step)))
+	return awscdk.Duration_Seconds(jsii.Number(step.Seconds())), periods
+}
+
+// housekeeperMetric is one of the functions' EMF metrics.
+func housekeeperMetric(function, name, statistic string, period awscdk.Duration) awscloudwatch.Metric {
+	return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+		Namespace:     jsii.String(MetricsNamespace),
+		MetricName:    jsii.String(name),
+		DimensionsMap: &map[string]*string{"Function": jsii.String(function)},
+		Statistic:     jsii.String(statistic),
+		Period:        period,
+	})
+}
+
+// newDashboard shows what the housekeeper did and whether it is healthy.
+func newDashboard(scope constructs.Construct, p *MonitoringProps, alarms map[string]awscloudwatch.Alarm) awscloudwatch.Dashboard {
+	day := awscdk.Duration_Days(jsii.Number(1))
+	graph := func(title string, metrics ...awscloudwatch.IMetric) awscloudwatch.IWidget {
+		return awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{
+			Title: jsii.String(title), Left: &metrics, Width: jsii.Number(8), Height: jsii.Number(6),
+		})
+	}
+	daily := func(function, name string) awscloudwatch.IMetric {
+		return housekeeperMetric(function, name, "Sum", day)
+	}
+	var alarmList []interfacesawscloudwatch.IAlarmRef
+	for _, id := range sortedKeys(alarms) {
+		alarmList = append(alarmList, alarms[id])
+	}
+	for _, f := range []FunctionResources{p.Tagger.FunctionResources, p.Cleanup.FunctionResources, p.Sharing.FunctionResources} {
+		for _, a := range f.Alarms {
+			alarmList = append(alarmList, a)
+		}
+	}
+	lambdaHealth := func(f interface {
+		MetricErrors(*awscloudwatch.MetricOptions) awscloudwatch.Metric
+		MetricThrottles(*awscloudwatch.MetricOptions) awscloudwatch.Metric
+		MetricInvocations(*awscloudwatch.MetricOptions) awscloudwatch.Metric
+	}, name string) awscloudwatch.IWidget {
+		opts := &awscloudwatch.MetricOptions{Statistic: jsii.String("Sum"), Period: awscdk.Duration_Hours(jsii.Number(1))}
+		return graph(name+": invocations, errors, throttles", f.MetricInvocations(opts), f.MetricErrors(opts), f.MetricThrottles(opts))
+	}
+	d := awscloudwatch.NewDashboard(scope, jsii.String("Dashboard"), &awscloudwatch.DashboardProps{
+		DefaultInterval: awscdk.Duration_Days(jsii.Number(14)),
+	})
+	d.AddWidgets(awscloudwatch.NewAlarmStatusWidget(&awscloudwatch.AlarmStatusWidgetProps{
+		Title: jsii.String("ami-housekeeper alarms"), Alarms: &alarmList, Width: jsii.Number(24),
+	}))
+	d.AddWidgets(
+		graph("Cleanup: AMIs deregistered, snapshots deleted (per day)",
+			daily(CleanupFunctionName, MetricAMIsDeregistered), daily(CleanupFunctionName, MetricSnapshotsDeleted)),
+		graph("Cleanup: GiB of snapshots freed (per day)", daily(CleanupFunctionName, MetricGiBFreed)),
+		graph("Cleanup: AMIs marked, kept on recheck, actions failed",
+			daily(CleanupFunctionName, MetricAMIsMarked), daily(CleanupFunctionName, MetricAMIsKeptOnRecheck), daily(CleanupFunctionName, MetricActionsFailed)),
+	)
+	d.AddWidgets(
+		graph("Sharing: violations found, principals revoked (per day)",
+			daily(SharingFunctionName, MetricViolations), daily(SharingFunctionName, MetricPrincipalsRevoked)),
+		graph("Completed runs (per day)", daily(CleanupFunctionName, MetricRunsCompleted), daily(SharingFunctionName, MetricAuditsCompleted)),
+		graph("Dead-letter queues: events given up on",
+			p.Tagger.DeadLetterQueue.MetricApproximateNumberOfMessagesVisible(nil),
+			p.Cleanup.DeadLetterQueue.MetricApproximateNumberOfMessagesVisible(nil),
+			p.Sharing.DeadLetterQueue.MetricApproximateNumberOfMessagesVisible(nil)),
+	)
+	d.AddWidgets(
+		lambdaHealth(p.Tagger.Function, "Tagger"),
+		lambdaHealth(p.Cleanup.Function, "Cleanup"),
+		lambdaHealth(p.Sharing.Function, "Sharing guard"),
+	)
+	return d
+}
+
+// newQueries saves the Logs Insights queries the runbook uses, under
+// "ami-housekeeper/<stack>/" in the console's query list.
+func newQueries(scope constructs.Construct, p *MonitoringProps) {
+	stack := awscdk.Stack_Of(scope)
+	cleanupLogs := []awslogs.ILogGroup{p.Cleanup.LogGroup}
+	for _, q := range []struct {
+		id, name, query string
+		groups          []awslogs.ILogGroup
+	}{
+		{"CleanupDecisionsQuery", "cleanup decisions (why each AMI was kept, marked or removed)",
+			"fields @timestamp, image_id, name, action, outcome, reasons.0, delete_after, mode, mode_reason\n" +
+				"| filter msg = \"cleanup decision\"\n| sort @timestamp desc", cleanupLogs},
+		{"CleanupRemovalsQuery", "cleanup removals (AMIs deregistered, snapshots deleted, GiB)",
+			"fields @timestamp, image_id, name, outcome, snapshot_ids.0, size_gib\n" +
+				"| filter msg = \"cleanup decision\" and action = \"deregister\"\n| sort @timestamp desc", cleanupLogs},
+		{"CleanupSummariesQuery", "cleanup summaries (one line per run; a blocked run says why)",
+			"fields @timestamp, region, mode, mode_reason, blocked, totals.considered, duration_ms\n" +
+				"| filter msg = \"cleanup summary\"\n| sort @timestamp desc", cleanupLogs},
+		{"SharingViolationsQuery", "sharing violations (found, revoked, held, audits that did not finish)",
+			"fields @timestamp, event, image_id, outcome, reason, mode, mode_reason\n" +
+				"| filter msg = \"sharing invocation\" and outcome in [\"revoked\", \"would-revoke\", \"partial\", \"held\", \"audit-incomplete\", \"audit-failed\"]\n" +
+				"| sort @timestamp desc", []awslogs.ILogGroup{p.Sharing.LogGroup}},
+		{"NeedsAHumanQuery", "needs a human (errors, warnings, rejected events, the kill switch)",
+			"fields @timestamp, function, msg, outcome, reason, error, error_kind, mode_reason\n" +
+				"| filter level in [\"ERROR\", \"WARN\"] or outcome in [\"rejected\", \"error\", \"tagged-partial\"] or mode_reason like /kill switch/\n" +
+				"| sort @timestamp desc", []awslogs.ILogGroup{p.Tagger.LogGroup, p.Cleanup.LogGroup, p.Sharing.LogGroup}},
+	} {
+		names := make([]any, len(q.groups))
+		for i, g := range q.groups {
+			names[i] = g.LogGroupName()
+		}
+		awslogs.NewCfnQueryDefinition(scope, jsii.String(q.id), &awslogs.CfnQueryDefinitionProps{
+			Name:          jsii.String("ami-housekeeper/" + *stack.StackName() + "/" + q.name),
+			QueryString:   jsii.String(q.query),
+			LogGroupNames: &names,
+		})
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
+}
