@@ -57,7 +57,8 @@ type Config struct {
 	// Recycle Bin rule for EC2_IMAGE); 0 creates no rules.
 	RecycleBinDays int
 	// RecycleBinSnapshotDays keeps deleted snapshots recoverable; at least
-	// RecycleBinDays, because an AMI is restored with its snapshots.
+	// RecycleBinDays, because an AMI is restored with its snapshots. 0 in
+	// the context means "as long as RecycleBinDays".
 	RecycleBinSnapshotDays int
 	// RecycleBinLockDays, when > 0, locks both rules with this unlock delay
 	// (7-30 days), so no one can shorten or delete them in a hurry.
@@ -118,7 +119,7 @@ var fields = []field{
 // defaults. Every problem is reported, each naming its key.
 func FromContext(ctx map[string]any) (Config, error) {
 	c := Default()
-	snapshotDaysSet := false
+	c.RecycleBinSnapshotDays = 0 // unset: resolved after reading, below
 	var problems []error
 	for key, v := range ctx {
 		i := slices.IndexFunc(fields, func(f field) bool { return f.key == key })
@@ -127,14 +128,14 @@ func FromContext(ctx map[string]any) (Config, error) {
 			if err := fields[i].read(&c, v); err != nil {
 				problems = append(problems, fmt.Errorf("context %q: %w", key, err))
 			}
-			snapshotDaysSet = snapshotDaysSet || key == KeyRecycleBinSnapshotDays
 		case strings.HasPrefix(key, "@") || strings.Contains(key, ":") || slices.Contains(cdkOwnKeys, key):
 		default:
 			problems = append(problems, fmt.Errorf("context %q: unknown key%s; the app reads %s", key, suggestion(key), strings.Join(keys(), ", ")))
 		}
 	}
-	if !snapshotDaysSet {
-		// Snapshots follow the AMI retention unless told otherwise.
+	if c.RecycleBinSnapshotDays == 0 {
+		// Snapshots follow the AMI retention unless told otherwise, so
+		// raising recycleBinDays alone is enough.
 		c.RecycleBinSnapshotDays = c.RecycleBinDays
 	}
 	problems = append(problems, c.validate()...)

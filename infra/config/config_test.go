@@ -69,6 +69,8 @@ func TestFromContextValues(t *testing.T) {
 			func(c Config) bool {
 				return c.RecycleBinDays == 14 && c.RecycleBinSnapshotDays == 14 && c.LogRetentionDays == 90
 			}},
+		{"cdk.json's snapshot days 0 follow recycleBinDays from -c", map[string]any{"recycleBinDays": "14", "recycleBinSnapshotDays": 0.0},
+			func(c Config) bool { return c.RecycleBinDays == 14 && c.RecycleBinSnapshotDays == 14 }},
 		{"snapshot days may be longer", map[string]any{"recycleBinDays": 7.0, "recycleBinSnapshotDays": 10.0},
 			func(c Config) bool { return c.RecycleBinSnapshotDays == 10 }},
 		{"Recycle Bin off", map[string]any{"recycleBinDays": 0.0},
