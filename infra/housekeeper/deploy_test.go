@@ -177,3 +177,16 @@ func TestEveryLogRetentionMaps(t *testing.T) {
 		t.Errorf("%d mapped values, config accepts %d", len(logRetention), len(config.LogRetentionChoices()))
 	}
 }
+
+// The deploy guide's commands read these outputs.
+func TestOperatorOutputs(t *testing.T) {
+	st := synth(t, StackProps{})
+	cleanup := cleanupOf(t, st)
+	dashboard, _ := onlyResource(t, st, "AWS::CloudWatch::Dashboard")
+	check(t, "records key output", func() {
+		st.HasOutput(jsii.String("RecordsKeyArn"), map[string]any{"Value": getAttArn(recordsKey(t, st, cleanup))})
+	})
+	check(t, "dashboard output", func() {
+		st.HasOutput(jsii.String("DashboardName"), map[string]any{"Value": ref(dashboard)})
+	})
+}

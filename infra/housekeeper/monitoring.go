@@ -194,7 +194,11 @@ func newDashboard(scope constructs.Construct, p *MonitoringProps, alarms map[str
 		opts := &awscloudwatch.MetricOptions{Statistic: jsii.String("Sum"), Period: awscdk.Duration_Hours(jsii.Number(1))}
 		return graph(name+": invocations, errors, throttles", f.MetricInvocations(opts), f.MetricErrors(opts), f.MetricThrottles(opts))
 	}
+	// Dashboards are global to the account: the region keeps the stacks of
+	// a multi-region deployment from colliding.
+	stack := awscdk.Stack_Of(scope)
 	d := awscloudwatch.NewDashboard(scope, jsii.String("Dashboard"), &awscloudwatch.DashboardProps{
+		DashboardName:   awscdk.Fn_Join(jsii.String("-"), jsii.Strings(*stack.StackName(), *stack.Region())),
 		DefaultInterval: awscdk.Duration_Days(jsii.Number(14)),
 	})
 	d.AddWidgets(awscloudwatch.NewAlarmStatusWidget(&awscloudwatch.AlarmStatusWidgetProps{

@@ -141,6 +141,10 @@ func TestFailureAlarms(t *testing.T) {
 func TestDashboard(t *testing.T) {
 	st := synth(t, StackProps{})
 	_, props := onlyResource(t, st, "AWS::CloudWatch::Dashboard")
+	// Dashboards are global: one per stack and region.
+	if name := render(props["DashboardName"]); name != "${AWS::StackName}-${AWS::Region}" && name != "Test-${AWS::Region}" {
+		t.Errorf("dashboard name %q: want the stack name and the region", name)
+	}
 	body := render(props["DashboardBody"])
 	for _, want := range []string{
 		MetricsNamespace, MetricAMIsDeregistered, MetricSnapshotsDeleted, MetricGiBFreed,

@@ -111,7 +111,7 @@ func NewHousekeeperStack(scope constructs.Construct, id string, props *StackProp
 		recycleBin = *props.RecycleBin
 	}
 	NewRecycleBinRules(stack, "RecycleBin", &recycleBin)
-	NewMonitoring(stack, "Monitoring", &MonitoringProps{
+	monitoring := NewMonitoring(stack, "Monitoring", &MonitoringProps{
 		Topic:           deployment.Topic,
 		Tagger:          tagger,
 		Cleanup:         cleanupFn,
@@ -127,6 +127,8 @@ func NewHousekeeperStack(scope constructs.Construct, id string, props *StackProp
 	output("TaggerDeadLetterQueueUrl", "URL of the queue holding events the tagger failed to handle", tagger.DeadLetterQueue.QueueUrl())
 	output("SharingFunctionName", "Name of the sharing guard Lambda function", sharingFn.Function.FunctionName())
 	output("CleanupFunctionName", "Name of the cleanup Lambda function", cleanupFn.Function.FunctionName())
+	output("RecordsKeyArn", "KMS key sealing the cleanup's record tags (ami-housekeeper restore --records-key)", cleanupFn.RecordsKey.KeyArn())
+	output("DashboardName", "CloudWatch dashboard of the housekeeper's metrics and alarms", monitoring.Dashboard.DashboardName())
 	output("NotificationTopicArn", "SNS topic receiving ami-housekeeper alarms; subscribe the team to it", deployment.Topic.TopicArn())
 	output("KillSwitchParameterName", "SSM parameter that, set to any value but 'off', forces every function into audit mode (see docs/deploy.md)",
 		jsii.String(deployment.KillSwitch))
