@@ -17,27 +17,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/ami-housekeeper/ami-housekeeper/infra/config"
-)
-
-// MetricsNamespace is where the functions' Embedded Metric Format lines
-// land, with the dimension Function (tagger, cleanup, sharing).
-const MetricsNamespace = "AmiHousekeeper"
-
-// Metrics the functions emit and the alarms read. RunsCompleted and
-// AuditsCompleted are success signals: 1 for a run that read everything
-// and finished, so their absence is what the silence alarms catch.
-const (
-	MetricRunsCompleted     = "RunsCompleted"
-	MetricAuditsCompleted   = "AuditsCompleted"
-	MetricActionsFailed     = "ActionsFailed"
-	MetricInventoryBlocked  = "InventoryBlocked"
-	MetricAMIsDeregistered  = "AMIsDeregistered"
-	MetricSnapshotsDeleted  = "SnapshotsDeleted"
-	MetricGiBFreed          = "GiBFreed"
-	MetricAMIsMarked        = "AMIsMarked"
-	MetricAMIsKeptOnRecheck = "AMIsKeptOnRecheck"
-	MetricViolations        = "Violations"
-	MetricPrincipalsRevoked = "PrincipalsRevoked"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/emf"
 )
 
 // maxAlarmRange is CloudWatch's limit on an alarm's period times its
@@ -82,8 +62,8 @@ func NewMonitoring(scope constructs.Construct, id string, p *MonitoringProps) *M
 		id, function, metric, what string
 		schedule                   config.Schedule
 	}{
-		{"CleanupSilentAlarm", CleanupFunctionName, MetricRunsCompleted, "the cleanup sweep", p.CleanupSchedule},
-		{"SharingAuditSilentAlarm", SharingFunctionName, MetricAuditsCompleted, "the sharing audit", p.SharingSchedule},
+		{"CleanupSilentAlarm", CleanupFunctionName, emf.RunsCompleted, "the cleanup sweep", p.CleanupSchedule},
+		{"SharingAuditSilentAlarm", SharingFunctionName, emf.AuditsCompleted, "the sharing audit", p.SharingSchedule},
 	} {
 		window := config.SilenceWindow(s.schedule)
 		if window == 0 || window > maxAlarmRange {
@@ -120,9 +100,9 @@ func NewMonitoring(scope constructs.Construct, id string, p *MonitoringProps) *M
 		})
 	}
 	atLeastOne("CleanupActionsFailedAlarm", "cleanup actions failed (the summary line lists them; they are retried on the next run)",
-		housekeeperMetric(CleanupFunctionName, MetricActionsFailed, "Sum", hour))
+		housekeeperMetric(CleanupFunctionName, emf.ActionsFailed, "Sum", hour))
 	atLeastOne("CleanupInventoryBlockedAlarm", "the cleanup could not read its whole inventory, so it removed nothing (the summary line's 'blocked' says why)",
-		housekeeperMetric(CleanupFunctionName, MetricInventoryBlocked, "Sum", hour))
+		housekeeperMetric(CleanupFunctionName, emf.InventoryBlocked, "Sum", hour))
 	for _, f := range []struct {
 		id   string
 		name string
@@ -158,9 +138,9 @@ func silencePeriods(window time.Duration) (awscdk.Duration, int) {
 // housekeeperMetric is one of the functions' EMF metrics.
 func housekeeperMetric(function, name, statistic string, period awscdk.Duration) awscloudwatch.Metric {
 	return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
-		Namespace:     jsii.String(MetricsNamespace),
+		Namespace:     jsii.String(emf.Namespace),
 		MetricName:    jsii.String(name),
-		DimensionsMap: &map[string]*string{"Function": jsii.String(function)},
+		DimensionsMap: &map[string]*string{emf.DimensionFunction: jsii.String(function)},
 		Statistic:     jsii.String(statistic),
 		Period:        period,
 	})
@@ -206,15 +186,15 @@ func newDashboard(scope constructs.Construct, p *MonitoringProps, alarms map[str
 	}))
 	d.AddWidgets(
 		graph("Cleanup: AMIs deregistered, snapshots deleted (per day)",
-			daily(CleanupFunctionName, MetricAMIsDeregistered), daily(CleanupFunctionName, MetricSnapshotsDeleted)),
-		graph("Cleanup: GiB of snapshots freed (per day)", daily(CleanupFunctionName, MetricGiBFreed)),
+			daily(CleanupFunctionName, emf.AMIsDeregistered), daily(CleanupFunctionName, emf.SnapshotsDeleted)),
+		graph("Cleanup: GiB of snapshots freed (per day)", daily(CleanupFunctionName, emf.GiBFreed)),
 		graph("Cleanup: AMIs marked, kept on recheck, actions failed",
-			daily(CleanupFunctionName, MetricAMIsMarked), daily(CleanupFunctionName, MetricAMIsKeptOnRecheck), daily(CleanupFunctionName, MetricActionsFailed)),
+			daily(CleanupFunctionName, emf.AMIsMarked), daily(CleanupFunctionName, emf.AMIsKeptOnRecheck), daily(CleanupFunctionName, emf.ActionsFailed)),
 	)
 	d.AddWidgets(
 		graph("Sharing: violations found, principals revoked (per day)",
-			daily(SharingFunctionName, MetricViolations), daily(SharingFunctionName, MetricPrincipalsRevoked)),
-		graph("Completed runs (per day)", daily(CleanupFunctionName, MetricRunsCompleted), daily(SharingFunctionName, MetricAuditsCompleted)),
+			daily(SharingFunctionName, emf.Violations), daily(SharingFunctionName, emf.PrincipalsRevoked)),
+		graph("Completed runs (per day)", daily(CleanupFunctionName, emf.RunsCompleted), daily(SharingFunctionName, emf.AuditsCompleted)),
 		graph("Dead-letter queues: events given up on",
 			p.Tagger.DeadLetterQueue.MetricApproximateNumberOfMessagesVisible(nil),
 			p.Cleanup.DeadLetterQueue.MetricApproximateNumberOfMessagesVisible(nil),

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/emf"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 )
@@ -41,10 +42,10 @@ func TestSilenceAlarms(t *testing.T) {
 			st := assertions.Template_FromStack(stack, nil)
 			topic, _ := notificationTopic(t, st)
 			for _, w := range []struct{ function, metric string }{
-				{CleanupFunctionName, MetricRunsCompleted},
-				{SharingFunctionName, MetricAuditsCompleted},
+				{CleanupFunctionName, emf.RunsCompleted},
+				{SharingFunctionName, emf.AuditsCompleted},
 			} {
-				alarms := alarmByMetric(st, MetricsNamespace, w.metric)
+				alarms := alarmByMetric(st, emf.Namespace, w.metric)
 				if tc.period == 0 {
 					if len(alarms) != 0 {
 						t.Errorf("%s: want no silence alarm for %s, got %v", w.function, tc.schedule, alarms)
@@ -86,8 +87,8 @@ func regexpQuote(s string) string {
 func TestFailureAlarms(t *testing.T) {
 	st := synth(t, StackProps{})
 	topic, _ := notificationTopic(t, st)
-	for _, metric := range []string{MetricActionsFailed, MetricInventoryBlocked} {
-		alarms := alarmByMetric(st, MetricsNamespace, metric)
+	for _, metric := range []string{emf.ActionsFailed, emf.InventoryBlocked} {
+		alarms := alarmByMetric(st, emf.Namespace, metric)
 		if len(alarms) != 1 {
 			t.Fatalf("want 1 alarm on %s, got %d", metric, len(alarms))
 		}
@@ -147,8 +148,8 @@ func TestDashboard(t *testing.T) {
 	}
 	body := render(props["DashboardBody"])
 	for _, want := range []string{
-		MetricsNamespace, MetricAMIsDeregistered, MetricSnapshotsDeleted, MetricGiBFreed,
-		MetricViolations, MetricPrincipalsRevoked, MetricActionsFailed, MetricRunsCompleted,
+		emf.Namespace, emf.AMIsDeregistered, emf.SnapshotsDeleted, emf.GiBFreed,
+		emf.Violations, emf.PrincipalsRevoked, emf.ActionsFailed, emf.RunsCompleted,
 		"ApproximateNumberOfMessagesVisible", // DLQ depth
 		`"alarms":[`,                         // the alarm status widget
 	} {

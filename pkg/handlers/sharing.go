@@ -119,8 +119,8 @@ func (h *Sharing) writeMetrics(ctx context.Context, resp SharingResponse, err er
 		return
 	}
 	metrics := []emf.Metric{
-		{Name: "Violations", Value: float64(len(resp.Findings))},
-		{Name: "PrincipalsRevoked", Value: float64(principalsRevoked(resp.Findings))},
+		{Name: emf.Violations, Value: float64(len(resp.Findings))},
+		{Name: emf.PrincipalsRevoked, Value: float64(principalsRevoked(resp.Findings))},
 	}
 	if a := resp.Audit; a != nil {
 		completed := 0.0
@@ -128,10 +128,10 @@ func (h *Sharing) writeMetrics(ctx context.Context, resp SharingResponse, err er
 			completed = 1
 		}
 		metrics = []emf.Metric{
-			{Name: "AuditsCompleted", Value: completed},
-			{Name: "AMIsAudited", Value: float64(a.ImagesChecked)},
-			{Name: "Violations", Value: float64(a.Violations)},
-			{Name: "PrincipalsRevoked", Value: float64(principalsRevoked(a.Findings))},
+			{Name: emf.AuditsCompleted, Value: completed},
+			{Name: emf.AMIsAudited, Value: float64(a.ImagesChecked)},
+			{Name: emf.Violations, Value: float64(a.Violations)},
+			{Name: emf.PrincipalsRevoked, Value: float64(principalsRevoked(a.Findings))},
 		}
 	}
 	if werr := emf.Write(h.Metrics, time.Now(), "sharing", nil, metrics); werr != nil {

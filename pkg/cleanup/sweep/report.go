@@ -158,35 +158,35 @@ func (r *Report) Completed() bool {
 func (r *Report) Metrics() map[string]float64 {
 	t := r.Plan.Totals
 	m := map[string]float64{
-		"AMIsConsidered":   float64(t.Considered),
-		"AMIsMarked":       float64(t.Mark),
-		"AMIsUnmarked":     float64(t.Unmark),
-		"AMIsPending":      float64(t.Pending),
-		"AMIsDeregistered": 0,
-		"SnapshotsDeleted": 0,
-		"GiBFreed":         0,
-		"ActionsFailed":    0,
-		"InventoryBlocked": 0,
+		emf.AMIsConsidered:   float64(t.Considered),
+		emf.AMIsMarked:       float64(t.Mark),
+		emf.AMIsUnmarked:     float64(t.Unmark),
+		emf.AMIsPending:      float64(t.Pending),
+		emf.AMIsDeregistered: 0,
+		emf.SnapshotsDeleted: 0,
+		emf.GiBFreed:         0,
+		emf.ActionsFailed:    0,
+		emf.InventoryBlocked: 0,
 		// AMIsKeptOnRecheck counts planned deregistrations stopped right
 		// before removal: an inventory gap or a change since the plan.
-		"AMIsKeptOnRecheck": 0,
+		emf.AMIsKeptOnRecheck: 0,
 		// RunsCompleted is 1 for a run that completed (Completed): the
 		// "cleanup did not complete a run" alarm treats its absence as
 		// breaching.
-		"RunsCompleted": 0,
+		emf.RunsCompleted: 0,
 	}
 	if r.Completed() {
-		m["RunsCompleted"] = 1
+		m[emf.RunsCompleted] = 1
 	}
 	if r.Plan.Blocked != "" {
-		m["InventoryBlocked"] = 1
+		m[emf.InventoryBlocked] = 1
 	}
 	if r.Results != nil {
-		m["AMIsDeregistered"] = float64(r.Results.Deregistered)
-		m["SnapshotsDeleted"] = float64(r.Results.SnapshotsDeleted)
-		m["GiBFreed"] = float64(r.Results.GiBFreed)
-		m["ActionsFailed"] = float64(r.Results.Failed)
-		m["AMIsKeptOnRecheck"] = float64(r.Results.KeptOnRecheck)
+		m[emf.AMIsDeregistered] = float64(r.Results.Deregistered)
+		m[emf.SnapshotsDeleted] = float64(r.Results.SnapshotsDeleted)
+		m[emf.GiBFreed] = float64(r.Results.GiBFreed)
+		m[emf.ActionsFailed] = float64(r.Results.Failed)
+		m[emf.AMIsKeptOnRecheck] = float64(r.Results.KeptOnRecheck)
 	}
 	return m
 }
@@ -199,7 +199,7 @@ func (r *Report) WriteEMF(w io.Writer, now time.Time) error {
 	metrics := make([]emf.Metric, 0, len(m))
 	for name, v := range m {
 		unit := emf.Count
-		if name == "GiBFreed" {
+		if name == emf.GiBFreed {
 			unit = emf.Gigabytes
 		}
 		metrics = append(metrics, emf.Metric{Name: name, Value: v, Unit: unit})

@@ -1,0 +1,28 @@
+package emf
+
+// Metric names: the contract between the functions that write them and the
+// stack's alarms and dashboard that read them (infra/housekeeper).
+const (
+	// Cleanup (Function=cleanup), one line per sweep.
+	AMIsConsidered    = "AMIsConsidered"
+	AMIsMarked        = "AMIsMarked"
+	AMIsUnmarked      = "AMIsUnmarked"
+	AMIsPending       = "AMIsPending"
+	AMIsDeregistered  = "AMIsDeregistered"
+	SnapshotsDeleted  = "SnapshotsDeleted"
+	GiBFreed          = "GiBFreed"
+	ActionsFailed     = "ActionsFailed"
+	InventoryBlocked  = "InventoryBlocked"
+	AMIsKeptOnRecheck = "AMIsKeptOnRecheck"
+	// RunsCompleted is 1 for a sweep that completed; the stack alarms when
+	// it stays missing.
+	RunsCompleted = "RunsCompleted"
+
+	// Sharing guard (Function=sharing), one line per check or audit.
+	Violations        = "Violations"
+	PrincipalsRevoked = "PrincipalsRevoked"
+	AMIsAudited       = "AMIsAudited"
+	// AuditsCompleted is 1 for an audit that reached the end of the list;
+	// the stack alarms when it stays missing.
+	AuditsCompleted = "AuditsCompleted"
+)
