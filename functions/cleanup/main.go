@@ -38,6 +38,7 @@ func main() {
 					// meanwhile, stops it before its next batch of removals.
 					Executor: &execute.Executor{EC2: clients.EC2(region), Clock: clock.Real(), Log: log, Halt: rt.Halt},
 					Records:  key,
+					Tagging:  sweep.WatchTagger(pol.Tagging),
 				}
 			},
 			Notifier: rt.Notifier,

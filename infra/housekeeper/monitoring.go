@@ -103,6 +103,12 @@ func NewMonitoring(scope constructs.Construct, id string, p *MonitoringProps) *M
 		housekeeperMetric(CleanupFunctionName, emf.ActionsFailed, "Sum", hour))
 	atLeastOne("CleanupInventoryBlockedAlarm", "the cleanup could not read its whole inventory, so it removed nothing (the summary line's 'blocked' says why)",
 		housekeeperMetric(CleanupFunctionName, emf.InventoryBlocked, "Sum", hour))
+	// The tagger is event-driven: a disabled rule or a trail that stopped
+	// delivering fails nothing. The sweep counts the recent AMIs it missed.
+	atLeastOne("TaggerMissedAMIsAlarm", "AMIs made 2 to 26 hours ago carry no tagger tags: its rules are disabled or it is failing (the cleanup summary's 'tagger' lists examples)",
+		housekeeperMetric(CleanupFunctionName, emf.AMIsUntagged, "Maximum", hour))
+	atLeastOne("TaggerWithoutCloudTrailAlarm", "AMIs made 2 to 26 hours ago were tagged without their creator: CloudTrail events are not arriving (no trail with management events, or the CloudTrail rule is disabled)",
+		housekeeperMetric(CleanupFunctionName, emf.AMIsWithoutCreator, "Maximum", hour))
 	for _, f := range []struct {
 		id   string
 		name string
@@ -194,6 +200,8 @@ func newDashboard(scope constructs.Construct, p *MonitoringProps, alarms map[str
 	d.AddWidgets(
 		graph("Sharing: violations found, principals revoked (per day)",
 			daily(SharingFunctionName, emf.Violations), daily(SharingFunctionName, emf.PrincipalsRevoked)),
+		graph("Tagger: recent AMIs missed, tagged without creator (per sweep)",
+			housekeeperMetric(CleanupFunctionName, emf.AMIsUntagged, "Maximum", day), housekeeperMetric(CleanupFunctionName, emf.AMIsWithoutCreator, "Maximum", day)),
 		graph("Completed runs (per day)", daily(CleanupFunctionName, emf.RunsCompleted), daily(SharingFunctionName, emf.AuditsCompleted)),
 		graph("Dead-letter queues: events given up on",
 			p.Tagger.DeadLetterQueue.MetricApproximateNumberOfMessagesVisible(nil),

@@ -87,7 +87,7 @@ func regexpQuote(s string) string {
 func TestFailureAlarms(t *testing.T) {
 	st := synth(t, StackProps{})
 	topic, _ := notificationTopic(t, st)
-	for _, metric := range []string{emf.ActionsFailed, emf.InventoryBlocked} {
+	for _, metric := range []string{emf.ActionsFailed, emf.InventoryBlocked, emf.AMIsUntagged, emf.AMIsWithoutCreator} {
 		alarms := alarmByMetric(st, emf.Namespace, metric)
 		if len(alarms) != 1 {
 			t.Fatalf("want 1 alarm on %s, got %d", metric, len(alarms))
@@ -95,7 +95,6 @@ func TestFailureAlarms(t *testing.T) {
 		for id := range alarms {
 			checkResource(t, st, metric+" alarm", "AWS::CloudWatch::Alarm", id, map[string]any{
 				"Dimensions":         []any{map[string]any{"Name": "Function", "Value": CleanupFunctionName}},
-				"Statistic":          "Sum",
 				"Threshold":          1,
 				"ComparisonOperator": "GreaterThanOrEqualToThreshold",
 				"EvaluationPeriods":  1,
@@ -149,7 +148,7 @@ func TestDashboard(t *testing.T) {
 	body := render(props["DashboardBody"])
 	for _, want := range []string{
 		emf.Namespace, emf.AMIsDeregistered, emf.SnapshotsDeleted, emf.GiBFreed,
-		emf.Violations, emf.PrincipalsRevoked, emf.ActionsFailed, emf.RunsCompleted,
+		emf.Violations, emf.PrincipalsRevoked, emf.ActionsFailed, emf.RunsCompleted, emf.AMIsUntagged,
 		"ApproximateNumberOfMessagesVisible", // DLQ depth
 		`"alarms":[`,                         // the alarm status widget
 	} {

@@ -1299,8 +1299,9 @@ func TestAlarmsNotifyEncryptedTopic(t *testing.T) {
 	})
 
 	// Errors and DLQ per function (6), two silence alarms, failed actions,
-	// blocked inventory and throttles per function (3): see monitoring_test.go.
-	check(t, "thirteen alarms", func() { st.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(13)) })
+	// blocked inventory, the tagger's two coverage alarms and throttles per
+	// function (3): see monitoring_test.go.
+	check(t, "fifteen alarms", func() { st.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(15)) })
 	check(t, "every alarm notifies the topic", func() {
 		st.AllResourcesProperties(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{"AlarmActions": []any{ref(topic)}})
 	})

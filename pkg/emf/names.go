@@ -17,6 +17,10 @@ const (
 	// RunsCompleted is 1 for a sweep that completed; the stack alarms when
 	// it stays missing.
 	RunsCompleted = "RunsCompleted"
+	// AMIsUntagged and AMIsWithoutCreator count recent AMIs the tagger did
+	// not reach, or reached without CloudTrail (sweep.TaggerCoverage).
+	AMIsUntagged       = "AMIsUntagged"
+	AMIsWithoutCreator = "AMIsWithoutCreator"
 
 	// Sharing guard (Function=sharing), one line per check or audit.
 	Violations        = "Violations"

@@ -119,6 +119,12 @@ func (r *Report) Log(ctx context.Context, log *slog.Logger) {
 	if len(r.Problems) > 0 {
 		attrs = append(attrs, slog.Any("problems", r.Problems))
 	}
+	if c := r.Tagger; c != nil {
+		attrs = append(attrs, slog.Any("tagger", c))
+		if c.Untagged > 0 || c.WithoutCreator > 0 {
+			level = max(level, slog.LevelWarn) // the tagger's events are not arriving
+		}
+	}
 	if r.Results != nil {
 		attrs = append(attrs, slog.Int("deregistered", r.Results.Deregistered), slog.Int("snapshots_deleted", r.Results.SnapshotsDeleted),
 			slog.Int64("gib_freed", r.Results.GiBFreed), slog.Int("failed", r.Results.Failed), slog.Int("throttled", r.Results.Throttled),
@@ -181,6 +187,10 @@ func (r *Report) Metrics() map[string]float64 {
 	if r.Plan.Blocked != "" {
 		m[emf.InventoryBlocked] = 1
 	}
+	if c := r.Tagger; c != nil {
+		m[emf.AMIsUntagged] = float64(c.Untagged)
+		m[emf.AMIsWithoutCreator] = float64(c.WithoutCreator)
+	}
 	if r.Results != nil {
 		m[emf.AMIsDeregistered] = float64(r.Results.Deregistered)
 		m[emf.SnapshotsDeleted] = float64(r.Results.SnapshotsDeleted)
@@ -223,13 +233,14 @@ type EventDetail struct {
 	Failed           int                `json:"failed"`
 	Decisions        []cleanup.Decision `json:"decisions"`
 	MoreDecisions    int                `json:"more_decisions,omitempty"`
+	Tagger           *TaggerCoverage    `json:"tagger,omitempty"`
 }
 
 // Detail builds the event detail: totals and every decision that changes
 // something (mark, unmark, deregister, pending), up to a bound.
 func (r *Report) Detail() EventDetail {
 	d := EventDetail{Account: r.Account, Region: r.Region, Mode: string(r.Mode), Totals: r.Plan.Totals,
-		Blocked: r.Plan.Blocked, RecoverableUntil: r.Plan.RecoverableUntil, Decisions: []cleanup.Decision{}}
+		Blocked: r.Plan.Blocked, RecoverableUntil: r.Plan.RecoverableUntil, Decisions: []cleanup.Decision{}, Tagger: r.Tagger}
 	if r.Results != nil {
 		d.Deregistered, d.SnapshotsDeleted, d.GiBFreed, d.Failed = r.Results.Deregistered, r.Results.SnapshotsDeleted, r.Results.GiBFreed, r.Results.Failed
 		d.Halted = r.Results.Halted
@@ -268,6 +279,10 @@ func (r *Report) Summary() string {
 		if n := r.Results.KeptOnRecheck; n > 0 {
 			fmt.Fprintf(&b, "Kept on the recheck right before removal: %d AMIs (a reference EC2 knows and the inventory missed, or a change since the plan; see the decisions)\n", n)
 		}
+	}
+	if c := r.Tagger; c != nil && (c.Untagged > 0 || c.WithoutCreator > 0) {
+		fmt.Fprintf(&b, "Tagger: of %d AMIs created 2 to 26 hours ago, %d have no tagger tags (its rules or function are not working) and %d no creator (CloudTrail events are not arriving), e.g. %s\n",
+			c.Recent, c.Untagged, c.WithoutCreator, strings.Join(c.Examples, ", "))
 	}
 	if r.Plan.RecoverableUntil != "" {
 		fmt.Fprintf(&b, "Removed AMIs are recoverable from the Recycle Bin until %s\n", r.Plan.RecoverableUntil)

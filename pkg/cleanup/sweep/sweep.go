@@ -31,6 +31,9 @@ type Sweeper struct {
 	// Approved, when set, is what an operator confirmed (the CLI's apply):
 	// a change the new plan makes that it does not approve is kept.
 	Approved *cleanup.Approval
+	// Tagging, when set (WatchTagger), has the sweep count the recent AMIs
+	// the tagger did not reach (Report.Tagger).
+	Tagging *policy.Tagging
 }
 
 // Report is everything one sweep found, decided and did.
@@ -42,7 +45,9 @@ type Report struct {
 	Results    *execute.Results `json:"results,omitempty"`
 	Problems   []string         `json:"problems,omitempty"`
 	Incomplete []string         `json:"incomplete,omitempty"`
-	Duration   time.Duration    `json:"-"`
+	// Tagger is the tagger's coverage of recent AMIs; nil when not watched.
+	Tagger   *TaggerCoverage `json:"tagger,omitempty"`
+	Duration time.Duration   `json:"-"`
 }
 
 // Run sweeps once. Audit mode (and a blocked plan) stops after planning.
@@ -70,6 +75,9 @@ func (s *Sweeper) Run(ctx context.Context, account, region string, p policy.Rete
 		plan.Restrict(*s.Approved)
 	}
 	rep := &Report{Account: account, Region: region, Mode: p.Mode, Plan: plan, Problems: inv.Problems, Incomplete: inv.Incomplete}
+	if s.Tagging != nil && plan.Blocked == "" {
+		rep.Tagger = taggerCoverage(at, inv.Images, *s.Tagging)
+	}
 	if p.Mode == policy.ModeEnforce && plan.Blocked == "" {
 		tags := make(map[string]map[string]string, len(inv.Images))
 		for _, img := range inv.Images {
