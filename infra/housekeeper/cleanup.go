@@ -8,6 +8,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/records"
 )
@@ -112,15 +113,27 @@ func NewCleanup(scope constructs.Construct, id string, props *CleanupProps) *Cle
 
 	image := ec2ARN(stack, "image")
 	snapshot := ec2ARN(stack, "snapshot")
-	allow([]string{"ec2:CreateTags", "ec2:DeleteTags"}, image, snapshot)
-	allow([]string{"ec2:DeregisterImage"}, image)
+	// Its own record tags only: marks and stage records on AMIs,
+	// delete-with on snapshots.
+	f.allowTags(true, CleanupImageTagKeys, image)
+	f.allowTags(true, CleanupSnapshotTagKeys, snapshot)
+	// With a grace period every deregistration rests on a mark the cleanup
+	// wrote days before (cleanup.RecheckReasons re-reads it right before):
+	// an AMI without one is refused. The tag's presence is all IAM can
+	// see; its sealed value is the cleanup's check.
+	deregister := inAccount()
+	if props.Retention.GraceDays > 0 {
+		deregister = deregister.and(hasTag(cleanup.TagDeleteAfter))
+	}
+	f.allowIf([]string{"ec2:DeregisterImage"}, []*string{image}, deregister)
 	// DeregisterImage with DeleteAssociatedSnapshots is authorized on the snapshots too.
-	allow([]string{"ec2:DeleteSnapshot"}, snapshot)
+	f.allowIf([]string{"ec2:DeleteSnapshot"}, []*string{snapshot}, inAccount())
+	f.denyRemovingProtected(props.Retention.ProtectTag, image, snapshot)
 	if props.Retention.Stages.Deprecate {
-		allow([]string{"ec2:EnableImageDeprecation", "ec2:DisableImageDeprecation"}, image)
+		f.allowIf([]string{"ec2:EnableImageDeprecation", "ec2:DisableImageDeprecation"}, []*string{image}, inAccount())
 	}
 	if props.Retention.Stages.Disable {
-		allow([]string{"ec2:DisableImage", "ec2:EnableImage"}, image)
+		f.allowIf([]string{"ec2:DisableImage", "ec2:EnableImage"}, []*string{image}, inAccount())
 	}
 	allow([]string{"events:PutEvents"}, stack.FormatArn(&awscdk.ArnComponents{
 		Service: jsii.String("events"), Resource: jsii.String("event-bus"), ResourceName: jsii.String("default")}))

@@ -135,6 +135,7 @@ func newGoFunction(scope constructs.Construct, p *functionProps) *goFunction {
 	role := awsiam.NewRole(scope, jsii.String("Role"), &awsiam.RoleProps{
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
 		Description: jsii.String(fmt.Sprintf("ami-housekeeper %s function", p.Name)),
+		Path:        jsii.String(RolePath),
 	})
 	logGroup.GrantWrite(role)
 

@@ -77,10 +77,12 @@ func NewSharing(scope constructs.Construct, id string, props *SharingProps) *Sha
 		"ec2:GetImageBlockPublicAccessState", "ec2:GetSnapshotBlockPublicAccessState",
 	}, jsii.String("*"))
 	image, snapshot := ec2ARN(stack, "image"), ec2ARN(stack, "snapshot")
-	allow([]string{"ec2:ModifyImageAttribute"}, image)
-	allow([]string{"ec2:ModifySnapshotAttribute"}, snapshot)
+	f.allowIf([]string{"ec2:ModifyImageAttribute"}, []*string{image}, inAccount())
+	f.allowIf([]string{"ec2:ModifySnapshotAttribute"}, []*string{snapshot}, inAccount())
+	// It only removes principals; EC2 can say so for snapshots alone.
+	f.denySharingAdds(snapshot)
 	// The violation is recorded on the AMI, or on a snapshot checked alone.
-	allow([]string{"ec2:CreateTags"}, image, snapshot)
+	f.allowTags(false, SharingTagKeys, image, snapshot)
 	// Only an enforcing guard may turn the setting on (audit never acts).
 	if props.Sharing.EnableImageBlockPublicAccess && props.Sharing.Mode == policy.ModeEnforce {
 		// An account-level setting: no resource to scope it to.

@@ -94,7 +94,7 @@ func NewHousekeeperStack(scope constructs.Construct, id string, props *StackProp
 	}
 	deployment.Topic, deployment.TopicKey = newNotificationTopic(stack, props.AlarmEmails)
 
-	tagger := NewTagger(stack, "Tagger", &TaggerProps{Deployment: deployment})
+	tagger := NewTagger(stack, "Tagger", &TaggerProps{Deployment: deployment, Tagging: &pol.Tagging})
 	cleanupFn := NewCleanup(stack, "Cleanup", &CleanupProps{
 		Deployment: deployment,
 		Schedule:   cleanupSchedule.Expression,

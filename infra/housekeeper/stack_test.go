@@ -824,9 +824,12 @@ func canonicalJSON(t *testing.T, doc string) string {
 }
 
 // checkPermissions asserts the function's role is assumable by Lambda alone,
-// has no managed or inline policies, and its attached policies allow exactly
-// the actions of want, each on exactly the resources listed (as rendered by
-// render). No action may contain a wildcard, except those in wildcards.
+// under RolePath, has no managed or inline policies, and its attached
+// policies allow exactly the actions of want, each on exactly the resources
+// listed (as rendered by render, followed by when's rendering of the
+// statement's condition, if any), and deny exactly the "Deny <action>"
+// entries of want the same way. No action may contain a wildcard, except
+// those in wildcards.
 func checkPermissions(t *testing.T, tmpl assertions.Template, f function, want map[string][]string, wildcards ...string) {
 	t.Helper()
 	checkResource(t, tmpl, f.name+" role", "AWS::IAM::Role", f.role, map[string]any{
@@ -835,6 +838,7 @@ func checkPermissions(t *testing.T, tmpl assertions.Template, f function, want m
 			"Effect":    "Allow",
 			"Principal": map[string]any{"Service": "lambda.amazonaws.com"},
 		}}},
+		"Path":              RolePath,
 		"ManagedPolicyArns": assertions.Match_Absent(),
 		"Policies":          assertions.Match_Absent(),
 	})
@@ -843,10 +847,12 @@ func checkPermissions(t *testing.T, tmpl assertions.Template, f function, want m
 	got := map[string]bool{}
 	resourcesOf := map[string][]string{}
 	for _, st := range roleStatements(t, tmpl, f.role) {
-		if st["Effect"] == "Deny" {
-			continue // denies only take away; checkNoSecureStringDecrypt pins the one we have
-		}
-		if st["Effect"] != "Allow" {
+		prefix := ""
+		switch st["Effect"] {
+		case "Allow":
+		case "Deny":
+			prefix = "Deny "
+		default:
 			t.Errorf("%s role: unexpected statement effect: %v", f.name, st)
 		}
 		if st["NotAction"] != nil || st["NotResource"] != nil {
@@ -858,9 +864,9 @@ func checkPermissions(t *testing.T, tmpl assertions.Template, f function, want m
 				t.Errorf("%s role: wildcard or non-string action %v in %v", f.name, a, st)
 				continue
 			}
-			got[action] = true
+			got[prefix+action] = true
 			for _, r := range list(st["Resource"]) {
-				resourcesOf[action] = append(resourcesOf[action], render(r))
+				resourcesOf[prefix+action] = append(resourcesOf[prefix+action], render(r)+conditionOf(st["Condition"]))
 			}
 		}
 	}
@@ -888,6 +894,78 @@ func checkPermissions(t *testing.T, tmpl assertions.Template, f function, want m
 	}
 }
 
+// conditionOf renders a statement's Condition as when does: " if " and its
+// canonical JSON with every token rendered; "" for none.
+func conditionOf(c any) string {
+	if c == nil {
+		return ""
+	}
+	b, err := json.Marshal(renderTokens(c))
+	if err != nil {
+		panic(err)
+	}
+	return " if " + string(b)
+}
+
+// renderTokens replaces every CloudFormation intrinsic in v by render's text.
+func renderTokens(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for _, fn := range []string{"Ref", "Fn::GetAtt", "Fn::Join"} {
+			if _, ok := v[fn]; ok && len(v) == 1 {
+				return render(v)
+			}
+		}
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[k] = renderTokens(x)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			out[i] = renderTokens(x)
+		}
+		return out
+	}
+	return v
+}
+
+// when is resource as checkPermissions shows it in a statement with
+// condition (operator -> key -> value, tokens rendered).
+func when(resource string, condition map[string]any) string {
+	return resource + conditionOf(condition)
+}
+
+// inAccountCondition is the condition of every statement that changes an
+// AMI or snapshot: the stack's account owns it.
+func inAccountCondition() map[string]any {
+	return map[string]any{"StringEquals": map[string]any{"aws:ResourceAccount": "${AWS::AccountId}"}}
+}
+
+// tagKeysCondition is inAccountCondition plus: the request names tags, and
+// only these keys.
+func tagKeysCondition(keys ...string) map[string]any {
+	c := inAccountCondition()
+	c["ForAllValues:StringEquals"] = map[string]any{"aws:TagKeys": keys}
+	c["Null"] = map[string]any{"aws:TagKeys": "false"}
+	return c
+}
+
+// defaultTaggerKeys are the keys the default policy's tagger writes.
+var defaultTaggerKeys = []string{
+	"ami-housekeeper:created-at", "ami-housekeeper:created-by", "ami-housekeeper:created-by-issuer",
+	"ami-housekeeper:created-via", "ami-housekeeper:source-image", "ami-housekeeper:source-instance",
+	"ami-housekeeper:source-region",
+}
+
+// The cleanup's and the sharing guard's own tag keys.
+var (
+	cleanupImageKeys    = []string{"ami-housekeeper:delete-after", "ami-housekeeper:deprecated-by-cleanup", "ami-housekeeper:disabled-by-cleanup"}
+	cleanupSnapshotKeys = []string{"ami-housekeeper:delete-with"}
+	sharingKeys         = []string{"ami-housekeeper:sharing-revoked-at", "ami-housekeeper:sharing-revoked"}
+)
+
 // withActions returns base plus the actions, each on resources.
 func withActions(base map[string][]string, resources []string, actions ...string) map[string][]string {
 	out := map[string][]string{}
@@ -902,8 +980,9 @@ func withActions(base map[string][]string, resources []string, actions ...string
 
 // taggerPermissions are all the tagger may do without a policy file.
 func taggerPermissions(tagger function) map[string][]string {
+	tags := tagKeysCondition(defaultTaggerKeys...)
 	return map[string][]string{
-		"ec2:CreateTags":        {imageARN, snapshotARN},
+		"ec2:CreateTags":        {when(imageARN, tags), when(snapshotARN, tags)},
 		"ec2:DescribeImages":    {"*"},
 		"ec2:DescribeSnapshots": {"*"},
 		"ec2:DescribeTags":      {"*"},
@@ -928,24 +1007,33 @@ func cleanupPermissions(cleanup function, topic, key, records string) map[string
 		"ec2:DescribeImageReferences",
 		"autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeLaunchConfigurations",
 		"ssm:DescribeParameters", "rbin:ListRules", "rbin:GetRule",
-		// Only through DescribeImageReferences (checkImageBuilderViaEC2).
-		"imagebuilder:ListImageRecipes", "imagebuilder:ListContainerRecipes", "imagebuilder:GetContainerRecipe",
 	}
 	parameters := []string{
 		"arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/*",
 		"arn:${AWS::Partition}:ssm:${AWS::Region}::parameter/aws/service/*", // AWS's public parameters
 	}
+	imageTags, snapshotTags := tagKeysCondition(cleanupImageKeys...), tagKeysCondition(cleanupSnapshotKeys...)
+	// The default grace period (7 days): only marked AMIs go.
+	marked := inAccountCondition()
+	marked["Null"] = map[string]any{"ec2:ResourceTag/ami-housekeeper:delete-after": "false"}
+	protected := map[string]any{"Null": map[string]any{"ec2:ResourceTag/ami-housekeeper:keep": "false"}}
 	p := withActions(map[string][]string{
-		"ec2:CreateTags":       {imageARN, snapshotARN},
-		"ec2:DeleteTags":       {imageARN, snapshotARN},
-		"ec2:DeregisterImage":  {imageARN},
-		"ec2:DeleteSnapshot":   {snapshotARN},
-		"events:PutEvents":     {defaultBusARN},
-		"sns:Publish":          {"${" + topic + "}"},
-		"logs:CreateLogStream": {arnOf(cleanup.logGroup)},
-		"logs:PutLogEvents":    {arnOf(cleanup.logGroup)},
-		"sqs:SendMessage":      {arnOf(cleanup.dlq)},
+		"ec2:CreateTags":           {when(imageARN, imageTags), when(snapshotARN, snapshotTags)},
+		"ec2:DeleteTags":           {when(imageARN, imageTags), when(snapshotARN, snapshotTags)},
+		"ec2:DeregisterImage":      {when(imageARN, marked)},
+		"ec2:DeleteSnapshot":       {when(snapshotARN, inAccountCondition())},
+		"Deny ec2:DeregisterImage": {when(imageARN, protected), when(snapshotARN, protected)},
+		"Deny ec2:DeleteSnapshot":  {when(imageARN, protected), when(snapshotARN, protected)},
+		"Deny kms:Decrypt":         {when("*", map[string]any{"StringLike": map[string]any{"kms:ViaService": "ssm.*.amazonaws.com"}})},
+		"events:PutEvents":         {defaultBusARN},
+		"sns:Publish":              {"${" + topic + "}"},
+		"logs:CreateLogStream":     {arnOf(cleanup.logGroup)},
+		"logs:PutLogEvents":        {arnOf(cleanup.logGroup)},
+		"sqs:SendMessage":          {arnOf(cleanup.dlq)},
 	}, []string{"*"}, inventory...)
+	// Only through DescribeImageReferences (checkImageBuilderViaEC2).
+	p = withActions(p, []string{when("*", map[string]any{"ForAnyValue:StringEquals": map[string]any{"aws:CalledVia": []string{"ec2-images.amazonaws.com"}}})},
+		"imagebuilder:ListImageRecipes", "imagebuilder:ListContainerRecipes", "imagebuilder:GetContainerRecipe")
 	p = withActions(p, parameters, "ssm:GetParameters", "ssm:GetParametersByPath")
 	p = withActions(p, []string{killSwitchARN}, "ssm:GetParameter")
 	// Sealing its record tags with the records key, and nothing else of it.
@@ -988,11 +1076,16 @@ func recordsKey(t *testing.T, st stackTemplate, cleanup function) string {
 func sharingPermissions(sharing function, cursor, topic, key string) map[string][]string {
 	p := withActions(map[string][]string{
 		// Revoking sharing: launch permissions of AMIs, create-volume
-		// permissions of snapshots, each on its own kind of resource only.
-		"ec2:ModifyImageAttribute":    {imageARN},
-		"ec2:ModifySnapshotAttribute": {snapshotARN},
+		// permissions of snapshots, each on its own kind of resource only,
+		// never adding an account or group to a snapshot's.
+		"ec2:ModifyImageAttribute":    {when(imageARN, inAccountCondition())},
+		"ec2:ModifySnapshotAttribute": {when(snapshotARN, inAccountCondition())},
+		"Deny ec2:ModifySnapshotAttribute": {
+			when(snapshotARN, map[string]any{"Null": map[string]any{"ec2:Add/userId": "false"}}),
+			when(snapshotARN, map[string]any{"Null": map[string]any{"ec2:Add/group": "false"}}),
+		},
 		// Recording the violation on the AMI, or on a snapshot checked alone.
-		"ec2:CreateTags":       {imageARN, snapshotARN},
+		"ec2:CreateTags":       {when(imageARN, tagKeysCondition(sharingKeys...)), when(snapshotARN, tagKeysCondition(sharingKeys...))},
 		"events:PutEvents":     {defaultBusARN},
 		"sns:Publish":          {"${" + topic + "}"},
 		"logs:CreateLogStream": {arnOf(sharing.logGroup)},
@@ -1020,14 +1113,14 @@ func checkNoSecureStringDecrypt(t *testing.T, tmpl stackTemplate, f function) {
 	t.Helper()
 	var denies []map[string]any
 	for _, st := range roleStatements(t, tmpl, f.role) {
-		if st["Effect"] == "Deny" {
+		if st["Effect"] == "Deny" && slices.Contains(list(st["Action"]), any("kms:Decrypt")) {
 			denies = append(denies, st)
 		}
 	}
 	want := map[string]any{"Effect": "Deny", "Action": "kms:Decrypt", "Resource": "*",
 		"Condition": map[string]any{"StringLike": map[string]any{"kms:ViaService": "ssm.*.amazonaws.com"}}}
 	if len(denies) != 1 || !reflect.DeepEqual(denies[0], want) {
-		t.Errorf("%s role: deny statements %v, want exactly %v", f.name, denies, want)
+		t.Errorf("%s role: kms:Decrypt deny statements %v, want exactly %v", f.name, denies, want)
 	}
 }
 
@@ -1081,7 +1174,7 @@ func TestCleanupPermissions(t *testing.T) {
 				return withPolicyParameter(want, param)
 			}
 
-			want := withActions(cleanupPermissions(cleanup, topic, key, recordsKey(t, st, cleanup)), []string{imageARN}, tc.stageActions...)
+			want := withActions(cleanupPermissions(cleanup, topic, key, recordsKey(t, st, cleanup)), []string{when(imageARN, inAccountCondition())}, tc.stageActions...)
 			checkPermissions(t, st, cleanup, withPolicy(want))
 			checkNoSecureStringDecrypt(t, st, cleanup)
 			checkImageBuilderViaEC2(t, st, cleanup)

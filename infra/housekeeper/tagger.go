@@ -5,6 +5,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 )
 
 // TaggerFunctionName is the folder under the dist folder that holds the
@@ -14,6 +16,10 @@ const TaggerFunctionName = "tagger"
 // TaggerProps configures a Tagger.
 type TaggerProps struct {
 	Deployment
+	// Tagging is the policy section the function runs with: its role may
+	// write exactly the keys it names (TaggerTagKeys). Nil means the
+	// built-in default policy's.
+	Tagging *policy.Tagging
 }
 
 // Tagger is the function that tags new AMIs and their snapshots, with the
@@ -43,9 +49,14 @@ func NewTagger(scope constructs.Construct, id string, props *TaggerProps) *Tagge
 
 	// Describe calls support no resource-level permissions, hence "*".
 	f.allow([]string{"ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeTags"}, jsii.String("*"))
-	// Tagging is limited to AMIs and snapshots in the stack's region.
+	// Tagging is limited to the account's AMIs and snapshots in the stack's
+	// region, and to the keys the policy makes it write.
 	stack := awscdk.Stack_Of(c)
-	f.allow([]string{"ec2:CreateTags"}, ec2ARN(stack, "image"), ec2ARN(stack, "snapshot"))
+	tagging := props.Tagging
+	if tagging == nil {
+		tagging = &policy.Default().Tagging
+	}
+	f.allowTags(false, TaggerTagKeys(*tagging), ec2ARN(stack, "image"), ec2ARN(stack, "snapshot"))
 
 	// CloudTrail catches the AMI as soon as the call succeeds; the state change
 	// catches AMIs whose snapshots were still pending at that time, and AMIs
