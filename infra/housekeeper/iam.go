@@ -163,3 +163,29 @@ func (f *goFunction) denySharingAdds(snapshot *string) {
 		f.deny(d.sid, []string{"ec2:ModifySnapshotAttribute"}, []*string{snapshot}, Conditions{"Null": {d.key: "false"}})
 	}
 }
+
+// keyAdministration is what the account may do to a key it administers:
+// CDK's default key policy grants kms:* instead.
+var keyAdministration = []string{
+	"kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*", "kms:Update*",
+	"kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*", "kms:TagResource", "kms:UntagResource",
+	"kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion",
+}
+
+// NotificationKeyPolicy is the notification topic's key policy: the
+// account administers the key, and IAM policies in the account may grant
+// what publishing to the topic takes (the functions' roles get exactly
+// that); CloudWatch alarms get their own statement.
+func NotificationKeyPolicy() awsiam.PolicyDocument {
+	account := []awsiam.IPrincipal{awsiam.NewAccountRootPrincipal()}
+	return awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &[]awsiam.PolicyStatement{
+		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid: jsii.String("AccountAdministersTheKey"), Principals: &account,
+			Actions: jsii.Strings(keyAdministration...), Resources: jsii.Strings("*"),
+		}),
+		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid: jsii.String("AccountGrantsPublishing"), Principals: &account,
+			Actions: jsii.Strings("kms:GenerateDataKey", "kms:Decrypt"), Resources: jsii.Strings("*"),
+		}),
+	}})
+}

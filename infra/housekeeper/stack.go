@@ -164,6 +164,7 @@ func newNotificationTopic(stack awscdk.Stack, emails []string) (awssns.Topic, aw
 	key := awskms.NewKey(stack, jsii.String("NotificationKey"), &awskms.KeyProps{
 		Description:       jsii.String("ami-housekeeper notifications"),
 		EnableKeyRotation: jsii.Bool(true),
+		Policy:            NotificationKeyPolicy(),
 	})
 	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:        jsii.String("AllowCloudWatchAlarmsToPublish"),
