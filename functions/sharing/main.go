@@ -25,6 +25,7 @@ const envCursor = "HOUSEKEEPER_AUDIT_CURSOR_PARAMETER"
 func main() {
 	rt := coldstart.Boot(context.Background(), "sharing", func(p *policy.Policy) policy.Mode { return p.Sharing.Mode })
 	clients, cursor := rt.Clients, os.Getenv(envCursor)
+	batch := handlers.BatchConfig{Queues: handlers.NewQueues(clients.SQS), Usage: rt.Limits.Usage, Metrics: os.Stdout}
 	rt.Serve(func(pol *policy.Policy, log *slog.Logger) lambda.Handler {
 		enforcer := func(region string) *sharing.Enforcer {
 			return &sharing.Enforcer{EC2: clients.EC2(region), Policy: pol.Sharing}
@@ -43,6 +44,7 @@ func main() {
 			Account:  rt.Account,
 			Log:      log,
 			Metrics:  os.Stdout,
+			Batch:    batch,
 		}
 	})
 }

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
@@ -18,7 +19,8 @@ import (
 func main() {
 	rt := coldstart.Boot(context.Background(), "tagger", func(p *policy.Policy) policy.Mode { return p.Tagging.Mode })
 	ec2 := func(region string) awsapi.TaggerEC2 { return rt.Clients.EC2(region) }
+	batch := handlers.BatchConfig{Queues: handlers.NewQueues(rt.Clients.SQS), Usage: rt.Limits.Usage, Metrics: os.Stdout}
 	rt.Serve(func(pol *policy.Policy, log *slog.Logger) lambda.Handler {
-		return handlers.NewTagger(tagger.New(ec2, pol.Tagging), log, rt.Account)
+		return handlers.NewTagger(tagger.New(ec2, pol.Tagging), log, rt.Account).WithBatch(batch)
 	})
 }

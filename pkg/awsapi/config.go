@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/rbin"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
 
@@ -111,4 +112,9 @@ func (c *Clients) EventBridge(region string) EventBridgeAPI {
 // SNS returns the SNS client for region.
 func (c *Clients) SNS(region string) SNSAPI {
 	return cached(c, "sns", region, func(cfg aws.Config) SNSAPI { return sns.NewFromConfig(cfg) })
+}
+
+// SQS returns the SQS client for region (the queues a function consumes).
+func (c *Clients) SQS(region string) QueueSQS {
+	return cached(c, "sqs", region, func(cfg aws.Config) QueueSQS { return sqs.NewFromConfig(cfg) })
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/rbin"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
 
@@ -180,6 +181,14 @@ type SNSAPI interface {
 	Publish(ctx context.Context, in *sns.PublishInput, optFns ...func(*sns.Options)) (*sns.PublishOutput, error)
 }
 
+// QueueSQS puts a failed record of an SQS batch back in its queue for
+// later: the queue's URL from its name, then the message's visibility
+// timeout. Lambda's event source mapping does the receiving and deleting.
+type QueueSQS interface {
+	GetQueueUrl(ctx context.Context, in *sqs.GetQueueUrlInput, optFns ...func(*sqs.Options)) (*sqs.GetQueueUrlOutput, error)
+	ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, optFns ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
+}
+
 // CloudTrailLookup finds the call that created an AMI in CloudTrail's 90
 // days of management events (the CLI's tag backfill: who created it).
 type CloudTrailLookup interface {
@@ -199,6 +208,7 @@ var (
 	_ RecordsKMS     = (*kms.Client)(nil)
 	_ RestoreEC2     = (*ec2.Client)(nil)
 	_ ReportLogs     = (*cloudwatchlogs.Client)(nil)
+	_ QueueSQS       = (*sqs.Client)(nil)
 
 	_ CloudTrailLookup = (*cloudtrail.Client)(nil)
 )

@@ -21,6 +21,7 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/logging"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/notify"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/ratelimit"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/records"
 )
 
@@ -60,6 +61,11 @@ type Runtime struct {
 	DryRun bool
 	// KillSwitch is read on every invocation (nil: none configured).
 	KillSwitch *killswitch.Switch
+	// Limits paces every EC2 call of the instance to its share of the
+	// account's buckets (pkg/ratelimit) and counts what the calls cost.
+	Limits *ratelimit.Set
+	// MaxConcurrency is what Limits is sized for (HOUSEKEEPER_MAX_CONCURRENCY).
+	MaxConcurrency int
 }
 
 // Boot prepares the runtime of function, or exits with a clear log line.
@@ -71,7 +77,14 @@ func Boot(ctx context.Context, function string, mode func(*policy.Policy) policy
 		log.Error("cold start failed", logging.KeyFunction, function, logging.KeyError, err.Error())
 		os.Exit(1)
 	}
-	clients := awsapi.NewClients(cfg)
+	// A bad HOUSEKEEPER_MAX_CONCURRENCY would size the limiters to take more
+	// than the share, or starve: the cold start fails on it.
+	limits, conc, err := ratelimit.FromEnv(function, os.Getenv)
+	if err != nil {
+		log.Error("cold start failed: rate limits", logging.KeyFunction, function, logging.KeyError, err.Error())
+		os.Exit(1)
+	}
+	clients := awsapi.NewClients(limits.Attach(cfg))
 	pol, origin, err := policy.Load(ctx, os.Getenv, clients.SSM(""))
 	if err != nil {
 		log.Error("cold start failed: policy invalid", logging.KeyFunction, function, logging.KeyPolicy, origin, logging.KeyError, err.Error())
@@ -79,8 +92,9 @@ func Boot(ctx context.Context, function string, mode func(*policy.Policy) policy
 	}
 	dryRun, _ := policy.DryRun(os.Getenv) // Load has already refused a bad value
 	rt := &Runtime{Function: function, Log: log, Clients: clients, Policy: pol, Account: os.Getenv(EnvAccountID),
-		Mode: mode, DryRun: dryRun, KillSwitch: killswitch.FromEnv(os.Getenv, clients.SSM(""))}
-	attrs := []any{logging.KeyFunction, function, logging.KeyPolicy, origin, logging.KeyMode, string(mode(pol)), logging.KeyModeReason, rt.staticReason()}
+		Mode: mode, DryRun: dryRun, KillSwitch: killswitch.FromEnv(os.Getenv, clients.SSM("")), Limits: limits, MaxConcurrency: conc}
+	attrs := []any{logging.KeyFunction, function, logging.KeyPolicy, origin, logging.KeyMode, string(mode(pol)), logging.KeyModeReason, rt.staticReason(),
+		logging.KeyMaxConcurrency, conc}
 	if p := rt.KillSwitch.Parameter(); p != "" {
 		attrs = append(attrs, logging.KeyKillSwitch, p)
 	}

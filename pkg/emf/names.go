@@ -29,4 +29,17 @@ const (
 	// AuditsCompleted is 1 for an audit that reached the end of the list;
 	// the stack alarms when it stays missing.
 	AuditsCompleted = "AuditsCompleted"
+
+	// SQS path (Function=tagger or sharing), one line per batch: records
+	// received, distinct AMIs (or snapshots) worked on, records sent back
+	// to the queue, throttling answers the SDK saw, and the age of the
+	// oldest record (now − SentTimestamp), which the queue-age alarms read.
+	BatchRecords     = "BatchRecords"
+	BatchAMIs        = "BatchAMIs"
+	BatchFailures    = "BatchFailures"
+	ThrottledAnswers = "ThrottledAnswers"
+	QueueAgeMaxMs    = "QueueAgeMaxMs"
 )
+
+// Milliseconds is CloudWatch's unit of QueueAgeMaxMs.
+const Milliseconds = "Milliseconds"

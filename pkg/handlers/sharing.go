@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
+
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/amievents"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/emf"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/logging"
@@ -49,10 +51,23 @@ type Sharing struct {
 	// Self is the function's name: a change made by its own role session
 	// (its own revocation, echoed back by CloudTrail) is ignored at once.
 	Self string
+	// Batch is what the SQS path needs: the queues, the call counters, the
+	// metrics writer.
+	Batch BatchConfig
 }
 
-// Invoke implements lambda.Handler on the raw payload.
+// Invoke implements lambda.Handler on the raw payload. Permission changes
+// and new AMIs may come in SQS batches, answered with the records to retry
+// (events.SQSEventResponse); the scheduled audit is always a direct
+// invocation.
 func (h *Sharing) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	recs, err := amievents.ParseSQS(payload)
+	switch {
+	case err != nil:
+		return json.Marshal(rejectedBatch(ctx, h.Log, "sharing", err))
+	case recs != nil:
+		return json.Marshal(h.HandleBatch(ctx, recs))
+	}
 	resp, err := h.Handle(ctx, payload)
 	if err != nil {
 		return nil, err
@@ -70,13 +85,33 @@ func (h *Sharing) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 func (h *Sharing) Handle(ctx context.Context, raw []byte) (SharingResponse, error) {
 	start := time.Now()
 	resp, err := h.handle(ctx, raw)
+	h.finish(ctx, "sharing invocation", resp, err, time.Since(start))
+	return resp, err
+}
+
+// HandleBatch handles an SQS batch: the records of one AMI or snapshot
+// (a permission change and the new AMI's state change, duplicates) cost
+// one check, made for the CloudTrail record when there is one.
+func (h *Sharing) HandleBatch(ctx context.Context, recs []amievents.SQSRecord) events.SQSEventResponse {
+	b := &batch{function: "sharing", log: h.Log, cfg: h.Batch, account: h.Account,
+		process: func(ctx context.Context, ev amievents.Event, ids []string) (string, error) {
+			start := time.Now()
+			resp, err := h.handleEvent(ctx, ev)
+			h.finish(ctx, "sharing record", resp, err, time.Since(start), slog.Any(logging.KeyMessageIDs, ids))
+			return resp.Outcome, err
+		}}
+	return b.run(ctx, recs)
+}
+
+// finish logs the line of one invocation or record and writes its metrics.
+func (h *Sharing) finish(ctx context.Context, msg string, resp SharingResponse, err error, d time.Duration, extra ...any) {
 	level := slog.LevelInfo
 	attrs := []any{
 		slog.String(logging.KeyFunction, "sharing"),
 		slog.String(logging.KeyEvent, resp.Event),
 		slog.String("resource_id", resp.ResourceID),
 		slog.String(logging.KeyOutcome, resp.Outcome),
-		slog.Int64(logging.KeyDurationMS, time.Since(start).Milliseconds()),
+		slog.Int64(logging.KeyDurationMS, d.Milliseconds()),
 	}
 	if resp.Reason != "" {
 		attrs = append(attrs, slog.String(logging.KeyReason, resp.Reason))
@@ -104,9 +139,8 @@ func (h *Sharing) Handle(ctx context.Context, raw []byte) (SharingResponse, erro
 	case resp.Outcome == OutcomeRejected:
 		level = slog.LevelError
 	}
-	h.Log.Log(ctx, level, "sharing invocation", attrs...)
+	h.Log.Log(ctx, level, msg, append(attrs, extra...)...)
 	h.writeMetrics(ctx, resp, err)
-	return resp, err
 }
 
 // writeMetrics writes the EMF line of a check or an audit: Violations
@@ -156,6 +190,13 @@ func (h *Sharing) handle(ctx context.Context, raw []byte) (SharingResponse, erro
 	if err != nil {
 		return SharingResponse{Outcome: OutcomeRejected, Reason: err.Error()}, nil //nolint:nilerr // bad input is dropped, never retried
 	}
+	return h.handleEvent(ctx, ev)
+}
+
+// handleEvent is the per-event path, shared by direct invocations and the
+// records of a batch.
+func (h *Sharing) handleEvent(ctx context.Context, ev amievents.Event) (SharingResponse, error) {
+	var err error
 	meta := ev.Meta()
 	resp := SharingResponse{Event: meta.Kind}
 	if want := expectedAccount(ctx, h.Account); want != "" && meta.Account != want {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
 
@@ -44,6 +45,8 @@ type Tagger struct {
 	// account is the account this deployment serves. When empty it is taken
 	// from the invoked function's ARN.
 	account string
+	// batch is what the SQS path needs (WithBatch).
+	batch BatchConfig
 }
 
 // NewTagger wires the handler.
@@ -51,10 +54,26 @@ func NewTagger(engine *tagger.Tagger, log *slog.Logger, account string) *Tagger 
 	return &Tagger{engine: engine, log: log, account: account}
 }
 
+// WithBatch sets what the SQS path needs: the queues, the call counters,
+// the metrics writer.
+func (h *Tagger) WithBatch(cfg BatchConfig) *Tagger {
+	h.batch = cfg
+	return h
+}
+
 // Invoke implements lambda.Handler on the raw payload, so that even a payload
 // that is not JSON reaches our parser (and is rejected without a retry)
-// instead of failing in the runtime's own unmarshalling.
+// instead of failing in the runtime's own unmarshalling. An SQS batch is
+// answered with the records to retry (events.SQSEventResponse); a plain
+// EventBridge event with a TaggerResponse.
 func (h *Tagger) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	recs, err := amievents.ParseSQS(payload)
+	switch {
+	case err != nil:
+		return json.Marshal(rejectedBatch(ctx, h.log, "tagger", err))
+	case recs != nil:
+		return json.Marshal(h.Batch(ctx, recs))
+	}
 	resp, err := h.Handle(ctx, payload)
 	if err != nil {
 		return nil, err
@@ -67,8 +86,21 @@ func (h *Tagger) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 func (h *Tagger) Handle(ctx context.Context, raw []byte) (TaggerResponse, error) {
 	start := time.Now()
 	resp, err := h.handle(ctx, raw)
-	h.logSummary(ctx, resp, err, time.Since(start))
+	h.logSummary(ctx, "tagger invocation", resp, err, time.Since(start))
 	return resp, err
+}
+
+// Batch handles an SQS batch: the records of one AMI (both events,
+// duplicates) cost one Tag, from the CloudTrail record when there is one.
+func (h *Tagger) Batch(ctx context.Context, recs []amievents.SQSRecord) events.SQSEventResponse {
+	b := &batch{function: "tagger", log: h.log, cfg: h.batch, account: h.account,
+		process: func(ctx context.Context, ev amievents.Event, ids []string) (string, error) {
+			start := time.Now()
+			resp, err := h.handleEvent(ctx, ev)
+			h.logSummary(ctx, "tagger record", resp, err, time.Since(start), slog.Any(logging.KeyMessageIDs, ids))
+			return resp.Outcome, err
+		}}
+	return b.run(ctx, recs)
 }
 
 func (h *Tagger) handle(ctx context.Context, raw []byte) (TaggerResponse, error) {
@@ -76,6 +108,12 @@ func (h *Tagger) handle(ctx context.Context, raw []byte) (TaggerResponse, error)
 	if err != nil {
 		return TaggerResponse{Outcome: OutcomeRejected, Reason: err.Error()}, nil //nolint:nilerr // bad input is dropped, never retried
 	}
+	return h.handleEvent(ctx, ev)
+}
+
+// handleEvent is the per-event path, shared by direct invocations and the
+// records of a batch.
+func (h *Tagger) handleEvent(ctx context.Context, ev amievents.Event) (TaggerResponse, error) {
 	meta := ev.Meta()
 	resp := TaggerResponse{Event: meta.Kind, Result: tagger.Result{ImageID: meta.ImageID}}
 	if want := expectedAccount(ctx, h.account); want != "" && meta.Account != want {
@@ -126,7 +164,7 @@ func expectedAccount(ctx context.Context, configured string) string {
 	return ""
 }
 
-func (h *Tagger) logSummary(ctx context.Context, resp TaggerResponse, err error, d time.Duration) {
+func (h *Tagger) logSummary(ctx context.Context, msg string, resp TaggerResponse, err error, d time.Duration, extra ...any) {
 	attrs := []any{
 		slog.String(logging.KeyFunction, "tagger"),
 		slog.String(logging.KeyEvent, resp.Event),
@@ -164,7 +202,7 @@ func (h *Tagger) logSummary(ctx context.Context, resp TaggerResponse, err error,
 	case resp.Outcome == OutcomeRejected:
 		level = slog.LevelError
 	}
-	h.log.Log(ctx, level, "tagger invocation", attrs...)
+	h.log.Log(ctx, level, msg, append(attrs, extra...)...)
 }
 
 func nonNil(s []string) []string {

@@ -32,6 +32,24 @@ const (
 	KeyModeReason = "mode_reason"
 	// KeyKillSwitch names the kill switch parameter (cold start line).
 	KeyKillSwitch = "kill_switch_parameter"
+	// KeyMaxConcurrency is the concurrency the rate limiters are sized for
+	// (cold start line).
+	KeyMaxConcurrency = "max_concurrency"
+	KeyResourceID     = "resource_id"
+
+	// The SQS path: a record's message, and the batch line's counts.
+	KeyMessageID     = "message_id"
+	KeyMessageIDs    = "message_ids"
+	KeyRecords       = "records"
+	KeyAMIs          = "amis"
+	KeyCoalesced     = "coalesced"
+	KeySucceeded     = "succeeded"
+	KeyFailed        = "failed"
+	KeyRejected      = "rejected"
+	KeyCalls         = "calls"
+	KeyThrottled     = "throttled"
+	KeyLimiterWaitMS = "limiter_wait_ms"
+	KeyQueueAgeMaxMS = "queue_age_ms_max"
 )
 
 // New returns a JSON logger writing to w at the given level ("debug", "info",

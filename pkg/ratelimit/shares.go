@@ -1,0 +1,153 @@
+// Package ratelimit spreads the housekeeper's part of EC2's per-account
+// token buckets over a function's concurrent instances: one client-side
+// limiter per EC2 action per instance, sized from one share table that the
+// stack (infra/) also reads for the event source mappings' maximum
+// concurrency.
+package ratelimit
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"golang.org/x/time/rate"
+)
+
+// EnvMaxConcurrency is set by the stack to the event source mapping's
+// ScalingConfig.MaximumConcurrency. Unset means 1: a direct invocation or
+// the CLI gets the function's whole share.
+const EnvMaxConcurrency = "HOUSEKEEPER_MAX_CONCURRENCY"
+
+// MaxConcurrencyLimit bounds HOUSEKEEPER_MAX_CONCURRENCY to what an event
+// source mapping accepts (ScalingConfig.MaximumConcurrency is 2..1000).
+const MaxConcurrencyLimit = 1000
+
+// Functions whose EC2 calls are shared out here. The cleanup paces itself
+// (pkg/cleanup/execute) and runs alone, so it has no entry.
+const (
+	FunctionTagger  = "tagger"
+	FunctionSharing = "sharing"
+)
+
+// HousekeeperShare is the most the housekeeper takes of any bucket, all
+// functions together; the rest is left to the other tools in the account.
+const HousekeeperShare = 0.80
+
+// Bucket is one of EC2's documented token buckets (per account, region and
+// action): Size tokens at most, Refill tokens a second.
+type Bucket struct {
+	Size   float64
+	Refill float64
+}
+
+// Buckets are EC2's documented buckets for the actions the event-driven
+// functions call (docs.aws.amazon.com/ec2/latest/devguide/ec2-api-throttling.html).
+// Non-mutating Describe* calls with IDs or filters share the 100/20 bucket.
+var Buckets = map[string]Bucket{
+	"DescribeImages":            {Size: 100, Refill: 20},
+	"DescribeSnapshots":         {Size: 100, Refill: 20},
+	"DescribeTags":              {Size: 100, Refill: 20},
+	"DescribeImageAttribute":    {Size: 100, Refill: 20},
+	"DescribeSnapshotAttribute": {Size: 100, Refill: 20},
+	"CreateTags":                {Size: 100, Refill: 10},
+	"ModifyImageAttribute":      {Size: 100, Refill: 5},
+	"ModifySnapshotAttribute":   {Size: 100, Refill: 5},
+}
+
+// Shares is each function's part of each bucket. An instance's limiter for
+// an action is
+//
+//	rate  = Refill × share ÷ maxConcurrency
+//	burst = max(1, ⌊Size × share ÷ maxConcurrency⌋)
+//
+// so maxConcurrency instances together never take more than their share,
+// and the shares of one action add up to at most HousekeeperShare (80 %).
+// With MaxConcurrency below (5 each), per instance:
+//
+//	tagger  CreateTags        10 × 0.70 ÷ 5 = 1.4/s, burst 14
+//	tagger  DescribeImages    20 × 0.40 ÷ 5 = 1.6/s, burst 8
+//	tagger  DescribeSnapshots 20 × 0.70 ÷ 5 = 2.8/s, burst 14
+//	tagger  DescribeTags      20 × 0.80 ÷ 5 = 3.2/s, burst 16
+//	sharing DescribeImages    20 × 0.40 ÷ 5 = 1.6/s, burst 8
+//	sharing Describe*Attribute 20 × 0.80 ÷ 5 = 3.2/s, burst 16
+//	sharing Modify*Attribute   5 × 0.80 ÷ 5 = 0.8/s, burst 16
+//	sharing CreateTags        10 × 0.10 ÷ 5 = 0.2/s, burst 2
+//	sharing DescribeSnapshots 20 × 0.10 ÷ 5 = 0.4/s, burst 2
+//
+// A burst of N new AMIs costs the tagger one CreateTags each, so it drains
+// in about (N − 100 × 0.70) ÷ (10 × 0.70) s: 133 s for 1,000 AMIs, whatever
+// the concurrency; MaxConcurrency only has to be large enough that each
+// instance keeps its own share busy (5 AMIs of a 10-record batch in flight).
+//
+// The sharing guard's new-snapshot checks call DescribeSnapshots too, so it
+// takes 10 % of that bucket and the tagger 70 % (not 80 %).
+var Shares = map[string]map[string]float64{
+	FunctionTagger: {
+		"DescribeImages":    0.40,
+		"CreateTags":        0.70,
+		"DescribeSnapshots": 0.70,
+		"DescribeTags":      0.80,
+	},
+	FunctionSharing: {
+		"DescribeImages":            0.40,
+		"CreateTags":                0.10,
+		"DescribeSnapshots":         0.10,
+		"DescribeImageAttribute":    0.80,
+		"DescribeSnapshotAttribute": 0.80,
+		"ModifyImageAttribute":      0.80,
+		"ModifySnapshotAttribute":   0.80,
+	},
+}
+
+// MaxConcurrency is the event source mapping's maximum concurrency per
+// function (the stack sets it, and HOUSEKEEPER_MAX_CONCURRENCY to match).
+var MaxConcurrency = map[string]int{
+	FunctionTagger:  5,
+	FunctionSharing: 5,
+}
+
+// Limit is one action's limiter size for one instance.
+type Limit struct {
+	Rate  rate.Limit
+	Burst int
+}
+
+// Limits returns the per-instance limit of every action function has a
+// share of, for maxConcurrency instances. A function without shares gets
+// none (nothing limited).
+func Limits(function string, maxConcurrency int) (map[string]Limit, error) {
+	if maxConcurrency < 1 {
+		return nil, fmt.Errorf("ratelimit: maxConcurrency %d for %s: must be at least 1", maxConcurrency, function)
+	}
+	out := map[string]Limit{}
+	for action, share := range Shares[function] {
+		b, ok := Buckets[action]
+		if !ok {
+			return nil, fmt.Errorf("ratelimit: %s has a share of %s, whose bucket is not in Buckets", function, action)
+		}
+		part := share / float64(maxConcurrency)
+		out[action] = Limit{
+			Rate:  rate.Limit(b.Refill * part),
+			Burst: max(1, int(math.Floor(b.Size*part))),
+		}
+	}
+	return out, nil
+}
+
+// ParseMaxConcurrency reads HOUSEKEEPER_MAX_CONCURRENCY through getenv:
+// unset or empty is 1; anything but an integer in 1..1000 is an error
+// naming the variable and the value, which fails the cold start (a
+// mis-sized limiter would take more than the share, or starve).
+func ParseMaxConcurrency(getenv func(string) string) (int, error) {
+	v := strings.TrimSpace(getenv(EnvMaxConcurrency))
+	if v == "" {
+		return 1, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > MaxConcurrencyLimit {
+		return 0, fmt.Errorf("%s=%q: want an integer from 1 to %d (the event source mapping's maximum concurrency)",
+			EnvMaxConcurrency, v, MaxConcurrencyLimit)
+	}
+	return n, nil
+}
