@@ -47,6 +47,8 @@ func synth() (err error) {
 		return err
 	}
 	housekeeper.NewApp(app, cfg)
+	// An unsuppressed cdk-nag error is an error annotation: it fails the synth.
+	housekeeper.ApplyNag(app)
 	app.Synth(nil)
 	return nil
 }

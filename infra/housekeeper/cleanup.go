@@ -138,6 +138,11 @@ func NewCleanup(scope constructs.Construct, id string, props *CleanupProps) *Cle
 	allow([]string{"events:PutEvents"}, stack.FormatArn(&awscdk.ArnComponents{
 		Service: jsii.String("events"), Resource: jsii.String("event-bus"), ResourceName: jsii.String("default")}))
 	f.allowPublish(props.Topic, props.TopicKey)
+	suppressRoleWildcards(f.Role, describeAnything, everyImage, everySnapshot,
+		wildcard{"Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/*",
+			"An AMI in use may be named by any of the account's parameters (data type aws:ec2:image, or the policy's in_use.ssm_parameters), so the cleanup reads them all before removing anything; reading SecureStrings in clear is denied (kms:Decrypt via SSM)."},
+		wildcard{"Resource::arn:<AWS::Partition>:ssm:<AWS::Region>::parameter/aws/service/*",
+			"Launch templates resolve AMIs through resolve:ssm: aliases that often point at AWS's public parameters; the cleanup reads them to know which AMIs those templates use. They are public and read-only."})
 	allow([]string{"kms:GenerateMac"}, recordsKey.KeyArn())
 	restrictRecordsKey(recordsKey, f.Role)
 	// The role may read any parameter to find AMI IDs, but must never be

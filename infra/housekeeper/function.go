@@ -190,6 +190,8 @@ func newGoFunction(scope constructs.Construct, p *functionProps) *goFunction {
 		ReservedConcurrentExecutions: reserved,
 	})
 
+	suppressFunctionFindings(fn, dlq)
+
 	var alarms []awscloudwatch.Alarm
 	if p.Topic != nil {
 		alarms = addAlarms(scope, p.Name, fn, dlq, p.Topic)

@@ -92,6 +92,8 @@ func NewSharing(scope constructs.Construct, id string, props *SharingProps) *Sha
 	allow([]string{"events:PutEvents"}, stack.FormatArn(&awscdk.ArnComponents{
 		Service: jsii.String("events"), Resource: jsii.String("event-bus"), ResourceName: jsii.String("default")}))
 	f.allowPublish(props.Topic, props.TopicKey)
+	suppressRoleWildcards(f.Role, everyImage, everySnapshot, wildcard{"Resource::*",
+		"Describe*/Get*State calls support no resource-level permissions (the Service Authorization Reference lists no resource type for them); EnableImageBlockPublicAccess, granted only to an enforcing guard, is an account-level setting with no resource."})
 
 	// Every successful call is re-checked whatever its request shape; a
 	// restore can bring sharing back.

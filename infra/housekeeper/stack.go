@@ -178,7 +178,7 @@ func newNotificationTopic(stack awscdk.Stack, emails []string) (awssns.Topic, aw
 		EnforceSSL:  jsii.Bool(true),
 	})
 	for _, email := range emails {
-		topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(email), nil))
+		suppressEmailRedrive(topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(email), nil)))
 	}
 	return topic, key
 }

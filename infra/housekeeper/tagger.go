@@ -57,6 +57,7 @@ func NewTagger(scope constructs.Construct, id string, props *TaggerProps) *Tagge
 		tagging = &policy.Default().Tagging
 	}
 	f.allowTags(false, TaggerTagKeys(*tagging), ec2ARN(stack, "image"), ec2ARN(stack, "snapshot"))
+	suppressRoleWildcards(f.Role, describeAnything, everyImage, everySnapshot)
 
 	// CloudTrail catches the AMI as soon as the call succeeds; the state change
 	// catches AMIs whose snapshots were still pending at that time, and AMIs
