@@ -1,0 +1,62 @@
+package emulator
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Of returns the bucket of an action class (see ActionClass).
+func (b Buckets) Of(class string) Bucket { return b.of(class) }
+
+// ClassBound is the least time one bucket class needs for the calls that
+// took its tokens.
+type ClassBound struct {
+	Class string
+	// Calls took a token each: requests that were not throttled.
+	Calls int
+	Bucket
+	// Share is the fraction of the bucket the callers may use (1: all).
+	Share float64
+	// Bound is max(0, Calls - Burst×Share) / (PerSecond×Share): the
+	// bucket starts full, then refills at its rate.
+	Bound time.Duration
+}
+
+// BucketBounds computes, from a proxy's counters, the least time each EC2
+// bucket class needs for the calls that went through it, when the callers
+// may use share (0 < share ≤ 1) of every bucket. The slowest class bounds
+// the whole run. Calls the proxy faulted took a token too (EC2 counts the
+// request, not the answer), so they count.
+func BucketBounds(stats ProxyStats, buckets Buckets, share float64) []ClassBound {
+	calls := map[string]int{}
+	for action, a := range stats.Actions {
+		if strings.Contains(action, ":") || action == "other" {
+			continue // not EC2
+		}
+		calls[ActionClass(action)] += a.Requests - a.Throttled
+	}
+	out := make([]ClassBound, 0, len(calls))
+	for class, n := range calls {
+		b := buckets.Of(class)
+		over := float64(n) - b.Burst*share
+		cb := ClassBound{Class: class, Calls: n, Bucket: b, Share: share}
+		if over > 0 && b.PerSecond > 0 {
+			cb.Bound = time.Duration(over / (b.PerSecond * share) * float64(time.Second))
+		}
+		out = append(out, cb)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Bound != out[j].Bound {
+			return out[i].Bound > out[j].Bound
+		}
+		return out[i].Class < out[j].Class
+	})
+	return out
+}
+
+func (c ClassBound) String() string {
+	return fmt.Sprintf("%s: %d calls, bucket %g then %g/s × %g%% → %.1f s",
+		c.Class, c.Calls, c.Burst, c.PerSecond, c.Share*100, c.Bound.Seconds())
+}
