@@ -21,6 +21,8 @@ const (
 	BackoffBase   = 15 * time.Second
 	BackoffMax    = 300 * time.Second
 	BackoffJitter = 0.2
+
+	maxVisibility = 12 * time.Hour
 )
 
 // Backoff is the visibility timeout of a record that failed on its
@@ -83,8 +85,10 @@ func (q *Queues) Delay(ctx context.Context, rec amievents.SQSRecord, d time.Dura
 	if err != nil {
 		return err
 	}
+	// SQS takes 0..43200 s (12 hours).
+	secs := int32(min(max(d, 0), maxVisibility) / time.Second)
 	_, err = client.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
-		QueueUrl: aws.String(url), ReceiptHandle: aws.String(rec.ReceiptHandle), VisibilityTimeout: int32(d / time.Second),
+		QueueUrl: aws.String(url), ReceiptHandle: aws.String(rec.ReceiptHandle), VisibilityTimeout: secs,
 	})
 	if err != nil {
 		return fmt.Errorf("changing the visibility of message %s in %s to %s: %w", rec.MessageID, rec.QueueARN, d, err)

@@ -128,8 +128,9 @@ func Limits(function string, maxConcurrency int) (map[string]Limit, error) {
 		}
 		part := share / float64(maxConcurrency)
 		out[action] = Limit{
-			Rate:  rate.Limit(b.Refill * part),
-			Burst: max(1, int(math.Floor(b.Size*part))),
+			Rate: rate.Limit(b.Refill * part),
+			// The epsilon keeps 100 × 0.7 ÷ 5 at 14, not 13.999….
+			Burst: max(1, int(math.Floor(b.Size*part+1e-9))),
 		}
 	}
 	return out, nil
