@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdadestinations"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
@@ -183,8 +184,11 @@ func newGoFunction(scope constructs.Construct, p *functionProps) *goFunction {
 		Role:         role,
 		LogGroup:     logGroup,
 		Environment:  &env,
-		// Failed async invocations land in the DLQ (CDK grants sqs:SendMessage).
-		DeadLetterQueue:              dlq,
+		// A failed async invocation lands in the DLQ as an on-failure
+		// destination record: the event (requestPayload) with why it failed
+		// (responsePayload, condition, approximateInvokeCount), which a bare
+		// dead-letter message lacks. CDK grants sqs:SendMessage.
+		OnFailure:                    awslambdadestinations.NewSqsDestination(dlq),
 		RetryAttempts:                jsii.Number(retries),
 		MaxEventAge:                  awscdk.Duration_Hours(jsii.Number(asyncMaxEventAge)),
 		ReservedConcurrentExecutions: reserved,

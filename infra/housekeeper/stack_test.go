@@ -290,7 +290,8 @@ type function struct {
 
 // findFunction returns the function whose code asset is the dist folder's
 // <name>/bootstrap, and follows its references to its role (Role), log
-// group (LoggingConfig) and dead-letter queue (DeadLetterConfig).
+// group (LoggingConfig) and dead-letter queue (the on-failure destination
+// of its EventInvokeConfig).
 func findFunction(t *testing.T, st stackTemplate, name string) function {
 	t.Helper()
 	var found []function
@@ -316,10 +317,17 @@ func findFunction(t *testing.T, st stackTemplate, name string) function {
 	}
 	f := found[0]
 	logging, _ := f.props["LoggingConfig"].(map[string]any)
-	dlq, _ := f.props["DeadLetterConfig"].(map[string]any)
 	f.role = getAttID(f.props["Role"], "Arn")
 	f.logGroup = refID(logging["LogGroup"])
-	f.dlq = getAttID(dlq["TargetArn"], "Arn")
+	for _, r := range resources(st, "AWS::Lambda::EventInvokeConfig") {
+		p := properties(r)
+		if refID(p["FunctionName"]) != f.id {
+			continue
+		}
+		dest, _ := p["DestinationConfig"].(map[string]any)
+		onFailure, _ := dest["OnFailure"].(map[string]any)
+		f.dlq = getAttID(onFailure["Destination"], "Arn")
+	}
 	for typ, id := range map[string]string{"AWS::IAM::Role": f.role, "AWS::Logs::LogGroup": f.logGroup, "AWS::SQS::Queue": f.dlq} {
 		if _, ok := resources(st, typ)[id]; !ok {
 			t.Fatalf("%s function %s: its %s %q is not one in the stack: %v", name, f.id, typ, id, f.props)
@@ -521,14 +529,15 @@ func checkFunctionRules(t *testing.T, st stackTemplate, f function, patterns, sc
 func checkFunction(t *testing.T, st stackTemplate, f function, memory, timeout, retries int, env, extra map[string]any) {
 	t.Helper()
 	pattern := map[string]any{
-		"Runtime":          "provided.al2023",
-		"Architectures":    []any{"arm64"},
-		"Handler":          "bootstrap",
-		"MemorySize":       memory,
-		"Timeout":          timeout,
-		"Environment":      map[string]any{"Variables": assertions.Match_ObjectEquals(&env)},
-		"LoggingConfig":    map[string]any{"LogGroup": ref(f.logGroup)},
-		"DeadLetterConfig": map[string]any{"TargetArn": getAttArn(f.dlq)},
+		"Runtime":       "provided.al2023",
+		"Architectures": []any{"arm64"},
+		"Handler":       "bootstrap",
+		"MemorySize":    memory,
+		"Timeout":       timeout,
+		"Environment":   map[string]any{"Variables": assertions.Match_ObjectEquals(&env)},
+		"LoggingConfig": map[string]any{"LogGroup": ref(f.logGroup)},
+		// Failures go to the on-failure destination, not a dead-letter config.
+		"DeadLetterConfig": assertions.Match_Absent(),
 	}
 	for k, v := range extra {
 		pattern[k] = v
@@ -541,6 +550,7 @@ func checkFunction(t *testing.T, st stackTemplate, f function, memory, timeout, 
 			"Qualifier":                "$LATEST",
 			"MaximumRetryAttempts":     retries,
 			"MaximumEventAgeInSeconds": 3600,
+			"DestinationConfig":        map[string]any{"OnFailure": map[string]any{"Destination": getAttArn(f.dlq)}},
 		}, jsii.Number(1))
 	})
 	checkResource(t, st, f.name+" log group", "AWS::Logs::LogGroup", f.logGroup, map[string]any{"RetentionInDays": 30})
@@ -989,7 +999,10 @@ func taggerPermissions(tagger function) map[string][]string {
 		"logs:CreateLogStream":  {arnOf(tagger.logGroup)},
 		"logs:PutLogEvents":     {arnOf(tagger.logGroup)},
 		"sqs:SendMessage":       {arnOf(tagger.dlq)},
-		"ssm:GetParameter":      {killSwitchARN},
+		// CDK's grant for the on-failure destination.
+		"sqs:GetQueueAttributes": {arnOf(tagger.dlq)},
+		"sqs:GetQueueUrl":        {arnOf(tagger.dlq)},
+		"ssm:GetParameter":       {killSwitchARN},
 	}
 }
 
@@ -1030,6 +1043,9 @@ func cleanupPermissions(cleanup function, topic, key, records string) map[string
 		"logs:CreateLogStream":     {arnOf(cleanup.logGroup)},
 		"logs:PutLogEvents":        {arnOf(cleanup.logGroup)},
 		"sqs:SendMessage":          {arnOf(cleanup.dlq)},
+		// CDK's grant for the on-failure destination.
+		"sqs:GetQueueAttributes": {arnOf(cleanup.dlq)},
+		"sqs:GetQueueUrl":        {arnOf(cleanup.dlq)},
 	}, []string{"*"}, inventory...)
 	// Only through DescribeImageReferences (checkImageBuilderViaEC2).
 	p = withActions(p, []string{when("*", map[string]any{"ForAnyValue:StringEquals": map[string]any{"aws:CalledVia": []string{"ec2-images.amazonaws.com"}}})},
@@ -1091,6 +1107,9 @@ func sharingPermissions(sharing function, cursor, topic, key string) map[string]
 		"logs:CreateLogStream": {arnOf(sharing.logGroup)},
 		"logs:PutLogEvents":    {arnOf(sharing.logGroup)},
 		"sqs:SendMessage":      {arnOf(sharing.dlq)},
+		// CDK's grant for the on-failure destination.
+		"sqs:GetQueueAttributes": {arnOf(sharing.dlq)},
+		"sqs:GetQueueUrl":        {arnOf(sharing.dlq)},
 	}, []string{"*"},
 		"ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeImageAttribute", "ec2:DescribeSnapshotAttribute",
 		"ec2:GetImageBlockPublicAccessState", "ec2:GetSnapshotBlockPublicAccessState")
