@@ -97,6 +97,11 @@ type FunctionResources struct {
 	DeadLetterQueue awssqs.Queue
 	// Alarms are the function's own alarms (none without a topic).
 	Alarms []awscloudwatch.Alarm
+	// EventQueue buffers the function's events (nil for a function only
+	// scheduled); records failing eventMaxReceives times move to
+	// EventDeadLetterQueue.
+	EventQueue           awssqs.Queue
+	EventDeadLetterQueue awssqs.Queue
 }
 
 // goFunction is a Go Lambda function under construction, with the helpers
@@ -267,10 +272,10 @@ func (f *goFunction) allowPublish(topic awssns.ITopic, key awskms.IKey) {
 	}
 }
 
-// cloudTrailRule invokes the function on successful EC2 API calls named
+// cloudTrailRule delivers to the function (its queue, if it has one) successful EC2 API calls named
 // eventNames (failed calls, which carry errorCode, changed nothing).
 func (f *goFunction) cloudTrailRule(scope constructs.Construct, id, description string, eventNames ...string) awsevents.Rule {
-	return f.rule(scope, id, description, &awsevents.EventPattern{
+	return f.rule(scope, id, description, f.eventTarget(), &awsevents.EventPattern{
 		Source:     jsii.Strings("aws.ec2"),
 		DetailType: jsii.Strings("AWS API Call via CloudTrail"),
 		Detail: &map[string]interface{}{
@@ -281,9 +286,9 @@ func (f *goFunction) cloudTrailRule(scope constructs.Construct, id, description 
 	}, nil)
 }
 
-// imageAvailableRule invokes the function when an AMI becomes available.
+// imageAvailableRule delivers to the function (its queue, if any) when an AMI becomes available.
 func (f *goFunction) imageAvailableRule(scope constructs.Construct, id, description string) awsevents.Rule {
-	return f.rule(scope, id, description, &awsevents.EventPattern{
+	return f.rule(scope, id, description, f.eventTarget(), &awsevents.EventPattern{
 		Source:     jsii.Strings("aws.ec2"),
 		DetailType: jsii.Strings("EC2 AMI State Change"),
 		Detail:     &map[string]interface{}{"State": []string{"available"}},
@@ -292,14 +297,14 @@ func (f *goFunction) imageAvailableRule(scope constructs.Construct, id, descript
 
 // scheduleRule invokes the function on a schedule expression.
 func (f *goFunction) scheduleRule(scope constructs.Construct, id, description, expression string) awsevents.Rule {
-	return f.rule(scope, id, description, nil, awsevents.Schedule_Expression(jsii.String(expression)))
+	return f.rule(scope, id, description, f.target(), nil, awsevents.Schedule_Expression(jsii.String(expression)))
 }
 
-func (f *goFunction) rule(scope constructs.Construct, id, description string, pattern *awsevents.EventPattern, schedule awsevents.Schedule) awsevents.Rule {
+func (f *goFunction) rule(scope constructs.Construct, id, description string, target awsevents.IRuleTarget, pattern *awsevents.EventPattern, schedule awsevents.Schedule) awsevents.Rule {
 	return awsevents.NewRule(scope, jsii.String(id), &awsevents.RuleProps{
 		Description:  jsii.String("ami-housekeeper: " + description),
 		EventPattern: pattern,
 		Schedule:     schedule,
-		Targets:      &[]awsevents.IRuleTarget{f.target()},
+		Targets:      &[]awsevents.IRuleTarget{target},
 	})
 }

@@ -65,11 +65,17 @@ func suppressFunctionFindings(fn, dlq constructs.IConstruct) {
 		{Id: jsii.String("Serverless-LambdaDLQ"), Reason: jsii.String(
 			"Failed asynchronous invocations go to an on-failure destination (Serverless-LambdaAsyncFailureDestination), an SQS queue alarmed on its depth; its records carry the event and why it failed, which a DeadLetterConfig message lacks. Configuring both would split failures across two mechanisms.")},
 	}, jsii.Bool(true))
+	suppressDeadLetterQueue(dlq)
+}
+
+// suppressDeadLetterQueue records why a dead-letter queue has no redrive
+// policy of its own and why cdk-nag does not see it as one.
+func suppressDeadLetterQueue(dlq constructs.IConstruct) {
 	cdknag.NagSuppressions_AddResourceSuppressions(dlq, &[]*cdknag.NagPackSuppression{
 		{Id: jsii.String("Serverless-SQSRedrivePolicy"), Reason: jsii.String(
-			"This queue is itself the function's dead-letter queue: nothing consumes it automatically (an alarm fires on its depth, operators replay by hand), so there is no further queue to redrive to.")},
+			"This queue is itself a dead-letter queue: nothing consumes it automatically (an alarm fires on its depth, operators replay or redrive by hand), so there is no further queue to redrive to.")},
 		{Id: jsii.String("AwsSolutions-SQS3"), Reason: jsii.String(
-			"This queue is a dead-letter queue: the function's on-failure destination and the rules' dead-letter target. cdk-nag recognizes a DLQ only through DeadLetterConfig or a redrive policy.")},
+			"This queue is a dead-letter queue (a function's on-failure destination and its rules' dead-letter target, or an event queue's redrive target). cdk-nag recognizes a DLQ only through DeadLetterConfig or another queue's redrive policy in some cases.")},
 	}, jsii.Bool(true))
 }
 

@@ -70,6 +70,9 @@ func NewSharing(scope constructs.Construct, id string, props *SharingProps) *Sha
 		Timeout:     awscdk.Duration_Minutes(jsii.Number(15)),
 		Environment: env,
 	})
+	// Permission changes and new AMIs wait in a queue (a release burst is
+	// paced, not throttled); the scheduled audit invokes it directly.
+	f.bufferEvents(c, SharingFunctionName, awscdk.Duration_Minutes(jsii.Number(15)), props.Topic)
 
 	allow := f.allow
 	allow([]string{

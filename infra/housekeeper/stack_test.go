@@ -17,6 +17,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/ratelimit"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/records"
 )
 
@@ -285,7 +286,9 @@ func roleStatements(t *testing.T, tmpl assertions.Template, roleID string) []map
 type function struct {
 	name                    string
 	id, role, logGroup, dlq string
-	props                   map[string]any
+	// queue is the SQS queue its event source mapping reads ("" if none).
+	queue string
+	props map[string]any
 }
 
 // findFunction returns the function whose code asset is the dist folder's
@@ -327,6 +330,11 @@ func findFunction(t *testing.T, st stackTemplate, name string) function {
 		dest, _ := p["DestinationConfig"].(map[string]any)
 		onFailure, _ := dest["OnFailure"].(map[string]any)
 		f.dlq = getAttID(onFailure["Destination"], "Arn")
+	}
+	for _, r := range resources(st, "AWS::Lambda::EventSourceMapping") {
+		if p := properties(r); refID(p["FunctionName"]) == f.id {
+			f.queue = getAttID(p["EventSourceArn"], "Arn")
+		}
 	}
 	for typ, id := range map[string]string{"AWS::IAM::Role": f.role, "AWS::Logs::LogGroup": f.logGroup, "AWS::SQS::Queue": f.dlq} {
 		if _, ok := resources(st, typ)[id]; !ok {
@@ -410,13 +418,14 @@ func notificationTopic(t *testing.T, tmpl assertions.Template) (topic, key strin
 	return topic, key
 }
 
-// rulesTargeting returns the EventBridge rules with a target invoking the function.
-func rulesTargeting(tmpl assertions.Template, fn string) map[string]map[string]any {
+// rulesTargeting returns the EventBridge rules with a target delivering to
+// the function: invoking it, or sending to its event queue.
+func rulesTargeting(tmpl assertions.Template, f function) map[string]map[string]any {
 	out := map[string]map[string]any{}
 	for id, r := range resources(tmpl, "AWS::Events::Rule") {
 		props := properties(r)
 		for _, target := range list(props["Targets"]) {
-			if m, _ := target.(map[string]any); getAttID(m["Arn"], "Arn") == fn {
+			if m, _ := target.(map[string]any); getAttID(m["Arn"], "Arn") == f.id || f.queue != "" && getAttID(m["Arn"], "Arn") == f.queue {
 				out[id] = props
 			}
 		}
@@ -448,27 +457,33 @@ func checkInvokePermissions(t *testing.T, tmpl assertions.Template, fn string, r
 // checkFunctionRules asserts that the rules invoking f are exactly one per
 // event pattern (canonical JSON) in patterns and one per schedule expression
 // in schedules, each rule having a pattern or a schedule, not both; that each
-// is enabled, on the default bus, with f as its only target, retried twice
-// within an hour into f's DLQ, which the rule may write to; and that these
-// rules, and nothing else, may invoke f. It returns the rules' logical IDs
+// is enabled, on the default bus, with f (events: its queue, if it has one)
+// as its only target, retried twice within an hour into f's DLQ, which the
+// rule may write to; and that the schedules, and nothing else, may invoke f. It returns the rules' logical IDs
 // by pattern or schedule expression.
 func checkFunctionRules(t *testing.T, st stackTemplate, f function, patterns, schedules []string) map[string]string {
 	t.Helper()
 	byKey := map[string]string{}
 	var gotPatterns, gotSchedules, ids []string
-	for id, props := range rulesTargeting(st, f.id) {
-		ids = append(ids, id)
+	for id, props := range rulesTargeting(st, f) {
 		pattern, hasPattern := props["EventPattern"]
 		schedule, hasSchedule := props["ScheduleExpression"].(string)
 		var key string
+		// Events wait in the function's queue when it has one; schedules
+		// invoke it.
+		target := f.id
 		switch {
 		case hasPattern && !hasSchedule:
 			b, _ := json.Marshal(pattern) // encoding/json sorts the keys
 			key = string(b)
 			gotPatterns = append(gotPatterns, key)
+			if f.queue != "" {
+				target = f.queue
+			}
 		case hasSchedule && !hasPattern:
 			key = schedule
 			gotSchedules = append(gotSchedules, key)
+			ids = append(ids, id)
 		default:
 			t.Errorf("%s rule %s: want an event pattern or a schedule: %v", f.name, id, props)
 			continue
@@ -482,7 +497,7 @@ func checkFunctionRules(t *testing.T, st stackTemplate, f function, patterns, sc
 			"State":        "ENABLED",
 			"EventBusName": assertions.Match_Absent(), // the default bus
 			"Targets": assertions.Match_ArrayEquals(&[]any{assertions.Match_ObjectLike(&map[string]any{
-				"Arn":              getAttArn(f.id),
+				"Arn":              getAttArn(target),
 				"DeadLetterConfig": map[string]any{"Arn": getAttArn(f.dlq)},
 				"RetryPolicy": map[string]any{
 					"MaximumRetryAttempts":     2,
@@ -588,9 +603,10 @@ func TestTaggerFunction(t *testing.T) {
 	st := synth(t, StackProps{})
 	checkFunction(t, st, taggerOf(t, st), 128, 30, 2,
 		map[string]any{
-			EnvAccountID:  ref("AWS::AccountId"),
-			EnvLogLevel:   "info",
-			EnvKillSwitch: "/Test/kill-switch",
+			EnvAccountID:                ref("AWS::AccountId"),
+			EnvLogLevel:                 "info",
+			EnvKillSwitch:               "/Test/kill-switch",
+			ratelimit.EnvMaxConcurrency: fmt.Sprint(ratelimit.Instances(TaggerFunctionName)),
 		},
 		map[string]any{"ReservedConcurrentExecutions": assertions.Match_Absent()})
 }
@@ -621,12 +637,13 @@ func TestSharingFunction(t *testing.T) {
 	// sharing changes are not held up behind a 15-minute audit.
 	checkFunction(t, st, sharingOf(t, st), 256, 900, 2,
 		map[string]any{
-			EnvAccountID:      ref("AWS::AccountId"),
-			EnvLogLevel:       "info",
-			EnvKillSwitch:     "/Test/kill-switch",
-			EnvReportEventBus: "default",
-			EnvReportTopicARN: ref(topic),
-			EnvAuditCursor:    ref(cursor),
+			EnvAccountID:                ref("AWS::AccountId"),
+			EnvLogLevel:                 "info",
+			EnvKillSwitch:               "/Test/kill-switch",
+			EnvReportEventBus:           "default",
+			EnvReportTopicARN:           ref(topic),
+			EnvAuditCursor:              ref(cursor),
+			ratelimit.EnvMaxConcurrency: fmt.Sprint(ratelimit.Instances(SharingFunctionName)),
 		}, map[string]any{"ReservedConcurrentExecutions": assertions.Match_Absent()})
 }
 
@@ -691,7 +708,7 @@ func TestTaggerRules(t *testing.T) {
 	// Every rule invokes exactly one function.
 	owner := map[string]string{}
 	for _, f := range allFunctions(t, st) {
-		for id := range rulesTargeting(st, f.id) {
+		for id := range rulesTargeting(st, f) {
 			if other, ok := owner[id]; ok {
 				t.Errorf("rule %s invokes both %s and %s", id, other, f.name)
 			}
@@ -711,8 +728,9 @@ func TestTaggerRules(t *testing.T) {
 			"Principal": "events.amazonaws.com",
 		})
 	})
+	// Only the two schedules invoke a function; events go through queues.
 	check(t, "invoke permission count", func() {
-		st.ResourceCountIs(jsii.String("AWS::Lambda::Permission"), jsii.Number(6))
+		st.ResourceCountIs(jsii.String("AWS::Lambda::Permission"), jsii.Number(2))
 	})
 }
 
@@ -721,7 +739,7 @@ func TestTaggerRules(t *testing.T) {
 func scheduleOf(t *testing.T, st stackTemplate, f function) string {
 	t.Helper()
 	var schedules []string
-	for _, props := range rulesTargeting(st, f.id) {
+	for _, props := range rulesTargeting(st, f) {
 		if s, ok := props["ScheduleExpression"].(string); ok {
 			schedules = append(schedules, s)
 		}
@@ -999,10 +1017,15 @@ func taggerPermissions(tagger function) map[string][]string {
 		"logs:CreateLogStream":  {arnOf(tagger.logGroup)},
 		"logs:PutLogEvents":     {arnOf(tagger.logGroup)},
 		"sqs:SendMessage":       {arnOf(tagger.dlq)},
-		// CDK's grant for the on-failure destination.
-		"sqs:GetQueueAttributes": {arnOf(tagger.dlq)},
-		"sqs:GetQueueUrl":        {arnOf(tagger.dlq)},
-		"ssm:GetParameter":       {killSwitchARN},
+		// CDK's grant for the on-failure destination, and the event
+		// source mapping's on the event queue (the function also sets
+		// visibility timeouts of throttled records itself).
+		"sqs:GetQueueAttributes":      {arnOf(tagger.dlq), arnOf(tagger.queue)},
+		"sqs:GetQueueUrl":             {arnOf(tagger.dlq), arnOf(tagger.queue)},
+		"sqs:ReceiveMessage":          {arnOf(tagger.queue)},
+		"sqs:DeleteMessage":           {arnOf(tagger.queue)},
+		"sqs:ChangeMessageVisibility": {arnOf(tagger.queue)},
+		"ssm:GetParameter":            {killSwitchARN},
 	}
 }
 
@@ -1107,9 +1130,14 @@ func sharingPermissions(sharing function, cursor, topic, key string) map[string]
 		"logs:CreateLogStream": {arnOf(sharing.logGroup)},
 		"logs:PutLogEvents":    {arnOf(sharing.logGroup)},
 		"sqs:SendMessage":      {arnOf(sharing.dlq)},
-		// CDK's grant for the on-failure destination.
-		"sqs:GetQueueAttributes": {arnOf(sharing.dlq)},
-		"sqs:GetQueueUrl":        {arnOf(sharing.dlq)},
+		// CDK's grant for the on-failure destination, and the event
+		// source mapping's on the event queue (the function also sets
+		// visibility timeouts of throttled records itself).
+		"sqs:GetQueueAttributes":      {arnOf(sharing.dlq), arnOf(sharing.queue)},
+		"sqs:GetQueueUrl":             {arnOf(sharing.dlq), arnOf(sharing.queue)},
+		"sqs:ReceiveMessage":          {arnOf(sharing.queue)},
+		"sqs:DeleteMessage":           {arnOf(sharing.queue)},
+		"sqs:ChangeMessageVisibility": {arnOf(sharing.queue)},
 	}, []string{"*"},
 		"ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeImageAttribute", "ec2:DescribeSnapshotAttribute",
 		"ec2:GetImageBlockPublicAccessState", "ec2:GetSnapshotBlockPublicAccessState")
@@ -1413,7 +1441,8 @@ func TestAlarmsNotifyEncryptedTopic(t *testing.T) {
 	// Errors and DLQ per function (6), two silence alarms, failed actions,
 	// blocked inventory, the tagger's two coverage alarms and throttles per
 	// function (3): see monitoring_test.go.
-	check(t, "fifteen alarms", func() { st.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(15)) })
+	// The tagger's and the sharing guard's event queues: age and DLQ (4).
+	check(t, "nineteen alarms", func() { st.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(19)) })
 	check(t, "every alarm notifies the topic", func() {
 		st.AllResourcesProperties(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{"AlarmActions": []any{ref(topic)}})
 	})

@@ -13,6 +13,10 @@ import (
 // tagger's bootstrap binary.
 const TaggerFunctionName = "tagger"
 
+// taggerTimeoutSeconds: the handler may wait ~10 s for a pending AMI's
+// snapshots to appear; a batch stops starting work 3 s before it.
+const taggerTimeoutSeconds = 30
+
 // TaggerProps configures a Tagger.
 type TaggerProps struct {
 	Deployment
@@ -43,9 +47,10 @@ func NewTagger(scope constructs.Construct, id string, props *TaggerProps) *Tagge
 		Name:        TaggerFunctionName,
 		Description: "Tags new AMIs and their snapshots (ami-housekeeper)",
 		MemorySize:  128,
-		// The handler may wait ~10 s for a pending AMI's snapshots to appear.
-		Timeout: awscdk.Duration_Seconds(jsii.Number(30)),
+		Timeout:     awscdk.Duration_Seconds(jsii.Number(taggerTimeoutSeconds)),
 	})
+	// Its events wait in a queue, so a release burst is paced, not throttled.
+	f.bufferEvents(c, TaggerFunctionName, awscdk.Duration_Seconds(jsii.Number(taggerTimeoutSeconds)), props.Topic)
 
 	// Describe calls support no resource-level permissions, hence "*".
 	f.allow([]string{"ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeTags"}, jsii.String("*"))

@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"golang.org/x/time/rate"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/ratelimit"
 )
@@ -30,16 +29,16 @@ func TestLimitsSizing(t *testing.T) {
 	}{
 		{"tagger", "CreateTags", 1, 7, 70},
 		{"tagger", "CreateTags", 5, 1.4, 14},
-		{"tagger", "DescribeImages", 5, 1.6, 8},
+		{"tagger", "DescribeImages", 5, 1.4, 7},
 		{"tagger", "DescribeSnapshots", 5, 2.8, 14},
 		{"tagger", "DescribeTags", 5, 3.2, 16},
-		{"sharing", "DescribeImageAttribute", 5, 3.2, 16},
-		{"sharing", "DescribeSnapshotAttribute", 5, 3.2, 16},
-		{"sharing", "ModifyImageAttribute", 5, 0.8, 16},
-		{"sharing", "ModifySnapshotAttribute", 5, 0.8, 16},
-		{"sharing", "CreateTags", 5, 0.2, 2},
+		{"sharing", "DescribeImageAttribute", 3, 16.0 / 3, 26},
+		{"sharing", "DescribeSnapshotAttribute", 3, 16.0 / 3, 26},
+		{"sharing", "ModifyImageAttribute", 3, 4.0 / 3, 26},
+		{"sharing", "ModifySnapshotAttribute", 3, 4.0 / 3, 26},
+		{"sharing", "CreateTags", 3, 1.0 / 3, 3},
 		{"sharing", "CreateTags", 20, 0.05, 1}, // burst never below 1
-		{"sharing", "DescribeImages", 5, 1.6, 8},
+		{"sharing", "DescribeImages", 3, 3, 15},
 	}
 	for _, tt := range tests {
 		limits, err := ratelimit.Limits(tt.function, tt.conc)
@@ -82,8 +81,10 @@ func TestSharesWithinHousekeeperShare(t *testing.T) {
 			t.Errorf("%s: shares add up to %.0f %%, more than %.0f %%", action, s*100, ratelimit.HousekeeperShare*100)
 		}
 	}
-	// At full concurrency the instances' rates add up to the share.
-	for fn, conc := range ratelimit.MaxConcurrency {
+	// With every instance running (the mapping's and the scheduled ones)
+	// the instances' rates add up to the share.
+	for fn := range ratelimit.MaxConcurrency {
+		conc := ratelimit.Instances(fn)
 		limits, err := ratelimit.Limits(fn, conc)
 		if err != nil {
 			t.Fatal(err)
@@ -176,7 +177,7 @@ func TestMiddlewareCountsAttemptsAndThrottles(t *testing.T) {
 // reserve is not sent: a *NoTimeError at once, not a wait into the reserve.
 func TestMiddlewareRefusesPastDeadline(t *testing.T) {
 	srv, n := ec2Server(t, 0)
-	set, err := ratelimit.New("tagger", 5) // DescribeImages: 1.6/s, burst 8
+	set, err := ratelimit.New("tagger", 5) // DescribeImages: 1.4/s, burst 7
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,11 +197,11 @@ func TestMiddlewareRefusesPastDeadline(t *testing.T) {
 	if !errors.As(last, &nt) || nt.Action != "DescribeImages" {
 		t.Fatalf("after %d calls: err = %v, want a NoTimeError", sent, last)
 	}
-	// 8 from the burst; the 9th waits 625 ms > 300 ms left before the reserve.
-	if sent != 8 || int(n.Load()) != 8 || time.Since(start) > time.Second {
-		t.Errorf("sent %d (server %d) in %v; want the burst of 8, refused at once", sent, n.Load(), time.Since(start))
+	// 7 from the burst; the 8th waits 714 ms > 300 ms left before the reserve.
+	if sent != 7 || int(n.Load()) != 7 || time.Since(start) > time.Second {
+		t.Errorf("sent %d (server %d) in %v; want the burst of 7, refused at once", sent, n.Load(), time.Since(start))
 	}
-	if got := set.Limit("DescribeImages"); got.Rate != rate.Limit(1.6) || got.Burst != 8 {
+	if got := set.Limit("DescribeImages"); math.Abs(float64(got.Rate)-1.4) > 1e-9 || got.Burst != 7 {
 		t.Errorf("limit = %+v", got)
 	}
 }
@@ -213,12 +214,28 @@ func TestMiddlewareWaitsForTurn(t *testing.T) {
 	}
 	c := client(set, srv.URL)
 	start := time.Now()
-	for range 9 { // burst 8, then one turn at 1.6/s
+	for range 8 { // burst 7, then one turn at 1.4/s
 		if _, err := c.DescribeImages(context.Background(), &ec2.DescribeImagesInput{ImageIds: []string{"ami-1"}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if el := time.Since(start); el < 500*time.Millisecond || set.Usage().Waited < 500*time.Millisecond {
-		t.Errorf("9 calls in %v, waited %v; want about 625 ms", el, set.Usage().Waited)
+	if el := time.Since(start); el < 600*time.Millisecond || set.Usage().Waited < 600*time.Millisecond {
+		t.Errorf("8 calls in %v, waited %v; want about 714 ms", el, set.Usage().Waited)
+	}
+}
+
+// The sharing guard's scheduled audit is one more instance beside its
+// event source mapping's; the tagger has none.
+func TestInstances(t *testing.T) {
+	if got := ratelimit.Instances("tagger"); got != ratelimit.MaxConcurrency["tagger"] {
+		t.Errorf("tagger instances %d", got)
+	}
+	if got := ratelimit.Instances("sharing"); got != ratelimit.MaxConcurrency["sharing"]+1 {
+		t.Errorf("sharing instances %d, want the mapping's %d + the audit", got, ratelimit.MaxConcurrency["sharing"])
+	}
+	for fn, n := range ratelimit.MaxConcurrency {
+		if n < 2 || n > ratelimit.MaxConcurrencyLimit {
+			t.Errorf("%s: maximum concurrency %d, an event source mapping takes 2..1000", fn, n)
+		}
 	}
 }

@@ -14,9 +14,10 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// EnvMaxConcurrency is set by the stack to the event source mapping's
-// ScalingConfig.MaximumConcurrency. Unset means 1: a direct invocation or
-// the CLI gets the function's whole share.
+// EnvMaxConcurrency is set by the stack to Instances: the event source
+// mapping's ScalingConfig.MaximumConcurrency plus the function's scheduled
+// runs. Unset means 1: a direct invocation or the CLI gets the function's
+// whole share.
 const EnvMaxConcurrency = "HOUSEKEEPER_MAX_CONCURRENCY"
 
 // MaxConcurrencyLimit bounds HOUSEKEEPER_MAX_CONCURRENCY to what an event
@@ -58,39 +59,42 @@ var Buckets = map[string]Bucket{
 // Shares is each function's part of each bucket. An instance's limiter for
 // an action is
 //
-//	rate  = Refill × share ÷ maxConcurrency
-//	burst = max(1, ⌊Size × share ÷ maxConcurrency⌋)
+//	rate  = Refill × share ÷ instances
+//	burst = max(1, ⌊Size × share ÷ instances⌋)
 //
-// so maxConcurrency instances together never take more than their share,
-// and the shares of one action add up to at most HousekeeperShare (80 %).
-// With MaxConcurrency below (5 each), per instance:
+// where instances (Instances) is how many of the function's instances may
+// run at once, so together they never take more than their share; the
+// shares of one action add up to at most HousekeeperShare (80 %). Per
+// instance (tagger 5 instances, sharing 2 + its scheduled audit = 3):
 //
-//	tagger  CreateTags        10 × 0.70 ÷ 5 = 1.4/s, burst 14
-//	tagger  DescribeImages    20 × 0.40 ÷ 5 = 1.6/s, burst 8
-//	tagger  DescribeSnapshots 20 × 0.70 ÷ 5 = 2.8/s, burst 14
-//	tagger  DescribeTags      20 × 0.80 ÷ 5 = 3.2/s, burst 16
-//	sharing DescribeImages    20 × 0.40 ÷ 5 = 1.6/s, burst 8
-//	sharing Describe*Attribute 20 × 0.80 ÷ 5 = 3.2/s, burst 16
-//	sharing Modify*Attribute   5 × 0.80 ÷ 5 = 0.8/s, burst 16
-//	sharing CreateTags        10 × 0.10 ÷ 5 = 0.2/s, burst 2
-//	sharing DescribeSnapshots 20 × 0.10 ÷ 5 = 0.4/s, burst 2
+//	tagger  CreateTags         10 × 0.70 ÷ 5 = 1.4/s,  burst 14
+//	tagger  DescribeImages     20 × 0.35 ÷ 5 = 1.4/s,  burst 7
+//	tagger  DescribeSnapshots  20 × 0.70 ÷ 5 = 2.8/s,  burst 14
+//	tagger  DescribeTags       20 × 0.80 ÷ 5 = 3.2/s,  burst 16
+//	sharing DescribeImages     20 × 0.45 ÷ 3 = 3.0/s,  burst 15
+//	sharing Describe*Attribute 20 × 0.80 ÷ 3 = 5.33/s, burst 26
+//	sharing Modify*Attribute    5 × 0.80 ÷ 3 = 1.33/s, burst 26
+//	sharing CreateTags         10 × 0.10 ÷ 3 = 0.33/s, burst 3
+//	sharing DescribeSnapshots  20 × 0.10 ÷ 3 = 0.67/s, burst 3
 //
-// A burst of N new AMIs costs the tagger one CreateTags each, so it drains
-// in about (N − 100 × 0.70) ÷ (10 × 0.70) s: 133 s for 1,000 AMIs, whatever
-// the concurrency; MaxConcurrency only has to be large enough that each
-// instance keeps its own share busy (5 AMIs of a 10-record batch in flight).
+// A burst of N new AMIs costs each function one DescribeImages per AMI and
+// the tagger one CreateTags, so the tagger drains in about
+// max((N − 70) ÷ 7, (N − 35) ÷ 7) s = 133 s for 1,000 AMIs, and the
+// sharing guard's two event instances (2 of its 3 seats) in about
+// (N − 30) ÷ 6 s = 162 s, whatever the concurrency: it only has to be
+// large enough that each instance keeps its share busy.
 //
 // The sharing guard's new-snapshot checks call DescribeSnapshots too, so it
 // takes 10 % of that bucket and the tagger 70 % (not 80 %).
 var Shares = map[string]map[string]float64{
 	FunctionTagger: {
-		"DescribeImages":    0.40,
+		"DescribeImages":    0.35,
 		"CreateTags":        0.70,
 		"DescribeSnapshots": 0.70,
 		"DescribeTags":      0.80,
 	},
 	FunctionSharing: {
-		"DescribeImages":            0.40,
+		"DescribeImages":            0.45,
 		"CreateTags":                0.10,
 		"DescribeSnapshots":         0.10,
 		"DescribeImageAttribute":    0.80,
@@ -101,10 +105,25 @@ var Shares = map[string]map[string]float64{
 }
 
 // MaxConcurrency is the event source mapping's maximum concurrency per
-// function (the stack sets it, and HOUSEKEEPER_MAX_CONCURRENCY to match).
+// function (2 is the least a mapping accepts).
 var MaxConcurrency = map[string]int{
 	FunctionTagger:  5,
-	FunctionSharing: 5,
+	FunctionSharing: 2,
+}
+
+// scheduledInstances are the instances a function runs besides the event
+// source mapping's: the sharing guard's scheduled audit (one at a time,
+// daily by default). It takes one seat of the share like an event instance,
+// so an audit during a burst does not push the housekeeper past its share.
+var scheduledInstances = map[string]int{
+	FunctionSharing: 1,
+}
+
+// Instances is how many of function's instances may run at once: its
+// mapping's maximum concurrency plus its scheduled runs. The stack sets
+// HOUSEKEEPER_MAX_CONCURRENCY to it.
+func Instances(function string) int {
+	return MaxConcurrency[function] + scheduledInstances[function]
 }
 
 // Limit is one action's limiter size for one instance.
