@@ -4,13 +4,21 @@
 // The stack names the parameter in the environment but does not create it,
 // so no deploy ever resets it. Absent, or "off" (any case, surrounding space
 // ignored), it is not engaged; any other value engages it and is the
-// operator's reason, so a typo stops changes rather than allowing them. A
-// read that fails for another reason leaves the mode unknown, and the
-// caller must change nothing.
+// operator's reason, so a typo stops changes rather than allowing them.
+// "Absent" is exactly SSM's ParameterNotFound: any other error, another
+// service's not-found included (KMS.NotFoundException on a SecureString
+// whose key is gone), leaves the mode unknown, and the caller must change
+// nothing.
+//
+// Two freshness bounds: the mode of an invocation (Read) is at most TTL
+// old, so a busy function asks SSM twice a minute; the check a long run
+// makes before its next batch of changes (Halt) is at most HaltTTL old, so
+// an engaged switch stops a running sweep or audit within about a second.
 package killswitch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -19,9 +27,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awsapi"
-	"github.com/ami-housekeeper/ami-housekeeper/pkg/awserr"
 )
 
 const (
@@ -32,6 +41,12 @@ const (
 	// within it, and a busy function reads the parameter at most once per
 	// TTL per instance.
 	TTL = 30 * time.Second
+	// HaltTTL is how old the answer Halt acts on may be. Not zero: the
+	// cleanup asks before every mark and unmark too (CreateTags pace, up
+	// to ~10/s), and concurrent lanes ask at once; one read a second per
+	// instance stays far below SSM's GetParameter throughput, whose
+	// throttling would halt the run.
+	HaltTTL = time.Second
 	// Off is the value that disengages the switch (as deleting it does).
 	Off = "off"
 	// maxReason bounds the operator's text repeated on every log line.
@@ -107,8 +122,10 @@ type Switch struct {
 	name string
 	now  func() time.Time
 
-	mu    sync.Mutex // one read at a time; guards cache
-	cache Cache
+	mu sync.Mutex // one read at a time; guards cache and fresh
+	// cache serves Read (TTL), fresh serves Halt (HaltTTL); every read of
+	// SSM fills both.
+	cache, fresh Cache
 }
 
 // New returns the switch of parameter name, read through client, on the
@@ -117,7 +134,7 @@ func New(client awsapi.KillSwitchSSM, name string, now func() time.Time) *Switch
 	if now == nil {
 		now = time.Now
 	}
-	return &Switch{ssm: client, name: name, now: now, cache: Cache{TTL: TTL}}
+	return &Switch{ssm: client, name: name, now: now, cache: Cache{TTL: TTL}, fresh: Cache{TTL: HaltTTL}}
 }
 
 // FromEnv returns the switch EnvParameter names, or nil when it is unset.
@@ -137,16 +154,23 @@ func (s *Switch) Parameter() string {
 	return s.name
 }
 
-// Read returns the switch's state, from the cache when it is fresh. An
-// error (*UnreadableError) is not cached: the next call reads again.
+// Read returns the switch's state, from the cache when it is at most TTL
+// old. An error (*UnreadableError) is not cached: the next call reads
+// again.
 func (s *Switch) Read(ctx context.Context) (State, error) {
 	if s == nil {
 		return State{}, nil
 	}
+	return s.read(ctx, &s.cache)
+}
+
+// read answers from c when it is fresh, else asks SSM and fills both
+// caches.
+func (s *Switch) read(ctx context.Context, c *Cache) (State, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	at := s.now()
-	if st, ok := s.cache.Get(at); ok {
+	if st, ok := c.Get(at); ok {
 		return st, nil
 	}
 	if s.ssm == nil {
@@ -155,7 +179,7 @@ func (s *Switch) Read(ctx context.Context) (State, error) {
 	out, err := s.ssm.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(s.name), WithDecryption: aws.Bool(true)})
 	var st State
 	switch {
-	case awserr.IsNotFound(err):
+	case IsParameterNotFound(err):
 		st = Interpret(s.name, "", false)
 	case err != nil:
 		return State{}, &UnreadableError{Parameter: s.name, Err: err}
@@ -165,23 +189,54 @@ func (s *Switch) Read(ctx context.Context) (State, error) {
 		st = Interpret(s.name, *out.Parameter.Value, true)
 	}
 	// Timed from before the call, so an answer is never trusted longer
-	// than TTL after it was asked for.
+	// than its TTL after it was asked for.
 	s.cache.Put(at, st)
+	s.fresh.Put(at, st)
 	return st, nil
+}
+
+// IsParameterNotFound reports whether err is SSM's answer that the
+// parameter does not exist, and nothing else: the only error that means
+// "not engaged". awserr.IsNotFound is too broad here (any "*.NotFound"
+// code, KMS's included).
+func IsParameterNotFound(err error) bool {
+	if err == nil {
+		return false
+	}
+	var nf *ssmtypes.ParameterNotFound
+	if errors.As(err, &nf) {
+		return true
+	}
+	var apiErr smithy.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode() == "ParameterNotFound"
 }
 
 // Halt is the check a long run makes before its next batch of changes: it
 // stops (halted true, with why) when the switch is engaged or cannot be
-// read.
+// read ("kill switch unreadable: ..."), judged on an answer at most
+// HaltTTL old, not on Read's TTL cache. A nil switch never halts.
 func (s *Switch) Halt(ctx context.Context) (reason string, halted bool) {
-	st, err := s.Read(ctx)
+	if s == nil {
+		return "", false
+	}
+	st, err := s.read(ctx, &s.fresh)
 	switch {
 	case err != nil:
-		return err.Error(), true
+		return "kill switch unreadable: " + s.unreadable(err), true
 	case st.Engaged:
 		return st.Reason(), true
 	}
 	return "", false
+}
+
+// unreadable says why a read failed, without UnreadableError's advice
+// (which is about invocations, not a halted run).
+func (s *Switch) unreadable(err error) string {
+	var ue *UnreadableError
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return fmt.Sprintf("parameter %q: %v", s.name, err)
 }
 
 // Cache holds one State for TTL. It is pure: the caller passes the time.

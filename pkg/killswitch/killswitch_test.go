@@ -3,6 +3,7 @@ package killswitch_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/killswitch"
 )
@@ -152,7 +154,7 @@ func TestSwitchUnreadable(t *testing.T) {
 	if !errors.As(err, &ue) || !errors.Is(err, denied) || !strings.Contains(err.Error(), `"`+param+`"`) || !strings.Contains(err.Error(), "nothing is changed") {
 		t.Fatalf("Read: %v", err)
 	}
-	if reason, halted := s.Halt(context.Background()); !halted || !strings.Contains(reason, "could not be read") {
+	if reason, halted := s.Halt(context.Background()); !halted || reason != `kill switch unreadable: parameter "`+param+`": `+denied.Error() {
 		t.Errorf("Halt on an unreadable switch = %q, %v; want halted", reason, halted)
 	}
 	f.set(nil, nil)
@@ -188,5 +190,98 @@ func TestNilSwitchIsNeverEngaged(t *testing.T) {
 	}, &fakeSSM{})
 	if got.Parameter() != param {
 		t.Errorf("FromEnv: parameter %q", got.Parameter())
+	}
+}
+
+// Only SSM's ParameterNotFound means "absent, not engaged". Another
+// not-found (KMS's, for a SecureString whose key is gone) used to match the
+// generic not-found test and disengaged the switch; it, like every other
+// error, leaves the mode unknown.
+func TestOnlyParameterNotFoundIsAbsent(t *testing.T) {
+	apiErr := func(code string) error {
+		return &smithy.OperationError{ServiceID: "SSM", OperationName: "GetParameter",
+			Err: &smithy.GenericAPIError{Code: code, Message: "test"}}
+	}
+	tests := []struct {
+		name   string
+		err    error
+		absent bool
+	}{
+		{name: "typed ParameterNotFound", err: &ssmtypes.ParameterNotFound{Message: aws.String("x")}, absent: true},
+		{name: "wrapped typed ParameterNotFound", err: fmt.Errorf("get: %w", &ssmtypes.ParameterNotFound{}), absent: true},
+		{name: "ParameterNotFound code", err: apiErr("ParameterNotFound"), absent: true},
+		{name: "KMS.NotFound", err: apiErr("KMS.NotFound")},
+		{name: "KMS.NotFoundException", err: apiErr("KMS.NotFoundException")},
+		{name: "bare NotFound", err: apiErr("NotFound")},
+		{name: "ResourceNotFoundException", err: apiErr("ResourceNotFoundException")},
+		{name: "ParameterVersionNotFound", err: apiErr("ParameterVersionNotFound")},
+		{name: "AccessDenied", err: apiErr("AccessDeniedException")},
+		{name: "throttling", err: apiErr("ThrottlingException")},
+		{name: "no API code", err: errors.New("ParameterNotFound")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := killswitch.IsParameterNotFound(tt.err); got != tt.absent {
+				t.Errorf("IsParameterNotFound(%v) = %v", tt.err, got)
+			}
+			s := killswitch.New(&fakeSSM{err: tt.err}, param, nil)
+			st, err := s.Read(context.Background())
+			reason, halted := s.Halt(context.Background())
+			if tt.absent {
+				if err != nil || st.Engaged || halted {
+					t.Errorf("absent: Read %+v %v, Halt %q %v; want not engaged", st, err, reason, halted)
+				}
+				return
+			}
+			var ue *killswitch.UnreadableError
+			if !errors.As(err, &ue) || !errors.Is(err, tt.err) {
+				t.Errorf("Read = %+v, %v; want an UnreadableError (mode unknown)", st, err)
+			}
+			if !halted || !strings.HasPrefix(reason, "kill switch unreadable: ") {
+				t.Errorf("Halt = %q, %v; want halted as unreadable", reason, halted)
+			}
+		})
+	}
+}
+
+// Halt does not act on Read's 30 s cache: engaged at t, the next Halt sees
+// it though Read still serves its cached "off"; and every Halt read
+// refreshes Read too. Halt's own answer lives HaltTTL.
+func TestHaltReadsFresh(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := t0
+	f := &fakeSSM{value: aws.String("off")}
+	s := killswitch.New(f, param, func() time.Time { return now })
+	ctx := context.Background()
+	if st, err := s.Read(ctx); err != nil || st.Engaged {
+		t.Fatalf("Read: %+v %v", st, err)
+	}
+	now = t0.Add(5 * time.Second)
+	f.set(aws.String("incident 42"), nil) // engaged at t0+5s
+	// The first Halt ever: Read's cached "off" is not used.
+	if reason, halted := s.Halt(ctx); !halted || reason != "kill switch "+param+": incident 42" || f.reads != 2 {
+		t.Fatalf("Halt 5 s after a cached off = %q, %v (reads %d); want halted", reason, halted, f.reads)
+	}
+	// The read refreshed Read's cache too: the next invocation is audit.
+	if st, _ := s.Read(ctx); !st.Engaged || f.reads != 2 {
+		t.Errorf("Read after Halt saw it engaged: %+v, reads %d", st, f.reads)
+	}
+	// Turned off, then engaged again, all within Read's TTL.
+	f.set(aws.String("off"), nil)
+	now = now.Add(killswitch.HaltTTL)
+	if _, halted := s.Halt(ctx); halted || f.reads != 3 {
+		t.Fatalf("Halt after off: halted %v, reads %d", halted, f.reads)
+	}
+	f.set(aws.String("again"), nil)
+	now = now.Add(killswitch.HaltTTL / 2)
+	if _, halted := s.Halt(ctx); halted || f.reads != 3 {
+		t.Errorf("within HaltTTL: halted %v, reads %d; want the answer of %v ago", halted, f.reads, killswitch.HaltTTL/2)
+	}
+	now = now.Add(killswitch.HaltTTL / 2)
+	if reason, halted := s.Halt(ctx); !halted || reason != "kill switch "+param+": again" || f.reads != 4 {
+		t.Errorf("HaltTTL after the last read = %q, %v (reads %d); want halted", reason, halted, f.reads)
+	}
+	if now.Sub(t0) >= killswitch.TTL {
+		t.Fatalf("the test must stay within Read's TTL: %v", now.Sub(t0))
 	}
 }
