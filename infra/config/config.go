@@ -68,6 +68,10 @@ type Config struct {
 	AlarmEmails []string
 }
 
+// MinScheduleInterval is the shortest time allowed between two runs of a
+// schedule: longer than the sweep's 10 and the audit's 15 minute timeouts.
+const MinScheduleInterval = 30 * time.Minute
+
 // Default is the configuration with no context given.
 func Default() Config {
 	cleanup, _ := ParseSchedule("cron(0 3 * * ? *)")
@@ -153,6 +157,19 @@ func (c *Config) validate() []error {
 	}
 	if !reStackName(c.StackName) {
 		bad(KeyStackName, "%q: want 1-128 letters, digits and hyphens, starting with a letter", c.StackName)
+	} else if l := strings.ToLower(c.StackName); strings.HasPrefix(l, "aws") || strings.HasPrefix(l, "ssm") {
+		// The policy and kill switch parameters are /<stackName>/...; SSM
+		// refuses names that begin with aws or ssm.
+		bad(KeyStackName, "%q: must not begin with \"aws\" or \"ssm\" (SSM refuses the parameter names /%s/...)", c.StackName, c.StackName)
+	}
+	for _, s := range []struct {
+		key      string
+		schedule Schedule
+	}{{KeyCleanupSchedule, c.CleanupSchedule}, {KeySharingSchedule, c.SharingSchedule}} {
+		if s.schedule.MinInterval > 0 && s.schedule.MinInterval < MinScheduleInterval {
+			bad(s.key, "%q runs every %s at times: want at least %s between runs (a sweep may take 10 minutes and an audit 15; sooner runs would overlap or be throttled)",
+				s.schedule.Expression, s.schedule.MinInterval, MinScheduleInterval)
+		}
 	}
 	seen := map[string]bool{}
 	for _, r := range c.Regions {

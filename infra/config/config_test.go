@@ -116,6 +116,10 @@ func TestFromContextRejects(t *testing.T) {
 		{"e-mail with a name", map[string]any{"alarmEmails": "Ops <ops@example.com>"}, []string{`is not a plain e-mail address`}},
 		{"wrong type", map[string]any{"policyFile": 3.0}, []string{`context "policyFile": want a string, got 3`}},
 		{"stack name", map[string]any{"stackName": "1-bad_name"}, []string{`context "stackName"`}},
+		{"stack name SSM refuses", map[string]any{"stackName": "AwsHousekeeper"}, []string{`context "stackName": "AwsHousekeeper": must not begin with "aws" or "ssm"`}},
+		{"stack name SSM refuses, ssm", map[string]any{"stackName": "ssm-x"}, []string{`must not begin with "aws" or "ssm"`}},
+		{"schedule too frequent", map[string]any{"cleanupSchedule": "rate(1 minute)"}, []string{`context "cleanupSchedule": "rate(1 minute)" runs every 1m0s at times: want at least 30m0s`}},
+		{"cron too frequent on weekdays", map[string]any{"sharingSchedule": "cron(0/20 * ? * MON-FRI *)"}, []string{`context "sharingSchedule": "cron(0/20 * ? * MON-FRI *)" runs every 20m0s`}},
 		{"every problem at once", map[string]any{"policyfile": "x", "cleanupSchedule": "daily"}, []string{`"policyfile"`, `"cleanupSchedule"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -18,6 +18,9 @@ type Schedule struct {
 	// simulated span of two years; zero when the schedule runs at most once
 	// in that span.
 	MaxInterval time.Duration
+	// MinInterval is the shortest gap between consecutive runs (zero like
+	// MaxInterval).
+	MinInterval time.Duration
 }
 
 // simulationStart and simulationSpan fix the calendar the cron gaps are
@@ -56,13 +59,14 @@ func ParseSchedule(expr string) (Schedule, error) {
 			return Schedule{}, fmt.Errorf("%q: EventBridge wants %q with %d", expr, want, n)
 		}
 		per := map[string]time.Duration{"minute": time.Minute, "hour": time.Hour, "day": 24 * time.Hour}[strings.TrimSuffix(unit, "s")]
-		return Schedule{Expression: expr, MaxInterval: time.Duration(n) * per}, nil
+		return Schedule{Expression: expr, MaxInterval: time.Duration(n) * per, MinInterval: time.Duration(n) * per}, nil
 	case strings.HasPrefix(expr, "cron(") && strings.HasSuffix(expr, ")"):
 		c, err := parseCron(strings.TrimSuffix(strings.TrimPrefix(expr, "cron("), ")"))
 		if err != nil {
 			return Schedule{}, fmt.Errorf("%q: %w", expr, err)
 		}
-		return Schedule{Expression: expr, MaxInterval: c.maxInterval(simulationStart, simulationSpan)}, nil
+		longest, shortest := c.intervals(simulationStart, simulationSpan)
+		return Schedule{Expression: expr, MaxInterval: longest, MinInterval: shortest}, nil
 	}
 	return Schedule{}, fmt.Errorf("%q: want rate(...) or cron(...), e.g. cron(0 3 * * ? *) for daily at 03:00 UTC", expr)
 }
@@ -276,11 +280,10 @@ func (d *dowRule) matches(t time.Time) bool {
 	return d.days[day]
 }
 
-// maxInterval is the longest gap between consecutive runs in [start,
-// start+span); zero when the cron runs fewer than twice in it.
-func (c *cron) maxInterval(start time.Time, span time.Duration) time.Duration {
+// intervals are the longest and shortest gaps between consecutive runs in
+// [start, start+span); zero when the cron runs fewer than twice in it.
+func (c *cron) intervals(start time.Time, span time.Duration) (longest, shortest time.Duration) {
 	var prev time.Time
-	var longest time.Duration
 	runs := 0
 	for day := start; day.Before(start.Add(span)); day = day.AddDate(0, 0, 1) {
 		if !c.matchesDay(day) {
@@ -297,13 +300,16 @@ func (c *cron) maxInterval(start time.Time, span time.Duration) time.Duration {
 				t := day.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute)
 				if runs > 0 {
 					longest = max(longest, t.Sub(prev))
+					if gap := t.Sub(prev); shortest == 0 || gap < shortest {
+						shortest = gap
+					}
 				}
 				prev, runs = t, runs+1
 			}
 		}
 	}
 	if runs < 2 {
-		return 0
+		return 0, 0
 	}
-	return longest
+	return longest, shortest
 }

@@ -77,3 +77,23 @@ func TestParseScheduleRejects(t *testing.T) {
 		})
 	}
 }
+
+func TestScheduleMinInterval(t *testing.T) {
+	for _, tc := range []struct {
+		expr string
+		want time.Duration
+	}{
+		{"rate(2 hours)", 2 * time.Hour},
+		{"cron(0 3 * * ? *)", 24 * time.Hour},
+		{"cron(0,30 3 * * ? *)", 30 * time.Minute}, // two runs half an hour apart, daily
+		{"cron(0 9-17 ? * MON-FRI *)", time.Hour},
+	} {
+		s, err := ParseSchedule(tc.expr)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.expr, err)
+		}
+		if s.MinInterval != tc.want {
+			t.Errorf("%s: shortest gap %v, want %v", tc.expr, s.MinInterval, tc.want)
+		}
+	}
+}

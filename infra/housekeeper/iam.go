@@ -136,15 +136,18 @@ func (f *goFunction) allowTags(del bool, keys []string, resources ...*string) {
 	f.allowIf(actions, resources, inAccount().and(onlyTagKeys(keys)))
 }
 
-// denyRemovingProtected refuses DeregisterImage and DeleteSnapshot on any
-// AMI or snapshot carrying the policy's protect tag, whatever its value:
-// the cleanup never plans that, so only a bug or a race with someone
-// tagging could ask for it. Nothing when the policy sets no protect tag.
+// denyRemovingProtected refuses DeregisterImage and DeleteSnapshot, and the
+// stages before them (DisableImage, EnableImageDeprecation), on any AMI or
+// snapshot carrying the policy's protect tag, whatever its value: the
+// cleanup never plans that, so only a bug or a race with someone tagging
+// could ask for it. Nothing when the policy sets no protect tag.
+// Service Authorization Reference, Amazon EC2: ec2:ResourceTag/${TagKey} on
+// the image and snapshot resource types of all four actions.
 func (f *goFunction) denyRemovingProtected(protectTag string, image, snapshot *string) {
 	if protectTag == "" {
 		return
 	}
-	f.deny("NeverRemoveProtected", []string{"ec2:DeregisterImage", "ec2:DeleteSnapshot"},
+	f.deny("NeverRemoveProtected", []string{"ec2:DeregisterImage", "ec2:DeleteSnapshot", "ec2:DisableImage", "ec2:EnableImageDeprecation"},
 		[]*string{image, snapshot}, hasTag(protectTag))
 }
 

@@ -274,7 +274,9 @@ func TestCleanupRemovalConditions(t *testing.T) {
 			st, _ := synthPolicy(t, tc.doc)
 			cleanupFn := cleanupOf(t, st)
 
-			for _, action := range []string{"ec2:DeregisterImage", "ec2:DeleteSnapshot"} {
+			// The stages before removal are refused too: a protected AMI
+			// is never disabled or deprecated by a plan made before the tag.
+			for _, action := range []string{"ec2:DeregisterImage", "ec2:DeleteSnapshot", "ec2:DisableImage", "ec2:EnableImageDeprecation"} {
 				denies := statementsOf(t, st, cleanupFn, "Deny", action)
 				if len(denies) != 1 {
 					t.Fatalf("%s: %d deny statements, want 1", action, len(denies))
