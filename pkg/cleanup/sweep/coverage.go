@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/amievents"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 )
@@ -28,9 +29,13 @@ type TaggerCoverage struct {
 	// Untagged counts those without the tagger's created-at tag: the
 	// tagger never ran for them (rules disabled, function failing).
 	Untagged int `json:"untagged"`
-	// WithoutCreator counts those with created-at but no created-by: only
-	// the state-change path reached them, so CloudTrail events are not
-	// arriving (no trail, or its rule disabled).
+	// WithoutCreator counts those made by CreateImage or CopyImage (their
+	// created-via tag, which the state-change path infers) with created-at
+	// but no created-by: only the state-change path reached them, so
+	// CloudTrail events are not arriving (no trail, or its rule disabled).
+	// AMIs from calls the tagger's CloudTrail rule does not cover
+	// (ImportImage, CreateRestoreImageTask, ...) carry no created-via from
+	// that path and are not counted.
 	WithoutCreator int `json:"without_creator"`
 	// Examples are up to 20 IDs of AMIs counted in Untagged, then in
 	// WithoutCreator.
@@ -54,9 +59,9 @@ func WatchTagger(t policy.Tagging) *policy.Tagging {
 // action.
 func taggerCoverage(now time.Time, images []cleanup.Image, t policy.Tagging) *TaggerCoverage {
 	c := &TaggerCoverage{}
-	createdAt, createdBy := t.Key(t.Keys.CreatedAt), ""
-	if t.Keys.CreatedBy != "" {
-		createdBy = t.Key(t.Keys.CreatedBy)
+	createdAt, createdBy, createdVia := t.Key(t.Keys.CreatedAt), "", ""
+	if t.Keys.CreatedBy != "" && t.Keys.CreatedVia != "" {
+		createdBy, createdVia = t.Key(t.Keys.CreatedBy), t.Key(t.Keys.CreatedVia)
 	}
 	var noCreator []string
 	for _, img := range images {
@@ -70,7 +75,11 @@ func taggerCoverage(now time.Time, images []cleanup.Image, t policy.Tagging) *Ta
 			c.Examples = append(c.Examples, img.ID)
 			continue
 		}
-		if _, ok := img.Tags[createdBy]; createdBy != "" && !ok {
+		if createdBy == "" {
+			continue
+		}
+		via := img.Tags[createdVia]
+		if _, ok := img.Tags[createdBy]; !ok && (via == amievents.OpCreateImage || via == amievents.OpCopyImage) {
 			c.WithoutCreator++
 			noCreator = append(noCreator, img.ID)
 		}

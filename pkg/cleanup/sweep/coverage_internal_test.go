@@ -14,7 +14,7 @@ import (
 func TestTaggerCoverage(t *testing.T) {
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	tagging := policy.Default().Tagging
-	createdAt, createdBy := tagging.Key(tagging.Keys.CreatedAt), tagging.Key(tagging.Keys.CreatedBy)
+	createdAt, createdBy, createdVia := tagging.Key(tagging.Keys.CreatedAt), tagging.Key(tagging.Keys.CreatedBy), tagging.Key(tagging.Keys.CreatedVia)
 	full := map[string]string{createdAt: "x", createdBy: "y"}
 	image := func(id string, age time.Duration, state string, tags map[string]string) cleanup.Image {
 		return cleanup.Image{ID: id, State: state, CreationDate: now.Add(-age), Tags: tags}
@@ -22,20 +22,24 @@ func TestTaggerCoverage(t *testing.T) {
 	images := []cleanup.Image{
 		image("ami-too-young", 2*time.Hour-time.Minute, "available", nil),
 		image("ami-young-edge", 2*time.Hour, "available", nil),
-		image("ami-old-edge", 26*time.Hour, "available", map[string]string{createdAt: "x"}),
+		image("ami-old-edge", 26*time.Hour, "available", map[string]string{createdAt: "x", createdVia: "CreateImage"}),
+		// Imported: the state change path knows no operation, CloudTrail
+		// never had a CreateImage for it: not a CloudTrail outage.
+		image("ami-imported", 5*time.Hour, "available", map[string]string{createdAt: "x"}),
 		image("ami-too-old", 26*time.Hour+time.Minute, "available", nil),
 		image("ami-pending", 3*time.Hour, "pending", nil),
 		image("ami-tagged", 5*time.Hour, "available", full),
 		image("ami-foreign-tag-only", 5*time.Hour, "available", map[string]string{"Name": "x"}),
 	}
 	got := taggerCoverage(now, images, tagging)
-	want := TaggerCoverage{Recent: 4, Untagged: 2, WithoutCreator: 1,
+	want := TaggerCoverage{Recent: 5, Untagged: 2, WithoutCreator: 1,
 		Examples: []string{"ami-foreign-tag-only", "ami-young-edge", "ami-old-edge"}}
 	if got.Recent != want.Recent || got.Untagged != want.Untagged || got.WithoutCreator != want.WithoutCreator || !slices.Equal(got.Examples, want.Examples) {
 		t.Errorf("got %+v\nwant %+v", *got, want)
 	}
 
-	// Without a created-by key, an AMI with created-at is fully reached.
+	// Without a created-by (or created-via) key, an AMI with created-at is
+	// fully reached.
 	noCreator := tagging
 	noCreator.Keys.CreatedBy = ""
 	if c := taggerCoverage(now, images, noCreator); c.WithoutCreator != 0 || c.Untagged != 2 {

@@ -43,12 +43,12 @@ func TestSweepCountsAMIsTheTaggerMissedMoto(t *testing.T) {
 	}
 	tagging := policy.Default().Tagging
 	tagging.Mode = policy.ModeEnforce
-	createdAt, createdBy := tagging.Key(tagging.Keys.CreatedAt), tagging.Key(tagging.Keys.CreatedBy)
+	createdAt, createdBy, createdVia := tagging.Key(tagging.Keys.CreatedAt), tagging.Key(tagging.Keys.CreatedBy), tagging.Key(tagging.Keys.CreatedVia)
 	cl := ec2.NewFromConfig(cfg)
 	ids := map[string]string{}
 	for name, tags := range map[string][]string{
-		"both-paths":        {createdAt, createdBy},
-		"state-change-only": {createdAt},
+		"both-paths":        {createdAt, createdBy, createdVia},
+		"state-change-only": {createdAt, createdVia},
 		"never-tagged":      nil,
 	} {
 		id, err := s.CreateImage(ctx, base, name)
@@ -58,7 +58,7 @@ func TestSweepCountsAMIsTheTaggerMissedMoto(t *testing.T) {
 		ids[name] = id
 		for _, k := range tags {
 			if _, err := cl.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id},
-				Tags: []types.Tag{{Key: aws.String(k), Value: aws.String("v")}}}); err != nil {
+				Tags: []types.Tag{{Key: aws.String(k), Value: aws.String("CreateImage")}}}); err != nil {
 				t.Fatal(err)
 			}
 		}
