@@ -11,12 +11,15 @@ package coldstart
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awsapi"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/emf"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/killswitch"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/logging"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/notify"
@@ -66,6 +69,10 @@ type Runtime struct {
 	Limits *ratelimit.Set
 	// MaxConcurrency is what Limits is sized for (HOUSEKEEPER_MAX_CONCURRENCY).
 	MaxConcurrency int
+	// Metrics gets the KillSwitchEngaged line of every invocation run with
+	// the switch engaged (os.Stdout when nil: the alarm must not depend on
+	// wiring).
+	Metrics io.Writer
 }
 
 // Boot prepares the runtime of function, or exits with a clear log line.
@@ -92,7 +99,7 @@ func Boot(ctx context.Context, function string, mode func(*policy.Policy) policy
 	}
 	dryRun, _ := policy.DryRun(os.Getenv) // Load has already refused a bad value
 	rt := &Runtime{Function: function, Log: log, Clients: clients, Policy: pol, Account: os.Getenv(EnvAccountID),
-		Mode: mode, DryRun: dryRun, KillSwitch: killswitch.FromEnv(os.Getenv, clients.SSM("")), Limits: limits, MaxConcurrency: conc}
+		Mode: mode, DryRun: dryRun, KillSwitch: killswitch.FromEnv(os.Getenv, clients.SSM("")), Limits: limits, MaxConcurrency: conc, Metrics: os.Stdout}
 	attrs := []any{logging.KeyFunction, function, logging.KeyPolicy, origin, logging.KeyMode, string(mode(pol)), logging.KeyModeReason, rt.staticReason(),
 		logging.KeyMaxConcurrency, conc}
 	if p := rt.KillSwitch.Parameter(); p != "" {
@@ -114,7 +121,9 @@ func (r *Runtime) staticReason() string {
 // start's, or a copy forced to audit while the kill switch is engaged) and
 // a logger carrying logging.KeyMode and logging.KeyModeReason. It fails,
 // with a *killswitch.UnreadableError, when the switch cannot be read: the
-// mode is unknown, so the invocation must change nothing.
+// mode is unknown, so the invocation must change nothing. While the switch
+// is engaged it writes the KillSwitchEngaged metric (1), which the stack
+// alarms on.
 func (r *Runtime) Invocation(ctx context.Context) (*policy.Policy, *slog.Logger, error) {
 	st, err := r.KillSwitch.Read(ctx)
 	if err != nil {
@@ -126,7 +135,25 @@ func (r *Runtime) Invocation(ctx context.Context) (*policy.Policy, *slog.Logger,
 		forced.ForceAudit()
 		pol, reason = &forced, st.Reason()
 	}
-	return pol, r.Log.With(slog.String(logging.KeyMode, string(r.Mode(pol))), slog.String(logging.KeyModeReason, reason)), nil
+	log := r.Log.With(slog.String(logging.KeyMode, string(r.Mode(pol))), slog.String(logging.KeyModeReason, reason))
+	if st.Engaged {
+		r.engaged(ctx, log, st)
+	}
+	return pol, log, nil
+}
+
+// engaged writes the KillSwitchEngaged metric line. Failing to write it
+// is logged, not fatal: the invocation is already running in audit mode.
+func (r *Runtime) engaged(ctx context.Context, log *slog.Logger, st killswitch.State) {
+	w := r.Metrics
+	if w == nil {
+		w = os.Stdout
+	}
+	err := emf.Write(w, time.Now(), r.Function, map[string]string{logging.KeyKillSwitch: st.Parameter},
+		[]emf.Metric{{Name: emf.KillSwitchEngaged, Value: 1}})
+	if err != nil {
+		log.ErrorContext(ctx, "kill switch metric not written", slog.String(logging.KeyError, err.Error()))
+	}
 }
 
 // Handler is the function's Lambda handler: per invocation, Invocation,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/coldstart"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/emf"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/killswitch"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/logging"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
@@ -76,10 +78,10 @@ func TestEveryInvocationRunsWithItsModeAndWhy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var logs bytes.Buffer
+			var logs, metrics bytes.Buffer
 			cold := enforcing()
 			rt := &coldstart.Runtime{Function: "cleanup", Log: logging.New(&logs, "info"), Policy: cold, DryRun: tt.dryRun,
-				Mode: func(p *policy.Policy) policy.Mode { return p.Retention.Mode }}
+				Mode: func(p *policy.Policy) policy.Mode { return p.Retention.Mode }, Metrics: &metrics}
 			if !tt.noSwitch {
 				rt.KillSwitch = killswitch.New(&switchSSM{value: tt.value}, param, nil)
 			}
@@ -115,8 +117,72 @@ func TestEveryInvocationRunsWithItsModeAndWhy(t *testing.T) {
 					t.Errorf("mode logged twice: %s", line)
 				}
 			}
+			checkEngagedMetric(t, metrics.String(), tt.wantMode == "audit", "cleanup")
 		})
 	}
+}
+
+// checkEngagedMetric asserts out is one KillSwitchEngaged=1 EMF line of
+// function when engaged, else nothing.
+func checkEngagedMetric(t *testing.T, out string, engaged bool, function string) {
+	t.Helper()
+	if !engaged {
+		if out != "" {
+			t.Errorf("metrics written with the switch not engaged: %s", out)
+		}
+		return
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("want one KillSwitchEngaged line, got:\n%s", out)
+	}
+	var m struct {
+		Function          string
+		KillSwitchEngaged float64
+		Param             string `json:"kill_switch_parameter"`
+		AWS               struct {
+			CloudWatchMetrics []struct {
+				Namespace  string
+				Dimensions [][]string
+				Metrics    []struct{ Name, Unit string }
+			}
+		} `json:"_aws"`
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &m); err != nil {
+		t.Fatal(err)
+	}
+	cw := m.AWS.CloudWatchMetrics
+	if m.Function != function || m.KillSwitchEngaged != 1 || m.Param != param || len(cw) != 1 || cw[0].Namespace != emf.Namespace ||
+		len(cw[0].Metrics) != 1 || cw[0].Metrics[0].Name != emf.KillSwitchEngaged || len(cw[0].Dimensions) != 1 || cw[0].Dimensions[0][0] != emf.DimensionFunction {
+		t.Errorf("KillSwitchEngaged line: %s", lines[0])
+	}
+}
+
+// Every invocation run engaged writes the metric, not only the first: the
+// alarm sees the switch stay engaged. An unreadable switch writes none (the
+// invocation fails; the errors alarm covers it).
+func TestKillSwitchEngagedOnEveryInvocation(t *testing.T) {
+	var metrics bytes.Buffer
+	s := &switchSSM{value: aws.String("incident 42")}
+	rt := &coldstart.Runtime{Function: "sharing", Log: logging.New(io.Discard, "info"), Policy: enforcing(), Metrics: &metrics,
+		Mode:       func(p *policy.Policy) policy.Mode { return p.Sharing.Mode },
+		KillSwitch: killswitch.New(s, param, nil)}
+	h := rt.Handler(func(pol *policy.Policy, log *slog.Logger) lambda.Handler { return echo{pol: pol, log: log} })
+	for range 3 {
+		if _, err := h.Invoke(context.Background(), []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(metrics.String(), `"KillSwitchEngaged":1`); n != 3 {
+		t.Errorf("%d KillSwitchEngaged lines for 3 engaged invocations:\n%s", n, metrics.String())
+	}
+	metrics.Reset()
+	s.err = errors.New("AccessDeniedException: denied")
+	rt.KillSwitch = killswitch.New(s, param, nil)
+	if _, err := h.Invoke(context.Background(), []byte(`{}`)); err == nil {
+		t.Fatal("an unreadable switch did not fail the invocation")
+	}
+	checkEngagedMetric(t, metrics.String(), false, "sharing")
 }
 
 // An unreadable switch leaves the mode unknown: the invocation fails
@@ -143,17 +209,22 @@ func TestUnreadableKillSwitchFailsTheInvocation(t *testing.T) {
 	}
 }
 
-// The cleanup's Halt follows the switch, through its cache: engaged while
-// a run is under way, it halts the run within the TTL.
+// The cleanup's Halt follows the switch, not the invocation's 30 s cache:
+// engaged while a run is under way, it halts the run at the next check at
+// least HaltTTL later, though the invocation read "absent" just before.
 func TestHaltFollowsTheSwitch(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	s := &switchSSM{}
-	rt := &coldstart.Runtime{KillSwitch: killswitch.New(s, param, func() time.Time { return now })}
+	rt := &coldstart.Runtime{Log: logging.New(io.Discard, "info"), Policy: enforcing(), Mode: func(p *policy.Policy) policy.Mode { return p.Retention.Mode },
+		KillSwitch: killswitch.New(s, param, func() time.Time { return now })}
+	if _, _, err := rt.Invocation(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if _, halted := rt.Halt(context.Background()); halted {
 		t.Fatal("halted with the switch absent")
 	}
 	s.value = aws.String("incident 42")
-	now = now.Add(killswitch.TTL)
+	now = now.Add(killswitch.HaltTTL)
 	if reason, halted := rt.Halt(context.Background()); !halted || reason != "kill switch "+param+": incident 42" {
 		t.Errorf("Halt = %q, %v", reason, halted)
 	}

@@ -39,6 +39,11 @@ const (
 	BatchFailures    = "BatchFailures"
 	ThrottledAnswers = "ThrottledAnswers"
 	QueueAgeMaxMs    = "QueueAgeMaxMs"
+
+	// KillSwitchEngaged is 1 on every invocation (any function) that runs
+	// with the kill switch engaged; the stack alarms on it, since one write
+	// to a parameter turns off the sharing guard and the cleanup.
+	KillSwitchEngaged = "KillSwitchEngaged"
 )
 
 // Milliseconds is CloudWatch's unit of QueueAgeMaxMs.
