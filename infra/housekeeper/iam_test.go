@@ -1,10 +1,12 @@
 package housekeeper
 
 import (
+	"encoding/json"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -386,5 +388,46 @@ func TestTaggerTagKeysFollowTagKeys(t *testing.T) {
 	slices.Sort(want)
 	if got := TaggerTagKeys(tg); !slices.Equal(got, want) {
 		t.Errorf("TaggerTagKeys = %v, want %v", got, want)
+	}
+}
+
+// The SCP docs/iam.md gives users is valid JSON, names the roles' real path,
+// and closes the hole an SCP on aws:TagKeys alone leaves: DeleteTags with
+// no keys, which deletes every tag (the protect tag included).
+func TestDocumentedSCP(t *testing.T) {
+	raw, err := os.ReadFile("../../docs/iam.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(raw)
+	i := strings.Index(doc, "## A service control policy")
+	start := strings.Index(doc[i:], "```json\n")
+	end := strings.Index(doc[i+start+8:], "```")
+	if i < 0 || start < 0 || end < 0 {
+		t.Fatal("docs/iam.md: no json block under \"A service control policy\"")
+	}
+	var scp struct {
+		Statement []map[string]any
+	}
+	if err := json.Unmarshal([]byte(doc[i+start+8:i+start+8+end]), &scp); err != nil {
+		t.Fatalf("docs/iam.md SCP: %v", err)
+	}
+	sids := map[string]map[string]any{}
+	for _, s := range scp.Statement {
+		sid, _ := s["Sid"].(string)
+		sids[sid] = s
+		if s["Effect"] != "Deny" {
+			t.Errorf("%s: an SCP statement here only denies", sid)
+		}
+	}
+	all := sids["NoOneElseDeletesEveryTag"]
+	if all == nil || conditionValue(all, "Null", "aws:TagKeys") != "true" || all["Action"] != "ec2:DeleteTags" {
+		t.Errorf("no Deny of DeleteTags without tag keys: %v", all)
+	}
+	st := synth(t, StackProps{})
+	for _, r := range resources(st, "AWS::IAM::Role") {
+		if p := properties(r); p["Path"] != nil && !strings.Contains(doc, "role"+p["Path"].(string)+"*") {
+			t.Errorf("the SCP does not name the roles' path %v", p["Path"])
+		}
 	}
 }
