@@ -372,6 +372,9 @@ func (r *burst) check(tb testing.TB) {
 		if f.totals.Errors != 0 {
 			tb.Errorf("%s: %d invocations failed (the whole batch retried); first: %s", f.name, f.totals.Errors, firstError(f.esm))
 		}
+		if f.totals.MaxInFlight > maxConcurrency {
+			tb.Errorf("%s: %d invocations at once, above the maximum concurrency %d", f.name, f.totals.MaxInFlight, maxConcurrency)
+		}
 		if f.totals.PollErrors+f.totals.DeleteErrors != 0 {
 			tb.Errorf("%s: the mapping's own SQS calls failed: %+v, last %v", f.name, f.totals, f.esm.LastPollError())
 		}
