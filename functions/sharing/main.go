@@ -33,8 +33,10 @@ func main() {
 		return &handlers.Sharing{
 			Enforcer: enforcer,
 			Auditor: func(region string) *audit.Auditor {
+				// An audit can run for 15 minutes: the kill switch, engaged
+				// meanwhile, stops it before its next check.
 				a := &audit.Auditor{EC2: clients.EC2(region), Guardrail: clients.EC2(region), Checker: enforcer(region),
-					Policy: pol.Sharing, Clock: clock.Real()}
+					Policy: pol.Sharing, Clock: clock.Real(), Halt: rt.Halt}
 				if cursor != "" {
 					a.Cursor, a.CursorName = clients.Cursor(region), cursor
 				}

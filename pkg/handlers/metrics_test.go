@@ -9,6 +9,7 @@ import (
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/clock"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/fake"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/handlers"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/sharing"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/sharing/audit"
@@ -115,5 +116,36 @@ func TestSharingMetrics(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// An audit halted by the kill switch (on the fake EC2; the switch is a
+// stub Halt) is incomplete, not an error: the outcome's reason says halted
+// and why, the log line carries it, and AuditsCompleted is 0.
+func TestScheduledAuditHalted(t *testing.T) {
+	h, f, logs := sharingHandler(t)
+	p := policy.Default().Sharing
+	p.Mode = policy.ModeEnforce
+	const why = "kill switch /x/kill-switch: incident 42"
+	h.Auditor = func(string) *audit.Auditor {
+		return &audit.Auditor{EC2: f, Checker: h.Enforcer("us-east-1"), Policy: p, Clock: clock.Real(),
+			Halt: func(context.Context) (string, bool) { return why, true }}
+	}
+	var metrics bytes.Buffer
+	h.Metrics = &metrics
+	resp, err := h.Handle(context.Background(), sharingEvent(t, "valid/scheduled.json"))
+	if err != nil || resp.Outcome != handlers.OutcomeAuditIncomplete || !strings.HasPrefix(resp.Reason, "halted ("+why+"): resumes from ") ||
+		resp.Audit == nil || resp.Audit.Halted != why {
+		t.Fatalf("%+v %v", resp, err)
+	}
+	if !strings.Contains(logs.String(), `"halted":"`+why+`"`) {
+		t.Errorf("log line lacks the halt: %s", logs)
+	}
+	got := emfMetrics(t, &metrics, "sharing")
+	if len(got) != 1 || got[0]["AuditsCompleted"] != 0 {
+		t.Errorf("metrics %v", got)
+	}
+	if f.Calls["DescribeImages"] != 0 || f.Calls["ModifyImageAttribute"] != 0 {
+		t.Errorf("calls while halted: %v", f.Calls)
 	}
 }

@@ -128,6 +128,9 @@ func (h *Sharing) finish(ctx context.Context, msg string, resp SharingResponse, 
 		if a.ResumeFrom != "" {
 			attrs = append(attrs, slog.String("resume_from", a.ResumeFrom))
 		}
+		if a.Halted != "" {
+			attrs = append(attrs, slog.String("halted", a.Halted))
+		}
 		if len(a.Errors) > 0 {
 			attrs = append(attrs, slog.Any("errors", a.Errors))
 		}
@@ -233,7 +236,10 @@ func (h *Sharing) handleEvent(ctx context.Context, ev amievents.Event) (SharingR
 		rep := h.Auditor(meta.Region).Run(ctx, meta.Account, meta.Region, "")
 		resp.Audit, resp.Findings = &rep, rep.Findings
 		resp.Outcome = OutcomeAudited
-		if !rep.Complete {
+		switch {
+		case rep.Halted != "":
+			resp.Outcome, resp.Reason = OutcomeAuditIncomplete, "halted ("+rep.Halted+"): resumes from "+rep.ResumeFrom+" on the next run"
+		case !rep.Complete:
 			resp.Outcome, resp.Reason = OutcomeAuditIncomplete, "resumes from "+rep.ResumeFrom+" on the next run"
 		}
 		h.publish(ctx, meta.Region, rep.Findings)

@@ -14,8 +14,22 @@
 //  3. checks each AMI (and each stand-alone snapshot) through the per-AMI
 //     engine, in ID order, with bounded concurrency, each check paced on a
 //     client-side token bucket so the sweep stays under EC2's rate limits;
-//  4. stops starting checks when the Lambda deadline is near, and saves a
-//     cursor so the next run resumes where this one stopped.
+//  4. stops starting checks when the Lambda deadline is near, or when Halt
+//     says so (the kill switch, engaged or unreadable since the run
+//     started), and saves a cursor so the next run resumes where this one
+//     stopped.
+//
+// # Halt
+//
+// Halt is asked by each worker right before it starts a check (a check
+// reads an AMI's permissions and revokes what the policy forbids), and
+// before the guardrail is turned on. Once it says halted, no check starts
+// and none is dispatched; the checks already past their Halt (at most
+// Concurrency) finish and are reported. The halted checks hold the cursor
+// back, so the next run checks them. The report says Halted and why, and
+// the pass is not complete. With the kill switch, Halt answers from a read
+// at most a second old (killswitch.HaltTTL), so asking per check costs SSM
+// at most one read a second.
 //
 // # Rate accounting
 //
@@ -157,6 +171,10 @@ type Auditor struct {
 	// CheckpointEvery is how often the cursor is saved during a run; a
 	// negative value saves it only at the end.
 	CheckpointEvery time.Duration
+	// Halt, when set, is asked before every check and before turning the
+	// guardrail on (see Halt above); the cleanup's executor takes the same
+	// function. It must be safe for concurrent use.
+	Halt func(ctx context.Context) (reason string, halted bool)
 }
 
 // Report is the outcome of one run.
@@ -184,6 +202,10 @@ type Report struct {
 	// ResumedFrom is the cursor this run started after ("" or "-": the
 	// beginning).
 	ResumedFrom string `json:"resumed_from,omitempty"`
+	// Halted, when set, is why Auditor.Halt stopped the run (the kill
+	// switch): the pass is incomplete and resumes from ResumeFrom. It is
+	// not an error.
+	Halted string `json:"halted,omitempty"`
 	// Errors are what kept the audit from doing its job: a listing, a check
 	// or an enforcement call that failed (principals left included), the
 	// guardrail that could not be turned on, the cursor that could not be
@@ -258,6 +280,38 @@ type run struct {
 	lim             *rate.Limiter
 	margin          time.Duration
 	rep             *Report
+
+	haltMu sync.Mutex
+	halt   string // why Halt stopped the run; it stays stopped
+}
+
+// halted asks Auditor.Halt, unless the run is halted already. Workers call
+// it concurrently.
+func (r *run) halted(ctx context.Context) bool {
+	if r.a.Halt == nil {
+		return false
+	}
+	r.haltMu.Lock()
+	defer r.haltMu.Unlock()
+	if r.halt != "" {
+		return true
+	}
+	reason, halted := r.a.Halt(ctx)
+	if !halted {
+		return false
+	}
+	if reason == "" {
+		reason = "halted"
+	}
+	r.halt = reason
+	return true
+}
+
+// stopped reports whether the run was halted, without asking again.
+func (r *run) stopped() bool {
+	r.haltMu.Lock()
+	defer r.haltMu.Unlock()
+	return r.halt != ""
 }
 
 // Run sweeps the account in region. It always returns the whole report:
@@ -268,13 +322,25 @@ type run struct {
 func (a *Auditor) Run(ctx context.Context, account, region, actor string) Report {
 	rep := &Report{Account: account, Region: region, Mode: string(a.Policy.Mode)}
 	r := a.newRun(account, region, actor, rep)
+	r.pass(ctx)
+	rep.Halted = r.halt // the workers have ended
+	return *rep
+}
+
+// pass is one run's work; Run reports it.
+func (r *run) pass(ctx context.Context) {
+	a, rep := r.a, r.rep
 	r.guardrail(ctx)
 	if a.EC2 == nil || a.Checker == nil {
 		rep.Errors = append(rep.Errors, "audit: no EC2 client or no checker")
-		return *rep
+		return
 	}
 	prev := r.readCursor(ctx)
 	rep.ResumedFrom = prev
+	if r.halted(ctx) {
+		rep.ResumeFrom = prev // nothing checked: the cursor stays
+		return
+	}
 
 	items, listed, err := r.list(ctx)
 	if err != nil {
@@ -282,7 +348,7 @@ func (a *Auditor) Run(ctx context.Context, account, region, actor string) Report
 		if len(items) == 0 {
 			// Nothing listed: keep the cursor as it was.
 			rep.ResumeFrom = prev
-			return *rep
+			return
 		}
 	}
 	start := sort.Search(len(items), func(i int) bool { return items[i].id > prev })
@@ -293,14 +359,13 @@ func (a *Auditor) Run(ctx context.Context, account, region, actor string) Report
 	for next < len(items) && results[next].finished() {
 		next++
 	}
-	if listed && next == len(items) {
+	if listed && next == len(items) && !r.stopped() {
 		rep.Complete = true
 		r.writeCursor(ctx, CursorStart)
-		return *rep
+		return
 	}
 	rep.ResumeFrom = cursorAt(items, start, next, prev)
 	r.writeCursor(ctx, rep.ResumeFrom)
-	return *rep
 }
 
 func (a *Auditor) newRun(account, region, actor string, rep *Report) *run {
@@ -384,6 +449,9 @@ func (r *run) sweep(ctx context.Context, items []item, start int, prev string) [
 	for range workers {
 		wg.Go(func() {
 			for i := range jobs {
+				if r.halted(ctx) {
+					continue // not started: holds the cursor back
+				}
 				res, err := r.check(ctx, items[i])
 				results[i] = slot{started: true, outcome: outcome{res, err}}
 				if !isOutOfTime(err) {
@@ -400,7 +468,7 @@ func (r *run) sweep(ctx context.Context, items []item, start int, prev string) [
 	}
 	lastSave, saved := r.clock.Now(), prev
 	for i := start; i < len(items); i++ {
-		if !r.pace(ctx, items[i].weight()) {
+		if r.stopped() || !r.pace(ctx, items[i].weight()) {
 			break
 		}
 		jobs <- i

@@ -46,6 +46,9 @@ func (r *run) guardrail(ctx context.Context) {
 	if !r.a.Policy.EnableImageBlockPublicAccess || r.a.Policy.Mode != policy.ModeEnforce || g.ImageBlockPublicAccess != StateUnblocked {
 		return
 	}
+	if r.halted(ctx) {
+		return // a change, however protective: the kill switch stops it
+	}
 	out, err := gr.EnableImageBlockPublicAccess(ctx, &ec2.EnableImageBlockPublicAccessInput{
 		ImageBlockPublicAccessState: types.ImageBlockPublicAccessEnabledStateBlockNewSharing,
 	})
