@@ -10,9 +10,10 @@ import (
 // Of returns the bucket of an action class (see ActionClass).
 func (b Buckets) Of(class string) Bucket { return b.of(class) }
 
-// ClassBound is the least time one bucket class needs for the calls that
-// took its tokens.
+// ClassBound is the least time one bucket needs for the calls that took
+// its tokens.
 type ClassBound struct {
+	// Class names the bucket: an action class, or an action.
 	Class string
 	// Calls took a token each: requests that were not throttled.
 	Calls int
@@ -30,18 +31,32 @@ type ClassBound struct {
 // the whole run. Calls the proxy faulted took a token too (EC2 counts the
 // request, not the answer), so they count.
 func BucketBounds(stats ProxyStats, buckets Buckets, share float64) []ClassBound {
-	calls := map[string]int{}
+	return bounds(stats, buckets, share, ActionClass)
+}
+
+// BucketBoundsPerAction is BucketBounds with one bucket per action, each the
+// size of its class's: the reading of EC2's documentation in which every
+// non-mutating action has its own 100/20 bucket, where the proxy (and
+// BucketBounds) put them all in one.
+func BucketBoundsPerAction(stats ProxyStats, buckets Buckets, share float64) []ClassBound {
+	return bounds(stats, buckets, share, func(action string) string { return action })
+}
+
+func bounds(stats ProxyStats, buckets Buckets, share float64, key func(string) string) []ClassBound {
+	calls, class := map[string]int{}, map[string]string{}
 	for action, a := range stats.Actions {
 		if strings.Contains(action, ":") || action == "other" {
 			continue // not EC2
 		}
-		calls[ActionClass(action)] += a.Requests - a.Throttled
+		k := key(action)
+		calls[k] += a.Requests - a.Throttled
+		class[k] = ActionClass(action)
 	}
 	out := make([]ClassBound, 0, len(calls))
-	for class, n := range calls {
-		b := buckets.Of(class)
+	for k, n := range calls {
+		b := buckets.Of(class[k])
 		over := float64(n) - b.Burst*share
-		cb := ClassBound{Class: class, Calls: n, Bucket: b, Share: share}
+		cb := ClassBound{Class: k, Calls: n, Bucket: b, Share: share}
 		if over > 0 && b.PerSecond > 0 {
 			cb.Bound = time.Duration(over / (b.PerSecond * share) * float64(time.Second))
 		}

@@ -38,6 +38,13 @@ func TestBucketBounds(t *testing.T) {
 			}
 		}
 	}
+	// One bucket per action: DescribeImages (600-100)/20 = 25 s,
+	// DescribeImageAttribute (460-100)/20 = 18 s.
+	per := emulator.BucketBoundsPerAction(stats, emulator.EC2Buckets(), 1)
+	if len(per) != 3 || per[0].Class != "CreateTags" || per[1].Class != "DescribeImages" || per[1].Bound != 25*time.Second ||
+		per[2].Class != "DescribeImageAttribute" || per[2].Bound != 18*time.Second {
+		t.Errorf("per action: %v", per)
+	}
 	// Within the burst: no wait.
 	small := emulator.ProxyStats{Actions: map[string]emulator.ActionStats{"CreateTags": {Requests: 80}}}
 	if b := emulator.BucketBounds(small, emulator.EC2Buckets(), 1); len(b) != 1 || b[0].Bound != 0 {

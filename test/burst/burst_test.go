@@ -428,10 +428,16 @@ func (r *burst) report() string {
 		fmt.Fprintf(&b, " %s=%.2f", k, float64(a.Requests-a.Throttled)/float64(r.n))
 	}
 	fmt.Fprintf(&b, "\nproxy:\n%s\n", r.proxy)
-	for _, share := range []float64{1, 0.8} {
-		fmt.Fprintf(&b, "bucket lower bound at %g%% of each bucket: %.1f s\n", share*100, r.bound(share).Seconds())
-		for _, c := range emulator.BucketBounds(r.proxy, emulator.EC2Buckets(), share) {
-			fmt.Fprintf(&b, "  %s\n", c)
+	for _, m := range []struct {
+		name   string
+		bounds func(emulator.ProxyStats, emulator.Buckets, float64) []emulator.ClassBound
+	}{{"one bucket per class, as the proxy enforces", emulator.BucketBounds}, {"one bucket per action", emulator.BucketBoundsPerAction}} {
+		for _, share := range []float64{1, 0.8} {
+			cb := m.bounds(r.proxy, emulator.EC2Buckets(), share)
+			fmt.Fprintf(&b, "bucket lower bound, %s, at %g%% of each bucket: %.1f s\n", m.name, share*100, cb[0].Bound.Seconds())
+			for _, c := range cb {
+				fmt.Fprintf(&b, "  %s\n", c)
+			}
 		}
 	}
 	return b.String()
