@@ -469,10 +469,8 @@ func (pl *planner) keepReasons(i int, withShares, sharesAtRemoval bool) []string
 	for _, ref := range pl.inv.References[img.ID] {
 		keep = append(keep, ref.String())
 	}
-	if k := pl.p.ProtectTag; k != "" {
-		if v, ok := img.Tags[k]; ok {
-			keep = append(keep, protectedBy(k, v))
-		}
+	if why := protected(img.Tags, pl.p.ProtectTag, true); why != "" {
+		keep = append(keep, why)
 	}
 	if lock, _ := timeLock(pl.now, img.Tags, pl.p.TimeLockTag); lock != "" {
 		keep = append(keep, lock)
@@ -562,37 +560,90 @@ func (pl *planner) goReasons(i int, sharesAtRemoval bool) []string {
 	return out
 }
 
-func protectedBy(key, value string) string {
-	if value == "" {
-		return "protected by tag " + key
+// Keep tags (protect_tag, time_lock_tag) are read the way a person means
+// them, not byte for byte: a key equal to the policy's ignoring case and
+// surrounding spaces counts. IAM matches the deny on the protect tag
+// ignoring case too, so an AMI planned for removal despite
+// "AMI-Housekeeper:Keep" would be refused by IAM on every run. Only tags
+// that keep are read this way: the sharing exception tag, which allows
+// something, is read exactly (pkg/sharing).
+
+// tagKeysLike lists the keys of tags equal to key ignoring case and
+// surrounding spaces: key itself first, then the others sorted. It
+// allocates only when one matches.
+func tagKeysLike(tags map[string]string, key string) []string {
+	want := strings.TrimSpace(key)
+	var out []string
+	for k := range tags {
+		if k != key && strings.EqualFold(strings.TrimSpace(k), want) {
+			out = append(out, k)
+		}
 	}
-	return fmt.Sprintf("protected by tag %s (%q)", key, value)
+	slices.Sort(out)
+	if _, ok := tags[key]; ok {
+		out = append([]string{key}, out...)
+	}
+	return out
 }
 
-// timeLock reads the time-lock tag: keep is set while the lock holds (or
-// when its value is not a time), expired once it has passed. A date locks
-// until the start of that day, UTC ("do not touch before").
+// protected says why tags protect a resource under protect_tag key ("" when
+// they do not), naming the key found; withValue adds its value.
+func protected(tags map[string]string, key string, withValue bool) string {
+	if key == "" {
+		return ""
+	}
+	keys := tagKeysLike(tags, key)
+	if len(keys) == 0 {
+		return ""
+	}
+	found, value := keys[0], tags[keys[0]]
+	if !withValue {
+		value = ""
+	}
+	if found == key {
+		if value == "" {
+			return "protected by tag " + key
+		}
+		return fmt.Sprintf("protected by tag %s (%q)", key, value)
+	}
+	v := ""
+	if value != "" {
+		v = fmt.Sprintf("=%q", value)
+	}
+	return fmt.Sprintf("protected by tag %q%s (matches protect_tag %s ignoring case/spaces)", found, v, key)
+}
+
+// timeLock reads the time-lock tag (every key like it: tagKeysLike): keep
+// is set while a lock holds (or when a value is not a time), expired once
+// every lock has passed. A date locks until the start of that day, UTC
+// ("do not touch before").
 func timeLock(now time.Time, tags map[string]string, key string) (keep, expired string) {
 	if key == "" {
 		return "", ""
 	}
-	v, ok := tags[key]
-	if !ok {
-		return "", ""
+	for _, k := range tagKeysLike(tags, key) {
+		tag := key
+		if k != key {
+			tag = fmt.Sprintf("%q, matches time_lock_tag %s ignoring case/spaces", k, key)
+		}
+		v := tags[k]
+		s := strings.TrimSpace(v)
+		t, err := time.Parse(DateLayout, s)
+		if err != nil {
+			t, err = time.Parse(time.RFC3339, s)
+		}
+		switch {
+		case err != nil && k == key:
+			return fmt.Sprintf("time-lock tag value %q is not a date: kept to be safe", v), ""
+		case err != nil:
+			return fmt.Sprintf("time-lock tag value %q is not a date (tag %s): kept to be safe", v, tag), ""
+		case now.Before(t):
+			return fmt.Sprintf("time-locked until %s (tag %s)", s, tag), ""
+		case expired == "":
+			expired = fmt.Sprintf("time lock %s expired", s)
+		}
 	}
-	s := strings.TrimSpace(v)
-	t, err := time.Parse(DateLayout, s)
-	if err != nil {
-		t, err = time.Parse(time.RFC3339, s)
-	}
-	switch {
-	case err != nil:
-		return fmt.Sprintf("time-lock tag value %q is not a date: kept to be safe", v), ""
-	case now.Before(t):
-		return fmt.Sprintf("time-locked until %s (tag %s)", s, key), ""
-	default:
-		return "", fmt.Sprintf("time lock %s expired", s)
-	}
+	return "", expired
 }
 
 // mark is what an image's sealed record tags say about an earlier mark.
@@ -751,10 +802,8 @@ func (pl *planner) orphans() (out []SnapshotDecision, src []int32) {
 			}
 		}
 		d := SnapshotDecision{SnapshotID: s.ID, ImageID: ami, Action: ActionKeep, SizeGiB: s.SizeGiB}
-		if k := pl.p.ProtectTag; k != "" {
-			if v, ok := s.Tags[k]; ok {
-				d.Reasons = append(d.Reasons, protectedBy(k, v))
-			}
+		if why := protected(s.Tags, pl.p.ProtectTag, true); why != "" {
+			d.Reasons = append(d.Reasons, why)
 		}
 		if _, ok := s.Tags[backupTag]; ok {
 			d.Reasons = append(d.Reasons, "managed by AWS Backup (tag "+backupTag+")")
@@ -942,10 +991,8 @@ func (pl *planner) proven(si int) bool {
 // the protect tag or a time lock on the snapshot itself; "" when none.
 func (pl *planner) snapshotProtected(si int) string {
 	tags := pl.inv.Snapshots[si].Tags
-	if k := pl.p.ProtectTag; k != "" {
-		if _, ok := tags[k]; ok {
-			return "protected by tag " + k
-		}
+	if why := protected(tags, pl.p.ProtectTag, false); why != "" {
+		return why
 	}
 	if lock, _ := timeLock(pl.now, tags, pl.p.TimeLockTag); lock != "" {
 		return lock

@@ -33,10 +33,8 @@ func RecheckReasons(now time.Time, d Decision, current *Image, refs []Reference,
 	for _, s := range skipReasons(current, p) {
 		out = append(out, s+" (since the plan)")
 	}
-	if k := p.ProtectTag; k != "" {
-		if v, ok := current.Tags[k]; ok {
-			out = append(out, protectedBy(k, v)+" (since the plan)")
-		}
+	if why := protected(current.Tags, p.ProtectTag, true); why != "" {
+		out = append(out, why+" (since the plan)")
 	}
 	if lock, _ := timeLock(now, current.Tags, p.TimeLockTag); lock != "" {
 		out = append(out, lock+" (since the plan)")
