@@ -103,6 +103,20 @@ func NewMonitoring(scope constructs.Construct, id string, p *MonitoringProps) *M
 		housekeeperMetric(CleanupFunctionName, emf.ActionsFailed, "Sum", hour))
 	atLeastOne("CleanupInventoryBlockedAlarm", "the cleanup could not read its whole inventory, so it removed nothing (the summary line's 'blocked' says why)",
 		housekeeperMetric(CleanupFunctionName, emf.InventoryBlocked, "Sum", hour))
+	// One write to an SSM parameter turns every function into audit mode,
+	// the sharing guard included: say so whoever did it.
+	five := awscdk.Duration_Minutes(jsii.Number(5))
+	engaged := map[string]awscloudwatch.IMetric{}
+	for id, fn := range map[string]string{"tagger": TaggerFunctionName, "cleanup": CleanupFunctionName, "sharing": SharingFunctionName} {
+		engaged[id] = housekeeperMetric(fn, emf.KillSwitchEngaged, "Maximum", five)
+	}
+	atLeastOne("KillSwitchEngagedAlarm", "the kill switch is engaged: every function runs in audit mode, nothing is tagged, revoked or removed (the log lines' mode_reason say who and why; see the runbook)",
+		awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+			Expression:   jsii.String("MAX([FILL(tagger, 0), FILL(cleanup, 0), FILL(sharing, 0)])"),
+			UsingMetrics: &engaged,
+			Label:        jsii.String("KillSwitchEngaged"),
+			Period:       five,
+		}))
 	// The tagger is event-driven: a disabled rule or a trail that stopped
 	// delivering fails nothing. The sweep counts the recent AMIs it missed.
 	atLeastOne("TaggerMissedAMIsAlarm", "AMIs made 2 to 26 hours ago carry no tagger tags: its rules are disabled or it is failing (the cleanup summary's 'tagger' lists examples)",

@@ -1,6 +1,8 @@
 package housekeeper
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -102,6 +104,32 @@ func TestFailureAlarms(t *testing.T) {
 				"AlarmActions":       []any{ref(topic)},
 			})
 		}
+	}
+
+	// The kill switch alarm reads every function's KillSwitchEngaged.
+	var engaged []string
+	for id, r := range resources(st, "AWS::CloudWatch::Alarm") {
+		p := properties(r)
+		for _, m := range list(p["Metrics"]) {
+			mm, _ := m.(map[string]any)
+			stat, _ := mm["MetricStat"].(map[string]any)
+			metric, _ := stat["Metric"].(map[string]any)
+			if metric["MetricName"] == emf.KillSwitchEngaged && metric["Namespace"] == emf.Namespace {
+				dims := list(metric["Dimensions"])
+				d, _ := dims[0].(map[string]any)
+				engaged = append(engaged, fmt.Sprint(d["Value"]))
+				checkResource(t, st, "kill switch alarm", "AWS::CloudWatch::Alarm", id, map[string]any{
+					"Threshold":          1,
+					"ComparisonOperator": "GreaterThanOrEqualToThreshold",
+					"TreatMissingData":   "notBreaching",
+					"AlarmActions":       []any{ref(topic)},
+				})
+			}
+		}
+	}
+	slices.Sort(engaged)
+	if !slices.Equal(engaged, []string{CleanupFunctionName, SharingFunctionName, TaggerFunctionName}) {
+		t.Errorf("kill switch alarm reads %v, want every function", engaged)
 	}
 
 	throttles := alarmByMetric(st, "AWS/Lambda", "Throttles")

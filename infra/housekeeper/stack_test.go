@@ -1444,7 +1444,8 @@ func TestAlarmsNotifyEncryptedTopic(t *testing.T) {
 	// blocked inventory, the tagger's two coverage alarms and throttles per
 	// function (3): see monitoring_test.go.
 	// The tagger's and the sharing guard's event queues: age and DLQ (4).
-	check(t, "nineteen alarms", func() { st.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(19)) })
+	// And the kill switch (1).
+	check(t, "twenty alarms", func() { st.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(20)) })
 	check(t, "every alarm notifies the topic", func() {
 		st.AllResourcesProperties(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{"AlarmActions": []any{ref(topic)}})
 	})
