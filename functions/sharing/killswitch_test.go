@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -56,6 +57,24 @@ func logLines(t *testing.T, out string) (logs, metrics []map[string]any) {
 	return logs, metrics
 }
 
+// settledLines is logLines of rie's output once it holds at least n EMF
+// lines (complete lines only), or after 5 s: the emulator copies the
+// function's output asynchronously, so a line can land just after the
+// invocation returns.
+func settledLines(t *testing.T, rie *emulator.RIE, n int) (logs, metrics []map[string]any) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out := rie.Logs()
+		out = out[:strings.LastIndex(out, "\n")+1]
+		logs, metrics = logLines(t, out)
+		if len(metrics) >= n || time.Now().After(deadline) {
+			return logs, metrics
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // checkModes fails unless every invocation line carries mode and
 // mode_reason as given (the cold-start line carries the cold start's).
 func checkModes(t *testing.T, lines []map[string]any, mode, reason string) {
@@ -94,9 +113,12 @@ func TestE2EKillSwitch(t *testing.T) {
 	if !slices.Equal(before, w.launchPermissions(t, ami)) || !slices.Equal(beforeSnap, w.volumePermissions(t, snap)) {
 		t.Fatal("the guard changed permissions with the kill switch engaged")
 	}
-	logs, metrics := logLines(t, rie.Logs())
+	logs, metrics := settledLines(t, rie, 2)
 	checkModes(t, logs, "audit", "kill switch "+param+": incident 42: partner onboarding")
-	if len(metrics) != 1 || metrics[0]["Violations"] != 2.0 || metrics[0]["PrincipalsRevoked"] != 0.0 || metrics[0]["Function"] != "sharing" {
+	// First the invocation's KillSwitchEngaged (the stack alarms on it),
+	// then the check's counts.
+	if len(metrics) != 2 || metrics[0]["KillSwitchEngaged"] != 1.0 || metrics[0]["kill_switch_parameter"] != param || metrics[0]["Function"] != "sharing" ||
+		metrics[1]["Violations"] != 2.0 || metrics[1]["PrincipalsRevoked"] != 0.0 || metrics[1]["Function"] != "sharing" {
 		t.Errorf("EMF lines %v", metrics)
 	}
 	rie.Stop()
@@ -112,7 +134,7 @@ func TestE2EKillSwitch(t *testing.T) {
 	if got := w.launchPermissions(t, ami); !slices.Equal(got, []string{allowed}) {
 		t.Errorf("launch permissions after the guard: %v, want only %s", got, allowed)
 	}
-	logs, metrics = logLines(t, rie.Logs())
+	logs, metrics = settledLines(t, rie, 1)
 	checkModes(t, logs, "enforce", "policy")
 	// Public, the stranger and the organization on the AMI; public and the
 	// stranger on its snapshot.
@@ -154,7 +176,7 @@ func TestE2EAuditMetrics(t *testing.T) {
 			revoked += len(f.Removed)
 		}
 	}
-	_, metrics := logLines(t, rie.Logs())
+	_, metrics := settledLines(t, rie, 1)
 	if len(metrics) != 1 {
 		t.Fatalf("EMF lines %v", metrics)
 	}
