@@ -112,8 +112,9 @@ func TestE2EKillSwitch(t *testing.T) {
 }
 
 // checkEveryLine fails unless every line of the invocation carries mode and
-// mode_reason as given, the decisions included, and the one EMF line has
-// RunsCompleted as given (namespace AmiHousekeeper, dimension Function).
+// mode_reason as given, the decisions included, and the sweep's one EMF
+// line has RunsCompleted as given (namespace AmiHousekeeper, dimension
+// Function).
 func checkEveryLine(t *testing.T, out, mode, reason string, runsCompleted float64) {
 	t.Helper()
 	logs, metrics := linesOf(t, out)
@@ -131,6 +132,14 @@ func checkEveryLine(t *testing.T, out, mode, reason string, runsCompleted float6
 	}
 	if decisions == 0 {
 		t.Errorf("no decision lines:\n%s", out)
+	}
+	// An invocation run with the kill switch engaged writes KillSwitchEngaged
+	// first (the stack alarms on it), then the sweep's line.
+	if engaged := strings.HasPrefix(reason, "kill switch "); engaged {
+		if len(metrics) != 2 || metrics[0]["KillSwitchEngaged"] != 1.0 || metrics[0]["Function"] != "cleanup" {
+			t.Fatalf("EMF lines %v, want KillSwitchEngaged first", metrics)
+		}
+		metrics = metrics[1:]
 	}
 	if len(metrics) != 1 {
 		t.Fatalf("EMF lines %v", metrics)
