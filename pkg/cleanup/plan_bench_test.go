@@ -69,6 +69,7 @@ func bigFleet(n int) (*Inventory, policy.Retention) {
 		Images:     make([]Image, 0, n),
 		Snapshots:  make([]Snapshot, 0, 2*n),
 		References: make(map[string][]Reference, n/2),
+		Records:    testKey,
 	}
 	const families = 1000
 	for k := range n {
@@ -107,7 +108,9 @@ func bigFleet(n int) (*Inventory, policy.Retention) {
 			im.SharedWith = []string{"222222222222"}
 		}
 		if r.IntN(4) == 0 {
-			im.Tags[TagDeleteAfter] = daysAgo(float64(r.IntN(20))).Format(DateLayout)
+			// Marks are sealed as the cleanup writes them: an unsealed one
+			// approves nothing, and the fleet would deregister nothing.
+			im.Tags[TagDeleteAfter] = testKey.Seal(TagDeleteAfter, id, daysAgo(float64(r.IntN(20))).Format(DateLayout))
 		}
 		// Every 100th AMI shares its data snapshot with the previous one,
 		// whose own data snapshot is then an orphan.
