@@ -26,19 +26,12 @@ type ClassBound struct {
 }
 
 // BucketBounds computes, from a proxy's counters, the least time each EC2
-// bucket class needs for the calls that went through it, when the callers
-// may use share (0 < share ≤ 1) of every bucket. The slowest class bounds
-// the whole run. Calls the proxy faulted took a token too (EC2 counts the
-// request, not the answer), so they count.
+// bucket needs for the calls that went through it, when the callers may use
+// share (0 < share ≤ 1) of every bucket. Buckets are per action, as EC2
+// keeps them and the proxy enforces them, each the size of its class. The
+// slowest bucket bounds the whole run. Calls the proxy faulted took a token
+// too (EC2 counts the request, not the answer), so they count.
 func BucketBounds(stats ProxyStats, buckets Buckets, share float64) []ClassBound {
-	return bounds(stats, buckets, share, ActionClass)
-}
-
-// BucketBoundsPerAction is BucketBounds with one bucket per action, each the
-// size of its class's: the reading of EC2's documentation in which every
-// non-mutating action has its own 100/20 bucket, where the proxy (and
-// BucketBounds) put them all in one.
-func BucketBoundsPerAction(stats ProxyStats, buckets Buckets, share float64) []ClassBound {
 	return bounds(stats, buckets, share, func(action string) string { return action })
 }
 

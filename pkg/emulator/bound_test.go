@@ -14,7 +14,7 @@ func TestBucketBounds(t *testing.T) {
 	stats := emulator.ProxyStats{Actions: map[string]emulator.ActionStats{
 		"CreateTags":                  {Requests: 1100, Throttled: 100}, // 1000 tokens
 		"DescribeImages":              {Requests: 600},
-		"DescribeImageAttribute":      {Requests: 500, Throttled: 40}, // 1060 non-mutating tokens with the above
+		"DescribeImageAttribute":      {Requests: 500, Throttled: 40}, // 460 tokens of its own bucket
 		"sqs:ChangeMessageVisibility": {Requests: 9999},
 		"other":                       {Requests: 5},
 	}}
@@ -23,10 +23,12 @@ func TestBucketBounds(t *testing.T) {
 		classes []string
 		bounds  []time.Duration
 	}{
-		// CreateTags (1000-100)/10 = 90 s; non-mutating (1060-100)/20 = 48 s.
-		{1, []string{"CreateTags", emulator.ClassNonMutating}, []time.Duration{90 * time.Second, 48 * time.Second}},
-		// 80 %: (1000-80)/8 = 115 s; (1060-80)/16 = 61.25 s.
-		{0.8, []string{"CreateTags", emulator.ClassNonMutating}, []time.Duration{115 * time.Second, 61250 * time.Millisecond}},
+		// One bucket per action. CreateTags (1000-100)/10 = 90 s;
+		// DescribeImages (600-100)/20 = 25 s; DescribeImageAttribute
+		// (460-100)/20 = 18 s.
+		{1, []string{"CreateTags", "DescribeImages", "DescribeImageAttribute"}, []time.Duration{90 * time.Second, 25 * time.Second, 18 * time.Second}},
+		// 80 %: (1000-80)/8 = 115 s; (600-80)/16 = 32.5 s; (460-80)/16 = 23.75 s.
+		{0.8, []string{"CreateTags", "DescribeImages", "DescribeImageAttribute"}, []time.Duration{115 * time.Second, 32500 * time.Millisecond, 23750 * time.Millisecond}},
 	} {
 		got := emulator.BucketBounds(stats, emulator.EC2Buckets(), tt.share)
 		if len(got) != len(tt.classes) {
@@ -37,13 +39,6 @@ func TestBucketBounds(t *testing.T) {
 				t.Errorf("share %v: #%d = %v, want %s %v", tt.share, i, got[i], tt.classes[i], tt.bounds[i])
 			}
 		}
-	}
-	// One bucket per action: DescribeImages (600-100)/20 = 25 s,
-	// DescribeImageAttribute (460-100)/20 = 18 s.
-	per := emulator.BucketBoundsPerAction(stats, emulator.EC2Buckets(), 1)
-	if len(per) != 3 || per[0].Class != "CreateTags" || per[1].Class != "DescribeImages" || per[1].Bound != 25*time.Second ||
-		per[2].Class != "DescribeImageAttribute" || per[2].Bound != 18*time.Second {
-		t.Errorf("per action: %v", per)
 	}
 	// Within the burst: no wait.
 	small := emulator.ProxyStats{Actions: map[string]emulator.ActionStats{"CreateTags": {Requests: 80}}}

@@ -36,7 +36,7 @@ type FaultProxy struct {
 	ln       net.Listener
 
 	mu     sync.Mutex
-	tokens map[string]*tokenBucket // account/region/class
+	tokens map[string]*tokenBucket // account/region/action
 	rngs   map[string]*rand.Rand   // one stream per action: concurrency between actions cannot reorder one action's faults
 	stats  map[string]*ActionStats
 	reqID  uint64
@@ -486,9 +486,11 @@ func (p *FaultProxy) decide(c call) (throttled bool, f fault, reqID string) {
 		return false, faultNone, reqID
 	}
 	if !p.cfg.NoThrottle {
-		class := ActionClass(c.action)
-		cfg := p.buckets.of(class)
-		key := c.account + "/" + c.region + "/" + class
+		// EC2 evaluates each API individually ("requests for other APIs
+		// are not affected", EC2 developer guide, request rate limiting):
+		// one bucket per action, sized by the action's class.
+		cfg := p.buckets.of(ActionClass(c.action))
+		key := c.account + "/" + c.region + "/" + c.action
 		b := p.tokens[key]
 		if b == nil {
 			b = &tokenBucket{tokens: cfg.Burst * (1 - p.cfg.BucketsUsed), last: p.clock.Now()}

@@ -27,18 +27,18 @@ func TestLimitsSizing(t *testing.T) {
 		rate             float64
 		burst            int
 	}{
-		{"tagger", "CreateTags", 1, 7, 70},
-		{"tagger", "CreateTags", 5, 1.4, 14},
-		{"tagger", "DescribeImages", 5, 1.4, 7},
+		{"tagger", "CreateTags", 1, 7.5, 75},
+		{"tagger", "CreateTags", 5, 1.5, 15},
+		{"tagger", "DescribeImages", 5, 1.92, 9},
 		{"tagger", "DescribeSnapshots", 5, 2.8, 14},
 		{"tagger", "DescribeTags", 5, 3.2, 16},
 		{"sharing", "DescribeImageAttribute", 3, 16.0 / 3, 26},
 		{"sharing", "DescribeSnapshotAttribute", 3, 16.0 / 3, 26},
 		{"sharing", "ModifyImageAttribute", 3, 4.0 / 3, 26},
 		{"sharing", "ModifySnapshotAttribute", 3, 4.0 / 3, 26},
-		{"sharing", "CreateTags", 3, 1.0 / 3, 3},
-		{"sharing", "CreateTags", 20, 0.05, 1}, // burst never below 1
-		{"sharing", "DescribeImages", 3, 3, 15},
+		{"sharing", "CreateTags", 3, 0.5 / 3, 1},
+		{"sharing", "CreateTags", 20, 0.025, 1}, // burst never below 1
+		{"sharing", "DescribeImages", 3, 6.4 / 3, 10},
 	}
 	for _, tt := range tests {
 		limits, err := ratelimit.Limits(tt.function, tt.conc)
@@ -177,7 +177,7 @@ func TestMiddlewareCountsAttemptsAndThrottles(t *testing.T) {
 // reserve is not sent: a *NoTimeError at once, not a wait into the reserve.
 func TestMiddlewareRefusesPastDeadline(t *testing.T) {
 	srv, n := ec2Server(t, 0)
-	set, err := ratelimit.New("tagger", 5) // DescribeImages: 1.4/s, burst 7
+	set, err := ratelimit.New("tagger", 5) // DescribeImages: 1.92/s, burst 9
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,11 +197,11 @@ func TestMiddlewareRefusesPastDeadline(t *testing.T) {
 	if !errors.As(last, &nt) || nt.Action != "DescribeImages" {
 		t.Fatalf("after %d calls: err = %v, want a NoTimeError", sent, last)
 	}
-	// 7 from the burst; the 8th waits 714 ms > 300 ms left before the reserve.
-	if sent != 7 || int(n.Load()) != 7 || time.Since(start) > time.Second {
-		t.Errorf("sent %d (server %d) in %v; want the burst of 7, refused at once", sent, n.Load(), time.Since(start))
+	// 9 from the burst; the 10th waits 521 ms > 300 ms left before the reserve.
+	if sent != 9 || int(n.Load()) != 9 || time.Since(start) > time.Second {
+		t.Errorf("sent %d (server %d) in %v; want the burst of 9, refused at once", sent, n.Load(), time.Since(start))
 	}
-	if got := set.Limit("DescribeImages"); math.Abs(float64(got.Rate)-1.4) > 1e-9 || got.Burst != 7 {
+	if got := set.Limit("DescribeImages"); math.Abs(float64(got.Rate)-1.92) > 1e-9 || got.Burst != 9 {
 		t.Errorf("limit = %+v", got)
 	}
 }
@@ -214,13 +214,13 @@ func TestMiddlewareWaitsForTurn(t *testing.T) {
 	}
 	c := client(set, srv.URL)
 	start := time.Now()
-	for range 8 { // burst 7, then one turn at 1.4/s
+	for range 10 { // burst 9, then one turn at 1.92/s
 		if _, err := c.DescribeImages(context.Background(), &ec2.DescribeImagesInput{ImageIds: []string{"ami-1"}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if el := time.Since(start); el < 600*time.Millisecond || set.Usage().Waited < 600*time.Millisecond {
-		t.Errorf("8 calls in %v, waited %v; want about 714 ms", el, set.Usage().Waited)
+	if el := time.Since(start); el < 400*time.Millisecond || set.Usage().Waited < 400*time.Millisecond {
+		t.Errorf("10 calls in %v, waited %v; want about 521 ms", el, set.Usage().Waited)
 	}
 }
 

@@ -56,46 +56,58 @@ var Buckets = map[string]Bucket{
 	"ModifySnapshotAttribute":   {Size: 100, Refill: 5},
 }
 
-// Shares is each function's part of each bucket. An instance's limiter for
-// an action is
+// Shares is each function's part of each bucket. EC2 keeps one bucket per
+// action (per account and region), sized by the action's category. An
+// instance's limiter for an action is
 //
 //	rate  = Refill × share ÷ instances
 //	burst = max(1, ⌊Size × share ÷ instances⌋)
 //
 // where instances (Instances) is how many of the function's instances may
 // run at once, so together they never take more than their share; the
-// shares of one action add up to at most HousekeeperShare (80 %). Per
-// instance (tagger 5 instances, sharing 2 + its scheduled audit = 3):
+// shares of one action add up to at most HousekeeperShare (80 %).
 //
-//	tagger  CreateTags         10 × 0.70 ÷ 5 = 1.4/s,  burst 14
-//	tagger  DescribeImages     20 × 0.35 ÷ 5 = 1.4/s,  burst 7
+// The split follows what a release burst costs (measured by the burst
+// benchmark, test/burst): each new AMI brings two events (CloudTrail and
+// state change), which rarely share a batch, so the tagger reads the AMI
+// twice (DescribeImages 2, DescribeSnapshots 2, DescribeTags 1 per AMI)
+// and writes 1.5 CreateTags on average (the state change first writes
+// what it knows, the CloudTrail event then adds the creator); the sharing
+// guard, which only the state change reaches, reads it once
+// (DescribeImages, DescribeImageAttribute, DescribeSnapshotAttribute 1
+// each). Per instance (tagger 5 instances, sharing 2 + its scheduled
+// audit = 3):
+//
+//	tagger  CreateTags         10 × 0.75 ÷ 5 = 1.5/s,  burst 15
+//	tagger  DescribeImages     20 × 0.48 ÷ 5 = 1.92/s, burst 9
 //	tagger  DescribeSnapshots  20 × 0.70 ÷ 5 = 2.8/s,  burst 14
 //	tagger  DescribeTags       20 × 0.80 ÷ 5 = 3.2/s,  burst 16
-//	sharing DescribeImages     20 × 0.45 ÷ 3 = 3.0/s,  burst 15
+//	sharing DescribeImages     20 × 0.32 ÷ 3 = 2.13/s, burst 10
 //	sharing Describe*Attribute 20 × 0.80 ÷ 3 = 5.33/s, burst 26
 //	sharing Modify*Attribute    5 × 0.80 ÷ 3 = 1.33/s, burst 26
-//	sharing CreateTags         10 × 0.10 ÷ 3 = 0.33/s, burst 3
+//	sharing CreateTags         10 × 0.05 ÷ 3 = 0.17/s, burst 1
 //	sharing DescribeSnapshots  20 × 0.10 ÷ 3 = 0.67/s, burst 3
 //
-// A burst of N new AMIs costs each function one DescribeImages per AMI and
-// the tagger one CreateTags, so the tagger drains in about
-// max((N − 70) ÷ 7, (N − 35) ÷ 7) s = 133 s for 1,000 AMIs, and the
-// sharing guard's two event instances (2 of its 3 seats) in about
-// (N − 30) ÷ 6 s = 162 s, whatever the concurrency: it only has to be
-// large enough that each instance keeps its share busy.
+// For 1,000 AMIs the slowest buckets are then the tagger's DescribeImages,
+// (2,000 − 48) ÷ 9.6 = 203 s, and CreateTags, (1,500 − 75) ÷ 7.5 = 190 s,
+// and the sharing guard's DescribeImages with two of its three seats,
+// (1,000 − 21) ÷ 4.27 = 229 s; all of EC2's buckets used fully would
+// need (3,000 − 100) ÷ 20 = 145 s. The concurrency does not change these
+// totals: it only has to be large enough that each instance keeps its
+// share busy.
 //
 // The sharing guard's new-snapshot checks call DescribeSnapshots too, so it
 // takes 10 % of that bucket and the tagger 70 % (not 80 %).
 var Shares = map[string]map[string]float64{
 	FunctionTagger: {
-		"DescribeImages":    0.35,
-		"CreateTags":        0.70,
+		"DescribeImages":    0.48,
+		"CreateTags":        0.75,
 		"DescribeSnapshots": 0.70,
 		"DescribeTags":      0.80,
 	},
 	FunctionSharing: {
-		"DescribeImages":            0.45,
-		"CreateTags":                0.10,
+		"DescribeImages":            0.32,
+		"CreateTags":                0.05,
 		"DescribeSnapshots":         0.10,
 		"DescribeImageAttribute":    0.80,
 		"DescribeSnapshotAttribute": 0.80,

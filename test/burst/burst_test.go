@@ -29,22 +29,24 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/emulator"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/ratelimit"
 )
 
 const (
 	account = "123456789012"
 	region  = "us-east-1"
 
-	// The event source mappings' settings (docs/benchmarks-burst.md gives
-	// the arithmetic): batch size, batching window, maximum concurrency
-	// per function; the DLQ after maxReceiveCount receives.
+	// The event source mappings' settings as deployed
+	// (infra/housekeeper/queue.go; the maximum concurrency per function is
+	// ratelimit.MaxConcurrency): batch size, batching window; the DLQ after
+	// maxReceiveCount receives.
 	batchSize       = 10
 	batchingWindow  = time.Second
-	maxConcurrency  = 5
 	maxReceiveCount = 10
 
 	// The functions' timeouts as deployed (infra/housekeeper/tagger.go,
-	// sharing.go); each queue's visibility timeout is 6 × its function's.
+	// sharing.go); each queue's visibility timeout is its function's plus a
+	// minute, as deployed.
 	taggerTimeout  = 30 * time.Second
 	sharingTimeout = 15 * time.Minute
 
@@ -196,7 +198,7 @@ func runBurst(tb testing.TB, n int, limit time.Duration) *burst {
 		f       *function
 		timeout time.Duration
 	}{{r.tagger, taggerTimeout}, {r.sharing, sharingTimeout}} {
-		if f.f.queue, err = emulator.CreateQueueWithDLQ(ctx, sq, "ami-housekeeper-"+f.f.name, 6*f.timeout, maxReceiveCount); err != nil {
+		if f.f.queue, err = emulator.CreateQueueWithDLQ(ctx, sq, "ami-housekeeper-"+f.f.name, f.timeout+time.Minute, maxReceiveCount); err != nil {
 			tb.Fatal(err)
 		}
 		bin, err := emulator.FunctionBinary(f.f.name)
@@ -207,9 +209,12 @@ func runBurst(tb testing.TB, n int, limit time.Duration) *burst {
 			"HOUSEKEEPER_ACCOUNT_ID="+account,
 			"HOUSEKEEPER_POLICY="+policyYAML,
 			"HOUSEKEEPER_REPORT_EVENT_BUS=default",
-			"HOUSEKEEPER_MAX_CONCURRENCY="+strconv.Itoa(maxConcurrency),
+			// As the stack sets it: every instance that may run at once
+			// (the sharing guard's audit has a seat too).
+			ratelimit.EnvMaxConcurrency+"="+strconv.Itoa(ratelimit.Instances(f.f.name)),
 			"AWS_LAMBDA_FUNCTION_NAME=ami-housekeeper-"+f.f.name,
 			"AWS_LAMBDA_FUNCTION_TIMEOUT="+strconv.Itoa(int(f.timeout/time.Second))))
+		maxConcurrency := ratelimit.MaxConcurrency[f.f.name]
 		var instances []emulator.Invoker
 		for range maxConcurrency {
 			rie, err := emulator.StartRIE(ctx, emulator.RIEOptions{Bootstrap: bin, Env: env})
@@ -372,8 +377,8 @@ func (r *burst) check(tb testing.TB) {
 		if f.totals.Errors != 0 {
 			tb.Errorf("%s: %d invocations failed (the whole batch retried); first: %s", f.name, f.totals.Errors, firstError(f.esm))
 		}
-		if f.totals.MaxInFlight > maxConcurrency {
-			tb.Errorf("%s: %d invocations at once, above the maximum concurrency %d", f.name, f.totals.MaxInFlight, maxConcurrency)
+		if f.totals.MaxInFlight > ratelimit.MaxConcurrency[f.name] {
+			tb.Errorf("%s: %d invocations at once, above the maximum concurrency %d", f.name, f.totals.MaxInFlight, ratelimit.MaxConcurrency[f.name])
 		}
 		if f.totals.PollErrors+f.totals.DeleteErrors != 0 {
 			tb.Errorf("%s: the mapping's own SQS calls failed: %+v, last %v", f.name, f.totals, f.esm.LastPollError())
@@ -428,16 +433,11 @@ func (r *burst) report() string {
 		fmt.Fprintf(&b, " %s=%.2f", k, float64(a.Requests-a.Throttled)/float64(r.n))
 	}
 	fmt.Fprintf(&b, "\nproxy:\n%s\n", r.proxy)
-	for _, m := range []struct {
-		name   string
-		bounds func(emulator.ProxyStats, emulator.Buckets, float64) []emulator.ClassBound
-	}{{"one bucket per class, as the proxy enforces", emulator.BucketBounds}, {"one bucket per action", emulator.BucketBoundsPerAction}} {
-		for _, share := range []float64{1, 0.8} {
-			cb := m.bounds(r.proxy, emulator.EC2Buckets(), share)
-			fmt.Fprintf(&b, "bucket lower bound, %s, at %g%% of each bucket: %.1f s\n", m.name, share*100, cb[0].Bound.Seconds())
-			for _, c := range cb {
-				fmt.Fprintf(&b, "  %s\n", c)
-			}
+	for _, share := range []float64{1, 0.8} {
+		cb := emulator.BucketBounds(r.proxy, emulator.EC2Buckets(), share)
+		fmt.Fprintf(&b, "bucket lower bound (one bucket per action) at %g%% of each bucket: %.1f s\n", share*100, cb[0].Bound.Seconds())
+		for _, c := range cb {
+			fmt.Fprintf(&b, "  %s\n", c)
 		}
 	}
 	return b.String()
