@@ -1,7 +1,9 @@
 // Command demo runs ami-housekeeper locally, start to finish, on real parts:
 // moto server as the AWS account, the real function binaries under the AWS
 // Lambda Runtime Interface Emulator, and real-shaped EventBridge events.
-// Part 1 tags new AMIs; part 2 cleans up a fleet of aged AMIs (audit, then
+// Part 1 tags new AMIs, each event invoking the function, then (1b) a
+// release whose events wait in the tagger's SQS queue and arrive in
+// batches, as deployed; part 2 cleans up a fleet of aged AMIs (audit, then
 // enforce); part 3 revokes sharing the policy does not allow; part 4 runs the
 // operator CLI (plan, explain, apply, restore) on the fleet. It prints what
 // happened, then stops everything. Run `make demo`.
@@ -58,6 +60,9 @@ func run(ctx context.Context) error {
 	defer moto.Stop()
 	say("  moto at %s", moto.URL)
 	if err := tagging(ctx, moto); err != nil {
+		return err
+	}
+	if err := releasing(ctx, moto); err != nil {
 		return err
 	}
 	if err := cleaningUp(ctx, moto); err != nil {
