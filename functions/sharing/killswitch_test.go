@@ -35,24 +35,12 @@ func (w *world) putParameter(t *testing.T, name, value string) {
 	}
 }
 
-// logLines splits the emulator's output into the function's log lines
-// (JSON with "msg") and its EMF lines (JSON with "_aws").
+// logLines splits the function's output (emulator.SplitLines).
 func logLines(t *testing.T, out string) (logs, metrics []map[string]any) {
 	t.Helper()
-	for _, line := range strings.Split(out, "\n") {
-		if !strings.HasPrefix(line, "{") {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("%s: %v", line, err)
-		}
-		switch {
-		case m["_aws"] != nil:
-			metrics = append(metrics, m)
-		case m["msg"] != nil:
-			logs = append(logs, m)
-		}
+	logs, metrics, err := emulator.SplitLines(out)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return logs, metrics
 }

@@ -10,7 +10,6 @@
 package burst_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -542,23 +541,9 @@ func snapshotTags(ctx context.Context, r *burst, ids []string) (map[string]map[s
 	return m, nil
 }
 
-// jsonLines parses the JSON lines of a runtime emulator's output (the
-// emulator's own lines are not JSON).
+// jsonLines is the function's output as JSON lines (emulator.JSONLines).
 func jsonLines(out string) []map[string]any {
-	var lines []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 4<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "{") {
-			continue
-		}
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil {
-			m["_raw"] = line
-			lines = append(lines, m)
-		}
-	}
+	lines, _ := emulator.JSONLines(out) // the invariants read what parsed
 	return lines
 }
 
