@@ -26,12 +26,15 @@ import (
 // throttled goes back to the queue with a delay that grows with its
 // receive count, set by the function.
 const (
-	// eventBatchSize records per invocation: both events of five AMIs,
-	// coalesced into five pieces of work, each instance's share of the
-	// CreateTags bucket (1.4/s, burst 14) keeps up with it.
+	// eventBatchSize records per invocation, Lambda's largest without a
+	// batching window beyond 1 s: at the tagger's per-instance share
+	// (CreateTags 1.5/s, DescribeImages 1.92/s, pkg/ratelimit) a batch
+	// takes a few seconds, well inside its 30 s timeout.
 	eventBatchSize = 10
-	// eventBatchingWindow lets the two events of an AMI, which arrive
-	// within a second of each other, share a batch.
+	// eventBatchingWindow fills batches during a burst without holding a
+	// lone event back more than a second. Duplicate deliveries, and an
+	// AMI's two events when they arrive together, share a batch and cost
+	// one piece of work.
 	eventBatchingWindowSeconds = 1
 	// eventMaxReceives before a record moves to the queue's DLQ: the
 	// function's backoff (15 s doubling, capped at 5 min) makes ten

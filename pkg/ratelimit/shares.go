@@ -31,8 +31,11 @@ const (
 	FunctionSharing = "sharing"
 )
 
-// HousekeeperShare is the most the housekeeper takes of any bucket, all
-// functions together; the rest is left to the other tools in the account.
+// HousekeeperShare is the most the event-driven functions take of any
+// bucket, together; the rest is left to the other tools in the account.
+// The cleanup is not counted: it runs once a day, alone, and paces its own
+// calls (pkg/cleanup/execute), so a sweep during a burst can take the
+// housekeeper past 80 % of DescribeImages for the minutes it lists.
 const HousekeeperShare = 0.80
 
 // Bucket is one of EC2's documented token buckets (per account, region and
