@@ -58,10 +58,21 @@ var notFoundCodes = map[string]bool{
 	"NotFound":                                    true,
 }
 
+// retryLater is an error that knows, itself, that the same call may succeed
+// later: ratelimit.NoTimeError, a call the client-side limiter did not send
+// for want of time before the invocation's deadline.
+type retryLater interface {
+	error
+	RetryLater() bool
+}
+
 // Classify returns the Kind of err.
 func Classify(err error) Kind {
 	if err == nil {
 		return KindNone
+	}
+	if rl, ok := errors.AsType[retryLater](err); ok && rl.RetryLater() {
+		return KindThrottled
 	}
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awserr"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/ratelimit"
 )
 
 func apiErr(code string, fault smithy.ErrorFault) error {
@@ -40,6 +41,11 @@ func TestClassify(t *testing.T) {
 		{"bad parameter", apiErr("InvalidParameterValue", smithy.FaultClient), awserr.KindPermanent},
 		{"snapshot in use is not 'not found'", apiErr("InvalidSnapshot.InUse", smithy.FaultClient), awserr.KindPermanent},
 		{"plain error", errors.New("boom"), awserr.KindPermanent},
+		// A call the client-side limiter did not send for want of time: the
+		// record waits in its queue, it is not a permanent failure.
+		{"limiter: no time", &ratelimit.NoTimeError{Action: "CreateTags", Reason: "would exceed deadline"}, awserr.KindThrottled},
+		{"limiter: no time, as the SDK and the tagger wrap it", fmt.Errorf("tagging [ami-1]: %w",
+			&smithy.OperationError{ServiceID: "EC2", OperationName: "CreateTags", Err: &ratelimit.NoTimeError{Action: "CreateTags"}}), awserr.KindThrottled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

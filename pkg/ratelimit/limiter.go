@@ -33,6 +33,13 @@ func (e *NoTimeError) Error() string {
 	return fmt.Sprintf("rate limit: %s not sent: no turn before the invocation's deadline less %s: %s", e.Action, Reserve, e.Reason)
 }
 
+// RetryLater tells pkg/awserr that the same call may succeed later: the
+// record waits in its queue (error_kind "throttled"), it is not permanent.
+// It is a method, not an Unwrap to context.DeadlineExceeded, because the
+// SDK's retryer takes a deadline error for a temporary one and would send
+// the refused call again, at once and in vain.
+func (e *NoTimeError) RetryLater() bool { return true }
+
 // Set is one instance's limiters, one per EC2 action of its function's
 // share, and the counters of what its calls cost: calls per operation
 // (every attempt, every service), throttled answers, time waited.

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/awserr"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/ratelimit"
 )
 
@@ -196,6 +197,14 @@ func TestMiddlewareRefusesPastDeadline(t *testing.T) {
 	var nt *ratelimit.NoTimeError
 	if !errors.As(last, &nt) || nt.Action != "DescribeImages" {
 		t.Fatalf("after %d calls: err = %v, want a NoTimeError", sent, last)
+	}
+	// It waits in the queue (a batch item failure logged error_kind
+	// "throttled"), and the SDK does not send the refused call again.
+	if k := awserr.Classify(last); k != awserr.KindThrottled {
+		t.Errorf("classified %s, want throttled: %v", k, last)
+	}
+	if me := (*retry.MaxAttemptsError)(nil); errors.As(last, &me) {
+		t.Errorf("the SDK retried the refused call: %v", last)
 	}
 	// 9 from the burst; the 10th waits 521 ms > 300 ms left before the reserve.
 	if sent != 9 || int(n.Load()) != 9 || time.Since(start) > time.Second {
