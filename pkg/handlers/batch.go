@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/emf"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/logging"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/ratelimit"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/tagger"
 )
 
 // BatchConfig is what the SQS path needs besides the per-event handler.
@@ -38,7 +41,13 @@ type BatchConfig struct {
 const (
 	reasonNotStarted = "not started: the invocation's deadline is too close; back in the queue"
 	reasonScheduled  = "a scheduled event is invoked directly, never through a queue"
+	reasonPartial    = "the AMI was tagged while still pending, not all its snapshots listed; " +
+		"this available state change goes back to the queue to tag the rest"
 )
+
+// keyCaller names, on the lines the batch writes for records, the caller
+// of the record's CloudTrail event.
+const keyCaller = "caller"
 
 // workCutoff is kept free at the very end of an invocation, even for work
 // already started, to set the failed records' visibility and answer.
@@ -50,9 +59,16 @@ const workCutoff = time.Second
 type processFunc func(ctx context.Context, ev amievents.Event, messageIDs []string) (outcome string, err error)
 
 // batchWork is one piece of work: the records of one (account, region,
-// resource), and the event that stands for them all.
+// resource) and one caller, and the event that stands for them all.
 type batchWork struct {
-	key     string
+	resource string // account/region/resource
+	// caller is who made the CloudTrail call of the work's records; a work
+	// of state changes alone has none.
+	caller    string
+	hasCaller bool
+	// solo: a record this function does not act on, never merged (it is
+	// "ignored" on its own line, as a direct invocation would be).
+	solo    bool
 	event   amievents.Event
 	records []int // indexes into the batch
 }
@@ -87,19 +103,51 @@ func resourceOf(ev amievents.Event) string {
 	return ev.Meta().ImageID
 }
 
-// rank orders the events of one resource: the one that stands for all is a
-// CloudTrail record (it names the caller; the tagger's tags from it are a
-// superset of the state change's), then an "available" state change.
-func rank(ev amievents.Event) int {
-	switch e := ev.(type) {
-	case *amievents.ImageCreated, amievents.SharingTrigger:
-		return 2
-	case *amievents.ImageStateChanged:
-		if e.State == amievents.StateAvailable {
-			return 1
-		}
+// actsOn reports whether function does work for ev, as its handleEvent
+// does: only such an event may stand for others, so that a record the
+// function ignores never takes the work of one it does not (a permission
+// change in the tagger's batch, a CreateImage in the guard's).
+func actsOn(function string, ev amievents.Event) bool {
+	if e, ok := ev.(*amievents.ImageStateChanged); ok {
+		return e.State == amievents.StateAvailable
 	}
-	return 0
+	switch function {
+	case "tagger":
+		_, ok := ev.(*amievents.ImageCreated)
+		return ok
+	case "sharing":
+		_, ok := ev.(amievents.SharingTrigger)
+		return ok
+	}
+	return false
+}
+
+// callerOf returns who made the CloudTrail call of ev; a state change has
+// no caller (ok false).
+func callerOf(ev amievents.Event) (who string, ok bool) {
+	switch e := ev.(type) {
+	case *amievents.ImageCreated:
+		return e.Principal.Who(), true
+	case amievents.SharingTrigger:
+		return e.Caller().Who(), true
+	}
+	return "", false
+}
+
+// mayShare reports whether ev's call may have shared its resource: a grant
+// added, a request whose grants were not all understood, one that does not
+// name its attribute, or a restore. The sharing guard's finding names the
+// caller of the check that finds the share, so of one resource's works these
+// run first: a harmless change by someone else in the same batch (a
+// description) is checked after, and finds nothing left to credit.
+func mayShare(ev amievents.Event) bool {
+	switch e := ev.(type) {
+	case *amievents.ResourceRestored:
+		return true
+	case *amievents.PermissionChanged:
+		return len(e.Added) > 0 || e.ShapeProblem != "" || e.Attribute == ""
+	}
+	return false
 }
 
 func (b *batch) now() time.Time {
@@ -121,8 +169,7 @@ func (b *batch) run(ctx context.Context, recs []amievents.SQSRecord) events.SQSE
 	}
 	sum := BatchSummary{Records: len(recs)}
 	var queueAge time.Duration
-	works := map[string]*batchWork{}
-	var order []*batchWork
+	evs := make([]amievents.Event, len(recs)) // nil: rejected
 	for i, rec := range recs {
 		if !rec.SentAt.IsZero() {
 			queueAge = max(queueAge, start.Sub(rec.SentAt))
@@ -135,22 +182,17 @@ func (b *batch) run(ctx context.Context, recs []amievents.SQSRecord) events.SQSE
 				slog.String(logging.KeyReason, reason))
 			continue
 		}
-		m := ev.Meta()
-		key := m.Account + "/" + m.Region + "/" + resourceOf(ev)
-		w, ok := works[key]
-		if !ok {
-			w = &batchWork{key: key, event: ev}
-			works[key] = w
-			order = append(order, w)
-		} else if rank(ev) > rank(w.event) {
-			w.event = ev
-		}
-		w.records = append(w.records, i)
+		evs[i] = ev
 	}
-	sum.AMIs = len(order)
-	sum.Coalesced = len(recs) - sum.Rejected - len(order)
+	chains := b.group(evs)
+	works := 0
+	for _, c := range chains {
+		works += len(c)
+	}
+	sum.AMIs = len(chains)
+	sum.Coalesced = len(recs) - sum.Rejected - works
 
-	failed := b.work(ctx, recs, order)
+	failed := b.work(ctx, recs, evs, chains)
 	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
 	for _, i := range failed {
 		resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: recs[i].MessageID})
@@ -167,6 +209,73 @@ func (b *batch) run(ctx context.Context, recs []amievents.SQSRecord) events.SQSE
 	return resp
 }
 
+// group coalesces the batch's events (nil: rejected) into pieces of work,
+// returned per resource ("chains", in batch order): the records of one
+// resource and one caller cost one piece of work, and a state change, which
+// names no caller, joins the resource's first. The event that stands for a
+// work is its first CloudTrail record (it names the caller; the tagger's
+// tags from it are a superset of the state change's). Records of different callers
+// are never merged, so each check is credited to its own caller; a chain's
+// works run one after the other, those that may have shared first
+// (mayShare). A record the function does not act on is a work of its own.
+func (b *batch) group(evs []amievents.Event) [][]*batchWork {
+	byResource := map[string][]*batchWork{}
+	var resources []string
+	add := func(w *batchWork) {
+		if _, ok := byResource[w.resource]; !ok {
+			resources = append(resources, w.resource)
+		}
+		byResource[w.resource] = append(byResource[w.resource], w)
+	}
+	resourceKey := func(ev amievents.Event) string {
+		m := ev.Meta()
+		return m.Account + "/" + m.Region + "/" + resourceOf(ev)
+	}
+	var callerless []int
+	for i, ev := range evs {
+		switch {
+		case ev == nil:
+		case !actsOn(b.function, ev):
+			add(&batchWork{resource: resourceKey(ev), solo: true, event: ev, records: []int{i}})
+		default:
+			who, ok := callerOf(ev)
+			if !ok {
+				callerless = append(callerless, i)
+				continue
+			}
+			key := resourceKey(ev)
+			if j := slices.IndexFunc(byResource[key], func(w *batchWork) bool { return !w.solo && w.hasCaller && w.caller == who }); j >= 0 {
+				w := byResource[key][j]
+				w.records = append(w.records, i)
+				continue
+			}
+			add(&batchWork{resource: key, caller: who, hasCaller: true, event: ev, records: []int{i}})
+		}
+	}
+	// After every caller's work exists, so a state change ahead of its
+	// CloudTrail record in the batch still joins it.
+	for _, i := range callerless {
+		key := resourceKey(evs[i])
+		j := slices.IndexFunc(byResource[key], func(w *batchWork) bool { return !w.solo })
+		if j < 0 {
+			add(&batchWork{resource: key, event: evs[i], records: []int{i}})
+			continue
+		}
+		w := byResource[key][j]
+		w.records = append(w.records, i)
+	}
+	chains := make([][]*batchWork, 0, len(resources))
+	for _, r := range resources {
+		c := byResource[r]
+		for _, w := range c {
+			sort.Ints(w.records)
+		}
+		sort.SliceStable(c, func(x, y int) bool { return mayShare(c[x].event) && !mayShare(c[y].event) })
+		chains = append(chains, c)
+	}
+	return chains
+}
+
 // vet parses a record's body and returns its event, or why it is rejected.
 func (b *batch) vet(ctx context.Context, rec amievents.SQSRecord) (amievents.Event, string) {
 	ev, err := amievents.Parse(rec.Body)
@@ -177,16 +286,32 @@ func (b *batch) vet(ctx context.Context, rec amievents.SQSRecord) (amievents.Eve
 	if want := expectedAccount(ctx, b.account); want != "" && m.Account != want {
 		return nil, fmt.Sprintf("invalid event: account: %q is not this deployment's account %q", m.Account, want)
 	}
+	// The function's role works in its stack's region only: an event of
+	// another region (a rule or queue wired across regions) would fail every
+	// receive on a permanent error and end in the DLQ. Retrying cannot fix it.
+	if want := queueRegion(rec); want != "" && m.Region != want {
+		return nil, fmt.Sprintf("invalid event: region: %q is not the region of this function's queue %q; events are handled in their own region's deployment",
+			m.Region, want)
+	}
 	if _, ok := ev.(*amievents.Scheduled); ok {
 		return nil, reasonScheduled
 	}
 	return ev, ""
 }
 
-// work runs every piece of work concurrently (a batch holds at most 10
-// records; the limiters pace the calls) and returns the indexes of the
-// records to retry, sorted.
-func (b *batch) work(ctx context.Context, recs []amievents.SQSRecord, order []*batchWork) []int {
+// queueRegion is the region the record was read in: its queue's (from
+// eventSourceARN), else the function's own (AWS_REGION).
+func queueRegion(rec amievents.SQSRecord) string {
+	if rec.QueueRegion != "" {
+		return rec.QueueRegion
+	}
+	return os.Getenv("AWS_REGION")
+}
+
+// work runs the chains concurrently and the works of a chain one after the
+// other (a batch holds at most 10 records; the limiters pace the calls), and
+// returns the indexes of the records to retry, sorted.
+func (b *batch) work(ctx context.Context, recs []amievents.SQSRecord, evs []amievents.Event, chains [][]*batchWork) []int {
 	reserve := b.cfg.Reserve
 	if reserve == 0 {
 		reserve = ratelimit.Reserve
@@ -199,32 +324,65 @@ func (b *batch) work(ctx context.Context, recs []amievents.SQSRecord, order []*b
 	}
 	var mu sync.Mutex
 	var failed []int
+	fail := func(records []int) {
+		mu.Lock()
+		failed = append(failed, records...)
+		mu.Unlock()
+	}
 	var wg sync.WaitGroup
-	for _, w := range order {
-		ids := make([]string, len(w.records))
-		for j, i := range w.records {
-			ids[j] = recs[i].MessageID
-		}
-		if dl, ok := ctx.Deadline(); ok && dl.Sub(b.now()) < reserve {
-			b.log.WarnContext(ctx, b.function+" record", slog.String(logging.KeyFunction, b.function),
-				slog.String(logging.KeyEvent, w.event.Meta().Kind), slog.String(logging.KeyResourceID, resourceOf(w.event)),
-				slog.Any(logging.KeyMessageIDs, ids), slog.String(logging.KeyOutcome, OutcomeError), slog.String(logging.KeyReason, reasonNotStarted))
-			failed = append(failed, w.records...)
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := b.process(wctx, w.event, ids); err != nil {
-				mu.Lock()
-				failed = append(failed, w.records...)
-				mu.Unlock()
+	for _, chain := range chains {
+		wg.Go(func() {
+			for _, w := range chain {
+				ids := messageIDs(recs, w.records)
+				if dl, ok := ctx.Deadline(); ok && dl.Sub(b.now()) < reserve {
+					b.logRecords(ctx, slog.LevelWarn, w.event, ids, OutcomeError, reasonNotStarted)
+					fail(w.records)
+					continue
+				}
+				outcome, err := b.process(wctx, w.event, ids)
+				switch {
+				case err != nil:
+					fail(w.records)
+				case outcome == string(tagger.OutcomePartial):
+					// The state change merged into this work would have
+					// finished the job; it goes back to the queue to do so.
+					var again []int
+					for _, i := range w.records {
+						if _, ok := evs[i].(*amievents.ImageStateChanged); ok {
+							again = append(again, i)
+						}
+					}
+					if len(again) > 0 {
+						b.logRecords(ctx, slog.LevelWarn, evs[again[0]], messageIDs(recs, again), outcome, reasonPartial)
+						fail(again)
+					}
+				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	sort.Ints(failed)
 	return failed
+}
+
+// logRecords writes the line of records the batch itself decides on (not
+// started, retried after a partial result).
+func (b *batch) logRecords(ctx context.Context, level slog.Level, ev amievents.Event, ids []string, outcome, reason string) {
+	attrs := []any{slog.String(logging.KeyFunction, b.function),
+		slog.String(logging.KeyEvent, ev.Meta().Kind), slog.String(logging.KeyResourceID, resourceOf(ev)),
+		slog.Any(logging.KeyMessageIDs, ids), slog.String(logging.KeyOutcome, outcome), slog.String(logging.KeyReason, reason)}
+	if who, ok := callerOf(ev); ok {
+		attrs = append(attrs, slog.String(keyCaller, who))
+	}
+	b.log.Log(ctx, level, b.function+" record", attrs...)
+}
+
+func messageIDs(recs []amievents.SQSRecord, idx []int) []string {
+	ids := make([]string, len(idx))
+	for j, i := range idx {
+		ids[j] = recs[i].MessageID
+	}
+	return ids
 }
 
 // delay sets the failed records' visibility timeout to the backoff of their
