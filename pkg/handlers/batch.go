@@ -74,8 +74,8 @@ type batchWork struct {
 }
 
 // BatchSummary is the batch line's counts, in records: Records = Succeeded
-// + Failed + Rejected; AMIs counts distinct pieces of work, Coalesced the
-// records they saved.
+// + Failed + Rejected; AMIs counts distinct AMIs (or snapshots), Coalesced
+// the records that cost no piece of work of their own.
 type BatchSummary struct {
 	Records   int `json:"records"`
 	AMIs      int `json:"amis"`
