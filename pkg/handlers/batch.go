@@ -45,10 +45,6 @@ const (
 		"this available state change goes back to the queue to tag the rest"
 )
 
-// keyCaller names, on the lines the batch writes for records, the caller
-// of the record's CloudTrail event.
-const keyCaller = "caller"
-
 // workCutoff is kept free at the very end of an invocation, even for work
 // already started, to set the failed records' visibility and answer.
 const workCutoff = time.Second
@@ -125,6 +121,9 @@ func actsOn(function string, ev amievents.Event) bool {
 // callerOf returns who made the CloudTrail call of ev; a state change has
 // no caller (ok false).
 func callerOf(ev amievents.Event) (who string, ok bool) {
+	if ev == nil {
+		return "", false
+	}
 	switch e := ev.(type) {
 	case *amievents.ImageCreated:
 		return e.Principal.Who(), true
@@ -372,7 +371,7 @@ func (b *batch) logRecords(ctx context.Context, level slog.Level, ev amievents.E
 		slog.String(logging.KeyEvent, ev.Meta().Kind), slog.String(logging.KeyResourceID, resourceOf(ev)),
 		slog.Any(logging.KeyMessageIDs, ids), slog.String(logging.KeyOutcome, outcome), slog.String(logging.KeyReason, reason)}
 	if who, ok := callerOf(ev); ok {
-		attrs = append(attrs, slog.String(keyCaller, who))
+		attrs = append(attrs, slog.String(logging.KeyCaller, who))
 	}
 	b.log.Log(ctx, level, b.function+" record", attrs...)
 }
@@ -445,4 +444,13 @@ func rejectedBatch(ctx context.Context, log *slog.Logger, function string, err e
 	log.ErrorContext(ctx, function+" invocation", slog.String(logging.KeyFunction, function),
 		slog.String(logging.KeyOutcome, OutcomeRejected), slog.String(logging.KeyReason, err.Error()))
 	return map[string]string{"outcome": OutcomeRejected, "reason": err.Error()}
+}
+
+// callerAttrs are the attributes naming ev's caller on a record line, if
+// it has one.
+func callerAttrs(ev amievents.Event) []any {
+	if who, ok := callerOf(ev); ok {
+		return []any{slog.String(logging.KeyCaller, who)}
+	}
+	return nil
 }

@@ -105,6 +105,10 @@ func TestSharingBatchCreditsTheCallerWhoShared(t *testing.T) {
 			if strings.Contains(fmt.Sprint(m["findings"]), aliceARN) {
 				t.Errorf("a finding names alice: %v", m["findings"])
 			}
+			// Each record line names its own caller.
+			if !strings.Contains(fmt.Sprint(m["caller"]), "mallory") || !strings.Contains(fmt.Sprint(a["caller"]), "alice") {
+				t.Errorf("record lines' callers: mallory's %v, alice's %v", m["caller"], a["caller"])
+			}
 			if got := counts(batchLine(t, logs, "sharing"), "records", "amis", "coalesced", "succeeded", "failed"); got != tt.want {
 				t.Errorf("batch line %s, want %s", got, tt.want)
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/amievents"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/awserr"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/emf"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/logging"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/notify"
@@ -97,7 +98,7 @@ func (h *Sharing) HandleBatch(ctx context.Context, recs []amievents.SQSRecord) e
 		process: func(ctx context.Context, ev amievents.Event, ids []string) (string, error) {
 			start := time.Now()
 			resp, err := h.handleEvent(ctx, ev)
-			h.finish(ctx, "sharing record", resp, err, time.Since(start), slog.Any(logging.KeyMessageIDs, ids))
+			h.finish(ctx, "sharing record", resp, err, time.Since(start), append(callerAttrs(ev), slog.Any(logging.KeyMessageIDs, ids))...)
 			return resp.Outcome, err
 		}}
 	return b.run(ctx, recs)
@@ -138,7 +139,7 @@ func (h *Sharing) finish(ctx context.Context, msg string, resp SharingResponse, 
 	switch {
 	case err != nil:
 		level = slog.LevelError
-		attrs = append(attrs, slog.String(logging.KeyError, err.Error()))
+		attrs = append(attrs, slog.String(logging.KeyError, err.Error()), slog.String(logging.KeyErrorKind, awserr.Classify(err).String()))
 	case resp.Outcome == OutcomeRejected:
 		level = slog.LevelError
 	}

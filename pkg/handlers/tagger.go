@@ -97,7 +97,7 @@ func (h *Tagger) Batch(ctx context.Context, recs []amievents.SQSRecord) events.S
 		process: func(ctx context.Context, ev amievents.Event, ids []string) (string, error) {
 			start := time.Now()
 			resp, err := h.handleEvent(ctx, ev)
-			h.logSummary(ctx, "tagger record", resp, err, time.Since(start), slog.Any(logging.KeyMessageIDs, ids))
+			h.logSummary(ctx, "tagger record", resp, err, time.Since(start), append(callerAttrs(ev), slog.Any(logging.KeyMessageIDs, ids))...)
 			return resp.Outcome, err
 		}}
 	return b.run(ctx, recs)
