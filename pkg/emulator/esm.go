@@ -1,7 +1,7 @@
 package emulator
 
 // An SQS event source mapping (ESM) as Lambda runs one, in front of runtime
-// emulator instances: it polls the queue, hands each batch to an idle
+// emulator instances: it polls the queue, hands each batch to an
 // instance as an events.SQSEvent, and deletes what the function did not
 // report as failed. Lambda's own poller is not available locally; this
 // reproduces the parts a function can observe:
@@ -14,10 +14,11 @@ package emulator
 //     its visibility timeout), as Lambda's documentation lists;
 //   - MaximumConcurrency: never more invocations at once than the maximum.
 //
-// What it does differently, on purpose: one poller per instance receives
-// only when its instance is idle, so a received batch never waits for an
-// instance (Lambda's pollers can hold records while all instances are busy;
-// their visibility timeout then runs down in the poller). Long polls last
+// What it does differently, on purpose: one poller per instance, which
+// gathers the instance's next batch while the instance runs the current one
+// (Lambda's pollers also work apart from the instances and can hold records
+// while all instances are busy; their visibility timeout then runs down in
+// the poller), so at most one batch per instance waits. Long polls last
 // ESMConfig.WaitTime (default 1 s, Lambda's are 20 s) so a drained queue is
 // noticed quickly.
 //
@@ -178,9 +179,9 @@ func (e *ESM) QueueARN() string { return e.arn }
 // Run polls and invokes until ctx ends.
 func (e *ESM) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	// One poller per instance, at most MaxConcurrency of them: each
-	// receives only while its instance is idle, so the number of
-	// invocations at once cannot exceed the maximum.
+	// One poller per instance, at most MaxConcurrency of them: each invokes
+	// its instance one batch at a time, so the number of invocations at once
+	// cannot exceed the maximum.
 	for i := range min(len(e.cfg.Instances), e.cfg.MaxConcurrency) {
 		wg.Go(func() { e.poll(ctx, i) })
 	}
@@ -258,20 +259,41 @@ func (e *ESM) LastPollError() error {
 }
 
 func (e *ESM) poll(ctx context.Context, instance int) {
+	// The next batch is received while the instance runs the current one:
+	// Lambda's pollers work apart from the function's instances, so an
+	// instance does not sit idle while its next batch is gathered.
+	type fetched struct {
+		msgs []sqstypes.Message
+		err  error
+	}
+	next := make(chan fetched, 1)
+	fetch := func() {
+		go func() {
+			msgs, err := e.gather(ctx)
+			next <- fetched{msgs, err}
+		}()
+	}
+	fetch()
 	for ctx.Err() == nil {
-		msgs, err := e.gather(ctx)
-		if err != nil {
+		var f fetched
+		select {
+		case f = <-next:
+		case <-ctx.Done():
+			return
+		}
+		if f.err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			e.mu.Lock()
 			e.pollErrors++
-			e.lastErr = err
+			e.lastErr = f.err
 			e.mu.Unlock()
 			time.Sleep(100 * time.Millisecond)
 		}
-		if len(msgs) > 0 {
-			e.invoke(ctx, instance, msgs)
+		fetch()
+		if len(f.msgs) > 0 {
+			e.invoke(ctx, instance, f.msgs)
 		}
 	}
 }

@@ -78,26 +78,29 @@ var Buckets = map[string]Bucket{
 // what it knows, the CloudTrail event then adds the creator); the sharing
 // guard, which only the state change reaches, reads it once
 // (DescribeImages, DescribeImageAttribute, DescribeSnapshotAttribute 1
-// each). Per instance (tagger 5 instances, sharing 2 + its scheduled
-// audit = 3):
+// each). Per instance (tagger 10 instances, sharing 4 + its scheduled
+// audit = 5):
 //
-//	tagger  CreateTags         10 × 0.75 ÷ 5 = 1.5/s,  burst 15
-//	tagger  DescribeImages     20 × 0.48 ÷ 5 = 1.92/s, burst 9
-//	tagger  DescribeSnapshots  20 × 0.70 ÷ 5 = 2.8/s,  burst 14
-//	tagger  DescribeTags       20 × 0.80 ÷ 5 = 3.2/s,  burst 16
-//	sharing DescribeImages     20 × 0.32 ÷ 3 = 2.13/s, burst 10
-//	sharing Describe*Attribute 20 × 0.80 ÷ 3 = 5.33/s, burst 26
-//	sharing Modify*Attribute    5 × 0.80 ÷ 3 = 1.33/s, burst 26
-//	sharing CreateTags         10 × 0.05 ÷ 3 = 0.17/s, burst 1
-//	sharing DescribeSnapshots  20 × 0.10 ÷ 3 = 0.67/s, burst 3
+//	tagger  CreateTags         10 × 0.75 ÷ 10 = 0.75/s, burst 7
+//	tagger  DescribeImages     20 × 0.48 ÷ 10 = 0.96/s, burst 4
+//	tagger  DescribeSnapshots  20 × 0.70 ÷ 10 = 1.4/s,  burst 7
+//	tagger  DescribeTags       20 × 0.80 ÷ 10 = 1.6/s,  burst 8
+//	sharing DescribeImages     20 × 0.32 ÷ 5 = 1.28/s, burst 6
+//	sharing Describe*Attribute 20 × 0.80 ÷ 5 = 3.2/s,  burst 16
+//	sharing Modify*Attribute    5 × 0.80 ÷ 5 = 0.8/s,  burst 16
+//	sharing CreateTags         10 × 0.05 ÷ 5 = 0.1/s,  burst 1
+//	sharing DescribeSnapshots  20 × 0.10 ÷ 5 = 0.4/s,  burst 2
 //
 // For 1,000 AMIs the slowest buckets are then the tagger's DescribeImages,
 // (2,000 − 48) ÷ 9.6 = 203 s, and CreateTags, (1,500 − 75) ÷ 7.5 = 190 s,
-// and the sharing guard's DescribeImages with two of its three seats,
-// (1,000 − 21) ÷ 4.27 = 229 s; all of EC2's buckets used fully would
+// and the sharing guard's DescribeImages with four of its five seats,
+// (1,000 − 26) ÷ 5.12 = 190 s; all of EC2's buckets used fully would
 // need (3,000 − 100) ÷ 20 = 145 s. The concurrency does not change these
-// totals: it only has to be large enough that each instance keeps its
-// share busy.
+// totals, but each instance must keep its share busy while its batch is
+// gathered and its calls wait on each other: at 5 tagger instances the
+// burst benchmark drained at 70 % of the share (296 s), so the tagger runs
+// 10 (a batch of 10 records then takes about 10 s of its 30 s timeout)
+// and the sharing guard 4.
 //
 // The sharing guard's new-snapshot checks call DescribeSnapshots too, so it
 // takes 10 % of that bucket and the tagger 70 % (not 80 %).
@@ -122,8 +125,8 @@ var Shares = map[string]map[string]float64{
 // MaxConcurrency is the event source mapping's maximum concurrency per
 // function (2 is the least a mapping accepts).
 var MaxConcurrency = map[string]int{
-	FunctionTagger:  5,
-	FunctionSharing: 2,
+	FunctionTagger:  10,
+	FunctionSharing: 4,
 }
 
 // scheduledInstances are the instances a function runs besides the event

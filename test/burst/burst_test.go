@@ -79,14 +79,17 @@ func TestBurst100(t *testing.T) {
 
 // BenchmarkBurst is the measure: 1,000 AMIs at once. Besides the
 // invariants it holds the drain time to twice the bucket arithmetic's lower
-// bound.
+// bound for the calls observed, at the share of each bucket the housekeeper
+// allows itself (ratelimit.HousekeeperShare, 80 %: the rest is left to the
+// account's other tools, so no faster drain is wanted). The bound at 100 %
+// is reported too.
 func BenchmarkBurst(b *testing.B) {
 	for range b.N {
 		r := runBurst(b, 1000, 15*time.Minute)
 		r.check(b)
 		b.Log(r.report())
-		if bound := r.bound(1); r.drain > 2*bound {
-			b.Errorf("drained in %v, more than twice the buckets' lower bound %v", r.drain.Round(time.Second), bound.Round(time.Second))
+		if bound := r.bound(ratelimit.HousekeeperShare); r.drain > 2*bound {
+			b.Errorf("drained in %v, more than twice the buckets' lower bound %v at the housekeeper's share", r.drain.Round(time.Second), bound.Round(time.Second))
 		}
 		b.ReportMetric(r.drain.Seconds(), "drain-s")
 		b.ReportMetric(r.bound(1).Seconds(), "bound-s")
