@@ -53,7 +53,7 @@ func releasing(ctx context.Context, moto *emulator.Moto) error {
 			bodies = append(bodies, strings.ReplaceAll(string(body), "us-east-1", releaseRegion))
 		}
 	}
-	bodies = append(bodies, bodies[0]) // EventBridge delivers at least once
+	bodies = append(bodies, bodies[0])                                                                                // EventBridge delivers at least once
 	rand.New(rand.NewPCG(7, 11)).Shuffle(len(bodies), func(i, j int) { bodies[i], bodies[j] = bodies[j], bodies[i] }) //nolint:gosec // G404: a fixed order on purpose
 
 	sq := sqs.NewFromConfig(cfg)
