@@ -108,14 +108,16 @@ func (f *fleet) run(t *testing.T, mode string) (response, string) {
 	return r, logs
 }
 
-func (f *fleet) runPolicy(t *testing.T, policy string) (response, string) {
+// runPolicy runs one scheduled event through a fresh instance of the
+// binary (a cold start: nothing cached) with policy and env added.
+func (f *fleet) runPolicy(t *testing.T, policy string, env ...string) (response, string) {
 	t.Helper()
 	bin, err := emulator.FunctionBinary("cleanup")
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := append(f.moto.Env("us-east-1"), "HOUSEKEEPER_ACCOUNT_ID="+account, "HOUSEKEEPER_POLICY="+policy,
-		"HOUSEKEEPER_REPORT_EVENT_BUS=default", f.recordsKey(t))
+	env = append(append(f.moto.Env("us-east-1"), "HOUSEKEEPER_ACCOUNT_ID="+account, "HOUSEKEEPER_POLICY="+policy,
+		"HOUSEKEEPER_REPORT_EVENT_BUS=default", f.recordsKey(t)), env...)
 	rie, err := emulator.StartRIE(f.ctx, emulator.RIEOptions{Bootstrap: bin, Env: env})
 	if err != nil {
 		t.Fatal(err)

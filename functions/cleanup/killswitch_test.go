@@ -17,33 +17,14 @@ import (
 )
 
 // invokeWith runs one scheduled event through a fresh instance of the
-// binary (a cold start: nothing cached) with the enforce-mode fleet policy
-// and env added.
+// binary with the enforce-mode fleet policy and env added; it must answer.
 func (f *fleet) invokeWith(t *testing.T, env ...string) (response, string) {
 	t.Helper()
-	bin, err := emulator.FunctionBinary("cleanup")
-	if err != nil {
-		t.Fatal(err)
+	r, logs := f.runPolicy(t, policyYAML("enforce"), env...)
+	if r.ErrorType != "" {
+		t.Fatalf("response %+v\n%s", r, logs)
 	}
-	rie, err := emulator.StartRIE(f.ctx, emulator.RIEOptions{Bootstrap: bin, Env: append(append(f.moto.Env("us-east-1"),
-		"HOUSEKEEPER_ACCOUNT_ID="+account, "HOUSEKEEPER_POLICY="+policyYAML("enforce"), f.recordsKey(t)), env...)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rie.Stop()
-	raw, err := emulator.Fixture("events/valid/scheduled.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := rie.Invoke(f.ctx, raw)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, rie.Logs())
-	}
-	var r response
-	if err := json.Unmarshal(body, &r); err != nil || r.ErrorType != "" {
-		t.Fatalf("response %s (%v)\n%s", body, err, rie.Logs())
-	}
-	return r, rie.Logs()
+	return r, logs
 }
 
 // linesOf splits the function's output (emulator.SplitLines).
