@@ -189,13 +189,14 @@ func TestProxyBuckets(t *testing.T) {
 		{"DeregisterImage refills 5 per second", 0, "A", "DeregisterImage", 100, 100, 0},
 		{"DeregisterImage after 2 s", 2 * time.Second, "A", "DeregisterImage", 11, 10, 1},
 		{"other mutating: burst 50", 0, "A", "DisableImage", 51, 50, 1},
-		{"EnableImageDeprecation shares the mutating bucket", 0, "A", "EnableImageDeprecation", 1, 0, 1},
+		// EC2 evaluates each API individually: same size, its own bucket.
+		{"EnableImageDeprecation has its own bucket of that size", 0, "A", "EnableImageDeprecation", 51, 50, 1},
 		{"other mutating refills 5 per second", time.Second, "A", "DisableImage", 6, 5, 1},
 		{"CopyImage refills 1 per second", 0, "A", "CopyImage", 100, 100, 0},
 		{"CopyImage after 3 s", 3 * time.Second, "A", "CopyImage", 4, 3, 1},
-		{"non-mutating: Describe* share a bucket of 100", 0, "A", "DescribeImages", 60, 60, 0},
-		{"DescribeTags takes from the same bucket", 0, "A", "DescribeTags", 41, 40, 1},
-		{"non-mutating refills 20 per second", time.Second, "A", "DescribeSnapshots", 21, 20, 1},
+		{"non-mutating: a bucket of 100", 0, "A", "DescribeImages", 60, 60, 0},
+		{"DescribeTags has its own bucket of 100", 0, "A", "DescribeTags", 101, 100, 1},
+		{"non-mutating refills 20 per second", time.Second, "A", "DescribeTags", 21, 20, 1},
 		{"a long pause refills to the burst, not beyond", time.Hour, "A", "CreateTags", 101, 100, 1},
 	}
 	for _, s := range steps {
