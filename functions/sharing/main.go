@@ -15,6 +15,7 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/coldstart"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/handlers"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/ratelimit"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/sharing"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/sharing/audit"
 )
@@ -25,6 +26,9 @@ const envCursor = "HOUSEKEEPER_AUDIT_CURSOR_PARAMETER"
 func main() {
 	rt := coldstart.Boot(context.Background(), "sharing", func(p *policy.Policy) policy.Mode { return p.Sharing.Mode })
 	clients, cursor := rt.Clients, os.Getenv(envCursor)
+	// The scheduled audit runs alone and reads every AMI's permissions: it
+	// paces its calls to its own part of the buckets, not the event path's.
+	auditClients := rt.PacedClients(ratelimit.FunctionSharingAudit)
 	batch := handlers.BatchConfig{Queues: handlers.NewQueues(clients.SQS), Usage: rt.Limits.Usage, Metrics: os.Stdout}
 	rt.Serve(func(pol *policy.Policy, log *slog.Logger) lambda.Handler {
 		enforcer := func(region string) *sharing.Enforcer {
@@ -35,8 +39,9 @@ func main() {
 			Auditor: func(region string) *audit.Auditor {
 				// An audit can run for 15 minutes: the kill switch, engaged
 				// meanwhile, stops it before its next check.
-				a := &audit.Auditor{EC2: clients.EC2(region), Guardrail: clients.EC2(region), Checker: enforcer(region),
-					Policy: pol.Sharing, Clock: clock.Real(), Halt: rt.Halt}
+				a := &audit.Auditor{EC2: auditClients.EC2(region), Guardrail: auditClients.EC2(region),
+					Checker: &sharing.Enforcer{EC2: auditClients.EC2(region), Policy: pol.Sharing},
+					Policy:  pol.Sharing, Clock: clock.Real(), Halt: rt.Halt}
 				if cursor != "" {
 					a.Cursor, a.CursorName = clients.Cursor(region), cursor
 				}

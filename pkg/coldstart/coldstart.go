@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awsapi"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/emf"
@@ -69,10 +70,25 @@ type Runtime struct {
 	Limits *ratelimit.Set
 	// MaxConcurrency is what Limits is sized for (HOUSEKEEPER_MAX_CONCURRENCY).
 	MaxConcurrency int
+	// cfg is the SDK configuration before any limiter is attached.
+	cfg aws.Config
 	// Metrics gets the KillSwitchEngaged line of every invocation run with
 	// the switch engaged (os.Stdout when nil: the alarm must not depend on
 	// wiring).
 	Metrics io.Writer
+}
+
+// PacedClients returns clients whose EC2 calls are paced to share's part
+// of the account's buckets (pkg/ratelimit) instead of the function's: the
+// sharing guard's audit, which runs alone, has its own. It exits, like a
+// failed cold start, when share has no row in the table.
+func (r *Runtime) PacedClients(share string) *awsapi.Clients {
+	limits, err := ratelimit.New(share, ratelimit.Instances(share))
+	if err != nil {
+		r.Log.Error("cold start failed: rate limits", logging.KeyFunction, r.Function, logging.KeyError, err.Error())
+		os.Exit(1)
+	}
+	return awsapi.NewClients(limits.Attach(r.cfg))
 }
 
 // Boot prepares the runtime of function, or exits with a clear log line.
@@ -99,7 +115,8 @@ func Boot(ctx context.Context, function string, mode func(*policy.Policy) policy
 	}
 	dryRun, _ := policy.DryRun(os.Getenv) // Load has already refused a bad value
 	rt := &Runtime{Function: function, Log: log, Clients: clients, Policy: pol, Account: os.Getenv(EnvAccountID),
-		Mode: mode, DryRun: dryRun, KillSwitch: killswitch.FromEnv(os.Getenv, clients.SSM("")), Limits: limits, MaxConcurrency: conc, Metrics: os.Stdout}
+		Mode: mode, DryRun: dryRun, KillSwitch: killswitch.FromEnv(os.Getenv, clients.SSM("")), Limits: limits, MaxConcurrency: conc, Metrics: os.Stdout,
+		cfg: cfg}
 	attrs := []any{logging.KeyFunction, function, logging.KeyPolicy, origin, logging.KeyMode, string(mode(pol)), logging.KeyModeReason, rt.staticReason(),
 		logging.KeyMaxConcurrency, conc}
 	if p := rt.KillSwitch.Parameter(); p != "" {

@@ -33,13 +33,17 @@ func TestLimitsSizing(t *testing.T) {
 		{"tagger", "DescribeImages", 5, 1.92, 9},
 		{"tagger", "DescribeSnapshots", 5, 2.8, 14},
 		{"tagger", "DescribeTags", 5, 3.2, 16},
-		{"sharing", "DescribeImageAttribute", 3, 16.0 / 3, 26},
-		{"sharing", "DescribeSnapshotAttribute", 3, 16.0 / 3, 26},
-		{"sharing", "ModifyImageAttribute", 3, 4.0 / 3, 26},
-		{"sharing", "ModifySnapshotAttribute", 3, 4.0 / 3, 26},
-		{"sharing", "CreateTags", 3, 0.5 / 3, 1},
-		{"sharing", "CreateTags", 20, 0.025, 1}, // burst never below 1
-		{"sharing", "DescribeImages", 3, 6.4 / 3, 10},
+		{"sharing", "DescribeImageAttribute", 4, 1.5, 7},
+		{"sharing", "DescribeSnapshotAttribute", 4, 1.5, 7},
+		{"sharing", "ModifyImageAttribute", 4, 0.5, 10},
+		{"sharing", "ModifySnapshotAttribute", 4, 0.5, 10},
+		{"sharing", "CreateTags", 4, 0.075, 1},
+		{"sharing", "CreateTags", 20, 0.015, 1}, // burst never below 1
+		{"sharing", "DescribeImages", 4, 1.5, 7},
+		// The audit runs alone, with its own part.
+		{"sharing-audit", "DescribeImageAttribute", 1, 10, 50},
+		{"sharing-audit", "ModifyImageAttribute", 1, 2, 40},
+		{"sharing-audit", "DescribeImages", 1, 0.4, 2},
 	}
 	for _, tt := range tests {
 		limits, err := ratelimit.Limits(tt.function, tt.conc)
@@ -64,8 +68,8 @@ func TestLimitsSizing(t *testing.T) {
 func TestSharesWithinHousekeeperShare(t *testing.T) {
 	total := map[string]float64{}
 	for fn, shares := range ratelimit.Shares {
-		if ratelimit.MaxConcurrency[fn] < 1 {
-			t.Errorf("%s has shares but no MaxConcurrency", fn)
+		if ratelimit.Instances(fn) < 1 {
+			t.Errorf("%s has shares but no instances", fn)
 		}
 		for action, s := range shares {
 			if _, ok := ratelimit.Buckets[action]; !ok {
@@ -233,18 +237,19 @@ func TestMiddlewareWaitsForTurn(t *testing.T) {
 	}
 }
 
-// The sharing guard's scheduled audit is one more instance beside its
-// event source mapping's; the tagger has none.
+// A function behind an event source mapping runs as many instances as its
+// maximum concurrency; the sharing guard's audit, which a schedule runs,
+// one.
 func TestInstances(t *testing.T) {
-	if got := ratelimit.Instances("tagger"); got != ratelimit.MaxConcurrency["tagger"] {
-		t.Errorf("tagger instances %d", got)
-	}
-	if got := ratelimit.Instances("sharing"); got != ratelimit.MaxConcurrency["sharing"]+1 {
-		t.Errorf("sharing instances %d, want the mapping's %d + the audit", got, ratelimit.MaxConcurrency["sharing"])
-	}
 	for fn, n := range ratelimit.MaxConcurrency {
+		if got := ratelimit.Instances(fn); got != n {
+			t.Errorf("%s instances %d, want its mapping's %d", fn, got, n)
+		}
 		if n < 2 || n > ratelimit.MaxConcurrencyLimit {
 			t.Errorf("%s: maximum concurrency %d, an event source mapping takes 2..1000", fn, n)
 		}
+	}
+	if got := ratelimit.Instances(ratelimit.FunctionSharingAudit); got != 1 {
+		t.Errorf("audit instances %d, want 1", got)
 	}
 }

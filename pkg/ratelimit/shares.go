@@ -29,6 +29,10 @@ const MaxConcurrencyLimit = 1000
 const (
 	FunctionTagger  = "tagger"
 	FunctionSharing = "sharing"
+	// FunctionSharingAudit is the sharing guard's scheduled audit: the same
+	// function, its own clients and share (one audit runs at a time), so a
+	// burst of events and the daily audit never take more than their parts.
+	FunctionSharingAudit = "sharing-audit"
 )
 
 // HousekeeperShare is the most the event-driven functions take of any
@@ -78,32 +82,39 @@ var Buckets = map[string]Bucket{
 // what it knows, the CloudTrail event then adds the creator); the sharing
 // guard, which only the state change reaches, reads it once
 // (DescribeImages, DescribeImageAttribute, DescribeSnapshotAttribute 1
-// each). Per instance (tagger 10 instances, sharing 4 + its scheduled
-// audit = 5):
+// each). The scheduled audit reads every AMI's launch permissions and
+// every snapshot's volume permissions, so it has the larger part of those
+// two buckets. Per instance (tagger 10, sharing guard's events 4, its audit
+// 1):
 //
-//	tagger  CreateTags         10 × 0.75 ÷ 10 = 0.75/s, burst 7
-//	tagger  DescribeImages     20 × 0.48 ÷ 10 = 0.96/s, burst 4
-//	tagger  DescribeSnapshots  20 × 0.70 ÷ 10 = 1.4/s,  burst 7
-//	tagger  DescribeTags       20 × 0.80 ÷ 10 = 1.6/s,  burst 8
-//	sharing DescribeImages     20 × 0.32 ÷ 5 = 1.28/s, burst 6
-//	sharing Describe*Attribute 20 × 0.80 ÷ 5 = 3.2/s,  burst 16
-//	sharing Modify*Attribute    5 × 0.80 ÷ 5 = 0.8/s,  burst 16
-//	sharing CreateTags         10 × 0.05 ÷ 5 = 0.1/s,  burst 1
-//	sharing DescribeSnapshots  20 × 0.10 ÷ 5 = 0.4/s,  burst 2
+//	tagger  CreateTags           10 × 0.75 ÷ 10 = 0.75/s, burst 7
+//	tagger  DescribeImages       20 × 0.48 ÷ 10 = 0.96/s, burst 4
+//	tagger  DescribeSnapshots    20 × 0.70 ÷ 10 = 1.4/s,  burst 7
+//	tagger  DescribeTags         20 × 0.80 ÷ 10 = 1.6/s,  burst 8
+//	sharing DescribeImages       20 × 0.30 ÷ 4 = 1.5/s,   burst 7
+//	sharing Describe*Attribute   20 × 0.30 ÷ 4 = 1.5/s,   burst 7
+//	sharing Modify*Attribute      5 × 0.40 ÷ 4 = 0.5/s,   burst 10
+//	sharing CreateTags           10 × 0.03 ÷ 4 = 0.075/s, burst 1
+//	sharing DescribeSnapshots    20 × 0.05 ÷ 4 = 0.25/s,  burst 1
+//	audit   Describe*Attribute   20 × 0.50 = 10/s, burst 50
+//	audit   Modify*Attribute      5 × 0.40 = 2/s,  burst 40
+//	audit   DescribeImages       20 × 0.02 = 0.4/s, burst 2 (it lists, 1,000 a page)
+//	audit   CreateTags, DescribeSnapshots: 2 %, 5 %
 //
 // For 1,000 AMIs the slowest buckets are then the tagger's DescribeImages,
 // (2,000 − 48) ÷ 9.6 = 203 s, and CreateTags, (1,500 − 75) ÷ 7.5 = 190 s,
-// and the sharing guard's DescribeImages with four of its five seats,
-// (1,000 − 26) ÷ 5.12 = 190 s; all of EC2's buckets used fully would
-// need (3,000 − 100) ÷ 20 = 145 s. The concurrency does not change these
-// totals, but each instance must keep its share busy while its batch is
-// gathered and its calls wait on each other: at 5 tagger instances the
-// burst benchmark drained at 70 % of the share (296 s), so the tagger runs
-// 10 (a batch of 10 records then takes about 10 s of its 30 s timeout)
-// and the sharing guard 4.
+// and the sharing guard's DescribeImages and DescribeImageAttribute,
+// (1,000 − 30) ÷ 6 = 162 s; all of EC2's buckets used fully would need
+// (3,000 − 100) ÷ 20 = 145 s. The audit reads 10,000 AMIs with a snapshot
+// each in about 1,000 s. The concurrency does not change these totals, but
+// each instance must keep its share busy while its batch is gathered and
+// its calls wait on each other: at 5 tagger instances the burst benchmark
+// drained at 70 % of the share (296 s), so the tagger runs 10 (a batch of
+// 10 records then takes about 10 s of its 30 s timeout) and the sharing
+// guard 4.
 //
 // The sharing guard's new-snapshot checks call DescribeSnapshots too, so it
-// takes 10 % of that bucket and the tagger 70 % (not 80 %).
+// takes a little of that bucket and the tagger 70 % (not 80 %).
 var Shares = map[string]map[string]float64{
 	FunctionTagger: {
 		"DescribeImages":    0.48,
@@ -112,13 +123,22 @@ var Shares = map[string]map[string]float64{
 		"DescribeTags":      0.80,
 	},
 	FunctionSharing: {
-		"DescribeImages":            0.32,
-		"CreateTags":                0.05,
-		"DescribeSnapshots":         0.10,
-		"DescribeImageAttribute":    0.80,
-		"DescribeSnapshotAttribute": 0.80,
-		"ModifyImageAttribute":      0.80,
-		"ModifySnapshotAttribute":   0.80,
+		"DescribeImages":            0.30,
+		"CreateTags":                0.03,
+		"DescribeSnapshots":         0.05,
+		"DescribeImageAttribute":    0.30,
+		"DescribeSnapshotAttribute": 0.30,
+		"ModifyImageAttribute":      0.40,
+		"ModifySnapshotAttribute":   0.40,
+	},
+	FunctionSharingAudit: {
+		"DescribeImages":            0.02,
+		"CreateTags":                0.02,
+		"DescribeSnapshots":         0.05,
+		"DescribeImageAttribute":    0.50,
+		"DescribeSnapshotAttribute": 0.50,
+		"ModifyImageAttribute":      0.40,
+		"ModifySnapshotAttribute":   0.40,
 	},
 }
 
@@ -129,19 +149,14 @@ var MaxConcurrency = map[string]int{
 	FunctionSharing: 4,
 }
 
-// scheduledInstances are the instances a function runs besides the event
-// source mapping's: the sharing guard's scheduled audit (one at a time,
-// daily by default). It takes one seat of the share like an event instance,
-// so an audit during a burst does not push the housekeeper past its share.
-var scheduledInstances = map[string]int{
-	FunctionSharing: 1,
-}
-
 // Instances is how many of function's instances may run at once: its
-// mapping's maximum concurrency plus its scheduled runs. The stack sets
-// HOUSEKEEPER_MAX_CONCURRENCY to it.
+// mapping's maximum concurrency; 1 for a function (or the audit) that only
+// a schedule runs. The stack sets HOUSEKEEPER_MAX_CONCURRENCY to it.
 func Instances(function string) int {
-	return MaxConcurrency[function] + scheduledInstances[function]
+	if n, ok := MaxConcurrency[function]; ok {
+		return n
+	}
+	return 1
 }
 
 // Limit is one action's limiter size for one instance.
