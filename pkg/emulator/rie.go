@@ -73,8 +73,32 @@ func StartRIE(ctx context.Context, opts RIEOptions) (*RIE, error) {
 	return r, nil
 }
 
-// Invoke posts one event to the function and returns its response body.
+// outputSettle is how long the function's output must stay unchanged after
+// an invocation before Invoke returns (at most outputSettleMax): the
+// emulator copies the function's output asynchronously, so a log line can
+// land after the response, and a test reading Logs at once would miss it.
+const (
+	outputSettle    = 100 * time.Millisecond
+	outputSettleMax = time.Second
+)
+
+// settle waits until the output has stopped growing.
+func (r *RIE) settle() {
+	deadline := time.Now().Add(outputSettleMax)
+	for n := r.out.Len(); time.Now().Before(deadline); {
+		time.Sleep(outputSettle)
+		m := r.out.Len()
+		if m == n {
+			return
+		}
+		n = m
+	}
+}
+
+// Invoke posts one event to the function and returns its response body,
+// once the output the invocation wrote has been copied (Logs holds it).
 func (r *RIE) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	defer r.settle()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URL+"/2015-03-31/functions/function/invocations", bytes.NewReader(payload))
 	if err != nil {
 		return nil, err
