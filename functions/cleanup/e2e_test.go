@@ -135,7 +135,7 @@ func (f *fleet) runPolicy(t *testing.T, policy string, env ...string) (response,
 	if err := json.Unmarshal(body, &r); err != nil {
 		t.Fatalf("response %s (%v)\n%s", body, err, rie.Logs())
 	}
-	return r, rie.Logs()
+	return r, rie.SettledLogs()
 }
 
 // recordsKey is the environment entry naming the KMS key the cleanup seals

@@ -387,7 +387,7 @@ func TestE2EFailedAuditFailsTheInvocation(t *testing.T) {
 	if got := w.launchPermissions(t, ami); !slices.Equal(got, []string{allowed}) {
 		t.Errorf("%s after the audit: %v", ami, got)
 	}
-	if logs := rie.Logs(); !strings.Contains(logs, `"outcome":"audit-failed"`) || !strings.Contains(logs, "garbage") {
+	if logs := rie.SettledLogs(); !strings.Contains(logs, `"outcome":"audit-failed"`) || !strings.Contains(logs, "garbage") {
 		t.Errorf("report not logged:\n%s", logs)
 	}
 }

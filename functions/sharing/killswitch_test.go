@@ -201,7 +201,7 @@ func TestE2EPolicyDigest(t *testing.T) {
 	if err == nil && !strings.Contains(string(body), "errorType") {
 		t.Fatalf("a tampered policy started the function: %s", body)
 	}
-	logs := rie.Logs()
+	logs := rie.SettledLogs()
 	for _, want := range []string{"cold start failed: policy invalid", "ssm:" + param, "the policy parameter was changed outside a deployment", "make deploy"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("cold start log lacks %q:\n%s", want, logs)

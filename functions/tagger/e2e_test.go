@@ -270,7 +270,7 @@ func TestE2EForgedCreator(t *testing.T) {
 	if len(replaced) != 2 || !strings.Contains(replaced[0].(map[string]any)["reason"].(string), "TagSpecifications") {
 		t.Errorf("replaced = %v", m["replaced"])
 	}
-	if !strings.Contains(e.rie.Logs(), `"replaced":[`) {
+	if !strings.Contains(e.rie.SettledLogs(), `"replaced":[`) {
 		t.Errorf("the summary log line lacks the replacements:\n%s", e.rie.Logs())
 	}
 }
@@ -298,7 +298,7 @@ func TestE2EBadEvents(t *testing.T) {
 			t.Errorf("bad events changed %s: %v", id, got)
 		}
 	}
-	if n := strings.Count(e.rie.Logs(), `"outcome":"rejected"`); n != len(files) {
+	if n := strings.Count(e.rie.SettledLogs(), `"outcome":"rejected"`); n != len(files) {
 		t.Errorf("%d rejected log lines for %d bad events", n, len(files))
 	}
 }

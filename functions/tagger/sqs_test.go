@@ -72,7 +72,7 @@ func TestE2ESQSBatch(t *testing.T) {
 		}
 	}
 	var lines []map[string]any
-	for _, l := range strings.Split(e.rie.Logs(), "\n") {
+	for _, l := range strings.Split(e.rie.SettledLogs(), "\n") {
 		if !strings.Contains(l, `"msg":"tagger batch"`) {
 			continue
 		}
@@ -99,7 +99,7 @@ func TestE2ESQSBatch(t *testing.T) {
 	if age, _ := m["queue_age_ms_max"].(float64); age < 2000 {
 		t.Errorf("queue_age_ms_max %v, want ≥ 2000", m["queue_age_ms_max"])
 	}
-	if !strings.Contains(e.rie.Logs(), `"BatchRecords":10`) || !strings.Contains(e.rie.Logs(), `"BatchAMIs":4`) {
+	if logs := e.rie.SettledLogs(); !strings.Contains(logs, `"BatchRecords":10`) || !strings.Contains(logs, `"BatchAMIs":4`) {
 		t.Errorf("no EMF batch metrics:\n%s", e.rie.Logs())
 	}
 }
@@ -123,7 +123,7 @@ func TestE2EBadMaxConcurrencyFailsColdStart(t *testing.T) {
 		t.Fatalf("the function started: %s", body)
 	}
 	for _, want := range []string{"cold start failed: rate limits", `HOUSEKEEPER_MAX_CONCURRENCY=\"five\"`, "1 to 1000"} {
-		if !strings.Contains(rie.Logs(), want) {
+		if !strings.Contains(rie.SettledLogs(), want) {
 			t.Errorf("cold start log lacks %q:\n%s", want, rie.Logs())
 		}
 	}

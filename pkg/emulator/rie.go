@@ -73,14 +73,21 @@ func StartRIE(ctx context.Context, opts RIEOptions) (*RIE, error) {
 	return r, nil
 }
 
-// outputSettle is how long the function's output must stay unchanged after
-// an invocation before Invoke returns (at most outputSettleMax): the
-// emulator copies the function's output asynchronously, so a log line can
-// land after the response, and a test reading Logs at once would miss it.
+// outputSettle is how long the function's output must stay unchanged for
+// SettledLogs (at most outputSettleMax): the emulator copies the function's
+// output asynchronously, so a log line can land after the response, and a
+// test reading Logs at once could miss it.
 const (
 	outputSettle    = 100 * time.Millisecond
 	outputSettleMax = time.Second
 )
+
+// SettledLogs returns Logs once the output has stopped growing: what an
+// invocation that has returned wrote is then all there.
+func (r *RIE) SettledLogs() string {
+	r.settle()
+	return r.Logs()
+}
 
 // settle waits until the output has stopped growing.
 func (r *RIE) settle() {
@@ -95,10 +102,9 @@ func (r *RIE) settle() {
 	}
 }
 
-// Invoke posts one event to the function and returns its response body,
-// once the output the invocation wrote has been copied (Logs holds it).
+// Invoke posts one event to the function and returns its response body.
+// Its log lines may still be on their way: read them with SettledLogs.
 func (r *RIE) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
-	defer r.settle()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URL+"/2015-03-31/functions/function/invocations", bytes.NewReader(payload))
 	if err != nil {
 		return nil, err
