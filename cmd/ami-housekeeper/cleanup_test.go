@@ -135,15 +135,10 @@ func (f *cleanupFleet) env() []string { return append(f.moto.Env(fleetRegion), f
 
 func (f *cleanupFleet) images(t *testing.T) []string {
 	t.Helper()
-	out, err := f.ec2.DescribeImages(context.Background(), &ec2.DescribeImagesInput{Owners: []string{"self"}})
+	ids, err := emulator.OwnedImages(context.Background(), f.ec2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
-	for _, img := range out.Images {
-		ids = append(ids, aws.ToString(img.ImageId))
-	}
-	sort.Strings(ids)
 	return ids
 }
 

@@ -6,11 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 	"text/tabwriter"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/emulator"
@@ -33,7 +31,7 @@ func cleaningUp(ctx context.Context, moto *emulator.Moto) error {
 	say("In use: a stopped instance (%s), launch template \"web\" $Default (%s), SSM parameter /ci/runner-ami (%s).",
 		emulator.FleetAMIInUseByInstance, emulator.FleetAMIInLaunchTemplate, emulator.FleetAMIInSSMParameter)
 	say("Policy: rule \"web\" keeps the newest 1 of web-base-* and anything younger than 7 days; rule \"ci\" covers ci-runner-*.")
-	before, err := ownedImages(ctx, client)
+	before, err := emulator.OwnedImages(ctx, client)
 	if err != nil {
 		return err
 	}
@@ -44,7 +42,7 @@ func cleaningUp(ctx context.Context, moto *emulator.Moto) error {
 		return err
 	}
 	printDecisions(logs)
-	after, err := ownedImages(ctx, client)
+	after, err := emulator.OwnedImages(ctx, client)
 	if err != nil {
 		return err
 	}
@@ -57,7 +55,7 @@ func cleaningUp(ctx context.Context, moto *emulator.Moto) error {
 	}
 	say("  deregistered %d AMIs, deleted %d snapshots, freed %d GiB (about %.2f USD a month at 0.05 USD per GB-month); %d failed.",
 		resp.Deregistered, resp.SnapshotsDeleted, resp.GiBFreed, float64(resp.GiBFreed)*0.05, resp.Failed)
-	after, err = ownedImages(ctx, client)
+	after, err = emulator.OwnedImages(ctx, client)
 	if err != nil {
 		return err
 	}
@@ -128,17 +126,4 @@ func printDecisions(logs string) {
 		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", d.ImageID, d.Name, d.Action, strings.Join(d.Reasons, "; "))
 	}
 	_ = w.Flush()
-}
-
-func ownedImages(ctx context.Context, client *ec2.Client) ([]string, error) {
-	out, err := client.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}})
-	if err != nil {
-		return nil, err
-	}
-	var ids []string
-	for _, img := range out.Images {
-		ids = append(ids, aws.ToString(img.ImageId))
-	}
-	sort.Strings(ids)
-	return ids, nil
 }

@@ -89,7 +89,7 @@ func operating(ctx context.Context, moto *emulator.Moto) error {
 	if err := run("apply", "--policy", "policy.yaml", "--yes"); err != nil {
 		return err
 	}
-	left, err := ownedImages(ctx, client)
+	left, err := emulator.OwnedImages(ctx, client)
 	if err != nil {
 		return err
 	}

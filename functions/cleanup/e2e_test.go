@@ -151,15 +151,10 @@ func (f *fleet) recordsKey(t *testing.T) string {
 
 func (f *fleet) images(t *testing.T) []string {
 	t.Helper()
-	out, err := f.ec2.DescribeImages(f.ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}})
+	ids, err := emulator.OwnedImages(f.ctx, f.ec2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
-	for _, img := range out.Images {
-		ids = append(ids, aws.ToString(img.ImageId))
-	}
-	sort.Strings(ids)
 	return ids
 }
 

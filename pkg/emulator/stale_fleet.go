@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -174,9 +175,20 @@ func SnapshotCount(ctx context.Context, c *ec2.Client, account string) (int, err
 
 // OwnedImageCount returns how many AMIs the caller owns now.
 func OwnedImageCount(ctx context.Context, c *ec2.Client) (int, error) {
+	ids, err := OwnedImages(ctx, c)
+	return len(ids), err
+}
+
+// OwnedImages returns the IDs of the AMIs the caller owns now, sorted.
+func OwnedImages(ctx context.Context, c *ec2.Client) ([]string, error) {
 	out, err := c.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return len(out.Images), nil
+	ids := make([]string, 0, len(out.Images))
+	for _, img := range out.Images {
+		ids = append(ids, aws.ToString(img.ImageId))
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
