@@ -296,7 +296,7 @@ func TestSemanticChecks(t *testing.T) {
 func TestValidateGoValue(t *testing.T) {
 	// A policy built in Go with nil slices and maps, as the CDK app may.
 	ok := &Policy{Version: 1, Tagging: Default().Tagging, Sharing: Sharing{Mode: ModeAudit, ExceptionTag: "x"},
-		Retention: Retention{Mode: ModeAudit, MaxDeregistrationsPerRun: 1, MaxGiBPerRun: 1, ProtectTag: "k", TimeLockTag: "t", SecondOpinion: SecondOpinionRequired,
+		Retention: Retention{Mode: ModeAudit, MaxDeregistrationsPerRun: 1, MaxGiBPerRun: 1, ProtectTag: "k", TimeLockTag: "t", SecondOpinion: SecondOpinionRequired, SharedUsage: SharedUsageKeep,
 			Rules: []Rule{{Name: "r"}}}}
 	ok.Tagging.StaticTags = nil
 	if err := ok.Validate(); err != nil {

@@ -151,6 +151,11 @@ type Retention struct {
 	// the AMIs (required), or is not asked (disabled: only for emulators and
 	// partitions without the call).
 	SecondOpinion SecondOpinion `json:"second_opinion"`
+	// SharedUsage says what happens to an AMI shared with other accounts:
+	// kept as long as it is shared (keep, the default), or kept only while
+	// another account is found using it (check: EC2's image usage reports,
+	// and in organization mode the member accounts' own inventories).
+	SharedUsage SharedUsage `json:"shared_usage"`
 	// ManageImageBuilderAMIs lets rules remove AMIs built by EC2 Image
 	// Builder; by default they are skipped, since an Image Builder lifecycle
 	// policy may own their removal.
@@ -165,6 +170,15 @@ type Retention struct {
 	Stages                  Stages            `json:"stages"`
 	Rules                   []Rule            `json:"rules,omitempty"`
 }
+
+// SharedUsage values.
+type SharedUsage string
+
+// Accepted values of Retention.SharedUsage.
+const (
+	SharedUsageKeep  SharedUsage = "keep"
+	SharedUsageCheck SharedUsage = "check"
+)
 
 // SecondOpinion values.
 type SecondOpinion string
@@ -320,6 +334,7 @@ func Default() *Policy {
 			TimeLockTag:              "ami-housekeeper:do-not-touch-before",
 			KeepShared:               true,
 			SecondOpinion:            SecondOpinionRequired,
+			SharedUsage:              SharedUsageKeep,
 			InUse: InUse{
 				LaunchTemplateVersions: []LaunchTemplateVersion{LaunchTemplateDefault, LaunchTemplateLatest, LaunchTemplateASG},
 				SSMParameters:          []string{},
