@@ -66,6 +66,9 @@ type Config struct {
 	// AlarmEmails are subscribed to the notification topic (each address
 	// confirms by mail before it receives anything).
 	AlarmEmails []string
+	// Organization, when its ID is set, makes the stack the central one of
+	// an organization (docs/deploy.md, "Organization").
+	Organization Organization
 }
 
 // MinScheduleInterval is the shortest time allowed between two runs of a
@@ -84,6 +87,7 @@ func Default() Config {
 		LogRetentionDays:       30,
 		RecycleBinDays:         7,
 		RecycleBinSnapshotDays: 7,
+		Organization:           defaultOrganization(),
 	}
 }
 
@@ -117,6 +121,20 @@ var fields = []field{
 	{KeyRecycleBinSnapshotDays, func(c *Config, v any) error { return readInt(v, &c.RecycleBinSnapshotDays) }},
 	{KeyRecycleBinLockDays, func(c *Config, v any) error { return readInt(v, &c.RecycleBinLockDays) }},
 	{KeyAlarmEmails, func(c *Config, v any) error { return readList(v, &c.AlarmEmails) }},
+	{KeyOrganizationID, func(c *Config, v any) error { return readString(v, &c.Organization.ID) }},
+	{KeyOrganizationScope, func(c *Config, v any) error { return readScope(v, &c.Organization.Scope) }},
+	{KeyMemberRoleName, func(c *Config, v any) error { return readString(v, &c.Organization.MemberRoleName) }},
+	{KeyMemberExternalID, func(c *Config, v any) error { return readString(v, &c.Organization.ExternalID) }},
+	{KeyStackSetTargetOUs, func(c *Config, v any) error { return readList(v, &c.Organization.StackSetTargetOUs) }},
+	{KeyStackSetRegions, func(c *Config, v any) error { return readList(v, &c.Organization.StackSetRegions) }},
+	{KeyStackSetMaxConcurrentPercentage, func(c *Config, v any) error {
+		return readInt(v, &c.Organization.StackSetMaxConcurrentPercentage)
+	}},
+	{KeyStackSetFailureTolerancePercentage, func(c *Config, v any) error {
+		return readInt(v, &c.Organization.StackSetFailureTolerancePercentage)
+	}},
+	{KeyStackSetCallAs, func(c *Config, v any) error { return readString(v, &c.Organization.StackSetCallAs) }},
+	{KeyOrgWorkerConcurrency, func(c *Config, v any) error { return readInt(v, &c.Organization.WorkerConcurrency) }},
 }
 
 // FromContext reads the app's whole context (Node.GetAllContext) over the
@@ -142,6 +160,7 @@ func FromContext(ctx map[string]any) (Config, error) {
 		// raising recycleBinDays alone is enough.
 		c.RecycleBinSnapshotDays = c.RecycleBinDays
 	}
+	c.Organization.resolve()
 	problems = append(problems, c.validate()...)
 	if len(problems) > 0 {
 		slices.SortFunc(problems, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
@@ -205,6 +224,7 @@ func (c *Config) validate() []error {
 			bad(KeyAlarmEmails, "%q is not a plain e-mail address (name@example.com)", e)
 		}
 	}
+	c.Organization.validate(c, bad)
 	return p
 }
 

@@ -1,0 +1,153 @@
+package config
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/org"
+)
+
+// orgContext is a valid organization-mode context plus extra.
+func orgContext(extra map[string]any) map[string]any {
+	ctx := map[string]any{
+		"organizationId": "o-abcdefghij",
+		"organizationScope": map[string]any{
+			"ous":     []any{"ou-ab12-cdefghij", "r-ab12"},
+			"regions": []any{"eu-west-1", "us-east-1"},
+		},
+	}
+	for k, v := range extra {
+		ctx[k] = v
+	}
+	return ctx
+}
+
+func TestOrganizationOffByDefault(t *testing.T) {
+	c, err := FromContext(map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Organization.Enabled() {
+		t.Errorf("organization mode on by default: %+v", c.Organization)
+	}
+	o := c.Organization
+	if o.MemberRoleName != "ami-housekeeper-member" || o.StackSetMaxConcurrentPercentage != 25 || o.StackSetFailureTolerancePercentage != 10 ||
+		o.StackSetCallAs != "DELEGATED_ADMIN" || o.WorkerConcurrency != 10 {
+		t.Errorf("defaults changed: %+v", o)
+	}
+}
+
+func TestOrganizationValues(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		ctx   map[string]any
+		check func(Organization) bool
+	}{
+		{"stack set targets and regions follow the scope", orgContext(nil), func(o Organization) bool {
+			return o.Enabled() && reflect.DeepEqual(o.StackSetTargetOUs, []string{"ou-ab12-cdefghij", "r-ab12"}) &&
+				reflect.DeepEqual(o.StackSetRegions, []string{"eu-west-1", "us-east-1"})
+		}},
+		{"scope from -c as a JSON string", orgContext(map[string]any{
+			"organizationScope": `{"accounts":["111111111111"],"exclude_accounts":["222222222222"],"account_tag":"env=prod","regions":["eu-west-1"]}`,
+			"stackSetTargetOus": "r-ab12",
+		}), func(o Organization) bool {
+			return reflect.DeepEqual(o.Scope, org.Scope{Accounts: []string{"111111111111"}, ExcludeAccounts: []string{"222222222222"}, AccountTag: "env=prod", Regions: []string{"eu-west-1"}}) &&
+				reflect.DeepEqual(o.StackSetTargetOUs, []string{"r-ab12"}) && reflect.DeepEqual(o.StackSetRegions, []string{"eu-west-1"})
+		}},
+		{"explicit stack set settings", orgContext(map[string]any{
+			"stackSetTargetOus": []any{"ou-ab12-zzzzzzzz"}, "stackSetRegions": "eu-west-1,us-east-1,ap-south-1",
+			"stackSetMaxConcurrentPercentage": "50", "stackSetFailureTolerancePercentage": 0.0, "stackSetCallAs": "SELF",
+			"orgWorkerConcurrency": 40.0, "memberRoleName": "hk-member", "memberExternalId": "ext-123",
+		}), func(o Organization) bool {
+			return reflect.DeepEqual(o.StackSetTargetOUs, []string{"ou-ab12-zzzzzzzz"}) && len(o.StackSetRegions) == 3 &&
+				o.StackSetMaxConcurrentPercentage == 50 && o.StackSetFailureTolerancePercentage == 0 && o.StackSetCallAs == "SELF" &&
+				o.WorkerConcurrency == 40 && o.MemberRoleName == "hk-member" && o.ExternalID == "ext-123"
+		}},
+		{"one central region", orgContext(map[string]any{"regions": "eu-west-1"}), func(o Organization) bool { return o.Enabled() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := FromContext(tc.ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(c.Organization) {
+				t.Errorf("got %+v", c.Organization)
+			}
+		})
+	}
+}
+
+func TestOrganizationRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ctx  map[string]any
+		want []string
+	}{
+		{"scope without organization id", map[string]any{"organizationScope": map[string]any{"regions": []any{"eu-west-1"}}},
+			[]string{`context "organizationScope": is set, but "organizationId" is empty`}},
+		{"external id without organization id", map[string]any{"memberExternalId": "x1"}, []string{`context "memberExternalId": is set, but "organizationId" is empty`}},
+		{"stack set OUs without organization id", map[string]any{"stackSetTargetOus": "r-ab12"}, []string{`context "stackSetTargetOus": is set`}},
+		{"bad organization id", orgContext(map[string]any{"organizationId": "org-1"}), []string{`context "organizationId": "org-1" is not an organization id`}},
+		{"scope misspelled field", orgContext(map[string]any{"organizationScope": map[string]any{"ous": []any{"r-ab12"}, "regoins": []any{"eu-west-1"}}}),
+			[]string{`context "organizationScope": not a scope object: json: unknown field "regoins"`}},
+		{"scope not an object", orgContext(map[string]any{"organizationScope": 3.0}), []string{`context "organizationScope": want an object`}},
+		{"scope bad JSON from -c", orgContext(map[string]any{"organizationScope": `{"ous":`}), []string{`context "organizationScope": not a scope object`}},
+		{"scope without regions", orgContext(map[string]any{"organizationScope": map[string]any{"ous": []any{"r-ab12"}}}),
+			[]string{`context "organizationScope": names no region`}},
+		{"scope without accounts or OUs", orgContext(map[string]any{"organizationScope": map[string]any{"regions": []any{"eu-west-1"}}}),
+			[]string{`context "organizationScope": names no OU and no account`}},
+		{"scope bad OU", orgContext(map[string]any{"organizationScope": map[string]any{"ous": []any{"ou-1"}, "regions": []any{"eu-west-1"}}}),
+			[]string{`context "organizationScope": "ous": "ou-1" is not an OU or root id`}},
+		{"scope bad account", orgContext(map[string]any{"organizationScope": map[string]any{"accounts": []any{"1234"}, "regions": []any{"eu-west-1"}}, "stackSetTargetOus": "r-ab12"}),
+			[]string{`context "organizationScope": "accounts": "1234" is not a 12-digit account id`}},
+		{"scope bad region", orgContext(map[string]any{"organizationScope": map[string]any{"ous": []any{"r-ab12"}, "regions": []any{"eu-west-1a"}}}),
+			[]string{`context "organizationScope": "regions": "eu-west-1a" is not a region name`}},
+		{"scope account both in and out", orgContext(map[string]any{"organizationScope": map[string]any{"ous": []any{"r-ab12"}, "accounts": []any{"111111111111"},
+			"exclude_accounts": []any{"111111111111"}, "regions": []any{"eu-west-1"}}}), []string{`account 111111111111 is both in "accounts" and in "exclude_accounts"`}},
+		{"scope bad tag", orgContext(map[string]any{"organizationScope": map[string]any{"ous": []any{"r-ab12"}, "account_tag": "prod", "regions": []any{"eu-west-1"}}}),
+			[]string{`"account_tag" "prod": want key=value`}},
+		{"scope OU twice", orgContext(map[string]any{"organizationScope": map[string]any{"ous": []any{"r-ab12", "r-ab12"}, "regions": []any{"eu-west-1"}}}),
+			[]string{`"ous": "r-ab12" is listed twice`}},
+		{"accounts only and no stack set OUs", orgContext(map[string]any{"organizationScope": map[string]any{"accounts": []any{"111111111111"}, "regions": []any{"eu-west-1"}}}),
+			[]string{`context "stackSetTargetOus": is empty and the scope names no OU`}},
+		{"stack set OU invalid", orgContext(map[string]any{"stackSetTargetOus": "ou-x"}), []string{`context "stackSetTargetOus": "ou-x" is not an OU or root id`}},
+		{"stack set regions miss a scope region", orgContext(map[string]any{"stackSetRegions": "eu-west-1"}),
+			[]string{`context "stackSetRegions": [eu-west-1] does not include us-east-1, a region of the scope`}},
+		{"stack set region invalid", orgContext(map[string]any{"stackSetRegions": "eu-west-1,us-east-1,mars"}), []string{`context "stackSetRegions": "mars" is not a region name`}},
+		{"role name with a path", orgContext(map[string]any{"memberRoleName": "ops/member"}), []string{`context "memberRoleName": "ops/member" is not an IAM role name`}},
+		{"role name too long", orgContext(map[string]any{"memberRoleName": strings.Repeat("r", 65)}), []string{`context "memberRoleName"`}},
+		{"external id too short", orgContext(map[string]any{"memberExternalId": "x"}), []string{`context "memberExternalId": want 2 to 1224`}},
+		{"external id bad character", orgContext(map[string]any{"memberExternalId": "a b"}), []string{`context "memberExternalId": want 2 to 1224`}},
+		{"concurrency 0", orgContext(map[string]any{"stackSetMaxConcurrentPercentage": 0.0}), []string{`context "stackSetMaxConcurrentPercentage": 0: want 1 to 100`}},
+		{"tolerance over 100", orgContext(map[string]any{"stackSetFailureTolerancePercentage": 101.0}), []string{`context "stackSetFailureTolerancePercentage": 101: want 0 to 100`}},
+		{"call as", orgContext(map[string]any{"stackSetCallAs": "ADMIN"}), []string{`context "stackSetCallAs": "ADMIN": want SELF`}},
+		{"workers 1", orgContext(map[string]any{"orgWorkerConcurrency": 1.0}), []string{`context "orgWorkerConcurrency": 1: want 2 to 1000`}},
+		{"workers not a number", orgContext(map[string]any{"orgWorkerConcurrency": "ten"}), []string{`context "orgWorkerConcurrency": want a whole number`}},
+		{"several central regions", orgContext(map[string]any{"regions": "eu-west-1,us-east-1"}), []string{`context "regions": [eu-west-1 us-east-1]: organization mode has one central stack`}},
+		{"stack name too long for the role names", orgContext(map[string]any{"stackName": "A" + strings.Repeat("b", 56)}),
+			[]string{`context "stackName": "Abbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb": 57 characters`}},
+		{"misspelled key", orgContext(map[string]any{"organizationID": "o-abcdefghij"}), []string{`context "organizationID": unknown key (did you mean "organizationId"?)`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := FromContext(tc.ctx)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("err = %v\nwant it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// The external id is a shared secret of sorts: an error about it must not
+// print it.
+func TestExternalIDNotEchoed(t *testing.T) {
+	_, err := FromContext(orgContext(map[string]any{"memberExternalId": "secret value"}))
+	if err == nil || strings.Contains(err.Error(), "secret value") {
+		t.Errorf("err = %v", err)
+	}
+}
