@@ -1,0 +1,61 @@
+package org
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/awsapi"
+)
+
+// Cache keeps one Directory for ttl and reloads it after. It never answers
+// with a directory older than ttl: when the reload fails, Get fails, so a
+// caller refuses the work rather than act on a scope it no longer knows.
+// Safe for concurrent use; one load runs at a time and the callers that
+// arrive meanwhile wait for it (or for their context) instead of each
+// calling Organizations. The Directory returned is shared: read only.
+type Cache struct {
+	api   awsapi.OrganizationsAPI
+	scope Scope
+	ttl   time.Duration
+	now   func() time.Time
+
+	// lock is a one-slot semaphore rather than a mutex so that a waiting
+	// caller can give up when its context ends.
+	lock   chan struct{}
+	dir    *Directory
+	loaded time.Time
+}
+
+// NewCache returns a cache of the scope's Directory. ttl <= 0 loads on
+// every Get; now nil is time.Now.
+func NewCache(api awsapi.OrganizationsAPI, s Scope, ttl time.Duration, now func() time.Time) *Cache {
+	if now == nil {
+		now = time.Now
+	}
+	return &Cache{api: api, scope: s, ttl: ttl, now: now, lock: make(chan struct{}, 1)}
+}
+
+// Get returns the Directory, loading it when there is none younger than
+// ttl.
+func (c *Cache) Get(ctx context.Context) (*Directory, error) {
+	select {
+	case c.lock <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for the organization directory: %w", ctx.Err())
+	}
+	defer func() { <-c.lock }()
+	if c.dir != nil && c.now().Sub(c.loaded) < c.ttl {
+		return c.dir, nil
+	}
+	// The age counts from before the reads: the directory is no newer
+	// than its first call.
+	started := c.now()
+	d, err := Load(ctx, c.api, c.scope)
+	if err != nil {
+		c.dir = nil
+		return nil, fmt.Errorf("loading the organization directory: %w", err)
+	}
+	c.dir, c.loaded = d, started
+	return d, nil
+}
