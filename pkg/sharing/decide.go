@@ -44,6 +44,15 @@ const kindGroup = "group"
 // organizations, OUs, accounts, each by value; problems with the exception
 // tag come first in Reasons. Duplicates in current count once.
 func Evaluate(now time.Time, p policy.Sharing, kind ResourceKind, resourceID string, tags map[string]string, current []Principal) Verdict {
+	return EvaluateWith(now, p, nil, kind, resourceID, tags, current)
+}
+
+// EvaluateWith is Evaluate knowing the membership of one organization
+// (members; nil knows none, as Evaluate): Verdict.Shadowed then says
+// definitely which removed accounts keep access as members of a kept
+// organization or OU of it, and leaves out those that are not members.
+// Which principals stay and go does not depend on it.
+func EvaluateWith(now time.Time, p policy.Sharing, members Membership, kind ResourceKind, resourceID string, tags map[string]string, current []Principal) Verdict {
 	v := Verdict{Kind: kind, ResourceID: resourceID, Keep: []Principal{}, Remove: []Principal{}, Reasons: []string{}}
 	ex, st := assessException(now, p, tags)
 	active := st != nil && st.State == ExceptionActive
@@ -63,7 +72,7 @@ func Evaluate(now time.Time, p policy.Sharing, kind ResourceKind, resourceID str
 		}
 		v.Reasons = append(v.Reasons, reason)
 	}
-	v.Shadowed = shadowed(kind, v.Keep, v.Remove)
+	v.Shadowed = shadowed(kind, v.Keep, v.Remove, members)
 	return v
 }
 
@@ -107,35 +116,6 @@ func ouInOrganization(ouARN, orgARN string) bool {
 		return false
 	}
 	return strings.HasPrefix(ouARN, orgPrefix+":ou/"+orgID+"/ou-")
-}
-
-// shadowed explains removed accounts that keep access through what stays.
-func shadowed(kind ResourceKind, keep, remove []Principal) []string {
-	var via []string
-	public := false
-	for _, k := range keep {
-		switch k.Kind {
-		case KindOrganization, KindOU:
-			via = append(via, k.String())
-		case KindPublic:
-			public = true
-		}
-	}
-	if len(via) == 0 && !public {
-		return nil
-	}
-	var out []string
-	for _, r := range remove {
-		if r.Kind != KindAccount {
-			continue
-		}
-		if public {
-			out = append(out, fmt.Sprintf("account %s removed, but it keeps access: the %s stays public", r.Value, kind))
-		} else {
-			out = append(out, fmt.Sprintf("account %s removed, but it keeps access if it is a member of %s", r.Value, strings.Join(via, " or ")))
-		}
-	}
-	return out
 }
 
 func kindRank(k string) int {

@@ -69,6 +69,10 @@ type Enforcer struct {
 	// operator was shown and confirmed, so a share that appeared after the
 	// preview is not revoked unseen; the guard leaves it nil (remove all).
 	MayRemove func(kind ResourceKind, resourceID string, p Principal) bool
+	// Membership, when set (organization mode), resolves which removed
+	// accounts keep access through a kept organization or OU
+	// (Verdict.Shadowed); nil reports that they may.
+	Membership Membership
 }
 
 // Result is what one check found and did.
@@ -429,7 +433,7 @@ func (c *check) resource(ctx context.Context, t target, tags map[string]string) 
 	if err != nil {
 		return false, err
 	}
-	v := Evaluate(c.now, c.e.Policy, t.kind, t.id, tags, current)
+	v := EvaluateWith(c.now, c.e.Policy, c.e.Membership, t.kind, t.id, tags, current)
 	c.res.Verdicts = append(c.res.Verdicts, v)
 	if len(v.Remove) == 0 {
 		return false, nil
@@ -504,7 +508,7 @@ func (c *check) resource(ctx context.Context, t target, tags map[string]string) 
 			return false, err
 		}
 	}
-	f.Remaining = slices.DeleteFunc(Evaluate(c.now, c.e.Policy, t.kind, t.id, tags, after).Remove,
+	f.Remaining = slices.DeleteFunc(EvaluateWith(c.now, c.e.Policy, c.e.Membership, t.kind, t.id, tags, after).Remove,
 		func(p Principal) bool { return slices.Contains(held, p) })
 	f.Removed = []Principal{}
 	for _, p := range remove {

@@ -64,9 +64,11 @@ type Verdict struct {
 	// exception CHG-1234"), plus exception problems ("exception CHG-9
 	// expired on 2026-10-01: enforced", "exception tag unreadable: ...").
 	Reasons []string `json:"reasons"`
-	// Shadowed lists accounts being removed that may keep access through an
+	// Shadowed lists accounts being removed that keep access through an
 	// organization or OU the resource stays shared with (EC2 accepts the
-	// removal, but it changes nothing for members).
+	// removal, but it changes nothing for members), or through public
+	// sharing: definitely when the membership is known (EvaluateWith),
+	// "may keep access" otherwise.
 	Shadowed []string `json:"shadowed,omitempty"`
 }
 
