@@ -55,6 +55,9 @@ func FuzzParse(f *testing.F) {
 		"~",
 		"version: 1\ntagging: {prefix: " + strings.Repeat("é", 70) + "}",
 		"version: 1\nretention: {rules: [{name: " + strings.Repeat("日本", 80) + "}]}",
+		"version: 1\noverrides: [{name: a, ous: [ou-ab12-cdefgh34], retention: {grace_days: 1, rules: [{name: r}]}}]",
+		"version: 1\ntagging: {static_tags: {t: v}}\noverrides: [{name: a, accounts: ['111122223333'], tagging: {static_tags: {t: w}, mode: audit}, sharing: {exceptions: {max_days: 1}}}]",
+		"version: 1\noverrides: [{name: a, accounts: ['111122223333'], retention: {protect_tag: x}}, {name: a, ous: [r-ab12]}]",
 	} {
 		f.Add([]byte(s))
 	}

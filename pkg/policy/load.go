@@ -129,8 +129,10 @@ func dropNulls(v any) any {
 }
 
 // ForceAudit sets every section's Mode to audit, so nothing is changed for
-// this run whatever the document says.
+// this run whatever the document says. It holds for the policies For
+// derives from p too, whatever their overrides say.
 func (p *Policy) ForceAudit() {
+	p.forcedAudit = true
 	p.Tagging.Mode = ModeAudit
 	p.Sharing.Mode = ModeAudit
 	p.Retention.Mode = ModeAudit

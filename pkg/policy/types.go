@@ -33,6 +33,15 @@ type Policy struct {
 	Tagging   Tagging   `json:"tagging"`
 	Sharing   Sharing   `json:"sharing"`
 	Retention Retention `json:"retention"`
+	// Overrides change the policy for some OUs and accounts (organization
+	// mode); For merges those that apply to one account. See override.go.
+	Overrides []Override `json:"overrides,omitempty"`
+
+	// forcedAudit survives For: an override saying enforce must not undo
+	// a dry run or an engaged kill switch (ForceAudit).
+	forcedAudit bool
+	// applied names the overrides For merged into this policy, in order.
+	applied []string
 }
 
 // Tagging configures the tagger, which tags new AMIs and their snapshots.

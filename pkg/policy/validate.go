@@ -36,13 +36,26 @@ type Problem struct {
 	// Message describes the problem, including the value, and says what is
 	// allowed.
 	Message string
+	// Override is the name of the override the problem is in, when Path
+	// is under /overrides/<index>; String shows it after the index.
+	Override string `json:",omitempty"`
 }
 
-// String renders the problem as "path: message".
+// String renders the problem as "path: message", with the override's name
+// after its index: "/overrides/1 (sandboxes)/retention/grace_days: ...".
 func (p Problem) String() string {
 	at := p.Path
 	if at == "" {
 		at = "/"
+	}
+	if p.Override != "" {
+		if rest, ok := strings.CutPrefix(at, "/overrides/"); ok {
+			index, below, _ := strings.Cut(rest, "/")
+			at = "/overrides/" + index + " (" + p.Override + ")"
+			if below != "" {
+				at += "/" + below
+			}
+		}
 	}
 	return at + ": " + p.Message
 }
@@ -174,7 +187,28 @@ func validateSchema(jsonDoc []byte, origin string) error {
 		// Never return "invalid" without a reason.
 		c.problems = append(c.problems, Problem{Message: verr.Error()})
 	}
+	labelOverrides(c.problems, inst)
 	return newValidationError(origin, c.problems)
+}
+
+// overrideNameRE is the schema's pattern for override names: only a name
+// that passes it labels a problem (a bad name is the problem itself).
+var overrideNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// labelOverrides names, in each problem under /overrides/<index>, the
+// override it is in, from the document inst.
+func labelOverrides(problems []Problem, inst any) {
+	for i, p := range problems {
+		rest, ok := strings.CutPrefix(p.Path, "/overrides/")
+		if !ok {
+			continue
+		}
+		index, _, _ := strings.Cut(rest, "/")
+		name, _ := lookup(inst, []string{"overrides", index, "name"}).(string)
+		if overrideNameRE.MatchString(name) {
+			problems[i].Override = name
+		}
+	}
 }
 
 // converter turns the library's error tree into Problems.
@@ -338,7 +372,8 @@ var patternHints = map[string]string{
 	`^arn:aws[a-z-]*:organizations::[0-9]{12}:ou/o-[a-z0-9]{10,32}/ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$`: `an OU ARN such as "arn:aws:organizations::111122223333:ou/o-exampleorgid/ou-ab12-cdefgh34"`,
 	`^(0|([0-9]*\.?[0-9]+(ns|us|µs|ms|s|m|h))+)$`:                                                     `a Go duration such as "10s", "1m30s" or "0s"`,
 	`^([A-Za-z0-9_.-]+|(/[A-Za-z0-9_.-]+)+|(/[A-Za-z0-9_.-]+)*/\*)$`:                                  `an SSM parameter name such as "/amis/web", or a path prefix ending in "/*" such as "/amis/*"`,
-	`^[A-Za-z0-9_.-]{1,64}$`: "1..64 letters, digits, '_', '.' or '-'",
+	`^[A-Za-z0-9_.-]{1,64}$`:                                "1..64 letters, digits, '_', '.' or '-'",
+	`^(r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32})$`: `an OU id such as "ou-ab12-cdefgh34" or a root id such as "r-ab12"`,
 	`^([0-9]{12}|arn:aws[a-z-]*:organizations::[0-9]{12}:organization/o-[a-z0-9]{10,32}|arn:aws[a-z-]*:organizations::[0-9]{12}:ou/o-[a-z0-9]{10,32}/ou-[a-z0-9]{4,32}-[a-z0-9]{8,32})$`: `a 12-digit account ID, an organization ARN or an OU ARN (public is governed by allow_public)`,
 }
 
@@ -561,6 +596,9 @@ func semanticProblems(p *Policy) []Problem {
 				add(at("family", "name_pattern"), f.NamePattern, "%q has %d capture groups; allowed: exactly one capture group, the family name, e.g. ^(.*)-[0-9]+$", f.NamePattern, re.NumSubexp())
 			}
 		}
+	}
+	if len(p.Overrides) > 0 {
+		ps = append(ps, overrideProblems(p, ps)...)
 	}
 	return ps
 }
