@@ -54,6 +54,16 @@ type ImageReferencesEC2 interface {
 	DescribeImageReferences(ctx context.Context, in *ec2.DescribeImageReferencesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeImageReferencesOutput, error)
 }
 
+// ImageUsageEC2 is EC2's view of which other accounts use an AMI the
+// account shares (image usage reports, asynchronous): the cleanup lists an
+// AMI's reports, reads the entries of one, and requests a new one
+// (retention.shared_usage: check).
+type ImageUsageEC2 interface {
+	DescribeImageUsageReports(ctx context.Context, in *ec2.DescribeImageUsageReportsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeImageUsageReportsOutput, error)
+	DescribeImageUsageReportEntries(ctx context.Context, in *ec2.DescribeImageUsageReportEntriesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeImageUsageReportEntriesOutput, error)
+	CreateImageUsageReport(ctx context.Context, in *ec2.CreateImageUsageReportInput, optFns ...func(*ec2.Options)) (*ec2.CreateImageUsageReportOutput, error)
+}
+
 // RecheckEC2 is what the cleanup re-reads at the moment of action: the AMIs
 // themselves (tags, state) and EC2's references to them.
 type RecheckEC2 interface {
@@ -101,6 +111,7 @@ type EC2API interface {
 	SharingEC2
 	GuardrailEC2
 	RecheckEC2
+	ImageUsageEC2
 }
 
 // AutoScalingAPI is what the cleanup reads from Auto Scaling.
