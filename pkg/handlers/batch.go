@@ -14,8 +14,10 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/amievents"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/awserr"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/emf"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/logging"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/org"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/ratelimit"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/tagger"
 )
@@ -71,7 +73,9 @@ type batchWork struct {
 
 // BatchSummary is the batch line's counts, in records: Records = Succeeded
 // + Failed + Rejected; AMIs counts distinct AMIs (or snapshots), Coalesced
-// the records that cost no piece of work of their own.
+// the records that cost no piece of work of their own. Rejected counts the
+// records refused when read and, in organization mode, those of an account
+// found unreachable.
 type BatchSummary struct {
 	Records   int `json:"records"`
 	AMIs      int `json:"amis"`
@@ -87,7 +91,15 @@ type batch struct {
 	log      *slog.Logger
 	cfg      BatchConfig
 	account  string // the deployment's account ("" = any)
-	process  processFunc
+	// org is organization mode (nil: single account): the scope replaces
+	// the account and queue region checks.
+	org     *Org
+	process processFunc
+
+	// The directory, read once per batch (organization mode).
+	dir       *org.Directory
+	dirErr    error
+	dirLoaded bool
 }
 
 // resourceOf is what an event asks work on: the AMI, or the snapshot of a
@@ -168,12 +180,20 @@ func (b *batch) run(ctx context.Context, recs []amievents.SQSRecord) events.SQSE
 	}
 	sum := BatchSummary{Records: len(recs)}
 	var queueAge time.Duration
-	evs := make([]amievents.Event, len(recs)) // nil: rejected
+	evs := make([]amievents.Event, len(recs)) // nil: rejected or failed
+	var unread []int                          // failed before any work: the scope could not be read
 	for i, rec := range recs {
 		if !rec.SentAt.IsZero() {
 			queueAge = max(queueAge, start.Sub(rec.SentAt))
 		}
-		ev, reason := b.vet(ctx, rec)
+		ev, reason, err := b.vet(ctx, rec)
+		if err != nil {
+			unread = append(unread, i)
+			b.log.ErrorContext(ctx, b.function+" record", slog.String(logging.KeyFunction, b.function),
+				slog.String(logging.KeyMessageID, rec.MessageID), slog.String(logging.KeyOutcome, OutcomeError),
+				slog.String(logging.KeyError, err.Error()), slog.String(logging.KeyErrorKind, awserr.Classify(err).String()))
+			continue
+		}
 		if reason != "" {
 			sum.Rejected++
 			b.log.ErrorContext(ctx, b.function+" record", slog.String(logging.KeyFunction, b.function),
@@ -189,9 +209,12 @@ func (b *batch) run(ctx context.Context, recs []amievents.SQSRecord) events.SQSE
 		works += len(c)
 	}
 	sum.AMIs = len(chains)
-	sum.Coalesced = len(recs) - sum.Rejected - works
+	sum.Coalesced = len(recs) - sum.Rejected - len(unread) - works
 
-	failed := b.work(ctx, recs, evs, chains)
+	failed, refused := b.work(ctx, recs, evs, chains)
+	failed = append(failed, unread...)
+	sort.Ints(failed)
+	sum.Rejected += len(refused)
 	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
 	for _, i := range failed {
 		resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: recs[i].MessageID})
@@ -275,27 +298,53 @@ func (b *batch) group(evs []amievents.Event) [][]*batchWork {
 	return chains
 }
 
-// vet parses a record's body and returns its event, or why it is rejected.
-func (b *batch) vet(ctx context.Context, rec amievents.SQSRecord) (amievents.Event, string) {
+// vet parses a record's body and returns its event, or why it is
+// rejected. An error means the record could not be vetted now (organization
+// mode: the directory could not be read): it is retried, never admitted.
+func (b *batch) vet(ctx context.Context, rec amievents.SQSRecord) (amievents.Event, string, error) {
 	ev, err := amievents.Parse(rec.Body)
 	if err != nil {
-		return nil, err.Error()
+		return nil, err.Error(), nil //nolint:nilerr // bad input is rejected, never retried
 	}
 	m := ev.Meta()
-	if want := expectedAccount(ctx, b.account); want != "" && m.Account != want {
-		return nil, fmt.Sprintf("invalid event: account: %q is not this deployment's account %q", m.Account, want)
-	}
-	// The function's role works in its stack's region only: an event of
-	// another region (a rule or queue wired across regions) would fail every
-	// receive on a permanent error and end in the DLQ. Retrying cannot fix it.
-	if want := queueRegion(rec); want != "" && m.Region != want {
-		return nil, fmt.Sprintf("invalid event: region: %q is not the region of this function's queue %q; events are handled in their own region's deployment",
-			m.Region, want)
+	if b.org != nil {
+		// The scope's accounts and regions replace the two checks below;
+		// no AWS call is made for an event outside it.
+		dir, err := b.directory(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		if reason := scopeProblem(dir, m); reason != "" {
+			return nil, reason, nil
+		}
+	} else {
+		if want := expectedAccount(ctx, b.account); want != "" && m.Account != want {
+			return nil, fmt.Sprintf("invalid event: account: %q is not this deployment's account %q", m.Account, want), nil
+		}
+		// The function's role works in its stack's region only: an event of
+		// another region (a rule or queue wired across regions) would fail
+		// every receive on a permanent error and end in the DLQ. Retrying
+		// cannot fix it.
+		if want := queueRegion(rec); want != "" && m.Region != want {
+			return nil, fmt.Sprintf("invalid event: region: %q is not the region of this function's queue %q; events are handled in their own region's deployment",
+				m.Region, want), nil
+		}
 	}
 	if _, ok := ev.(*amievents.Scheduled); ok {
-		return nil, reasonScheduled
+		return nil, reasonScheduled, nil
 	}
-	return ev, ""
+	return ev, "", nil
+}
+
+// directory reads the organization once per batch (records are vetted one
+// after the other): a failure fails the batch's valid records without a
+// call per record.
+func (b *batch) directory(ctx context.Context) (*org.Directory, error) {
+	if !b.dirLoaded {
+		b.dirLoaded = true
+		b.dir, b.dirErr = b.org.directory(ctx)
+	}
+	return b.dir, b.dirErr
 }
 
 // queueRegion is the region the record was read in: its queue's (from
@@ -309,8 +358,10 @@ func queueRegion(rec amievents.SQSRecord) string {
 
 // work runs the chains concurrently and the works of a chain one after the
 // other (a batch holds at most 10 records; the limiters pace the calls), and
-// returns the indexes of the records to retry, sorted.
-func (b *batch) work(ctx context.Context, recs []amievents.SQSRecord, evs []amievents.Event, chains [][]*batchWork) []int {
+// returns the indexes of the records to retry, sorted, and of those whose
+// work was refused (outcome rejected: organization mode's unreachable
+// account), which are deleted.
+func (b *batch) work(ctx context.Context, recs []amievents.SQSRecord, evs []amievents.Event, chains [][]*batchWork) (failed, refused []int) {
 	reserve := b.cfg.Reserve
 	if reserve == 0 {
 		reserve = ratelimit.Reserve
@@ -322,7 +373,6 @@ func (b *batch) work(ctx context.Context, recs []amievents.SQSRecord, evs []amie
 		defer cancel()
 	}
 	var mu sync.Mutex
-	var failed []int
 	fail := func(records []int) {
 		mu.Lock()
 		failed = append(failed, records...)
@@ -342,6 +392,10 @@ func (b *batch) work(ctx context.Context, recs []amievents.SQSRecord, evs []amie
 				switch {
 				case err != nil:
 					fail(w.records)
+				case outcome == OutcomeRejected:
+					mu.Lock()
+					refused = append(refused, w.records...)
+					mu.Unlock()
 				case outcome == string(tagger.OutcomePartial):
 					// The state change merged into this work would have
 					// finished the job; it goes back to the queue to do so.
@@ -361,7 +415,8 @@ func (b *batch) work(ctx context.Context, recs []amievents.SQSRecord, evs []amie
 	}
 	wg.Wait()
 	sort.Ints(failed)
-	return failed
+	sort.Ints(refused)
+	return failed, refused
 }
 
 // logRecords writes the line of records the batch itself decides on (not

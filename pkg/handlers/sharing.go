@@ -17,6 +17,7 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/emf"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/logging"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/notify"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/org"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/sharing"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/sharing/audit"
 )
@@ -32,6 +33,10 @@ type SharingResponse struct {
 	ResourceID string            `json:"resource_id,omitempty"`
 	Findings   []sharing.Finding `json:"findings,omitempty"`
 	Audit      *audit.Report     `json:"audit,omitempty"`
+	// account and region are logged in organization mode; cause is the
+	// permanent error behind a rejection (an unreachable account).
+	account, region string
+	cause           error
 }
 
 // Sharing handles the sharing guard's invocations: permission-change events,
@@ -49,12 +54,15 @@ type Sharing struct {
 	// Metrics receives the Embedded Metric Format line of each check and
 	// audit (stdout in Lambda; nil: none).
 	Metrics io.Writer
-	// Self is the function's name: a change made by its own role session
-	// (its own revocation, echoed back by CloudTrail) is ignored at once.
-	Self string
 	// Batch is what the SQS path needs: the queues, the call counters, the
 	// metrics writer.
 	Batch BatchConfig
+	// Org is organization mode (nil: single account): an event is checked
+	// only if its account and region are in the scope, in that account,
+	// with the enforcer EnforcerFor builds for it (the account's clients
+	// and effective policy; Enforcer is then unused).
+	Org         *Org
+	EnforcerFor func(t *Target, region string) *sharing.Enforcer
 }
 
 // Invoke implements lambda.Handler on the raw payload. Permission changes
@@ -94,7 +102,7 @@ func (h *Sharing) Handle(ctx context.Context, raw []byte) (SharingResponse, erro
 // (a permission change and the new AMI's state change, duplicates) cost
 // one check, made for the CloudTrail record when there is one.
 func (h *Sharing) HandleBatch(ctx context.Context, recs []amievents.SQSRecord) events.SQSEventResponse {
-	b := &batch{function: "sharing", log: h.Log, cfg: h.Batch, account: h.Account,
+	b := &batch{function: "sharing", log: h.Log, cfg: h.Batch, account: h.Account, org: h.Org,
 		process: func(ctx context.Context, ev amievents.Event, ids []string) (string, error) {
 			start := time.Now()
 			resp, err := h.handleEvent(ctx, ev)
@@ -113,6 +121,9 @@ func (h *Sharing) finish(ctx context.Context, msg string, resp SharingResponse, 
 		slog.String("resource_id", resp.ResourceID),
 		slog.String(logging.KeyOutcome, resp.Outcome),
 		slog.Int64(logging.KeyDurationMS, d.Milliseconds()),
+	}
+	if resp.account != "" {
+		attrs = append(attrs, slog.String(logging.KeyAccount, resp.account), slog.String(logging.KeyRegion, resp.region))
 	}
 	if resp.Reason != "" {
 		attrs = append(attrs, slog.String(logging.KeyReason, resp.Reason))
@@ -142,6 +153,7 @@ func (h *Sharing) finish(ctx context.Context, msg string, resp SharingResponse, 
 		attrs = append(attrs, slog.String(logging.KeyError, err.Error()), slog.String(logging.KeyErrorKind, awserr.Classify(err).String()))
 	case resp.Outcome == OutcomeRejected:
 		level = slog.LevelError
+		attrs = append(attrs, causeAttrs(resp.cause)...)
 	}
 	h.Log.Log(ctx, level, msg, append(attrs, extra...)...)
 	h.writeMetrics(ctx, resp, err)
@@ -203,10 +215,39 @@ func (h *Sharing) handleEvent(ctx context.Context, ev amievents.Event) (SharingR
 	var err error
 	meta := ev.Meta()
 	resp := SharingResponse{Event: meta.Kind}
-	if want := expectedAccount(ctx, h.Account); want != "" && meta.Account != want {
+	var dir *org.Directory
+	if h.Org != nil {
+		resp.account, resp.region = meta.Account, meta.Region
+		var reason string
+		if dir, reason, err = h.Org.scope(ctx, meta); err != nil {
+			resp.Outcome, resp.Reason = OutcomeError, err.Error()
+			return resp, err
+		}
+		if reason != "" {
+			resp.Outcome, resp.Reason = OutcomeRejected, reason
+			return resp, nil
+		}
+	} else if want := expectedAccount(ctx, h.Account); want != "" && meta.Account != want {
 		resp.Outcome = OutcomeRejected
 		resp.Reason = fmt.Sprintf("invalid event: account: %q is not this deployment's account %q", meta.Account, want)
 		return resp, nil
+	}
+	// enforcer reaches the event's account in organization mode, once the
+	// event is known to need a check; ok false means resp says why not.
+	enforcer := func() (*sharing.Enforcer, bool, error) {
+		if h.Org == nil {
+			return h.Enforcer(meta.Region), true, nil
+		}
+		t, refused, rerr := h.Org.reach(ctx, dir, meta.Account)
+		switch {
+		case rerr != nil:
+			resp.Outcome, resp.Reason = OutcomeError, rerr.Error()
+			return nil, false, rerr
+		case refused != nil:
+			resp.Outcome, resp.Reason, resp.cause = OutcomeRejected, refused.Error(), refused
+			return nil, false, nil //nolint:nilerr // an unreachable account is rejected, never retried forever
+		}
+		return h.EnforcerFor(t, meta.Region), true, nil
 	}
 	var res sharing.Result
 	switch e := ev.(type) {
@@ -217,10 +258,14 @@ func (h *Sharing) handleEvent(ctx context.Context, ev amievents.Event) (SharingR
 		// unexpected shape or another attribute cannot hide a share.
 		resp.ResourceID = e.Resource()
 		resp.Reason = triggerNote(e)
-		// The guard's own revocations come back through CloudTrail too; they
-		// are not skipped by caller name (anyone can choose a session name):
+		// The guard's own revocations come back through CloudTrail too, from
+		// its own role at home and from the member role elsewhere; they are
+		// not skipped by caller name (anyone can choose a session name):
 		// re-checking finds the resource compliant in three reads.
-		enf := h.Enforcer(meta.Region)
+		enf, ok, rerr := enforcer()
+		if !ok {
+			return resp, rerr
+		}
 		if e.IsSnapshot() {
 			res, err = enf.CheckSnapshot(ctx, meta.Account, meta.Region, e.Resource(), e.Caller().Who())
 		} else {
@@ -232,8 +277,18 @@ func (h *Sharing) handleEvent(ctx context.Context, ev amievents.Event) (SharingR
 			resp.Outcome, resp.Reason = OutcomeIgnored, "state "+e.State+" needs no check"
 			return resp, nil
 		}
-		res, err = h.Enforcer(meta.Region).CheckImage(ctx, meta.Account, meta.Region, e.Meta().ImageID, "")
+		enf, ok, rerr := enforcer()
+		if !ok {
+			return resp, rerr
+		}
+		res, err = enf.CheckImage(ctx, meta.Account, meta.Region, e.Meta().ImageID, "")
 	case *amievents.Scheduled:
+		if h.Org != nil {
+			// Organization mode audits through the dispatcher's units, one
+			// per account and region; a schedule aimed here is miswired.
+			resp.Outcome, resp.Reason = OutcomeRejected, reasonOrgSchedule
+			return resp, nil
+		}
 		rep := h.Auditor(meta.Region).Run(ctx, meta.Account, meta.Region, "")
 		resp.Audit, resp.Findings = &rep, rep.Findings
 		resp.Outcome = OutcomeAudited
@@ -267,6 +322,10 @@ func (h *Sharing) handleEvent(ctx context.Context, ev amievents.Event) (SharingR
 	}
 	return resp, nil
 }
+
+// reasonOrgSchedule rejects a scheduled event in organization mode.
+const reasonOrgSchedule = "in organization mode the sharing audit runs per account and region as units of the dispatcher's " +
+	"sharing-audit sweep, not on a schedule event sent to this function"
 
 // Outcomes of the scheduled audit.
 const (

@@ -6,6 +6,7 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -15,8 +16,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/amievents"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/awsapi"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awserr"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/logging"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/org"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/tagger"
 )
 
@@ -34,6 +38,10 @@ type TaggerResponse struct {
 	Event   string `json:"event,omitempty"`
 	Reason  string `json:"reason,omitempty"`
 	tagger.Result
+	// account and region are logged in organization mode; cause is the
+	// permanent error behind a rejection (an unreachable account).
+	account, region string
+	cause           error
 }
 
 // Tagger handles the tagger function's invocations.
@@ -47,6 +55,10 @@ type Tagger struct {
 	account string
 	// batch is what the SQS path needs (WithBatch).
 	batch BatchConfig
+	// org and orgEngine are organization mode (WithOrg): the engine of an
+	// event is built for its account.
+	org       *Org
+	orgEngine func(t *Target) *tagger.Tagger
 }
 
 // NewTagger wires the handler.
@@ -58,6 +70,14 @@ func NewTagger(engine *tagger.Tagger, log *slog.Logger, account string) *Tagger 
 // the metrics writer.
 func (h *Tagger) WithBatch(cfg BatchConfig) *Tagger {
 	h.batch = cfg
+	return h
+}
+
+// WithOrg turns organization mode on: an event is handled only if its
+// account and region are in o's scope, in that account, by the engine
+// engine builds for it (its clients, its effective policy).
+func (h *Tagger) WithOrg(o *Org, engine func(t *Target) *tagger.Tagger) *Tagger {
+	h.org, h.orgEngine = o, engine
 	return h
 }
 
@@ -93,7 +113,7 @@ func (h *Tagger) Handle(ctx context.Context, raw []byte) (TaggerResponse, error)
 // Batch handles an SQS batch: the records of one AMI (both events,
 // duplicates) cost one Tag, from the CloudTrail record when there is one.
 func (h *Tagger) Batch(ctx context.Context, recs []amievents.SQSRecord) events.SQSEventResponse {
-	b := &batch{function: "tagger", log: h.log, cfg: h.batch, account: h.account,
+	b := &batch{function: "tagger", log: h.log, cfg: h.batch, account: h.account, org: h.org,
 		process: func(ctx context.Context, ev amievents.Event, ids []string) (string, error) {
 			start := time.Now()
 			resp, err := h.handleEvent(ctx, ev)
@@ -116,7 +136,20 @@ func (h *Tagger) handle(ctx context.Context, raw []byte) (TaggerResponse, error)
 func (h *Tagger) handleEvent(ctx context.Context, ev amievents.Event) (TaggerResponse, error) {
 	meta := ev.Meta()
 	resp := TaggerResponse{Event: meta.Kind, Result: tagger.Result{ImageID: meta.ImageID}}
-	if want := expectedAccount(ctx, h.account); want != "" && meta.Account != want {
+	var dir *org.Directory
+	if h.org != nil {
+		resp.account, resp.region = meta.Account, meta.Region
+		var reason string
+		var err error
+		if dir, reason, err = h.org.scope(ctx, meta); err != nil {
+			resp.Outcome, resp.Reason = OutcomeError, err.Error()
+			return resp, err
+		}
+		if reason != "" {
+			resp.Outcome, resp.Reason = OutcomeRejected, reason
+			return resp, nil
+		}
+	} else if want := expectedAccount(ctx, h.account); want != "" && meta.Account != want {
 		resp.Outcome = OutcomeRejected
 		resp.Reason = fmt.Sprintf("invalid event: account: %q is not this deployment's account %q", meta.Account, want)
 		return resp, nil
@@ -140,7 +173,21 @@ func (h *Tagger) handleEvent(ctx context.Context, ev amievents.Event) (TaggerRes
 		resp.Outcome, resp.Reason = OutcomeIgnored, "event kind not handled by the tagger"
 		return resp, nil
 	}
-	res, err := h.engine.Tag(ctx, req)
+	engine := h.engine
+	if h.org != nil {
+		// Only now, for an event the tagger acts on, is the account reached.
+		t, refused, err := h.org.reach(ctx, dir, meta.Account)
+		switch {
+		case err != nil:
+			resp.Outcome, resp.Reason = OutcomeError, err.Error()
+			return resp, err
+		case refused != nil:
+			resp.Outcome, resp.Reason, resp.cause = OutcomeRejected, refused.Error(), refused
+			return resp, nil //nolint:nilerr // an unreachable account is rejected, never retried forever
+		}
+		engine = h.orgEngine(t)
+	}
+	res, err := engine.Tag(ctx, req)
 	resp.Result = res
 	if err != nil {
 		resp.Outcome, resp.Reason = OutcomeError, err.Error()
@@ -148,6 +195,100 @@ func (h *Tagger) handleEvent(ctx context.Context, ev amievents.Event) (TaggerRes
 	}
 	resp.Outcome, resp.Reason = string(res.Outcome), res.Reason
 	return resp, nil
+}
+
+// AccountClients hands out the clients of one account: its own role's at
+// home, a member role's elsewhere (awsapi.Accounts).
+type AccountClients interface {
+	For(ctx context.Context, account string) (*awsapi.Clients, error)
+}
+
+// Org is organization mode on the event paths (nil: single-account mode,
+// where an event must name the deployment's own account). An event is
+// handled only if its account is in the scope and its region among the
+// scope's, which is checked before any AWS call is made for it; the work
+// then runs in that account, through its member role, with its effective
+// policy.
+type Org struct {
+	// Directory returns the organization as last loaded (cached). An error
+	// fails the event, which is retried: a scope that cannot be read never
+	// admits an event.
+	Directory func(ctx context.Context) (*org.Directory, error)
+	// Accounts reaches the accounts in scope.
+	Accounts AccountClients
+	// Policy returns an account's effective policy for this invocation.
+	Policy func(acct org.Account) (*policy.Policy, error)
+}
+
+// Target is where an event's work runs in organization mode: the account,
+// its clients and effective policy, and the directory it was found in.
+type Target struct {
+	Account   org.Account
+	Clients   *awsapi.Clients
+	Policy    *policy.Policy
+	Directory *org.Directory
+}
+
+// scope reads the directory and says why m is outside the scope ("" when
+// it is in). An error means the directory could not be read.
+func (o *Org) scope(ctx context.Context, m amievents.Meta) (*org.Directory, string, error) {
+	dir, err := o.directory(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	return dir, scopeProblem(dir, m), nil
+}
+
+// directory returns the organization, or why it cannot be read.
+func (o *Org) directory(ctx context.Context) (*org.Directory, error) {
+	dir, err := o.Directory(ctx)
+	if err == nil && dir == nil {
+		err = errors.New("no directory")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("organization directory unavailable, event not handled: %w", err)
+	}
+	return dir, nil
+}
+
+// scopeProblem says why an event naming m's account and region is outside
+// dir's scope, or "" when it is in. It makes no call.
+func scopeProblem(dir *org.Directory, m amievents.Meta) string {
+	if _, ok := dir.InScope(m.Account); !ok {
+		why := "not a member of the organization"
+		if s, ok := dir.Skipped[m.Account]; ok {
+			why = s
+		} else if _, ok := dir.Members[m.Account]; ok {
+			why = "a member of the organization, not in the scope"
+		}
+		return fmt.Sprintf("invalid event: account: %q is not in this deployment's scope: %s", m.Account, why)
+	}
+	if !dir.HasRegion(m.Region) {
+		return fmt.Sprintf("invalid event: region: %q is not one of the scope's regions %v", m.Region, dir.Regions)
+	}
+	return ""
+}
+
+// reach returns the target of an account in dir's scope. refused is set
+// when the account cannot be worked on and retrying will not change it (its
+// role is missing or does not trust this deployment: a *awsapi.RoleError;
+// its effective policy cannot be made): the event is rejected, never
+// retried forever. err is set when a retry may succeed (STS throttled or
+// unavailable).
+func (o *Org) reach(ctx context.Context, dir *org.Directory, account string) (t *Target, refused, err error) {
+	acct, _ := dir.InScope(account)
+	cl, err := o.Accounts.For(ctx, account)
+	if err != nil {
+		if awserr.Classify(err) == awserr.KindThrottled {
+			return nil, nil, err
+		}
+		return nil, err, nil
+	}
+	pol, err := o.Policy(acct)
+	if err != nil {
+		return nil, fmt.Errorf("effective policy of account %s: %w", account, err), nil
+	}
+	return &Target{Account: acct, Clients: cl, Policy: pol, Directory: dir}, nil, nil
 }
 
 // expectedAccount is the account a deployment serves: configured, or taken
@@ -172,6 +313,9 @@ func (h *Tagger) logSummary(ctx context.Context, msg string, resp TaggerResponse
 		slog.Any(logging.KeySnapshotIDs, nonNil(resp.SnapshotIDs)),
 		slog.String(logging.KeyOutcome, resp.Outcome),
 		slog.Int64(logging.KeyDurationMS, d.Milliseconds()),
+	}
+	if resp.account != "" {
+		attrs = append(attrs, slog.String(logging.KeyAccount, resp.account), slog.String(logging.KeyRegion, resp.region))
 	}
 	if resp.Reason != "" {
 		attrs = append(attrs, slog.String(logging.KeyReason, resp.Reason))
@@ -201,8 +345,18 @@ func (h *Tagger) logSummary(ctx context.Context, msg string, resp TaggerResponse
 		attrs = append(attrs, slog.String(logging.KeyError, err.Error()), slog.String(logging.KeyErrorKind, awserr.Classify(err).String()))
 	case resp.Outcome == OutcomeRejected:
 		level = slog.LevelError
+		attrs = append(attrs, causeAttrs(resp.cause)...)
 	}
 	h.log.Log(ctx, level, msg, append(attrs, extra...)...)
+}
+
+// causeAttrs are the error behind a rejection, if any (an unreachable
+// account), and its kind: permanent, since it is not retried.
+func causeAttrs(cause error) []any {
+	if cause == nil {
+		return nil
+	}
+	return []any{slog.String(logging.KeyError, cause.Error()), slog.String(logging.KeyErrorKind, awserr.KindPermanent.String())}
 }
 
 func nonNil(s []string) []string {
