@@ -22,6 +22,11 @@ package emulator
 // ESMConfig.WaitTime (default 1 s, Lambda's are 20 s) so a drained queue is
 // noticed quickly.
 //
+// FIFO queues (CreateFIFOQueueWithDLQ) need nothing more: moto holds a
+// message group back while one of its messages is in flight, as SQS does.
+// Stopping the mapping lets the receive in flight complete and makes what
+// it got visible again (see poll).
+//
 // The dead-letter queue is SQS's business, not the ESM's: moto (5.2.5, as
 // pinned in requirements-dev.txt) moves a message to the RedrivePolicy's
 // target on the receive after its maxReceiveCount-th, as SQS does
@@ -267,24 +272,30 @@ func (e *ESM) poll(ctx context.Context, instance int) {
 		err  error
 	}
 	next := make(chan fetched, 1)
+	// A receive is never cut short: moto's long poll goes on when the
+	// client hangs up and takes the messages that arrive meanwhile, which
+	// nobody would then see until their visibility timeout ran out. So the
+	// receive in flight when the mapping stops completes, and what it got
+	// is made visible again, as Lambda's poller returns what it holds.
 	fetch := func() {
 		go func() {
-			msgs, err := e.gather(ctx)
+			msgs, err := e.gather(context.WithoutCancel(ctx))
 			next <- fetched{msgs, err}
 		}()
 	}
 	fetch()
-	for ctx.Err() == nil {
+	for {
 		var f fetched
 		select {
 		case f = <-next:
 		case <-ctx.Done():
+			f = <-next
+		}
+		if ctx.Err() != nil {
+			e.release(context.WithoutCancel(ctx), f.msgs)
 			return
 		}
 		if f.err != nil {
-			if ctx.Err() != nil {
-				return
-			}
 			e.mu.Lock()
 			e.pollErrors++
 			e.lastErr = f.err
@@ -294,6 +305,26 @@ func (e *ESM) poll(ctx context.Context, instance int) {
 		fetch()
 		if len(f.msgs) > 0 {
 			e.invoke(ctx, instance, f.msgs)
+		}
+	}
+}
+
+// release makes messages received but not invoked visible again at once.
+func (e *ESM) release(ctx context.Context, msgs []sqstypes.Message) {
+	for start := 0; start < len(msgs); start += 10 {
+		var entries []sqstypes.ChangeMessageVisibilityBatchRequestEntry
+		for i, m := range msgs[start:min(start+10, len(msgs))] {
+			entries = append(entries, sqstypes.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle})
+		}
+		out, err := e.cfg.SQS.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(e.cfg.QueueURL), Entries: entries})
+		if err == nil && len(out.Failed) > 0 {
+			err = fmt.Errorf("%s: %s", aws.ToString(out.Failed[0].Code), aws.ToString(out.Failed[0].Message))
+		}
+		if err != nil {
+			e.mu.Lock()
+			e.pollErrors++
+			e.lastErr = fmt.Errorf("ChangeMessageVisibilityBatch %s: %w", e.cfg.QueueURL, err)
+			e.mu.Unlock()
 		}
 	}
 }
@@ -522,16 +553,45 @@ type Queue struct {
 // CreateQueueWithDLQ creates name and name-dlq; a message received
 // maxReceiveCount times without being deleted moves to the DLQ.
 func CreateQueueWithDLQ(ctx context.Context, c *sqs.Client, name string, visibility time.Duration, maxReceiveCount int) (Queue, error) {
+	return createQueueWithDLQ(ctx, c, name, name+"-dlq", visibility, maxReceiveCount, nil)
+}
+
+// CreateFIFOQueueWithDLQ creates the FIFO queue name (which must end in
+// ".fifo", as SQS requires) and its FIFO dead-letter queue
+// <name without .fifo>-dlq.fifo (a FIFO queue's DLQ must be FIFO too).
+// Deduplication is by the sender's MessageDeduplicationId, not the body.
+//
+// moto (5.2.5) keeps a message group's later messages back while one of
+// its messages is in flight, as SQS does, so the event source mapping
+// needs nothing of its own for FIFO queues; it differs from SQS in one
+// way a test can meet: it deduplicates only against messages still in
+// the queue, not every message sent in the last 5 minutes.
+func CreateFIFOQueueWithDLQ(ctx context.Context, c *sqs.Client, name string, visibility time.Duration, maxReceiveCount int) (Queue, error) {
+	base, ok := strings.CutSuffix(name, ".fifo")
+	if !ok {
+		return Queue{}, fmt.Errorf("FIFO queue %q: the name must end in .fifo", name)
+	}
+	return createQueueWithDLQ(ctx, c, name, base+"-dlq.fifo", visibility, maxReceiveCount, map[string]string{
+		string(sqstypes.QueueAttributeNameFifoQueue):                 "true",
+		string(sqstypes.QueueAttributeNameContentBasedDeduplication): "false",
+	})
+}
+
+func createQueueWithDLQ(ctx context.Context, c *sqs.Client, name, dlq string, visibility time.Duration, maxReceiveCount int, extra map[string]string) (Queue, error) {
 	var q Queue
 	var err error
-	if q.DLQURL, q.DLQARN, err = createQueue(ctx, c, name+"-dlq", nil); err != nil {
+	if q.DLQURL, q.DLQARN, err = createQueue(ctx, c, dlq, extra); err != nil {
 		return q, err
 	}
 	redrive, _ := json.Marshal(map[string]any{"deadLetterTargetArn": q.DLQARN, "maxReceiveCount": maxReceiveCount})
-	q.URL, q.ARN, err = createQueue(ctx, c, name, map[string]string{
+	attrs := map[string]string{
 		string(sqstypes.QueueAttributeNameVisibilityTimeout): strconv.Itoa(int(visibility / time.Second)),
 		string(sqstypes.QueueAttributeNameRedrivePolicy):     string(redrive),
-	})
+	}
+	for k, v := range extra {
+		attrs[k] = v
+	}
+	q.URL, q.ARN, err = createQueue(ctx, c, name, attrs)
 	return q, err
 }
 
@@ -554,6 +614,31 @@ func SendAll(ctx context.Context, c *sqs.Client, url string, bodies []string) er
 		var entries []sqstypes.SendMessageBatchRequestEntry
 		for i, b := range bodies[start:min(start+10, len(bodies))] {
 			entries = append(entries, sqstypes.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(b)})
+		}
+		out, err := c.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(url), Entries: entries})
+		if err != nil {
+			return fmt.Errorf("SendMessageBatch %s: %w", url, err)
+		}
+		if len(out.Failed) > 0 {
+			return fmt.Errorf("SendMessageBatch %s: %d failed, first %s: %s", url, len(out.Failed), aws.ToString(out.Failed[0].Code), aws.ToString(out.Failed[0].Message))
+		}
+	}
+	return nil
+}
+
+// FIFOMessage is one message for a FIFO queue.
+type FIFOMessage struct {
+	Body, Group, DeduplicationID string
+}
+
+// SendFIFO puts messages on a FIFO queue, ten per SendMessageBatch call,
+// in order.
+func SendFIFO(ctx context.Context, c *sqs.Client, url string, msgs []FIFOMessage) error {
+	for start := 0; start < len(msgs); start += 10 {
+		var entries []sqstypes.SendMessageBatchRequestEntry
+		for i, m := range msgs[start:min(start+10, len(msgs))] {
+			entries = append(entries, sqstypes.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(m.Body),
+				MessageGroupId: aws.String(m.Group), MessageDeduplicationId: aws.String(m.DeduplicationID)})
 		}
 		out, err := c.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(url), Entries: entries})
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"crypto/md5" //nolint:gosec // G501: SQS's md5OfBody is MD5
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,6 +53,21 @@ type esmWorld struct {
 // runtime emulators hosting the stand-in function.
 func startESMWorld(t *testing.T, visibility time.Duration, maxReceive, instances int) *esmWorld {
 	t.Helper()
+	return startWorld(t, instances, func(ctx context.Context, c *sqs.Client) (emulator.Queue, error) {
+		return emulator.CreateQueueWithDLQ(ctx, c, "esm-test", visibility, maxReceive)
+	})
+}
+
+// startFIFOWorld is startESMWorld with a FIFO queue.
+func startFIFOWorld(t *testing.T, visibility time.Duration, maxReceive, instances int) *esmWorld {
+	t.Helper()
+	return startWorld(t, instances, func(ctx context.Context, c *sqs.Client) (emulator.Queue, error) {
+		return emulator.CreateFIFOQueueWithDLQ(ctx, c, "esm-test.fifo", visibility, maxReceive)
+	})
+}
+
+func startWorld(t *testing.T, instances int, create func(context.Context, *sqs.Client) (emulator.Queue, error)) *esmWorld {
+	t.Helper()
 	ctx := context.Background()
 	moto := emulator.SharedMoto(t)
 	cfg, err := moto.Config(ctx, "us-east-1")
@@ -59,7 +75,7 @@ func startESMWorld(t *testing.T, visibility time.Duration, maxReceive, instances
 		t.Fatal(err)
 	}
 	w := &esmWorld{ctx: ctx, sqs: sqs.NewFromConfig(cfg)}
-	if w.queue, err = emulator.CreateQueueWithDLQ(ctx, w.sqs, "esm-test", visibility, maxReceive); err != nil {
+	if w.queue, err = create(ctx, w.sqs); err != nil {
 		t.Fatal(err)
 	}
 	bin := buildStub(t)
@@ -326,6 +342,81 @@ func TestESMRedrivesToTheDLQAfterMaxReceiveCount(t *testing.T) {
 	}
 	if len(out.Messages) != 1 || aws.ToString(out.Messages[0].Body) != `{"fail_until":99}` {
 		t.Errorf("DLQ holds %+v, want the failing message", out.Messages)
+	}
+}
+
+// A FIFO queue through the mapping, as the organization sweep's units
+// queues are fed to the workers: a message group's messages are invoked one
+// at a time and in order (a failed one comes back before the next of its
+// group), other groups run meanwhile, and the records carry the FIFO
+// attributes. moto deduplicates only against messages still in the queue:
+// the same deduplication ID sent again after its message was deleted is
+// delivered again (SQS would drop it within 5 minutes), so the workers'
+// idempotency cannot lean on the queue's.
+func TestESMFIFOKeepsGroupOrder(t *testing.T) {
+	const visibility = 2 * time.Second
+	w := startFIFOWorld(t, visibility, 5, 2)
+	msgs := []emulator.FIFOMessage{
+		{Body: `{"n":"a1","fail_until":2,"sleep_ms":100}`, Group: "a", DeduplicationID: "a1"},
+		{Body: `{"n":"a2","sleep_ms":100}`, Group: "a", DeduplicationID: "a2"},
+		{Body: `{"n":"a3","sleep_ms":100}`, Group: "a", DeduplicationID: "a3"},
+		{Body: `{"n":"b1","sleep_ms":100}`, Group: "b", DeduplicationID: "b1"},
+		{Body: `{"n":"b2","sleep_ms":100}`, Group: "b", DeduplicationID: "b2"},
+		// A duplicate sent at once is dropped.
+		{Body: `{"n":"b2","sleep_ms":100}`, Group: "b", DeduplicationID: "b2"},
+	}
+	if err := emulator.SendFIFO(w.ctx, w.sqs, w.queue.URL, msgs); err != nil {
+		t.Fatal(err)
+	}
+	e := w.esm(t, emulator.ESMConfig{BatchSize: 1})
+	w.drain(t, e, time.Minute)
+
+	type run struct {
+		body         string
+		start, end   int64
+		receives     int
+		group, dedup string
+	}
+	groups := map[string][]run{}
+	for _, b := range w.batches(t) {
+		if len(b.Records) != 1 {
+			t.Fatalf("batch of %d records with batch size 1", len(b.Records))
+		}
+		r := b.Records[0]
+		if r.Record.EventSourceARN != w.queue.ARN || !strings.HasSuffix(r.Record.EventSourceARN, ":esm-test.fifo") || r.Record.Attributes["SequenceNumber"] == "" {
+			t.Errorf("record not shaped as Lambda's for a FIFO queue: %+v", r.Record)
+		}
+		g := r.Record.Attributes["MessageGroupId"]
+		groups[g] = append(groups[g], run{r.Body, b.Start, b.End, r.Receives, g, r.Record.Attributes["MessageDeduplicationId"]})
+	}
+	order := func(g string) string {
+		var out []string
+		for i, r := range groups[g] {
+			out = append(out, fmt.Sprintf("%s#%d", r.dedup, r.receives))
+			if i > 0 && r.start < groups[g][i-1].end {
+				t.Errorf("group %s: %s started before %s ended", g, r.body, groups[g][i-1].body)
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	if got := order("a"); got != "a1#1 a1#2 a2#1 a3#1" {
+		t.Errorf("group a delivered %s; want a1 twice (failed once), then a2, a3", got)
+	}
+	if got := order("b"); got != "b1#1 b2#1" {
+		t.Errorf("group b delivered %s; want b1, b2, the duplicate dropped", got)
+	}
+	if tot := e.Totals(); tot.MaxInFlight != 2 {
+		t.Errorf("totals %+v: the groups did not run side by side", tot)
+	}
+
+	// Sent again after its message was deleted: moto delivers it again. (The
+	// mapping, stopped, has left no receive behind to take it.)
+	if err := emulator.SendFIFO(w.ctx, w.sqs, w.queue.URL, msgs[4:5]); err != nil {
+		t.Fatal(err)
+	}
+	out, err := w.sqs.ReceiveMessage(w.ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(w.queue.URL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+	if err != nil || len(out.Messages) != 1 || aws.ToString(out.Messages[0].Body) != msgs[4].Body {
+		t.Errorf("after resending b2's deduplication ID: %+v (%v); moto no longer delivers it again, update CreateFIFOQueueWithDLQ's note", out, err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"html"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -24,7 +25,8 @@ import (
 // RequestLimitExceeded as EC2 does, and injects server errors, slow answers
 // and dropped connections at seeded rates. Point AWS_ENDPOINT_URL at URL().
 // Only EC2 Query API calls are throttled or faulted; every other request
-// (JSON protocols, other services, /moto-api/) passes through untouched.
+// (JSON protocols, other services, /moto-api/) passes through untouched,
+// except an STS AssumeRole of a role in FaultConfig.DenyAssumeRole.
 type FaultProxy struct {
 	cfg      FaultConfig
 	buckets  Buckets
@@ -40,6 +42,7 @@ type FaultProxy struct {
 	rngs   map[string]*rand.Rand   // one stream per action: concurrency between actions cannot reorder one action's faults
 	stats  map[string]*ActionStats
 	reqID  uint64
+	deny   map[string]bool // role ARNs whose AssumeRole is refused
 }
 
 // Bucket is one EC2 token bucket: Burst tokens when full, refilled at
@@ -181,6 +184,13 @@ type FaultConfig struct {
 
 	// Clock drives the buckets (time.Now when nil); tests inject one.
 	Clock interface{ Now() time.Time }
+
+	// DenyAssumeRole are role ARNs whose STS AssumeRole is refused with
+	// AccessDenied (HTTP 403), as STS refuses a role that does not exist or
+	// does not trust the caller. moto's STS assumes any role ARN, existing
+	// or not, without checking its trust policy: this emulates what it does
+	// not (an organization's member account without the member role).
+	DenyAssumeRole []string
 }
 
 // EnvFaultSeed names the environment variable that replaces a fault
@@ -238,6 +248,8 @@ type ActionStats struct {
 	// Forwarded counts requests that reached the upstream (so may have
 	// taken effect): plain, slow and dropped-after requests.
 	Forwarded int
+	// Denied counts AssumeRole requests refused (FaultConfig.DenyAssumeRole).
+	Denied int
 }
 
 // Faults is the number of injected faults (not counting throttling).
@@ -254,6 +266,7 @@ func (a *ActionStats) add(b ActionStats) {
 	a.DroppedBefore += b.DroppedBefore
 	a.DroppedAfter += b.DroppedAfter
 	a.Forwarded += b.Forwarded
+	a.Denied += b.Denied
 }
 
 // ProxyStats is a snapshot of the counters. EC2 actions are keyed by their
@@ -282,8 +295,12 @@ func (s ProxyStats) String() string {
 	var b strings.Builder
 	for _, k := range keys {
 		a := s.Actions[k]
-		fmt.Fprintf(&b, "%-28s requests=%d throttled=%d 500=%d 503=%d slow=%d dropped-before=%d dropped-after=%d forwarded=%d\n",
+		fmt.Fprintf(&b, "%-28s requests=%d throttled=%d 500=%d 503=%d slow=%d dropped-before=%d dropped-after=%d forwarded=%d",
 			k, a.Requests, a.Throttled, a.InternalError, a.Unavailable, a.Slow, a.DroppedBefore, a.DroppedAfter, a.Forwarded)
+		if a.Denied > 0 {
+			fmt.Fprintf(&b, " denied=%d", a.Denied)
+		}
+		b.WriteByte('\n')
 	}
 	t := s.Total()
 	fmt.Fprintf(&b, "%-28s requests=%d throttled=%d faults=%d forwarded=%d", "total", t.Requests, t.Throttled, t.Faults(), t.Forwarded)
@@ -309,7 +326,11 @@ func StartFaultProxy(upstream string, cfg FaultConfig) (*FaultProxy, error) {
 		cfg.SlowDelay = 2 * time.Second
 	}
 	p := &FaultProxy{cfg: cfg, buckets: EC2Buckets(), clock: cfg.Clock, upstream: u,
-		tokens: map[string]*tokenBucket{}, rngs: map[string]*rand.Rand{}, stats: map[string]*ActionStats{}}
+		tokens: map[string]*tokenBucket{}, rngs: map[string]*rand.Rand{}, stats: map[string]*ActionStats{},
+		deny: map[string]bool{}}
+	for _, r := range cfg.DenyAssumeRole {
+		p.deny[r] = true
+	}
 	if cfg.Buckets != nil {
 		p.buckets = *cfg.Buckets
 	}
@@ -398,6 +419,8 @@ type call struct {
 	action  string // EC2 action, or service:operation
 	account string // x-moto-account-id, else the access key ID
 	region  string
+	// roleARN is the role an STS AssumeRole asks for.
+	roleARN string
 }
 
 // parseCall identifies the request. It reads a form body and puts it back,
@@ -421,6 +444,9 @@ func parseCall(r *http.Request) (call, error) {
 		r.ContentLength = int64(len(body))
 		if form, err := url.ParseQuery(string(body)); err == nil && form.Get("Action") != "" {
 			action = form.Get("Action")
+			if service == "sts" && action == "AssumeRole" {
+				c.roleARN = form.Get("RoleArn")
+			}
 		}
 	}
 	switch {
@@ -463,6 +489,8 @@ const (
 	faultSlow
 	faultDropBefore
 	faultDropAfter
+	// faultDenied refuses an AssumeRole (FaultConfig.DenyAssumeRole).
+	faultDenied
 )
 
 // decide takes the request's token and draws its fault, counting both. Only
@@ -481,6 +509,10 @@ func (p *FaultProxy) decide(c call) (throttled bool, f fault, reqID string) {
 		p.stats[c.action] = st
 	}
 	st.Requests++
+	if c.roleARN != "" && p.deny[c.roleARN] {
+		st.Denied++
+		return false, faultDenied, reqID
+	}
 	if !c.ec2 {
 		st.Forwarded++
 		return false, faultNone, reqID
@@ -552,6 +584,9 @@ func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case throttled:
 		writeEC2Error(w, http.StatusServiceUnavailable, "RequestLimitExceeded", "Request limit exceeded.", reqID)
+	case f == faultDenied:
+		writeSTSError(w, http.StatusForbidden, "AccessDenied",
+			fmt.Sprintf("User: %s is not authorized to perform: sts:AssumeRole on resource: %s", c.account, c.roleARN), reqID)
 	case f == faultInternal:
 		writeEC2Error(w, http.StatusInternalServerError, "InternalError", "An internal error has occurred.", reqID)
 	case f == faultUnavailable:
@@ -583,6 +618,15 @@ func writeEC2Error(w http.ResponseWriter, status int, code, message, reqID strin
 	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+
 		`<Response><Errors><Error><Code>%s</Code><Message>%s</Message></Error></Errors><RequestID>%s</RequestID></Response>`,
 		code, message, reqID)
+}
+
+// writeSTSError answers with STS's Query API error document.
+func writeSTSError(w http.ResponseWriter, status int, code, message, reqID string) {
+	w.Header().Set("Content-Type", "text/xml")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">`+
+		`<Error><Type>Sender</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>%s</RequestId></ErrorResponse>`,
+		code, html.EscapeString(message), reqID)
 }
 
 // drop closes the client's connection without an answer, with a TCP reset

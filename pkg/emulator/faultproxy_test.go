@@ -21,8 +21,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/awsapi"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awserr"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/emulator"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/fake"
@@ -508,5 +510,46 @@ func TestProxyConcurrent(t *testing.T) {
 	// 100 DeregisterImage calls emptied its bucket: the next is throttled.
 	if s := status(t, ec2Request(t, p, "A", "DeregisterImage")); s != http.StatusServiceUnavailable {
 		t.Errorf("bucket after 100 concurrent calls: %d", s)
+	}
+}
+
+// moto's STS assumes any role ARN; the proxy refuses the ones it is told
+// to, as STS refuses a missing or untrusting role: AccessDenied, which the
+// SDK decodes and the member-account factory reports as the account being
+// unreachable. Other roles, and every other call, pass through to moto.
+func TestProxyDeniesAssumeRole(t *testing.T) {
+	moto := emulator.SharedMoto(t)
+	const denied, allowed = "arn:aws:iam::111111111111:role/ami-housekeeper-member", "arn:aws:iam::222222222222:role/ami-housekeeper-member"
+	p := startProxy(t, moto.URL, emulator.FaultConfig{NoThrottle: true, DenyAssumeRole: []string{denied}})
+	cfg := sdkConfig(t, p.URL(), 1)
+	client := sts.NewFromConfig(cfg)
+	ctx := context.Background()
+
+	_, err := client.AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String(denied), RoleSessionName: aws.String("ami-housekeeper-cleanup")})
+	var re *smithyhttp.ResponseError
+	if awserr.Code(err) != "AccessDenied" || !errors.As(err, &re) || re.HTTPStatusCode() != 403 || !strings.Contains(err.Error(), denied) {
+		t.Fatalf("denied role: %v; want AccessDenied (403) naming the role", err)
+	}
+	out, err := client.AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String(allowed), RoleSessionName: aws.String("ami-housekeeper-cleanup")})
+	if err != nil || out.Credentials == nil {
+		t.Fatalf("allowed role: %v", err)
+	}
+
+	// Through the member-account factory: the denied account is a RoleError,
+	// the other one reaches moto as itself.
+	accts, err := awsapi.NewAccounts(cfg, awsapi.NewClients(cfg), awsapi.AccountsConfig{Home: "123456789012", RoleName: "ami-housekeeper-member", STS: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var roleErr *awsapi.RoleError
+	if _, err := accts.For(ctx, "111111111111"); !errors.As(err, &roleErr) || roleErr.RoleARN != denied {
+		t.Errorf("For(denied account) = %v; want a *RoleError for %s", err, denied)
+	}
+	if _, err := accts.For(ctx, "222222222222"); err != nil {
+		t.Errorf("For(allowed account): %v", err)
+	}
+	st := p.Stats().Actions["sts:AssumeRole"]
+	if st.Denied != 2 || st.Forwarded != 2 {
+		t.Errorf("sts:AssumeRole stats %+v; want 2 denied (the direct call and the factory's), 2 forwarded", st)
 	}
 }
