@@ -12,9 +12,7 @@ package emulator
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -41,36 +39,16 @@ func StaleAMIID(i int) string { return fmt.Sprintf("ami-05a1e%012x", i) }
 // min_age_days up to a year), and returns its path and the AMI IDs in
 // creation order.
 func WriteStaleAMIs(dir, account string, n int) (string, []string, error) {
-	type ami struct {
-		ID                 string  `json:"ami_id"`
-		Name               string  `json:"name"`
-		Description        string  `json:"description"`
-		OwnerID            string  `json:"owner_id"`
-		Public             bool    `json:"public"`
-		VirtualizationType string  `json:"virtualization_type"`
-		Architecture       string  `json:"architecture"`
-		State              string  `json:"state"`
-		CreationDate       string  `json:"creation_date"`
-		RootDeviceType     string  `json:"root_device_type"`
-		RootDeviceName     string  `json:"root_device_name"`
-		Platform           *string `json:"platform"`
-	}
 	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	amis := make([]ami, n)
+	amis := make([]SeedAMI, n)
 	ids := make([]string, n)
 	for i := range amis {
 		ids[i] = StaleAMIID(i)
-		amis[i] = ami{ID: ids[i], Name: StaleNamePrefix + fmt.Sprintf("%05d", i), Description: "seeded stale AMI",
-			OwnerID: account, VirtualizationType: "hvm", Architecture: "x86_64", State: "available",
-			CreationDate:   start.Add(time.Duration(i) * time.Minute).Format("2006-01-02T15:04:05.000Z"),
-			RootDeviceType: "ebs", RootDeviceName: "/dev/xvda"}
-	}
-	raw, err := json.Marshal(amis)
-	if err != nil {
-		return "", nil, err
+		amis[i] = SeedAMI{ID: ids[i], Name: StaleNamePrefix + fmt.Sprintf("%05d", i), Description: "seeded stale AMI",
+			Owner: account, Created: start.Add(time.Duration(i) * time.Minute)}
 	}
 	path := filepath.Join(dir, "stale-amis-"+strconv.Itoa(n)+".json")
-	if err := os.WriteFile(path, raw, 0o600); err != nil {
+	if err := WriteAMIs(path, amis); err != nil {
 		return "", nil, err
 	}
 	return path, ids, nil
