@@ -14,6 +14,7 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/clock"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/coldstart"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/handlers"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/org"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/ratelimit"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/sharing"
@@ -29,12 +30,12 @@ func main() {
 	// The scheduled audit runs alone and reads every AMI's permissions: it
 	// paces its calls to its own part of the buckets, not the event path's.
 	auditClients := rt.PacedClients(ratelimit.FunctionSharingAudit)
-	batch := handlers.BatchConfig{Queues: handlers.NewQueues(clients.SQS), Usage: rt.Limits.Usage, Metrics: os.Stdout}
+	batch := handlers.BatchConfig{Queues: handlers.NewQueues(clients.SQS), Usage: rt.Usage, Metrics: os.Stdout}
 	rt.Serve(func(pol *policy.Policy, log *slog.Logger) lambda.Handler {
 		enforcer := func(region string) *sharing.Enforcer {
 			return &sharing.Enforcer{EC2: clients.EC2(region), Policy: pol.Sharing}
 		}
-		return &handlers.Sharing{
+		h := &handlers.Sharing{
 			Enforcer: enforcer,
 			Auditor: func(region string) *audit.Auditor {
 				// An audit can run for 15 minutes: the kill switch, engaged
@@ -53,5 +54,16 @@ func main() {
 			Metrics:  os.Stdout,
 			Batch:    batch,
 		}
+		if rt.Org != nil {
+			// Organization mode: each event is checked in its own account,
+			// with that account's effective policy, and the organization's
+			// membership resolves who keeps access through an OU.
+			h.Org = &handlers.Org{Directory: rt.Org.Directory, Accounts: rt.Org.Accounts,
+				Policy: func(a org.Account) (*policy.Policy, error) { return pol.For(a.ID, a.Path) }}
+			h.EnforcerFor = func(t *handlers.Target, region string) *sharing.Enforcer {
+				return &sharing.Enforcer{EC2: t.Clients.EC2(region), Policy: t.Policy.Sharing, Membership: t.Membership()}
+			}
+		}
+		return h
 	})
 }

@@ -18,6 +18,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/organizations"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awsapi"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/emf"
@@ -76,6 +78,34 @@ type Runtime struct {
 	// the switch engaged (os.Stdout when nil: the alarm must not depend on
 	// wiring).
 	Metrics io.Writer
+	// Org is organization mode (nil: single account, the deployment's own).
+	Org *Org
+}
+
+// Usage is what the instance's calls cost so far: the home account's
+// (Limits) and, in organization mode, the member accounts' on the
+// function's own path (Org.Accounts).
+func (r *Runtime) Usage() ratelimit.Usage {
+	if r.Org == nil {
+		return r.Limits.Usage()
+	}
+	return sumUsage(r.Limits.Usage(), r.Org.Usage())
+}
+
+// OrgAccounts returns, in organization mode, a factory over the member
+// roles whose clients are paced to share's part of each account's buckets
+// (PacedClients at home). It exits, like a failed cold start, when share
+// has no row in the table; it returns nil in single-account mode.
+func (r *Runtime) OrgAccounts(share string) *awsapi.Accounts {
+	if r.Org == nil {
+		return nil
+	}
+	a, err := r.Org.AccountsFor(share, ratelimit.Instances(share), r.PacedClients(share))
+	if err != nil {
+		r.Log.Error("cold start failed: organization mode", logging.KeyFunction, r.Function, logging.KeyError, err.Error())
+		os.Exit(1)
+	}
+	return a
 }
 
 // PacedClients returns clients whose EC2 calls are paced to share's part
@@ -114,13 +144,25 @@ func Boot(ctx context.Context, function string, mode func(*policy.Policy) policy
 		os.Exit(1)
 	}
 	dryRun, _ := policy.DryRun(os.Getenv) // Load has already refused a bad value
+	// Organization mode: the scope, the member roles, the directory. A
+	// scope that cannot be read fails the cold start: the function must
+	// not fall back to serving one account.
+	o, err := NewOrg(os.Getenv, function, conc, cfg, clients, OrgDeps{STS: sts.NewFromConfig(cfg), Organizations: organizations.NewFromConfig(cfg)})
+	if err != nil {
+		log.Error("cold start failed: organization mode", logging.KeyFunction, function, logging.KeyError, err.Error())
+		os.Exit(1)
+	}
 	rt := &Runtime{Function: function, Log: log, Clients: clients, Policy: pol, Account: os.Getenv(EnvAccountID),
 		Mode: mode, DryRun: dryRun, KillSwitch: killswitch.FromEnv(os.Getenv, clients.SSM("")), Limits: limits, MaxConcurrency: conc, Metrics: os.Stdout,
-		cfg: cfg}
+		cfg: cfg, Org: o}
 	attrs := []any{logging.KeyFunction, function, logging.KeyPolicy, origin, logging.KeyMode, string(mode(pol)), logging.KeyModeReason, rt.staticReason(),
 		logging.KeyMaxConcurrency, conc}
 	if p := rt.KillSwitch.Parameter(); p != "" {
 		attrs = append(attrs, logging.KeyKillSwitch, p)
+	}
+	if o != nil {
+		attrs = append(attrs, slog.Group("organization", slog.Any("scope", o.Scope), slog.String("member_role", o.conf.RoleName),
+			slog.Bool("external_id", o.conf.ExternalID != ""), slog.String("session", o.conf.SessionName)))
 	}
 	log.Info("cold start", attrs...)
 	return rt

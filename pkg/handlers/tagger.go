@@ -21,6 +21,7 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/logging"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/org"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/sharing"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/tagger"
 )
 
@@ -227,6 +228,17 @@ type Target struct {
 	Clients   *awsapi.Clients
 	Policy    *policy.Policy
 	Directory *org.Directory
+}
+
+// Membership is the organization's membership as the target's directory
+// knows it: what the sharing guard resolves organization and OU shares
+// against.
+func (t *Target) Membership() sharing.Membership {
+	dir := t.Directory
+	return sharing.Members{OrgID: dir.OrgID, Path: func(account string) ([]string, bool) {
+		m, ok := dir.Member(account)
+		return m.Path, ok
+	}}
 }
 
 // scope reads the directory and says why m is outside the scope ("" when

@@ -454,3 +454,19 @@ func (w *orgWorld) sharing(logs *bytes.Buffer) *handlers.Sharing {
 		},
 	}
 }
+
+// The sharing guard resolves organization and OU membership from the
+// directory's members, in scope or not; an account outside knows none.
+func TestOrgTargetMembership(t *testing.T) {
+	dir := orgDirectory()
+	m := (&handlers.Target{Directory: dir}).Membership()
+	if m.Organization() != "o-exampleorgid" {
+		t.Errorf("organization %q", m.Organization())
+	}
+	if path, ok := m.Member(orgOutside); !ok || strings.Join(path, "/") != "r-ab12/ou-ab12-workload1" {
+		t.Errorf("member outside the scope: %v %v, want its path", path, ok)
+	}
+	if _, ok := m.Member(orgForged); ok {
+		t.Error("an account outside the organization is a member")
+	}
+}
