@@ -41,6 +41,13 @@ type app struct {
 	yes              bool
 	detailedExitcode bool
 	noColor          bool
+
+	// callerARN is who the credentials are (sts GetCallerIdentity), once
+	// connected: its partition names the member roles.
+	callerARN string
+	// stdin reads the answers to every question of the run: a reader per
+	// question could buffer, and lose, the next one's answer.
+	stdin *bufio.Reader
 }
 
 func newApp(io IO) *app {
@@ -174,17 +181,17 @@ func (a *app) connect(ctx context.Context) (cfg aws.Config, regions []string, ac
 	if cfg.Region == "" {
 		cfg.Region = regions[0]
 	}
-	acct, err = account(ctx, cfg)
+	acct, a.callerARN, err = callerIdentity(ctx, cfg)
 	return cfg, regions, acct, err
 }
 
-// account returns the caller's account ID.
-func account(ctx context.Context, cfg aws.Config) (string, error) {
+// callerIdentity returns the caller's account ID and ARN.
+func callerIdentity(ctx context.Context, cfg aws.Config) (acct, callerARN string, err error) {
 	out, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
-		return "", fmt.Errorf("who am I (sts GetCallerIdentity): %w", err)
+		return "", "", fmt.Errorf("who am I (sts GetCallerIdentity): %w", err)
 	}
-	return aws.ToString(out.Account), nil
+	return aws.ToString(out.Account), aws.ToString(out.Arn), nil
 }
 
 // targetRegions resolves --region: the SDK's region by default, "all" for
@@ -224,7 +231,10 @@ func (a *app) confirm(question string) error {
 		return usageError("%s: refusing without a terminal; give --yes to proceed", question)
 	}
 	fmt.Fprintf(a.io.Out, "%s [y/N] ", question)
-	line, _ := bufio.NewReader(a.io.In).ReadString('\n')
+	if a.stdin == nil {
+		a.stdin = bufio.NewReader(a.io.In)
+	}
+	line, _ := a.stdin.ReadString('\n')
 	if ans := strings.ToLower(strings.TrimSpace(line)); ans != "y" && ans != "yes" {
 		return &exitError{code: ExitError, err: fmt.Errorf("%s: not confirmed; nothing changed", question)}
 	}

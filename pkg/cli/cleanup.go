@@ -105,10 +105,12 @@ func (a *app) warnNoRecordsKey() {
 		"         Every mark is treated as absent: AMIs marked by an earlier run show as marked anew, not as due.\n", records.EnvKeyID)
 }
 
-// sweeper is the cleanup engine for one region, wired as the cleanup
-// function wires it (functions/cleanup/main.go).
-func (r *cleanupRun) sweeper(region string) *sweep.Sweeper {
-	c := r.clients
+// sweeper is the cleanup engine for one region of the caller's account.
+func (r *cleanupRun) sweeper(region string) *sweep.Sweeper { return r.sweeperWith(r.clients, region) }
+
+// sweeperWith is the cleanup engine for one region of the account c works
+// in, wired as the cleanup function wires it (functions/cleanup/main.go).
+func (r *cleanupRun) sweeperWith(c *awsapi.Clients, region string) *sweep.Sweeper {
 	return &sweep.Sweeper{
 		Collector: &collect.Collector{
 			EC2:         c.EC2(region),
@@ -127,7 +129,44 @@ func (r *cleanupRun) sweeper(region string) *sweep.Sweeper {
 // eachRegion runs fn for every region, regionsAtOnce at a time, and returns
 // the reports in region order. On a terminal, stderr shows progress.
 func (a *app) eachRegion(ctx context.Context, regions []string, verb string, fn func(ctx context.Context, region string) *sweep.Report) []*sweep.Report {
-	out := make([]*sweep.Report, len(regions))
+	labels := make([]string, len(regions))
+	for i, r := range regions {
+		labels[i] = verb + " " + r
+	}
+	return a.runUnits(ctx, labels, regionsAtOnce, func(ctx context.Context, i int) *sweep.Report { return fn(ctx, regions[i]) })
+}
+
+// acrossAccounts runs fn for every reached account × region of cov,
+// accountsAtOnce at a time, and returns each account's reports in region
+// order.
+func (a *app) acrossAccounts(ctx context.Context, targets []*acctTarget, regions []string, verb string, fn func(ctx context.Context, t *acctTarget, region string) *sweep.Report) map[string][]*sweep.Report {
+	type unit struct {
+		t      *acctTarget
+		region string
+	}
+	var units []unit
+	var labels []string
+	for _, t := range targets {
+		if t.NotCovered != "" {
+			continue
+		}
+		for _, r := range regions {
+			units = append(units, unit{t, r})
+			labels = append(labels, verb+" "+t.Account+" "+r)
+		}
+	}
+	reps := a.runUnits(ctx, labels, accountsAtOnce, func(ctx context.Context, i int) *sweep.Report { return fn(ctx, units[i].t, units[i].region) })
+	out := map[string][]*sweep.Report{}
+	for i, u := range units {
+		out[u.t.Account] = append(out[u.t.Account], reps[i])
+	}
+	return out
+}
+
+// runUnits runs fn for every label's index, at most at at once, and
+// returns the reports in label order. On a terminal, stderr shows progress.
+func (a *app) runUnits(ctx context.Context, labels []string, at int, fn func(ctx context.Context, i int) *sweep.Report) []*sweep.Report {
+	out := make([]*sweep.Report, len(labels))
 	var pw progress.Writer
 	if a.stderrTerminal() {
 		pw = progress.NewWriter()
@@ -139,19 +178,19 @@ func (a *app) eachRegion(ctx context.Context, regions []string, verb string, fn 
 		pw.Style().Visibility.Value = false // a sweep has no count to show
 		go pw.Render()
 	}
-	sem := make(chan struct{}, regionsAtOnce)
+	sem := make(chan struct{}, at)
 	var wg sync.WaitGroup
-	for i, region := range regions {
+	for i, label := range labels {
 		var tr *progress.Tracker
 		if pw != nil {
 			// Total 0: indeterminate; a sweep does not know its length ahead.
-			tr = &progress.Tracker{Message: verb + " " + region}
+			tr = &progress.Tracker{Message: label}
 			pw.AppendTracker(tr)
 		}
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			rep := fn(ctx, region)
+			rep := fn(ctx, i)
 			out[i] = rep
 			if tr != nil {
 				if regionFailure(rep) != "" {
@@ -191,6 +230,26 @@ func regionFailure(rep *sweep.Report) string {
 		}
 	}
 	return strings.Join(why, "; ")
+}
+
+// reportFailuresAcross is reportFailures over several accounts: one line
+// per failed account and region.
+func (a *app) reportFailuresAcross(targets []*acctTarget, reps map[string][]*sweep.Report) error {
+	var failed []string
+	total := 0
+	for _, t := range targets {
+		for _, rep := range reps[t.Account] {
+			total++
+			if why := regionFailure(rep); why != "" {
+				fmt.Fprintf(a.io.Err, "account %s region %s failed: %s\n", t.Account, rep.Region, escapeText(why))
+				failed = append(failed, t.Account+" "+rep.Region)
+			}
+		}
+	}
+	if len(failed) > 0 {
+		return &exitError{code: ExitError, err: fmt.Errorf("%d of %d account regions failed: %s", len(failed), total, strings.Join(failed, ", "))}
+	}
+	return nil
 }
 
 // reportFailures prints one line per failed region on stderr and returns

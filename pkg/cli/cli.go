@@ -28,6 +28,9 @@ const (
 	// ExitChanges: with --detailed-exitcode, the plan or audit has changes
 	// to make (as terraform plan).
 	ExitChanges = 3
+	// ExitNotCovered: across accounts (--accounts, --ou), some accounts
+	// could not be reached; the others completed.
+	ExitNotCovered = 4
 )
 
 // IO is where the CLI reads and writes, and whether a person is there.

@@ -31,6 +31,7 @@ var exitCodeDocs = []struct {
 	{ExitError, "Error: an AWS call, a region or an action failed, or a confirmation was answered no (nothing changed then). With several regions, the others still run and are reported before the exit."},
 	{ExitUsage, "Bad usage: an unknown command or flag, a bad argument, an invalid policy document (every problem printed with its path), or `apply` without a records key. Nothing was called on AWS. A change refused because there is no terminal and no `--yes` exits 2 as well, with nothing changed."},
 	{ExitChanges, "Only with `--detailed-exitcode`: success, and the plan or audit has changes to make (as `terraform plan -detailed-exitcode`)."},
+	{ExitNotCovered, "Across accounts (`--accounts`, `--ou`): some accounts were not covered, as their role could not be assumed (each is listed with the reason); the others completed. A failure (1) takes precedence; this takes precedence over 3."},
 }
 
 // RenderDocs returns doc (docs/cli.md) with every generated region

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/jedib0t/go-pretty/v6/table"
 	"github.com/spf13/cobra"
@@ -17,6 +18,7 @@ func init() { commands = append(commands, (*app).planCmd) }
 
 func (a *app) planCmd() *cobra.Command {
 	var keyFlag string
+	var sf scopeFlags
 	cmd := &cobra.Command{
 		Use:   "plan",
 		Short: "Show the cleanup's decision for every AMI and orphan snapshot, with every reason and the totals; changes nothing",
@@ -44,20 +46,46 @@ cleanup's sealed marks cannot be verified: every mark is then treated as
 absent, and the command says so on stderr.
 
 With --detailed-exitcode, plan exits 3 when there is something to do (a
-mark, unmark, deregistration or orphan snapshot deletion), 0 when not.`,
+mark, unmark, deregistration or orphan snapshot deletion), 0 when not.
+
+Across accounts: --accounts and --ou (every ACTIVE account under the OUs,
+listed through Organizations) plan each account through its member role
+(--role-name), with the account's own policy: the document's overrides for
+its OUs and for it applied (see policy validate --account). The output is
+grouped by account, then region; --output json is then one document,
+{"accounts": [{"account", "path", "overrides", "not_covered", "reports"}],
+"skipped": {...}}. An account whose role cannot be assumed is listed with
+the reason and the others complete; the command then exits 4. Without these
+flags, the caller's own account is planned with its overrides applied
+(Organizations is read for its OU path only when the policy has overrides
+by OU).`,
 		Example: `  ami-housekeeper plan --policy policy.yaml --region eu-west-1
   ami-housekeeper plan --policy policy.yaml --region eu-west-1 --region us-east-1 --output json
   ami-housekeeper plan --region all --records-key alias/ami-housekeeper-records --detailed-exitcode
-  ami-housekeeper plan --policy policy.yaml --output markdown > plan.md`,
+  ami-housekeeper plan --policy policy.yaml --output markdown > plan.md
+  ami-housekeeper plan --policy policy.yaml --ou ou-ab12-cdefgh34 --region eu-west-1 --region us-east-1
+  ami-housekeeper plan --policy policy.yaml --accounts 111122223333,444455556666 --role-name ami-housekeeper-member`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := sf.check(cmd); err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			pol, run, err := a.startReading(ctx, keyFlag)
 			if err != nil {
 				return err
 			}
-			reps := a.planRegions(ctx, run, pol.Retention)
-			if err := a.renderReports(reps, pol.Retention.Mode, false); err != nil {
+			cov, err := a.coverRun(ctx, run, &sf, pol)
+			if err != nil {
+				return err
+			}
+			if cov.multi {
+				return a.planAccounts(ctx, run, cov)
+			}
+			eff := cov.targets[0].Policy
+			a.sayOverrides(cov.targets[0])
+			reps := a.planRegions(ctx, run, eff.Retention)
+			if err := a.renderReports(reps, eff.Retention.Mode, false); err != nil {
 				return err
 			}
 			if err := a.reportFailures(reps); err != nil {
@@ -74,7 +102,98 @@ mark, unmark, deregistration or orphan snapshot deletion), 0 when not.`,
 		},
 	}
 	recordsKeyFlag(cmd, &keyFlag)
+	addScopeFlags(cmd, &sf)
 	return cmd
+}
+
+// planAccounts plans every reached account × region, each with its
+// account's effective retention policy in audit, and renders them by
+// account.
+func (a *app) planAccounts(ctx context.Context, run *cleanupRun, cov *coverage) error {
+	reps := a.acrossAccounts(ctx, cov.targets, run.regions, "plan", func(ctx context.Context, t *acctTarget, region string) *sweep.Report {
+		p := t.Policy.Retention
+		p.Mode = policy.ModeAudit
+		return run.sweeperWith(t.clients, region).Run(ctx, t.Account, region, p)
+	})
+	if err := a.renderAccountReports(cov, reps, false); err != nil {
+		return err
+	}
+	if err := a.reportFailuresAcross(cov.targets, reps); err != nil {
+		return err
+	}
+	if err := cov.notCovered(); err != nil {
+		return err
+	}
+	if a.detailedExitcode {
+		for _, rs := range reps {
+			for _, rep := range rs {
+				if hasChanges(rep.Plan) {
+					return changesPending
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// accountReports is one account of a multi-account plan or apply in JSON.
+type accountReports struct {
+	accountJSON
+	Reports []*sweep.Report `json:"reports"`
+}
+
+// accountsDocument is plan's and apply's JSON output across accounts.
+type accountsDocument struct {
+	Accounts []accountReports  `json:"accounts"`
+	Skipped  map[string]string `json:"skipped"`
+}
+
+// renderAccountReports prints each account's reports under its heading
+// (NOT COVERED with the reason for an unreachable one), then who was
+// skipped and not covered; or one JSON document.
+func (a *app) renderAccountReports(cov *coverage, reps map[string][]*sweep.Report, applied bool) error {
+	if a.output == OutputJSON {
+		doc := accountsDocument{Accounts: []accountReports{}, Skipped: cov.skipped}
+		for _, t := range cov.targets {
+			rs := reps[t.Account]
+			if rs == nil {
+				rs = []*sweep.Report{}
+			}
+			doc.Accounts = append(doc.Accounts, accountReports{accountJSON: t.json(), Reports: rs})
+		}
+		return writeJSON(a.io.Out, doc)
+	}
+	for _, t := range cov.targets {
+		a.accountHeading(t)
+		for _, rep := range reps[t.Account] {
+			a.renderReport(rep, t.Policy.Retention.Mode, applied)
+		}
+	}
+	a.renderCoverage(cov)
+	return nil
+}
+
+// accountHeading writes one account's title, above its regions' headings.
+func (a *app) accountHeading(t *acctTarget) {
+	s := escapeText(t.heading())
+	if a.output == OutputMarkdown {
+		fmt.Fprintf(a.io.Out, "# %s\n\n", s)
+		return
+	}
+	fmt.Fprintf(a.io.Out, "=== %s ===\n\n", s)
+}
+
+// sayOverrides says, for the caller's own account, which overrides its
+// policy has (nothing when none: the output is as it always was).
+func (a *app) sayOverrides(t *acctTarget) {
+	if applied := t.Policy.Applied(); len(applied) > 0 && a.output != OutputJSON {
+		fmt.Fprintf(a.io.Out, "Policy for account %s: the document's overrides %s applied\n\n", t.Account, strings.Join(applied, ", "))
+	}
+}
+
+// coverRun resolves the accounts of a cleanup command.
+func (a *app) coverRun(ctx context.Context, run *cleanupRun, f *scopeFlags, pol *policy.Policy) (*coverage, error) {
+	return a.cover(ctx, run.cfg, run.account, run.clients, run.regions, f, pol)
 }
 
 // planRegions plans every region of run in audit mode: the sweep stops

@@ -27,6 +27,7 @@ func init() { commands = append(commands, (*app).auditSharingCmd) }
 
 func (a *app) auditSharingCmd() *cobra.Command {
 	var enforce, useTrail bool
+	var sf scopeFlags
 	cmd := &cobra.Command{
 		Use:   "audit-sharing",
 		Short: "List the AMIs and snapshots shared beyond the sharing policy; --enforce revokes those shares",
@@ -55,16 +56,33 @@ public access on where it is off.
 
 With --detailed-exitcode, exit 3 when there are shares to revoke (without
 --enforce). JSON output is one document: the audit's report per region, as
-the sharing function logs it.`,
+the sharing function logs it.
+
+Across accounts: --accounts and --ou (every ACTIVE account under the OUs,
+listed through Organizations) audit each account through its member role
+(--role-name), with the account's own sharing policy (the document's
+overrides applied), and when the organization was read, a removed account's
+membership of a kept organization or OU is known rather than "may keep
+access". Findings are grouped by account; with --enforce each account's
+revocations are shown and asked for in turn (an account answered no is left
+as it is). JSON output is then {"accounts": [{"account", "path",
+"overrides", "not_covered", "enforced", "reports"}], "skipped": {...}}. An
+account whose role cannot be assumed is listed with the reason and the
+others complete; the command then exits 4.`,
 		Example: `  ami-housekeeper audit-sharing --policy policy.yaml --region eu-west-1
   ami-housekeeper audit-sharing --region all --output json
   ami-housekeeper audit-sharing --policy policy.yaml --region eu-west-1 --enforce
-  ami-housekeeper audit-sharing --region eu-west-1 --detailed-exitcode || echo "shares to revoke"`,
+  ami-housekeeper audit-sharing --region eu-west-1 --detailed-exitcode || echo "shares to revoke"
+  ami-housekeeper audit-sharing --policy policy.yaml --ou r-ab12 --region all --output json`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.auditSharing(cmd.Context(), enforce, useTrail)
+			if err := sf.check(cmd); err != nil {
+				return err
+			}
+			return a.auditSharing(cmd.Context(), enforce, useTrail, &sf)
 		},
 	}
+	addScopeFlags(cmd, &sf)
 	cmd.Flags().BoolVar(&enforce, "enforce", false, "revoke the shares the policy does not allow (asks first; --yes without a terminal)")
 	cmd.Flags().BoolVar(&useTrail, "cloudtrail", true, "look up in CloudTrail (LookupEvents, 90 days) who shared each resource")
 	return cmd
@@ -80,7 +98,7 @@ type sharingDocument struct {
 	actors map[string]string
 }
 
-func (a *app) auditSharing(ctx context.Context, enforce, useTrail bool) error {
+func (a *app) auditSharing(ctx context.Context, enforce, useTrail bool, sf *scopeFlags) error {
 	pol, err := a.loadPolicy()
 	if err != nil {
 		return err
@@ -94,11 +112,21 @@ func (a *app) auditSharing(ctx context.Context, enforce, useTrail bool) error {
 		return err
 	}
 	clients := awsapi.NewClients(cfg)
+	cov, err := a.cover(ctx, cfg, acct, clients, regions, sf, pol)
+	if err != nil {
+		return err
+	}
+	if cov.multi {
+		return a.auditSharingAccounts(ctx, cov, regions, enforce, useTrail)
+	}
+	pol = cov.targets[0].Policy
+	a.sayOverrides(cov.targets[0])
+	members := cov.membership()
 
 	// Whatever the policy's mode, the first pass only reads.
 	readOnly := pol.Sharing
 	readOnly.Mode = policy.ModeAudit
-	reports := auditRegions(ctx, clients, acct, regions, readOnly, nil)
+	reports := auditRegions(ctx, clients, acct, regions, readOnly, nil, members)
 	var actors map[string]string
 	if useTrail {
 		actors = a.sharingActors(ctx, cfg, acct, reports)
@@ -137,7 +165,7 @@ func (a *app) auditSharing(ctx context.Context, enforce, useTrail bool) error {
 	enforcing.Mode = policy.ModeEnforce
 	// The enforcing pass re-reads everything; it removes only what the
 	// operator was shown and confirmed, never a share made since.
-	done := auditRegions(ctx, clients, acct, regions, enforcing, confirmedRevocations(reports))
+	done := auditRegions(ctx, clients, acct, regions, enforcing, confirmedRevocations(reports), members)
 	applyActors(done, actors)
 	if a.output != OutputJSON {
 		fmt.Fprintln(a.io.Out)
@@ -185,14 +213,15 @@ func confirmedRevocations(reports []audit.Report) map[string]bool {
 // paced within its region's EC2 limits by the Auditor), without a cursor:
 // the CLI never reads or moves the scheduled audit's position. When
 // confirmed is not nil, an enforcing pass removes only the principals it
-// holds (actorKey); the others are left and reported as held.
-func auditRegions(ctx context.Context, clients *awsapi.Clients, acct string, regions []string, p policy.Sharing, confirmed map[string]bool) []audit.Report {
+// holds (actorKey); the others are left and reported as held. members,
+// when not nil, is the organization the guard resolves membership against.
+func auditRegions(ctx context.Context, clients *awsapi.Clients, acct string, regions []string, p policy.Sharing, confirmed map[string]bool, members sharing.Membership) []audit.Report {
 	reports := make([]audit.Report, len(regions))
 	var wg sync.WaitGroup
 	for i, region := range regions {
 		wg.Go(func() {
 			ec2c := clients.EC2(region)
-			enf := &sharing.Enforcer{EC2: ec2c, Policy: p}
+			enf := &sharing.Enforcer{EC2: ec2c, Policy: p, Membership: members}
 			if confirmed != nil {
 				enf.MayRemove = func(_ sharing.ResourceKind, id string, pr sharing.Principal) bool {
 					return confirmed[actorKey(region, id, pr)]
