@@ -196,7 +196,8 @@ func TestLedgerSummary(t *testing.T) {
 	}
 	text := sum.Text()
 	for _, want := range []string{"Units 4 of 5", "Unreachable (1)", "100000000001 eu-west-1 (ou-ab12-bbbbbbbb): account 100000000001 unreachable",
-		"Skipped accounts (1)", "999999999999: status SUSPENDED", "removed 4", "32 GiB freed", "By OU (2)"} {
+		"Skipped accounts (1)", "999999999999: status SUSPENDED", "removed 4", "32 GiB freed", "By OU (2)",
+		"ou-ab12-aaaaaaaa: 2 accounts, units 1 done, 1 partial, 1 failed; ", "100000000001 (ou-ab12-bbbbbbbb): units 1 unreachable; AMIs seen 0"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("summary text lacks %q:\n%s", want, text)
 		}

@@ -65,9 +65,50 @@ func newWorld(t *testing.T) *world {
 		t.Fatalf("creating the units queue: %v", err)
 	}
 	w.queueURL = aws.ToString(out.QueueUrl)
-	w.ledger = &fanout.Ledger{DB: w.db, Table: testTable}
+	w.ledger = &fanout.Ledger{DB: &atomicDB{db: w.db}, Table: testTable}
 	w.log = logging.New(w.logs, "debug")
 	return w
+}
+
+// atomicDB makes each DynamoDB request atomic, as DynamoDB is: moto serves
+// requests on threads and evaluates a condition and applies its write
+// without a lock, so two concurrent conditional updates can both pass
+// (and an increment be lost) there, never in DynamoDB. The workers still
+// interleave between requests, which is the concurrency the ledger must
+// handle.
+type atomicDB struct {
+	mu sync.Mutex
+	db *dynamodb.Client
+}
+
+func (a *atomicDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.db.GetItem(ctx, in, optFns...)
+}
+
+func (a *atomicDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.db.PutItem(ctx, in, optFns...)
+}
+
+func (a *atomicDB) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.db.UpdateItem(ctx, in, optFns...)
+}
+
+func (a *atomicDB) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, optFns ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.db.TransactWriteItems(ctx, in, optFns...)
+}
+
+func (a *atomicDB) Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.db.Query(ctx, in, optFns...)
 }
 
 // receiveAll drains the queue's visible messages (deleting them when del).

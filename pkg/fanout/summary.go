@@ -217,7 +217,7 @@ func (s Summary) Text() string {
 		s.Started.UTC().Format(time.RFC3339), s.Finished.UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "Units %d of %d recorded: done %d, partial %d, unreachable %d, failed %d, out of scope %d\n",
 		t.Units, s.Expected, t.Done, t.Partial, t.Unreachable, t.Failed, t.OutOfScope)
-	fmt.Fprintf(&b, "Covered %d accounts in %d regions (%s)\n", len(s.Accounts), len(s.Regions), strings.Join(s.Regions, ", "))
+	fmt.Fprintf(&b, "Covered %s in %s (%s)\n", plural(len(s.Accounts), "account"), plural(len(s.Regions), "region"), strings.Join(s.Regions, ", "))
 	b.WriteString(totalsLine(s.Job, t) + "\n")
 	lines := 4
 	section := func(title string, rows []string) {
@@ -252,12 +252,12 @@ func (s Summary) Text() string {
 	section("Skipped accounts", skipped)
 	byOU := make([]string, 0, len(s.ByOU))
 	for _, o := range s.ByOU {
-		byOU = append(byOU, fmt.Sprintf("%s: %d accounts, %s", o.OU, o.Accounts, totalsLine(s.Job, o.Totals)))
+		byOU = append(byOU, fmt.Sprintf("%s: %s, %s%s", o.OU, plural(o.Accounts, "account"), statusPart(o.Totals), totalsLine(s.Job, o.Totals)))
 	}
 	section("By OU", byOU)
 	byAccount := make([]string, 0, len(s.ByAccount))
 	for _, a := range s.ByAccount {
-		byAccount = append(byAccount, fmt.Sprintf("%s%s: %s", a.Account, ouSuffix(a.OU), totalsLine(s.Job, a.Totals)))
+		byAccount = append(byAccount, fmt.Sprintf("%s%s: %s%s", a.Account, ouSuffix(a.OU), statusPart(a.Totals), totalsLine(s.Job, a.Totals)))
 	}
 	section("By account", byAccount)
 	return b.String()
@@ -268,6 +268,30 @@ func ouSuffix(ou string) string {
 		return ""
 	}
 	return " (" + ou + ")"
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// statusPart says how the units went when not all are done ("" then).
+func statusPart(t Totals) string {
+	if t.Done == t.Units {
+		return ""
+	}
+	var parts []string
+	for _, c := range []struct {
+		n    int
+		name string
+	}{{t.Done, "done"}, {t.Partial, "partial"}, {t.Unreachable, "unreachable"}, {t.Failed, "failed"}, {t.OutOfScope, "out of scope"}} {
+		if c.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c.n, c.name))
+		}
+	}
+	return "units " + strings.Join(parts, ", ") + "; "
 }
 
 // totalsLine is the job's figures in one line.

@@ -145,7 +145,8 @@ func TestWorkerSweepReportsAnUnreachableAccountWhileOthersComplete(t *testing.T)
 		}
 	}
 	if pub.count() != 1 {
-		t.Fatalf("%d summaries published, want exactly 1", pub.count())
+		m, _, _ := w.ledger.Meta(ctx, testSweep)
+		t.Fatalf("%d summaries published, want exactly 1 (meta %+v)", pub.count(), m)
 	}
 	s := pub.sent[0]
 	if !s.Complete || s.Totals.Units != 10 || s.Totals.Done != 8 || s.Totals.Unreachable != 2 || s.Totals.Deregistered != 8 || s.Totals.GiBFreed != 64 {
