@@ -362,15 +362,35 @@ func (pl *planner) decide(i int) (d Decision) {
 		return d
 	}
 	atRemoval := pl.sharesAtRemoval(i)
-	if keep := pl.keepReasons(i, true, atRemoval); len(keep) > 0 {
+	keep := pl.keepReasons(i, true, atRemoval)
+	// Shared and nothing else keeps it: with shared_usage check, EC2's
+	// usage reports decide (usage.go).
+	var uv usageVerdict
+	if len(keep) == 0 && pl.sharedCheck(i) {
+		uv = pl.usageOf(i, m)
+		d.UsageReport, d.RequestUsageReport = uv.report, uv.request
+		// A mark that is not a date cannot be held: unknown usage keeps
+		// the AMI as any keep reason does.
+		if uv.state == usageKeep || (uv.state == usageUnknown && !m.valid) {
+			keep = uv.reasons
+		}
+	}
+	if len(keep) > 0 {
 		d.Reasons = keep
 		m.unmarkIfMarked(&d)
+		return d
+	}
+	if uv.state == usageUnknown {
+		// No evidence yet: kept, and its mark stays as it is (neither
+		// removed on missing evidence nor acted on).
+		d.Action, d.DeleteAfter = ActionWait, m.date.Format(DateLayout)
+		d.Reasons = append(uv.reasons, "stays marked until a usage report says whether another account uses it")
 		return d
 	}
 
 	// A candidate.
 	d.CheckShares = atRemoval && pl.rules[f.rule].keepShared && !img.SharesKnown && !img.Public
-	d.Reasons = pl.goReasons(i, d.CheckShares)
+	d.Reasons = pl.goReasons(i, d.CheckShares, uv)
 	switch {
 	case pl.due(m):
 		d.Action, d.DeleteAfter = ActionDeregister, m.date.Format(DateLayout)
@@ -382,7 +402,7 @@ func (pl *planner) decide(i int) (d Decision) {
 		// stopped in between left a record without its stage. Mark again
 		// (same date) so the stage is applied.
 		redeprecate := m.deprecated && pl.p.Stages.Deprecate && img.DeprecationTime.IsZero()
-		redisable := m.disabled && pl.p.Stages.Disable && img.State != "disabled"
+		redisable := m.disabled && pl.p.Stages.Disable && img.State != "disabled" && uv.state != usageUnused
 		if redeprecate || redisable {
 			d.Action, d.Deprecate, d.Disable = ActionMark, redeprecate, redisable
 			d.Reasons = append(d.Reasons, "a recorded stage is not applied (an earlier run stopped before it): applied again")
@@ -398,6 +418,13 @@ func (pl *planner) decide(i int) (d Decision) {
 			d.Action, d.DeleteAfter = ActionMark, pl.today.AddDate(0, 0, g).Format(DateLayout)
 			d.Deprecate, d.Disable = pl.p.Stages.Deprecate, pl.p.Stages.Disable
 			d.Reasons = append(d.Reasons, fmt.Sprintf("marked for removal after %s (grace %s)", d.DeleteAfter, days(g)))
+			// Disabling removes every launch permission, and enabling does
+			// not bring them back: a shared AMI whose removal still waits
+			// for a usage report must stay launchable by its accounts.
+			if d.Disable && uv.state == usageUnused {
+				d.Disable = false
+				d.Reasons = append(d.Reasons, "not disabled: it is shared, and disabling would remove its launch permissions for good (EnableImage does not restore them)")
+			}
 			// A stage someone else applied is theirs: the cleanup neither
 			// re-applies nor records it, so an unmark never undoes it.
 			if d.Deprecate && !img.DeprecationTime.IsZero() && !m.deprecated {
@@ -479,7 +506,7 @@ func (pl *planner) keepReasons(i int, withShares, sharesAtRemoval bool) []string
 		if img.Public {
 			keep = append(keep, "public")
 		}
-		if img.SharesKnown && len(img.SharedWith) > 0 {
+		if img.SharesKnown && len(img.SharedWith) > 0 && !pl.checksUsage(r) {
 			keep = append(keep, "shared with "+list(img.SharedWith, 10))
 		}
 	}
@@ -502,6 +529,11 @@ func (pl *planner) keepReasons(i int, withShares, sharesAtRemoval bool) []string
 		pl.now.Sub(img.LastLaunched) < time.Duration(n+1)*day {
 		keep = append(keep, "launched "+ago(pl.now, img.LastLaunched))
 	}
+	// With shared_usage check, the sharing keeps an AMI only while another
+	// account uses it, which is asked only when nothing else keeps it.
+	if withShares && pl.checksUsage(r) && len(keep) > 0 && img.SharesKnown && len(img.SharedWith) > 0 {
+		keep = append(keep, "shared with "+list(img.SharedWith, 10)+" (its usage is checked once nothing else keeps it)")
+	}
 	// Permissions are read only for AMIs nothing else keeps, so this reason
 	// stands alone: it is the last thing between the AMI and removal.
 	if withShares && !sharesAtRemoval && r.keepShared && len(keep) == 0 && !img.SharesKnown && !img.Public {
@@ -522,7 +554,7 @@ func (pl *planner) sharesAtRemoval(i int) bool {
 }
 
 // goReasons says why image i, a candidate, may go.
-func (pl *planner) goReasons(i int, sharesAtRemoval bool) []string {
+func (pl *planner) goReasons(i int, sharesAtRemoval bool, uv usageVerdict) []string {
 	img, f := &pl.inv.Images[i], &pl.facts[i]
 	r := &pl.rules[f.rule]
 	out := make([]string, 0, 7)
@@ -543,6 +575,8 @@ func (pl *planner) goReasons(i int, sharesAtRemoval bool) []string {
 	}
 	out = append(out, "not in use")
 	switch {
+	case uv.state == usageUnused:
+		out = append(out, uv.reasons...)
 	case img.Public:
 		out = append(out, "public, but keep_shared is off")
 	case sharesAtRemoval:

@@ -28,6 +28,7 @@ const (
 func TestPlanProperties(t *testing.T) {
 	start := time.Now()
 	var decisions, deregistered, deleted int
+	var usageGone, usageMarked, usageHeld int // shared_usage check
 	var sum Totals
 	for i := range propertyFleets {
 		r := rand.New(rand.NewPCG(propertySeed, uint64(i)))
@@ -41,6 +42,16 @@ func TestPlanProperties(t *testing.T) {
 		}
 		if again := MakePlan(now, inv, p); !reflect.DeepEqual(plan, again) {
 			t.Fatalf("fleet %d (rand.NewPCG(%d, %d)): two plans of the same fleet differ", i, propertySeed, i)
+		}
+		for _, d := range plan.Decisions {
+			switch {
+			case d.Action == ActionDeregister && hasReason(d.Reasons, "~finds no account using it"):
+				usageGone++
+			case d.Action == ActionMark && hasReason(d.Reasons, "~finds no account using it"):
+				usageMarked++
+			case d.Action == ActionWait && hasReason(d.Reasons, "~stays marked until a usage report"):
+				usageHeld++
+			}
 		}
 		decisions += len(plan.Decisions)
 		sum.Keep += plan.Totals.Keep
@@ -57,6 +68,10 @@ func TestPlanProperties(t *testing.T) {
 	if deregistered < propertyFleets/2 || deleted < propertyFleets/2 {
 		t.Errorf("generator too timid: %d deregistrations, %d snapshot deletions", deregistered, deleted)
 	}
+	if usageGone == 0 || usageMarked == 0 || usageHeld == 0 {
+		t.Errorf("generator too timid for shared_usage check: %d deregistered, %d marked on a usage report, %d held", usageGone, usageMarked, usageHeld)
+	}
+	t.Logf("shared_usage check: %d deregistered, %d marked on a usage report, %d marks held", usageGone, usageMarked, usageHeld)
 	t.Logf("%d fleets, %d decisions (keep %d, skip %d, mark %d, unmark %d, wait %d, pending %d, deregister %d), %d snapshot deletions in %v",
 		propertyFleets, decisions, sum.Keep, sum.Skip, sum.Mark, sum.Unmark, sum.Wait, sum.Pending, deregistered, deleted, time.Since(start).Round(time.Millisecond))
 }
@@ -224,7 +239,76 @@ func randomFleet(r *rand.Rand) (*Inventory, policy.Retention) {
 	if chance(r, 30) {
 		inv.RecycleBin.ImageRetentionDays = 7
 	}
+	// Drawn last, so the fleets above stay as they were before the check.
+	if chance(r, 30) {
+		p.SharedUsage = policy.SharedUsageCheck
+		if p.GraceDays == 0 && chance(r, 70) {
+			p.GraceDays = pick(r, 1, 7) // the check removes nothing without a mark
+		}
+		inv.Usage = map[string]ImageUsage{}
+		for k := range inv.Images {
+			im := &inv.Images[k]
+			if im.SharesKnown && len(im.SharedWith) == 0 && chance(r, 40) {
+				im.SharedWith = []string{"222222222222"}
+			}
+			if len(im.SharedWith) > 0 && !chance(r, 10) {
+				inv.Usage[im.ID] = randomUsage(r, im)
+			}
+		}
+	}
 	return inv, p
+}
+
+// randomUsage makes what the collector might have read about an AMI's usage
+// reports: valid ones and every kind that must not count (narrowed, too
+// shallow, too old, pending, in error, of another AMI), with or without
+// users, and sometimes entries that do not match the report or an error.
+func randomUsage(r *rand.Rand, im *Image) ImageUsage {
+	if chance(r, 8) {
+		return ImageUsage{Error: "throttled"}
+	}
+	var u ImageUsage
+	for k := range r.IntN(4) {
+		created := daysAgo(pick(r, 0.2, 2, 5, 8, 20, 40))
+		rep := UsageReport{ID: fmt.Sprintf("r-%d", k), ImageID: im.ID, State: pick(r, "available", "available", "available", "pending", "error"),
+			Created: created, Expires: created.Add(30 * day), ResourceTypes: []string{UsageInstance, UsageLaunchTemplate}, VersionDepth: UsageVersionDepth}
+		switch r.IntN(8) {
+		case 0:
+			rep.AccountIDs = []string{"444444444444"}
+		case 1:
+			rep.ResourceTypes = []string{UsageInstance}
+		case 2:
+			rep.VersionDepth = pick(r, 0, 20)
+		case 3:
+			rep.ImageID = "ami-other"
+		}
+		u.Reports = append(u.Reports, rep)
+	}
+	// The report whose entries were read: usually the one the collector
+	// would choose, sometimes another or none.
+	notBefore := time.Time{}
+	if v, ok := testKey.Open(TagDeleteAfter, im.ID, im.Tags[TagDeleteAfter]); ok {
+		if d, err := time.Parse(DateLayout, v); err == nil && now.After(d.Add(day)) && now.Sub(d) <= 31*day {
+			notBefore = d.Add(day)
+		}
+	}
+	if use, _, _ := ChooseUsageReport(u.Reports, im.ID, notBefore, now); use != nil && chance(r, 80) {
+		u.Report = use.ID
+	} else if len(u.Reports) > 0 && chance(r, 50) {
+		u.Report = pick(r, u.Reports...).ID
+	}
+	if u.Report != "" {
+		for _, acct := range []string{"222222222222", "444444444444"} {
+			if chance(r, 50) {
+				e := UsageEntry{ReportID: u.Report, ImageID: im.ID, AccountID: acct, ResourceType: pick(r, UsageInstance, UsageLaunchTemplate), Count: pick[int64](r, 0, 0, 1, 3)}
+				if chance(r, 5) {
+					e.ImageID = "ami-other"
+				}
+				u.Entries = append(u.Entries, e)
+			}
+		}
+	}
+	return u
 }
 
 // checkInvariants checks a plan against the fleet it was made from, with
@@ -404,9 +488,70 @@ func checkInvariants(inv *Inventory, p policy.Retention, plan Plan) []string {
 			bad("%s: %s but stays marked", im.ID, a)
 		}
 		if a == ActionWait {
+			// A mark whose date passed stays only while a shared AMI's
+			// usage is unknown (shared_usage check).
 			t, err := time.Parse(DateLayout, v)
-			if err != nil || t.Before(now.UTC().Truncate(day)) {
+			held := p.SharedUsage == policy.SharedUsageCheck && len(im.SharedWith) > 0
+			if err != nil || (t.Before(now.UTC().Truncate(day)) && !held) {
 				bad("%s: waits on mark %q", im.ID, v)
+			}
+		}
+	}
+
+	// shared_usage check: a shared AMI (accounts, organizations, OUs) goes
+	// towards removal only on a report that counts and names no user: EC2's
+	// complete answer (available, this AMI, all accounts, instances and
+	// launch templates at full depth, not expired), read in full, and for a
+	// deregistration created after its mark's date. It is never disabled.
+	for k := range inv.Images {
+		im := &inv.Images[k]
+		ri := firstRule(p.Rules, im)
+		a := action[im.ID]
+		if p.SharedUsage != policy.SharedUsageCheck || ri < 0 || !im.SharesKnown || len(im.SharedWith) == 0 || im.Public ||
+			(a != ActionMark && a != ActionDeregister && a != ActionPending) {
+			continue
+		}
+		keepShared := p.KeepShared
+		if ks := p.Rules[ri].KeepShared; ks != nil {
+			keepShared = *ks
+		}
+		if !keepShared {
+			continue
+		}
+		if p.GraceDays <= 0 {
+			bad("%s: %s, shared, with shared_usage check and grace 0", im.ID, a)
+			continue
+		}
+		u, ok := inv.Usage[im.ID]
+		var rep *UsageReport
+		for j := range u.Reports {
+			if u.Reports[j].ID == u.Report {
+				rep = &u.Reports[j]
+			}
+		}
+		if !ok || u.Error != "" || rep == nil {
+			bad("%s: %s, shared, without a usage report read (%+v)", im.ID, a, u)
+			continue
+		}
+		if rep.State != "available" || rep.ImageID != im.ID || len(rep.AccountIDs) > 0 || !slices.Contains(rep.ResourceTypes, UsageInstance) ||
+			!slices.Contains(rep.ResourceTypes, UsageLaunchTemplate) || rep.VersionDepth < 10000 || rep.Created.After(now) || !now.Before(rep.Expires) {
+			bad("%s: %s, shared, on a usage report that does not count: %+v", im.ID, a, *rep)
+		}
+		for _, e := range u.Entries {
+			if e.ReportID != rep.ID || e.ImageID != im.ID || e.Count > 0 {
+				bad("%s: %s, shared, although usage report %s has entry %+v", im.ID, a, rep.ID, e)
+			}
+		}
+		if a != ActionMark {
+			v, _ := testKey.Open(TagDeleteAfter, im.ID, im.Tags[TagDeleteAfter])
+			d, err := time.Parse(DateLayout, v)
+			if err != nil || rep.Created.Before(d.Add(day)) {
+				bad("%s: %s, shared, on usage report %s created %s, not after its mark %q", im.ID, a, rep.ID, rep.Created, v)
+			}
+		}
+		for _, d := range plan.Decisions {
+			if d.ImageID == im.ID && d.Disable {
+				bad("%s: shared under shared_usage check, disabled by its mark", im.ID)
 			}
 		}
 	}

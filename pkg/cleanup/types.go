@@ -66,6 +66,10 @@ type Inventory struct {
 	// each, paced, alongside the deregistrations) instead of reading them
 	// all before planning; the sweep sets it in enforce mode.
 	SharesAtRemoval bool `json:"-"`
+	// Usage holds what EC2's image usage reports say about the shared AMIs
+	// UsageToCheck named (retention.shared_usage: check), by image ID; an
+	// AMI missing here is kept.
+	Usage map[string]ImageUsage `json:",omitempty"`
 	// Records opens the cleanup's sealed record tags; nil trusts none (every
 	// mark, stage record and delete-with tag is then ignored).
 	Records *records.Key `json:"-"`
@@ -203,6 +207,13 @@ type Decision struct {
 	// (Inventory.SharesAtRemoval); the recheck reads them right before the
 	// removal and keeps the AMI if its rule keeps shared AMIs and it is.
 	CheckShares bool `json:"check_shares,omitempty"`
+	// RequestUsageReport: shared_usage check found no usage report that
+	// counts and none pending; in enforce mode the sweep requests one
+	// (CreateImageUsageReport) and names it in the reasons.
+	RequestUsageReport bool `json:"request_usage_report,omitempty"`
+	// UsageReport is the usage report the decision rests on (or waits
+	// for, or the one requested).
+	UsageReport string `json:"usage_report,omitempty"`
 }
 
 // SnapshotDecision is the plan for a snapshot whose AMI no longer exists.

@@ -73,6 +73,12 @@ type Collector struct {
 	// Clock paces the calls (simulated in tests); nil means the wall clock.
 	Clock clock.Clock
 
+	// Usage reads and requests EC2's image usage reports (usage.go,
+	// retention.shared_usage: check); nil reads none, and the planner then
+	// keeps every shared AMI it would have asked about.
+	Usage awsapi.ImageUsageEC2
+	usageState
+
 	refsOnce      sync.Once
 	refsLimiter   *rate.Limiter
 	sharesOnce    sync.Once

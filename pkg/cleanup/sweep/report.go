@@ -81,6 +81,9 @@ func (r *Report) Log(ctx context.Context, log *slog.Logger) {
 		if len(d.KeptSnapshots) > 0 {
 			attrs = append(attrs, slog.Any("kept_snapshots", d.KeptSnapshots))
 		}
+		if d.UsageReport != "" {
+			attrs = append(attrs, slog.String("usage_report", d.UsageReport))
+		}
 		switch {
 		case outcome == "kept-on-recheck":
 			attrs = append(attrs, slog.String("kept_because", errText))
@@ -118,6 +121,9 @@ func (r *Report) Log(ctx context.Context, log *slog.Logger) {
 	}
 	if len(r.Problems) > 0 {
 		attrs = append(attrs, slog.Any("problems", r.Problems))
+	}
+	if r.UsageReportsRequested > 0 {
+		attrs = append(attrs, slog.Int("usage_reports_requested", r.UsageReportsRequested))
 	}
 	if c := r.Tagger; c != nil {
 		attrs = append(attrs, slog.Any("tagger", c))

@@ -6,6 +6,7 @@ package sweep
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -45,6 +46,9 @@ type Report struct {
 	Results    *execute.Results `json:"results,omitempty"`
 	Problems   []string         `json:"problems,omitempty"`
 	Incomplete []string         `json:"incomplete,omitempty"`
+	// UsageReportsRequested counts the usage reports requested this run
+	// (shared_usage: check, enforce mode).
+	UsageReportsRequested int `json:"usage_reports_requested,omitempty"`
 	// Tagger is the tagger's coverage of recent AMIs; nil when not watched.
 	Tagger   *TaggerCoverage `json:"tagger,omitempty"`
 	Duration time.Duration   `json:"-"`
@@ -63,18 +67,27 @@ func (s *Sweeper) Run(ctx context.Context, account, region string, p policy.Rete
 	// the recheck, paced alongside the deregistrations, rather than all
 	// before planning (at 20 reads a second that held up 1,000 removals by
 	// 46 s). An audit reads them first, so its plan is exact.
-	inv.SharesAtRemoval = p.Mode == policy.ModeEnforce
+	// The usage reports of shared AMIs (shared_usage: check) are read
+	// before planning, so their launch permissions must be too.
+	inv.SharesAtRemoval = p.Mode == policy.ModeEnforce && p.SharedUsage != policy.SharedUsageCheck
 	at := now().UTC()
 	// Launch permissions cost one call per AMI, so only the AMIs that would
 	// otherwise be removed are read.
 	if ids := cleanup.SharesToCheck(at, inv, p); len(ids) > 0 {
 		s.Collector.ReadShares(ctx, inv, ids)
 	}
+	// Then, for the shared ones nothing else keeps, who else uses them.
+	if qs := cleanup.UsageToCheck(at, inv, p); len(qs) > 0 {
+		s.Collector.ReadUsage(ctx, inv, at, qs)
+	}
 	plan := cleanup.MakePlan(at, inv, p)
 	if s.Approved != nil {
 		plan.Restrict(*s.Approved)
 	}
 	rep := &Report{Account: account, Region: region, Mode: p.Mode, Plan: plan, Problems: inv.Problems, Incomplete: inv.Incomplete}
+	if p.Mode == policy.ModeEnforce && plan.Blocked == "" {
+		s.requestUsage(ctx, rep, at)
+	}
 	if s.Tagging != nil && plan.Blocked == "" {
 		rep.Tagger = taggerCoverage(at, inv.Images, *s.Tagging)
 	}
@@ -107,4 +120,34 @@ func (s *Sweeper) Run(ctx context.Context, account, region string, p policy.Rete
 	}
 	rep.Duration = time.Since(start)
 	return rep
+}
+
+// MaxUsageRequestsPerRun bounds the usage reports one run requests; the
+// others are requested by the next runs (EC2's quota on reports is
+// UNVERIFIED).
+const MaxUsageRequestsPerRun = 100
+
+// requestUsage asks EC2 for a usage report of each AMI whose plan needs
+// one (shared_usage: check), in plan order, and records the outcome in
+// its reasons. Only enforce mode requests: a report is a new resource in
+// the account, and an audit changes nothing. A failed request keeps the
+// AMI, as every missing report does, and is a problem of the run.
+func (s *Sweeper) requestUsage(ctx context.Context, rep *Report, at time.Time) {
+	for k := range rep.Plan.Decisions {
+		d := &rep.Plan.Decisions[k]
+		if !d.RequestUsageReport {
+			continue
+		}
+		if rep.UsageReportsRequested >= MaxUsageRequestsPerRun {
+			d.UsageRequested("", fmt.Errorf("cap of %d usage report requests per run reached", MaxUsageRequestsPerRun))
+			continue
+		}
+		id, err := s.Collector.RequestUsageReport(ctx, d.ImageID, at)
+		if err != nil {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("image %s: %v", d.ImageID, err))
+		} else {
+			rep.UsageReportsRequested++
+		}
+		d.UsageRequested(id, err)
+	}
 }
