@@ -8,7 +8,7 @@ GO        ?= go
 # library vulnerabilities (net/http, crypto/tls, crypto/x509) that
 # `make vulncheck` finds reachable under go1.26.8.
 export GOTOOLCHAIN := go1.26.10
-FUNCTIONS := tagger cleanup sharing
+FUNCTIONS := tagger cleanup sharing dispatcher
 TOOLS     := $(CURDIR)/.tools
 VENV      := $(TOOLS)/venv
 DIST      := $(CURDIR)/dist
