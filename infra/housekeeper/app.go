@@ -29,6 +29,10 @@ func NewApp(app awscdk.App, cfg config.Config) []awscdk.Stack {
 		},
 		AlarmEmails: cfg.AlarmEmails,
 	}
+	if cfg.Organization.Enabled() {
+		o := cfg.Organization
+		props.Organization = &o
+	}
 	if len(cfg.Regions) == 0 {
 		props.StackName = jsii.String(cfg.StackName)
 		return []awscdk.Stack{NewHousekeeperStack(app, cfg.StackName, &props)}

@@ -8,8 +8,6 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
-	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/records"
 )
 
@@ -20,6 +18,9 @@ const CleanupFunctionName = "cleanup"
 // DefaultCleanupSchedule runs the sweep daily at 03:00 UTC.
 const DefaultCleanupSchedule = "cron(0 3 * * ? *)"
 
+// cleanupTimeoutSeconds: a sweep of one account and region.
+const cleanupTimeoutSeconds = 10 * 60
+
 // Environment variables of the cleanup function.
 const (
 	EnvReportEventBus = "HOUSEKEEPER_REPORT_EVENT_BUS"
@@ -29,11 +30,9 @@ const (
 // CleanupProps configures a Cleanup.
 type CleanupProps struct {
 	Deployment
-	// Schedule is an EventBridge schedule expression; empty means DefaultCleanupSchedule.
+	// Schedule is an EventBridge schedule expression; empty means
+	// DefaultCleanupSchedule. In organization mode the dispatcher has it.
 	Schedule string
-	// Retention is the policy section the function will run with: it decides
-	// which lifecycle-stage permissions the role gets.
-	Retention policy.Retention
 }
 
 // Cleanup is the scheduled function that removes stale AMIs and their
@@ -41,6 +40,7 @@ type CleanupProps struct {
 type Cleanup struct {
 	constructs.Construct
 	FunctionResources
+	// ScheduleRule is nil in organization mode.
 	ScheduleRule awsevents.Rule
 	// RecordsKey is the KMS HMAC key the cleanup derives the seal of its
 	// record tags from (pkg/records); only its role may use it.
@@ -69,6 +69,13 @@ func NewCleanup(scope constructs.Construct, id string, props *CleanupProps) *Cle
 	if props.Topic != nil {
 		env[EnvReportTopicARN] = *props.Topic.TopicArn()
 	}
+	// One sweep at a time in an account; in organization mode the units
+	// queue's FIFO groups keep one unit per account and region at a time,
+	// and its mapping's maximum concurrency bounds the rest.
+	reserved := 1
+	if props.Org != nil {
+		reserved = 0
+	}
 	f := newGoFunction(c, &functionProps{
 		Deployment:  props.Deployment,
 		Name:        CleanupFunctionName,
@@ -77,99 +84,62 @@ func NewCleanup(scope constructs.Construct, id string, props *CleanupProps) *Cle
 		MemorySize: 1024,
 		// Mutating calls are paced at EC2's refill rate (5/s): 25 AMIs with
 		// their snapshots take seconds, a large orphan backlog minutes.
-		Timeout:     awscdk.Duration_Minutes(jsii.Number(10)),
+		Timeout:     awscdk.Duration_Seconds(jsii.Number(cleanupTimeoutSeconds)),
 		Environment: env,
 		// A failed sweep is retried by the next scheduled run, not three
 		// times within the hour (the per-run caps would apply to each), and
 		// two sweeps never overlap.
 		NoAsyncRetry:        true,
-		ReservedConcurrency: 1,
+		ReservedConcurrency: reserved,
+		RoleName:            props.roleName(c, CleanupFunctionName),
 	})
 
-	allow := f.allow
-	// Inventory reads: Describe/List calls support no resource-level permissions.
-	allow([]string{
-		"ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeInstances",
-		"ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeImageAttribute",
-		"ec2:DescribeFleets", "ec2:DescribeSpotFleetRequests", "ec2:DescribeSpotInstanceRequests",
-		"ec2:DescribeImageReferences",
-		"autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeLaunchConfigurations",
-		"ssm:DescribeParameters", "rbin:ListRules", "rbin:GetRule",
-	}, jsii.String("*"))
-	// DescribeImageReferences reads each resource type with the caller's
-	// permissions: instances, templates and parameters are allowed above;
-	// Image Builder recipes only through EC2 (the EC2 User Guide's
-	// "Required IAM permissions"), never called by the function itself.
-	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Actions:    jsii.Strings("imagebuilder:ListImageRecipes", "imagebuilder:ListContainerRecipes", "imagebuilder:GetContainerRecipe"),
-		Resources:  jsii.Strings("*"),
-		Conditions: &map[string]any{"ForAnyValue:StringEquals": map[string]any{"aws:CalledVia": []string{"ec2-images.amazonaws.com"}}},
-	}))
-	// AMI IDs may sit in any of the account's parameters, and resolve:ssm:
-	// aliases often point at AWS's public ones.
-	allow([]string{"ssm:GetParameters", "ssm:GetParametersByPath"},
-		stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("ssm"), Resource: jsii.String("parameter"), ResourceName: jsii.String("*")}),
-		stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("ssm"), Account: jsii.String(""), Resource: jsii.String("parameter"), ResourceName: jsii.String("aws/service/*")}))
-
-	image := ec2ARN(stack, "image")
-	snapshot := ec2ARN(stack, "snapshot")
-	// Its own record tags only: marks and stage records on AMIs,
-	// delete-with on snapshots.
-	f.allowTags(true, CleanupImageTagKeys, image)
-	f.allowTags(true, CleanupSnapshotTagKeys, snapshot)
-	// With a grace period every deregistration rests on a mark the cleanup
-	// wrote days before (cleanup.RecheckReasons re-reads it right before):
-	// an AMI without one is refused. The tag's presence is all IAM can
-	// see; its sealed value is the cleanup's check.
-	deregister := inAccount()
-	if props.Retention.GraceDays > 0 {
-		deregister = deregister.and(hasTag(cleanup.TagDeleteAfter))
-	}
-	f.allowIf([]string{"ec2:DeregisterImage"}, []*string{image}, deregister)
-	// DeregisterImage with DeleteAssociatedSnapshots is authorized on the snapshots too.
-	f.allowIf([]string{"ec2:DeleteSnapshot"}, []*string{snapshot}, inAccount())
-	f.denyRemovingProtected(props.Retention.ProtectTag, image, snapshot)
-	if props.Retention.Stages.Deprecate {
-		f.allowIf([]string{"ec2:EnableImageDeprecation", "ec2:DisableImageDeprecation"}, []*string{image}, inAccount())
-	}
-	if props.Retention.Stages.Disable {
-		f.allowIf([]string{"ec2:DisableImage", "ec2:EnableImage"}, []*string{image}, inAccount())
-	}
-	allow([]string{"events:PutEvents"}, stack.FormatArn(&awscdk.ArnComponents{
+	var s statements
+	cleanupEC2(&s, props.ec2Resources(c), props.needs(), cleanupParameters(stack, props.Regions))
+	denyOutsideRegions(&s, props.Regions)
+	s.addTo(f.Role)
+	f.allowOrgWorker(props.Org, true)
+	f.allow([]string{"events:PutEvents"}, stack.FormatArn(&awscdk.ArnComponents{
 		Service: jsii.String("events"), Resource: jsii.String("event-bus"), ResourceName: jsii.String("default")}))
 	f.allowPublish(props.Topic, props.TopicKey)
-	suppressRoleWildcards(f.Role, describeAnything, everyImage, everySnapshot,
-		wildcard{"Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/*",
-			"An AMI in use may be named by any of the account's parameters (data type aws:ec2:image, or the policy's in_use.ssm_parameters), so the cleanup reads them all before removing anything; reading SecureStrings in clear is denied (kms:Decrypt via SSM)."},
-		wildcard{"Resource::arn:<AWS::Partition>:ssm:<AWS::Region>::parameter/aws/service/*",
-			"Launch templates resolve AMIs through resolve:ssm: aliases that often point at AWS's public parameters; the cleanup reads them to know which AMIs those templates use. They are public and read-only."})
-	allow([]string{"kms:GenerateMac"}, recordsKey.KeyArn())
+	suppressRoleWildcards(f.Role, props.wildcardRegions(), cleanupWildcards...)
+	f.allow([]string{"kms:GenerateMac"}, recordsKey.KeyArn())
 	restrictRecordsKey(recordsKey, f.Role)
-	// The role may read any parameter to find AMI IDs, but must never be
-	// able to decrypt a SecureString through SSM (with the AWS managed
-	// aws/ssm key the key policy alone would allow it).
-	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Effect:     awsiam.Effect_DENY,
-		Actions:    jsii.Strings("kms:Decrypt"),
-		Resources:  jsii.Strings("*"),
-		Conditions: &map[string]any{"StringLike": map[string]any{"kms:ViaService": "ssm.*.amazonaws.com"}},
-	}))
 
-	schedule := props.Schedule
-	if schedule == "" {
-		schedule = DefaultCleanupSchedule
+	var rule awsevents.Rule
+	if props.Org == nil {
+		schedule := props.Schedule
+		if schedule == "" {
+			schedule = DefaultCleanupSchedule
+		}
+		rule = f.scheduleRule(c, "ScheduleRule", "cleanup sweep", schedule)
+	} else {
+		// The dispatcher has the schedule; the sweep runs as units.
+		f.addUnits(c, props.Org.CleanupUnits, props.Org.Config.WorkerConcurrency)
 	}
-	rule := f.scheduleRule(c, "ScheduleRule", "cleanup sweep", schedule)
 
 	return &Cleanup{Construct: c, FunctionResources: f.FunctionResources, ScheduleRule: rule, RecordsKey: recordsKey}
 }
 
-// ec2ARN is the ARN pattern of every AMI or snapshot in the stack's region
-// (their ARNs have no account field).
-func ec2ARN(stack awscdk.Stack, resource string) *string {
-	return stack.FormatArn(&awscdk.ArnComponents{
-		Service: jsii.String("ec2"), Account: jsii.String(""), Resource: jsii.String(resource), ResourceName: jsii.String("*"),
-	})
+// cleanupParameters are the SSM parameters the cleanup reads AMI IDs
+// from, in stack's account: all of the account's, and AWS's public
+// aws/service/* ones; in the stack's region, or with regions in every
+// region (denyOutsideRegions keeps it to those).
+func cleanupParameters(stack awscdk.Stack, regions []string) []*string {
+	region := anyRegionIf(regions)
+	return []*string{
+		stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("ssm"), Region: region, Resource: jsii.String("parameter"), ResourceName: jsii.String("*")}),
+		stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("ssm"), Region: region, Account: jsii.String(""), Resource: jsii.String("parameter"), ResourceName: jsii.String("aws/service/*")}),
+	}
+}
+
+// cleanupWildcards are the wildcard resources of the cleanup's
+// statements (cleanupEC2), with why each is needed.
+var cleanupWildcards = []wildcard{describeAnything, everyImage, everySnapshot,
+	{"Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/*",
+		"An AMI in use may be named by any of the account's parameters (data type aws:ec2:image, or the policy's in_use.ssm_parameters), so the cleanup reads them all before removing anything; reading SecureStrings in clear is denied (kms:Decrypt via SSM)."},
+	{"Resource::arn:<AWS::Partition>:ssm:<AWS::Region>::parameter/aws/service/*",
+		"Launch templates resolve AMIs through resolve:ssm: aliases that often point at AWS's public parameters; the cleanup reads them to know which AMIs those templates use. They are public and read-only."},
 }
 
 // restrictRecordsKey writes the records key's policy: the account

@@ -21,6 +21,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsssm"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 )
 
 // Environment variables read by every housekeeper function.
@@ -68,6 +70,31 @@ type Deployment struct {
 	// encrypts it.
 	Topic    awssns.ITopic
 	TopicKey awskms.IKey
+	// Needs is what the deployed policy, with every variant, asks of the
+	// roles (NeedsOf); zero means the built-in default policy's.
+	Needs Needs
+	// Regions the roles act on AMIs and snapshots in; empty means the
+	// stack's own region. Organization mode lists the scope's regions: the
+	// home account is worked on with the functions' own roles.
+	Regions []string
+	// Org, when set, is organization mode: the functions get its
+	// environment and, each, a role of a fixed name (RoleNames) that the
+	// member role trusts.
+	Org *OrgDeployment
+}
+
+// needs returns d.Needs, or the default policy's when unset (a policy
+// always has tagger keys).
+func (d Deployment) needs() Needs {
+	if d.Needs.TaggerKeys == nil {
+		return NeedsOf(policy.Default())
+	}
+	return d.Needs
+}
+
+// ec2Resources are the AMIs and snapshots the roles act on.
+func (d Deployment) ec2Resources(scope constructs.Construct) ec2Resources {
+	return ec2ResourcesIn(awscdk.Stack_Of(scope), d.Regions)
 }
 
 // functionProps are the settings that differ between the housekeeper's functions.
@@ -86,6 +113,9 @@ type functionProps struct {
 	// ReservedConcurrency, when > 0, caps concurrent executions (1 keeps two
 	// sweeps from overlapping).
 	ReservedConcurrency int
+	// RoleName, when set, names the role (under RolePath): the member
+	// role's trust policy names the central roles.
+	RoleName string
 }
 
 // FunctionResources are what every housekeeper function owns: its role,
@@ -138,10 +168,15 @@ func newGoFunction(scope constructs.Construct, p *functionProps) *goFunction {
 	})
 
 	// An explicit role keeps CDK from attaching AWSLambdaBasicExecutionRole.
+	var roleName *string
+	if p.RoleName != "" {
+		roleName = jsii.String(p.RoleName)
+	}
 	role := awsiam.NewRole(scope, jsii.String("Role"), &awsiam.RoleProps{
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
 		Description: jsii.String(fmt.Sprintf("ami-housekeeper %s function", p.Name)),
 		Path:        jsii.String(RolePath),
+		RoleName:    roleName,
 	})
 	logGroup.GrantWrite(role)
 
@@ -165,6 +200,11 @@ func newGoFunction(scope constructs.Construct, p *functionProps) *goFunction {
 			Actions:   jsii.Strings("ssm:GetParameter"),
 			Resources: jsii.Strings(readable...),
 		}))
+	}
+	if p.Org != nil {
+		for k, v := range p.Org.Environment {
+			env[k] = v
+		}
 	}
 	for k, v := range p.Environment {
 		env[k] = jsii.String(v)
@@ -272,10 +312,10 @@ func (f *goFunction) allowPublish(topic awssns.ITopic, key awskms.IKey) {
 	}
 }
 
-// cloudTrailRule delivers to the function (its queue, if it has one) successful EC2 API calls named
-// eventNames (failed calls, which carry errorCode, changed nothing).
-func (f *goFunction) cloudTrailRule(scope constructs.Construct, id, description string, eventNames ...string) awsevents.Rule {
-	return f.rule(scope, id, description, f.eventTarget(), &awsevents.EventPattern{
+// cloudTrailCalls matches successful EC2 API calls named eventNames
+// (failed calls, which carry errorCode, changed nothing).
+func cloudTrailCalls(eventNames ...string) *awsevents.EventPattern {
+	return &awsevents.EventPattern{
 		Source:     jsii.Strings("aws.ec2"),
 		DetailType: jsii.Strings("AWS API Call via CloudTrail"),
 		Detail: &map[string]interface{}{
@@ -283,26 +323,40 @@ func (f *goFunction) cloudTrailRule(scope constructs.Construct, id, description 
 			"eventName":   eventNames,
 			"errorCode":   []interface{}{map[string]interface{}{"exists": false}},
 		},
-	}, nil)
+	}
 }
 
-// imageAvailableRule delivers to the function (its queue, if any) when an AMI becomes available.
-func (f *goFunction) imageAvailableRule(scope constructs.Construct, id, description string) awsevents.Rule {
-	return f.rule(scope, id, description, f.eventTarget(), &awsevents.EventPattern{
+// imageAvailable matches an AMI becoming available.
+func imageAvailable() *awsevents.EventPattern {
+	return &awsevents.EventPattern{
 		Source:     jsii.Strings("aws.ec2"),
 		DetailType: jsii.Strings("EC2 AMI State Change"),
 		Detail:     &map[string]interface{}{"State": []string{"available"}},
-	}, nil)
+	}
+}
+
+// cloudTrailRule delivers to the function (its queue, if it has one)
+// successful EC2 API calls named eventNames, from bus (nil: the default
+// bus).
+func (f *goFunction) cloudTrailRule(scope constructs.Construct, id, description string, bus awsevents.IEventBus, eventNames ...string) awsevents.Rule {
+	return f.rule(scope, id, description, f.eventTarget(), bus, cloudTrailCalls(eventNames...), nil)
+}
+
+// imageAvailableRule delivers to the function (its queue, if any) when an
+// AMI becomes available, from bus (nil: the default bus).
+func (f *goFunction) imageAvailableRule(scope constructs.Construct, id, description string, bus awsevents.IEventBus) awsevents.Rule {
+	return f.rule(scope, id, description, f.eventTarget(), bus, imageAvailable(), nil)
 }
 
 // scheduleRule invokes the function on a schedule expression.
 func (f *goFunction) scheduleRule(scope constructs.Construct, id, description, expression string) awsevents.Rule {
-	return f.rule(scope, id, description, f.target(), nil, awsevents.Schedule_Expression(jsii.String(expression)))
+	return f.rule(scope, id, description, f.target(), nil, nil, awsevents.Schedule_Expression(jsii.String(expression)))
 }
 
-func (f *goFunction) rule(scope constructs.Construct, id, description string, target awsevents.IRuleTarget, pattern *awsevents.EventPattern, schedule awsevents.Schedule) awsevents.Rule {
+func (f *goFunction) rule(scope constructs.Construct, id, description string, target awsevents.IRuleTarget, bus awsevents.IEventBus, pattern *awsevents.EventPattern, schedule awsevents.Schedule) awsevents.Rule {
 	return awsevents.NewRule(scope, jsii.String(id), &awsevents.RuleProps{
 		Description:  jsii.String("ami-housekeeper: " + description),
+		EventBus:     bus,
 		EventPattern: pattern,
 		Schedule:     schedule,
 		Targets:      &[]awsevents.IRuleTarget{target},

@@ -4,6 +4,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strconv"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
@@ -110,30 +111,65 @@ func hasTag(key string) Conditions {
 	return Conditions{"Null": {"ec2:ResourceTag/" + key: "false"}}
 }
 
-// allowIf adds one Allow statement with conditions to the function's role.
-func (f *goFunction) allowIf(actions []string, resources []*string, c Conditions) {
-	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Actions: jsii.Strings(actions...), Resources: &resources, Conditions: c.doc(),
-	}))
+// statements is a role policy under construction. Each function's EC2
+// permissions are written once, as statements: they go to the function's
+// own role and, in organization mode, to the member role every member
+// account gets (which holds the three functions' statements together).
+type statements struct {
+	list []awsiam.PolicyStatement
+	sids map[string]int
 }
 
-// deny adds one Deny statement to the function's role: it holds whatever
-// any other policy allows.
-func (f *goFunction) deny(sid string, actions []string, resources []*string, c Conditions) {
-	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid: jsii.String(sid), Effect: awsiam.Effect_DENY,
-		Actions: jsii.Strings(actions...), Resources: &resources, Conditions: c.doc(),
-	}))
+// add appends one statement; a Sid already used gets a number, since IAM
+// refuses a policy with two statements of one Sid.
+func (s *statements) add(effect awsiam.Effect, sid string, actions []string, resources []*string, c Conditions) {
+	props := &awsiam.PolicyStatementProps{Effect: effect, Actions: jsii.Strings(actions...), Resources: &resources}
+	if len(c) > 0 {
+		props.Conditions = c.doc()
+	}
+	if sid != "" {
+		if s.sids == nil {
+			s.sids = map[string]int{}
+		}
+		s.sids[sid]++
+		if n := s.sids[sid]; n > 1 {
+			sid += strconv.Itoa(n)
+		}
+		props.Sid = jsii.String(sid)
+	}
+	s.list = append(s.list, awsiam.NewPolicyStatement(props))
 }
 
-// allowTags lets the function create (and, with del, delete) exactly keys
+// allow adds one Allow statement.
+func (s *statements) allow(actions []string, resources ...*string) {
+	s.add(awsiam.Effect_ALLOW, "", actions, resources, nil)
+}
+
+// allowIf adds one Allow statement with conditions.
+func (s *statements) allowIf(actions []string, resources []*string, c Conditions) {
+	s.add(awsiam.Effect_ALLOW, "", actions, resources, c)
+}
+
+// deny adds one Deny statement: it holds whatever any other policy allows.
+func (s *statements) deny(sid string, actions []string, resources []*string, c Conditions) {
+	s.add(awsiam.Effect_DENY, sid, actions, resources, c)
+}
+
+// addTo puts every statement in role's default policy.
+func (s *statements) addTo(role awsiam.IRole) {
+	for _, st := range s.list {
+		role.AddToPrincipalPolicy(st)
+	}
+}
+
+// allowTags lets the role create (and, with del, delete) exactly keys
 // on resources the account owns.
-func (f *goFunction) allowTags(del bool, keys []string, resources ...*string) {
+func (s *statements) allowTags(del bool, keys []string, resources ...*string) {
 	actions := []string{"ec2:CreateTags"}
 	if del {
 		actions = append(actions, "ec2:DeleteTags")
 	}
-	f.allowIf(actions, resources, inAccount().and(onlyTagKeys(keys)))
+	s.allowIf(actions, resources, inAccount().and(onlyTagKeys(keys)))
 }
 
 // denyRemovingProtected refuses DeregisterImage and DeleteSnapshot, and the
@@ -143,12 +179,12 @@ func (f *goFunction) allowTags(del bool, keys []string, resources ...*string) {
 // could ask for it. Nothing when the policy sets no protect tag.
 // Service Authorization Reference, Amazon EC2: ec2:ResourceTag/${TagKey} on
 // the image and snapshot resource types of all four actions.
-func (f *goFunction) denyRemovingProtected(protectTag string, image, snapshot *string) {
+func (s *statements) denyRemovingProtected(protectTag string, images, snapshots []*string) {
 	if protectTag == "" {
 		return
 	}
-	f.deny("NeverRemoveProtected", []string{"ec2:DeregisterImage", "ec2:DeleteSnapshot", "ec2:DisableImage", "ec2:EnableImageDeprecation"},
-		[]*string{image, snapshot}, hasTag(protectTag))
+	s.deny("NeverRemoveProtected", []string{"ec2:DeregisterImage", "ec2:DeleteSnapshot", "ec2:DisableImage", "ec2:EnableImageDeprecation"},
+		slices.Concat(images, snapshots), hasTag(protectTag))
 }
 
 // denySharingAdds refuses any ModifySnapshotAttribute that adds an account
@@ -158,12 +194,181 @@ func (f *goFunction) denyRemovingProtected(protectTag string, image, snapshot *s
 // ec2:Add/group. Two statements, since one Null block with both keys would
 // need both present. EC2 lists no such key for ModifyImageAttribute (nor
 // any key for organization or OU ARNs): see docs/iam.md.
-func (f *goFunction) denySharingAdds(snapshot *string) {
+func (s *statements) denySharingAdds(snapshots []*string) {
 	for _, d := range []struct{ sid, key string }{
 		{"NeverShareSnapshotsWithAccounts", "ec2:Add/userId"},
 		{"NeverShareSnapshotsWithGroups", "ec2:Add/group"},
 	} {
-		f.deny(d.sid, []string{"ec2:ModifySnapshotAttribute"}, []*string{snapshot}, Conditions{"Null": {d.key: "false"}})
+		s.deny(d.sid, []string{"ec2:ModifySnapshotAttribute"}, snapshots, Conditions{"Null": {d.key: "false"}})
+	}
+}
+
+// ec2Resources are the AMIs and snapshots a role's EC2 statements name
+// (their ARNs have no account field; aws:ResourceAccount keeps the
+// statements to the account's own).
+type ec2Resources struct {
+	Images, Snapshots []*string
+}
+
+// ec2ResourcesIn returns the AMIs and snapshots of the stack's region or,
+// with regions, of every region: one ARN each rather than one per region
+// keeps the policy far below IAM's size limit whatever the region count,
+// and denyOutsideRegions holds the role to regions.
+func ec2ResourcesIn(stack awscdk.Stack, regions []string) ec2Resources {
+	region := anyRegionIf(regions)
+	return ec2Resources{Images: []*string{ec2ARN(stack, "image", region)}, Snapshots: []*string{ec2ARN(stack, "snapshot", region)}}
+}
+
+// anyRegionIf is "*" when regions are listed, else nil (the stack's region).
+func anyRegionIf(regions []string) *string {
+	if len(regions) == 0 {
+		return nil
+	}
+	return jsii.String("*")
+}
+
+// denyOutsideRegions refuses every EC2 call outside regions (none: no
+// statement): the roles of organization mode name AMIs and snapshots of
+// any region, and act only in the scope's. Global condition key
+// aws:RequestedRegion (GCK).
+func denyOutsideRegions(s *statements, regions []string) {
+	if len(regions) == 0 {
+		return
+	}
+	s.deny("OnlyTheScopeRegions", []string{"ec2:*"}, []*string{jsii.String("*")},
+		Conditions{"StringNotEquals": {"aws:RequestedRegion": slices.Clone(regions)}})
+}
+
+// all is every AMI and snapshot.
+func (r ec2Resources) all() []*string { return slices.Concat(r.Images, r.Snapshots) }
+
+// ec2ARN is the ARN pattern of every AMI or snapshot in region (nil: the
+// stack's).
+func ec2ARN(stack awscdk.Stack, resource string, region *string) *string {
+	return stack.FormatArn(&awscdk.ArnComponents{
+		Service: jsii.String("ec2"), Account: jsii.String(""), Region: region, Resource: jsii.String(resource), ResourceName: jsii.String("*"),
+	})
+}
+
+// Needs is what the policies a role serves ask of its permissions: the
+// union over every effective policy of the deployment (the policy's
+// variants, one per override), so that one role, or one member role for
+// every account, covers each of them.
+type Needs struct {
+	// TaggerKeys are the tag keys the tagger writes (TaggerTagKeys).
+	TaggerKeys []string
+	// ProtectTags are the protect tags the cleanup is denied removing.
+	ProtectTags []string
+	// MarkRequired: every variant has a grace period, so DeregisterImage
+	// needs the mark.
+	MarkRequired bool
+	// Deprecate and Disable: some variant enables the stage.
+	Deprecate, Disable bool
+	// BlockPublicAccess: some variant has an enforcing guard that turns on
+	// image block public access.
+	BlockPublicAccess bool
+}
+
+// NeedsOf returns the union of what the policies need.
+func NeedsOf(policies ...*policy.Policy) Needs {
+	n := Needs{MarkRequired: len(policies) > 0}
+	keys, protect := map[string]bool{}, map[string]bool{}
+	for _, p := range policies {
+		for _, k := range TaggerTagKeys(p.Tagging) {
+			keys[k] = true
+		}
+		if p.Retention.ProtectTag != "" {
+			protect[p.Retention.ProtectTag] = true
+		}
+		n.MarkRequired = n.MarkRequired && p.Retention.GraceDays > 0
+		n.Deprecate = n.Deprecate || p.Retention.Stages.Deprecate
+		n.Disable = n.Disable || p.Retention.Stages.Disable
+		n.BlockPublicAccess = n.BlockPublicAccess || p.Sharing.EnableImageBlockPublicAccess && p.Sharing.Mode == policy.ModeEnforce
+	}
+	n.TaggerKeys = slices.Sorted(maps.Keys(keys))
+	n.ProtectTags = slices.Sorted(maps.Keys(protect))
+	return n
+}
+
+// taggerEC2 is what the tagger does to AMIs and snapshots.
+func taggerEC2(s *statements, r ec2Resources, n Needs) {
+	// Describe calls support no resource-level permissions, hence "*".
+	s.allow([]string{"ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeTags"}, jsii.String("*"))
+	// Tagging is limited to the account's AMIs and snapshots, and to the
+	// keys the policy makes it write.
+	s.allowTags(false, n.TaggerKeys, r.all()...)
+}
+
+// cleanupEC2 is what the cleanup reads and does in an account: its
+// inventory (EC2, Auto Scaling, SSM parameters, Recycle Bin rules) and its
+// removals. ssmParameters are the parameter ARN patterns it reads AMI IDs
+// from.
+func cleanupEC2(s *statements, r ec2Resources, n Needs, ssmParameters []*string) {
+	// Inventory reads: Describe/List calls support no resource-level permissions.
+	s.allow([]string{
+		"ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeInstances",
+		"ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeImageAttribute",
+		"ec2:DescribeFleets", "ec2:DescribeSpotFleetRequests", "ec2:DescribeSpotInstanceRequests",
+		"ec2:DescribeImageReferences",
+		"autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeLaunchConfigurations",
+		"ssm:DescribeParameters", "rbin:ListRules", "rbin:GetRule",
+	}, jsii.String("*"))
+	// DescribeImageReferences reads each resource type with the caller's
+	// permissions: instances, templates and parameters are allowed above;
+	// Image Builder recipes only through EC2 (the EC2 User Guide's
+	// "Required IAM permissions"), never called by the function itself.
+	s.allowIf([]string{"imagebuilder:ListImageRecipes", "imagebuilder:ListContainerRecipes", "imagebuilder:GetContainerRecipe"},
+		[]*string{jsii.String("*")}, Conditions{"ForAnyValue:StringEquals": {"aws:CalledVia": []string{"ec2-images.amazonaws.com"}}})
+	// AMI IDs may sit in any of the account's parameters, and resolve:ssm:
+	// aliases often point at AWS's public ones.
+	s.allow([]string{"ssm:GetParameters", "ssm:GetParametersByPath"}, ssmParameters...)
+	// The role may read any parameter to find AMI IDs, but must never be
+	// able to decrypt a SecureString through SSM (with the AWS managed
+	// aws/ssm key the key policy alone would allow it).
+	s.deny("", []string{"kms:Decrypt"}, []*string{jsii.String("*")}, Conditions{"StringLike": {"kms:ViaService": "ssm.*.amazonaws.com"}})
+
+	// Its own record tags only: marks and stage records on AMIs,
+	// delete-with on snapshots.
+	s.allowTags(true, CleanupImageTagKeys, r.Images...)
+	s.allowTags(true, CleanupSnapshotTagKeys, r.Snapshots...)
+	// With a grace period every deregistration rests on a mark the cleanup
+	// wrote days before (cleanup.RecheckReasons re-reads it right before):
+	// an AMI without one is refused. The tag's presence is all IAM can
+	// see; its sealed value is the cleanup's check.
+	deregister := inAccount()
+	if n.MarkRequired {
+		deregister = deregister.and(hasTag(cleanup.TagDeleteAfter))
+	}
+	s.allowIf([]string{"ec2:DeregisterImage"}, r.Images, deregister)
+	// DeregisterImage with DeleteAssociatedSnapshots is authorized on the snapshots too.
+	s.allowIf([]string{"ec2:DeleteSnapshot"}, r.Snapshots, inAccount())
+	for _, tag := range n.ProtectTags {
+		s.denyRemovingProtected(tag, r.Images, r.Snapshots)
+	}
+	if n.Deprecate {
+		s.allowIf([]string{"ec2:EnableImageDeprecation", "ec2:DisableImageDeprecation"}, r.Images, inAccount())
+	}
+	if n.Disable {
+		s.allowIf([]string{"ec2:DisableImage", "ec2:EnableImage"}, r.Images, inAccount())
+	}
+}
+
+// sharingEC2 is what the sharing guard reads and changes in an account.
+func sharingEC2(s *statements, r ec2Resources, n Needs) {
+	s.allow([]string{
+		"ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeImageAttribute", "ec2:DescribeSnapshotAttribute",
+		"ec2:GetImageBlockPublicAccessState", "ec2:GetSnapshotBlockPublicAccessState",
+	}, jsii.String("*"))
+	s.allowIf([]string{"ec2:ModifyImageAttribute"}, r.Images, inAccount())
+	s.allowIf([]string{"ec2:ModifySnapshotAttribute"}, r.Snapshots, inAccount())
+	// It only removes principals; EC2 can say so for snapshots alone.
+	s.denySharingAdds(r.Snapshots)
+	// The violation is recorded on the AMI, or on a snapshot checked alone.
+	s.allowTags(false, SharingTagKeys, r.all()...)
+	// Only an enforcing guard may turn the setting on (audit never acts).
+	if n.BlockPublicAccess {
+		// An account-level setting: no resource to scope it to.
+		s.allow([]string{"ec2:EnableImageBlockPublicAccess"}, jsii.String("*"))
 	}
 }
 

@@ -33,6 +33,8 @@ type MonitoringProps struct {
 	Sharing         *Sharing
 	CleanupSchedule config.Schedule
 	SharingSchedule config.Schedule
+	// Extra alarms to show with the others (organization mode's).
+	Extra []awscloudwatch.Alarm
 }
 
 // Monitoring is the stack's alarms beyond each function's errors and DLQ
@@ -185,6 +187,9 @@ func newDashboard(scope constructs.Construct, p *MonitoringProps, alarms map[str
 		for _, a := range f.Alarms {
 			alarmList = append(alarmList, a)
 		}
+	}
+	for _, a := range p.Extra {
+		alarmList = append(alarmList, a)
 	}
 	lambdaHealth := func(f interface {
 		MetricErrors(*awscloudwatch.MetricOptions) awscloudwatch.Metric

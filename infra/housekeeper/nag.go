@@ -40,18 +40,27 @@ var (
 // suppressRoleWildcards records on role's default policy why each of its
 // wildcard resources is needed (AwsSolutions-IAM5, one entry each).
 // cdk-nag shows the region as the stack has it: "<AWS::Region>" in an
-// environment-agnostic stack, the name in a regional one.
-func suppressRoleWildcards(role constructs.IConstruct, ws ...wildcard) {
-	region := "<AWS::Region>"
-	if r := awscdk.Stack_Of(role).Region(); !*awscdk.Token_IsUnresolved(r) {
-		region = *r
+// environment-agnostic stack, the name in a regional one; a role acting in
+// regions (organization mode) has one entry per region.
+func suppressRoleWildcards(role constructs.IConstruct, regions []string, ws ...wildcard) {
+	if len(regions) == 0 {
+		region := "<AWS::Region>"
+		if r := awscdk.Stack_Of(role).Region(); !*awscdk.Token_IsUnresolved(r) {
+			region = *r
+		}
+		regions = []string{region}
 	}
 	var s []*cdknag.NagPackSuppression
 	for _, w := range ws {
-		resource := strings.ReplaceAll(w.resource, "<AWS::Region>", region)
-		s = append(s, &cdknag.NagPackSuppression{
-			Id: jsii.String("AwsSolutions-IAM5"), Reason: jsii.String(w.reason), AppliesTo: &[]any{jsii.String(resource)},
-		})
+		for i, region := range regions {
+			resource := strings.ReplaceAll(w.resource, "<AWS::Region>", region)
+			if i > 0 && resource == w.resource {
+				break // no region in it: one entry
+			}
+			s = append(s, &cdknag.NagPackSuppression{
+				Id: jsii.String("AwsSolutions-IAM5"), Reason: jsii.String(w.reason), AppliesTo: &[]any{jsii.String(resource)},
+			})
+		}
 	}
 	cdknag.NagSuppressions_AddResourceSuppressions(role, &s, jsii.Bool(true))
 }

@@ -24,15 +24,28 @@ func TestNagFindsNothingUnsuppressed(t *testing.T) {
 	wide.AlarmEmails = []string{"ops@example.com"}
 	wide.RecycleBinLockDays = 7
 
+	// Organization mode: the central stack, and the member stack (its
+	// findings are reported on the StackSet), with an external id and a
+	// policy that widens the member role.
+	orgWide := wide
+	orgWide.Regions = []string{"eu-west-1"}
+	orgWide.Organization = testOrg()
+	orgWide.Organization.ExternalID = "ext-123"
+	orgWide.Organization.Scope.ExcludeAccounts = []string{"111111111111"}
+	orgDefaults := config.Default()
+	orgDefaults.Organization = testOrg()
+
 	for _, tc := range []struct {
 		name string
 		cfg  config.Config
 	}{
 		{"defaults", config.Default()},
 		{"policy file, regions, e-mails, locked Recycle Bin", wide},
+		{"organization mode", orgDefaults},
+		{"organization mode, policy file, central region, e-mails, locked Recycle Bin", orgWide},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.cfg.DistDir = testDist(t)
+			tc.cfg.DistDir = testDistWith(t, append(functionNames, DispatcherFunctionName)...)
 			app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(t.TempDir())})
 			stacks := NewApp(app, tc.cfg)
 			ApplyNag(app)

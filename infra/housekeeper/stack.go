@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
@@ -54,6 +55,10 @@ type StackProps struct {
 	RecycleBin *RecycleBinProps
 	// AlarmEmails are subscribed to the notification topic.
 	AlarmEmails []string
+	// Organization, when enabled, makes the stack the central one of an
+	// organization: the central bus, the dispatcher, the units queues, the
+	// ledger and the StackSet of the member stacks (org.go, member.go).
+	Organization *config.Organization
 }
 
 // NewHousekeeperStack creates the ami-housekeeper stack.
@@ -93,24 +98,59 @@ func NewHousekeeperStack(scope constructs.Construct, id string, props *StackProp
 		deployment.PolicyParameter, deployment.PolicyDigest, pol = param, digest, parsed
 	}
 	deployment.Topic, deployment.TopicKey = newNotificationTopic(stack, props.AlarmEmails)
+	deployment.Needs = mustNeeds(pol)
+	if o := props.Organization; o != nil && o.Enabled() {
+		deployment.Org = newOrgDeployment(stack, *o, deployment.Topic)
+		deployment.Regions = o.Scope.Regions
+	}
 
-	tagger := NewTagger(stack, "Tagger", &TaggerProps{Deployment: deployment, Tagging: &pol.Tagging})
+	tagger := NewTagger(stack, "Tagger", &TaggerProps{Deployment: deployment})
 	cleanupFn := NewCleanup(stack, "Cleanup", &CleanupProps{
 		Deployment: deployment,
 		Schedule:   cleanupSchedule.Expression,
-		Retention:  pol.Retention,
 	})
 	sharingFn := NewSharing(stack, "Sharing", &SharingProps{
 		Deployment: deployment,
 		Schedule:   sharingSchedule.Expression,
-		Sharing:    pol.Sharing,
 	})
 
+	output := func(id, description string, value *string) {
+		awscdk.NewCfnOutput(stack, jsii.String(id), &awscdk.CfnOutputProps{Description: jsii.String(description), Value: value})
+	}
 	recycleBin := DefaultRecycleBin
 	if props.RecycleBin != nil {
 		recycleBin = *props.RecycleBin
 	}
 	NewRecycleBinRules(stack, "RecycleBin", &recycleBin)
+
+	var dispatcher *Dispatcher
+	var orgAlarms []awscloudwatch.Alarm
+	if o := deployment.Org; o != nil {
+		dispatcher = NewDispatcher(stack, "Dispatcher", &DispatcherProps{
+			Deployment:      deployment,
+			CleanupSchedule: cleanupSchedule.Expression,
+			SharingSchedule: sharingSchedule.Expression,
+		})
+		orgAlarms = append(orgAlarms, dispatcher.Alarms...)
+		for _, u := range []*UnitsQueue{o.CleanupUnits, o.AuditUnits} {
+			if u.Alarm != nil {
+				orgAlarms = append(orgAlarms, u.Alarm)
+			}
+		}
+		set := NewMemberStackSet(stack, "MemberStackSet", &MemberStackSetProps{
+			Bus: o.Bus,
+			Member: MemberProps{
+				CentralStackName: *stack.StackName(),
+				Organization:     o.Config,
+				Needs:            deployment.Needs,
+				RecycleBin:       recycleBin,
+			},
+		})
+		output("CentralEventBusArn", "Event bus the member accounts forward their EC2 events to", o.Bus.EventBusArn())
+		output("DispatcherFunctionName", "Name of the dispatcher Lambda function (starts organization sweeps)", dispatcher.Function.FunctionName())
+		output("LedgerTableName", "DynamoDB table of the organization sweeps' progress and results", o.Ledger.TableName())
+		output("MemberStackSetName", "StackSet deploying the member stack to the target OUs", set.StackSetName())
+	}
 	monitoring := NewMonitoring(stack, "Monitoring", &MonitoringProps{
 		Topic:           deployment.Topic,
 		Tagger:          tagger,
@@ -118,11 +158,9 @@ func NewHousekeeperStack(scope constructs.Construct, id string, props *StackProp
 		Sharing:         sharingFn,
 		CleanupSchedule: cleanupSchedule,
 		SharingSchedule: sharingSchedule,
+		Extra:           orgAlarms,
 	})
 
-	output := func(id, description string, value *string) {
-		awscdk.NewCfnOutput(stack, jsii.String(id), &awscdk.CfnOutputProps{Description: jsii.String(description), Value: value})
-	}
 	output("TaggerFunctionName", "Name of the tagger Lambda function", tagger.Function.FunctionName())
 	output("TaggerDeadLetterQueueUrl", "URL of the queue holding events the tagger failed to handle", tagger.DeadLetterQueue.QueueUrl())
 	output("SharingFunctionName", "Name of the sharing guard Lambda function", sharingFn.Function.FunctionName())
@@ -136,6 +174,16 @@ func NewHousekeeperStack(scope constructs.Construct, id string, props *StackProp
 		output("PolicyParameterName", "SSM parameter holding the policy document", deployment.PolicyParameter.ParameterName())
 	}
 	return stack
+}
+
+// mustNeeds is what the policy and each of its variants (one per
+// override) ask of the roles.
+func mustNeeds(pol *policy.Policy) Needs {
+	variants, err := policyVariants(pol)
+	if err != nil {
+		panic(fmt.Sprintf("policy overrides: %v", err))
+	}
+	return NeedsOf(variants...)
 }
 
 // KillSwitchParameterName is the kill switch's SSM parameter in stack:

@@ -5,25 +5,23 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
-
-	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 )
 
 // TaggerFunctionName is the folder under the dist folder that holds the
 // tagger's bootstrap binary.
 const TaggerFunctionName = "tagger"
 
+// TaggerCloudTrailEvents are the calls that make an AMI.
+var TaggerCloudTrailEvents = []string{"CreateImage", "CopyImage", "RegisterImage"}
+
 // taggerTimeoutSeconds: the handler may wait ~10 s for a pending AMI's
 // snapshots to appear; a batch stops starting work 3 s before it.
 const taggerTimeoutSeconds = 30
 
-// TaggerProps configures a Tagger.
+// TaggerProps configures a Tagger. Its role may write exactly the tag
+// keys of Deployment.Needs (TaggerTagKeys of every policy variant).
 type TaggerProps struct {
 	Deployment
-	// Tagging is the policy section the function runs with: its role may
-	// write exactly the keys it names (TaggerTagKeys). Nil means the
-	// built-in default policy's.
-	Tagging *policy.Tagging
 }
 
 // Tagger is the function that tags new AMIs and their snapshots, with the
@@ -48,27 +46,28 @@ func NewTagger(scope constructs.Construct, id string, props *TaggerProps) *Tagge
 		Description: "Tags new AMIs and their snapshots (ami-housekeeper)",
 		MemorySize:  128,
 		Timeout:     awscdk.Duration_Seconds(jsii.Number(taggerTimeoutSeconds)),
+		RoleName:    props.roleName(c, TaggerFunctionName),
 	})
 	// Its events wait in a queue, so a release burst is paced, not throttled.
 	f.bufferEvents(c, TaggerFunctionName, awscdk.Duration_Seconds(jsii.Number(taggerTimeoutSeconds)), props.Topic)
 
-	// Describe calls support no resource-level permissions, hence "*".
-	f.allow([]string{"ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeTags"}, jsii.String("*"))
-	// Tagging is limited to the account's AMIs and snapshots in the stack's
-	// region, and to the keys the policy makes it write.
-	stack := awscdk.Stack_Of(c)
-	tagging := props.Tagging
-	if tagging == nil {
-		tagging = &policy.Default().Tagging
-	}
-	f.allowTags(false, TaggerTagKeys(*tagging), ec2ARN(stack, "image"), ec2ARN(stack, "snapshot"))
-	suppressRoleWildcards(f.Role, describeAnything, everyImage, everySnapshot)
+	var s statements
+	taggerEC2(&s, props.ec2Resources(c), props.needs())
+	denyOutsideRegions(&s, props.Regions)
+	s.addTo(f.Role)
+	suppressRoleWildcards(f.Role, props.wildcardRegions(), describeAnything, everyImage, everySnapshot)
+	f.allowOrgWorker(props.Org, false)
 
 	// CloudTrail catches the AMI as soon as the call succeeds; the state change
 	// catches AMIs whose snapshots were still pending at that time, and AMIs
 	// made by services that do not go through these calls.
-	cloudTrail := f.cloudTrailRule(c, "CloudTrailRule", "AMI created, copied or registered", "CreateImage", "CopyImage", "RegisterImage")
-	stateChange := f.imageAvailableRule(c, "StateChangeRule", "AMI available")
+	cloudTrail := f.cloudTrailRule(c, "CloudTrailRule", "AMI created, copied or registered", nil, TaggerCloudTrailEvents...)
+	stateChange := f.imageAvailableRule(c, "StateChangeRule", "AMI available", nil)
+	if props.Org != nil {
+		// The same events of the member accounts, forwarded to the central bus.
+		f.cloudTrailRule(c, "OrgCloudTrailRule", "AMI created, copied or registered in a member account", props.Org.Bus, TaggerCloudTrailEvents...)
+		f.imageAvailableRule(c, "OrgStateChangeRule", "AMI available in a member account", props.Org.Bus)
+	}
 
 	return &Tagger{
 		Construct:         c,
