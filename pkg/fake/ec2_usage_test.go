@@ -22,7 +22,7 @@ func TestImageUsageLifecycle(t *testing.T) {
 	f := &fake.ImageUsage{Clock: clk, Images: map[string]bool{"ami-1": true, "ami-2": true}, Broken: map[string]bool{"ami-2": true},
 		Uses: []fake.ImageUse{
 			{Account: "111111111111", ImageID: "ami-1", ResourceType: "ec2:Instance", Count: 1, Since: start.Add(-48 * time.Hour)},
-			{Account: "111111111111", ImageID: "ami-1", ResourceType: "ec2:Instance", Count: 5, Since: start.Add(-time.Hour)},         // too recent
+			{Account: "111111111111", ImageID: "ami-1", ResourceType: "ec2:Instance", Count: 5, Since: start.Add(-time.Hour)},            // too recent
 			{Account: "222222222222", ImageID: "ami-1", ResourceType: "ec2:LaunchTemplate", Count: 1, Since: start.Add(-48 * time.Hour)}, // too recent for a template
 			{Account: "222222222222", ImageID: "ami-1", ResourceType: "ec2:Instance", Count: 3, Since: start.AddDate(0, -1, 0)},
 		}}
