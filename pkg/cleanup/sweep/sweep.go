@@ -77,7 +77,8 @@ func (s *Sweeper) Run(ctx context.Context, account, region string, p policy.Rete
 		s.Collector.ReadShares(ctx, inv, ids)
 	}
 	// Then, for the shared ones nothing else keeps, who else uses them.
-	if qs := cleanup.UsageToCheck(at, inv, p); len(qs) > 0 {
+	// (An incomplete inventory changes nothing: no need to ask.)
+	if qs := cleanup.UsageToCheck(at, inv, p); len(qs) > 0 && len(inv.Incomplete) == 0 {
 		s.Collector.ReadUsage(ctx, inv, at, qs)
 	}
 	plan := cleanup.MakePlan(at, inv, p)
