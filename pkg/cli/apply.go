@@ -198,11 +198,13 @@ func applyRegion(ctx context.Context, run *cleanupRun, t *acctTarget, region str
 func (a *app) applyAccounts(ctx context.Context, run *cleanupRun, cov *coverage, enforce bool) error {
 	approved := map[string]map[string]*cleanup.Approval{}
 	var acting []*acctTarget
-	held := map[string]string{} // account -> why nothing was applied there
+	// Why nothing was applied in an account: its policy says audit (as
+	// asked, not a failure), or it was answered no or its preview failed.
+	audited, held := map[string]string{}, map[string]string{}
 	for _, t := range cov.reached() {
 		p := t.Policy.Retention
 		if p.Mode != policy.ModeEnforce && !enforce {
-			held[t.Account] = fmt.Sprintf("its retention.mode is %q (overrides applied: %s); give --enforce to apply it anyway",
+			audited[t.Account] = fmt.Sprintf("its retention.mode is %q (overrides applied: %s); give --enforce to apply it anyway",
 				p.Mode, orNone(strings.Join(t.Policy.Applied(), ", ")))
 			continue
 		}
@@ -236,8 +238,10 @@ func (a *app) applyAccounts(ctx context.Context, run *cleanupRun, cov *coverage,
 	if err := a.renderAccountReports(cov, reps, true); err != nil {
 		return err
 	}
-	for _, id := range slices.Sorted(maps.Keys(held)) {
-		fmt.Fprintf(a.io.Err, "account %s not applied: %s\n", id, escapeText(held[id]))
+	for _, why := range []map[string]string{audited, held} {
+		for _, id := range slices.Sorted(maps.Keys(why)) {
+			fmt.Fprintf(a.io.Err, "account %s not applied: %s\n", id, escapeText(why[id]))
+		}
 	}
 	if err := a.reportFailuresAcross(acting, reps); err != nil {
 		return err
