@@ -2,7 +2,9 @@ package housekeeper
 
 import (
 	"encoding/json"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -217,4 +219,644 @@ func orgEnv(t *testing.T, st stackTemplate, extra map[string]any) map[string]any
 		env[k] = v
 	}
 	return env
+}
+
+// queueByName returns the logical ID and properties of the queue named name.
+func queueByName(t *testing.T, st stackTemplate, name string) (string, map[string]any) {
+	t.Helper()
+	for id, r := range resources(st, "AWS::SQS::Queue") {
+		if p := properties(r); p["QueueName"] == name {
+			return id, p
+		}
+	}
+	t.Fatalf("no queue named %s", name)
+	return "", nil
+}
+
+// queueStatements returns the statements of the queue's policies.
+func queueStatements(st stackTemplate, queue string) []map[string]any {
+	var out []map[string]any
+	for _, r := range resources(st, "AWS::SQS::QueuePolicy") {
+		p := properties(r)
+		if qs := list(p["Queues"]); len(qs) != 1 || refID(qs[0]) != queue {
+			continue
+		}
+		doc, _ := p["PolicyDocument"].(map[string]any)
+		for _, s := range list(doc["Statement"]) {
+			m, _ := s.(map[string]any)
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Each job's units wait in a FIFO queue that only the dispatcher writes,
+// read one at a time by the job's function with a bounded concurrency;
+// a unit failing three receives moves to a FIFO DLQ, alarmed.
+func TestOrgUnitsQueues(t *testing.T) {
+	o := testOrg()
+	o.WorkerConcurrency = 40
+	st := synthOrg(t, o, StackProps{})
+	topic := mustTopic(t, st)
+	dispatcher := findFunction(t, st, DispatcherFunctionName)
+	for _, tc := range []struct {
+		name    string
+		worker  function
+		timeout int
+	}{
+		{"Test-cleanup-units", cleanupOf(t, st), cleanupTimeoutSeconds},
+		{"Test-audit-units", sharingOf(t, st), sharingTimeoutSeconds},
+	} {
+		queue, qp := queueByName(t, st, tc.name+".fifo")
+		dlq, dp := queueByName(t, st, tc.name+"-dlq.fifo")
+		checkResource(t, st, tc.name+" queue", "AWS::SQS::Queue", queue, map[string]any{
+			"FifoQueue":                 true,
+			"ContentBasedDeduplication": false,
+			"SqsManagedSseEnabled":      true,
+			"VisibilityTimeout":         tc.timeout + 60,
+			"RedrivePolicy":             map[string]any{"deadLetterTargetArn": getAttArn(dlq), "maxReceiveCount": 3},
+		})
+		if dp["FifoQueue"] != true || dp["SqsManagedSseEnabled"] != true || dp["MessageRetentionPeriod"] != float64(14*24*3600) {
+			t.Errorf("%s DLQ: %v", tc.name, dp)
+		}
+		_ = qp
+
+		// TLS only on both; on the queue, no one but the dispatcher sends.
+		for _, q := range []string{queue, dlq} {
+			var tls bool
+			for _, s := range queueStatements(st, q) {
+				c, _ := s["Condition"].(map[string]any)
+				if s["Effect"] == "Deny" && reflect.DeepEqual(c, map[string]any{"Bool": map[string]any{"aws:SecureTransport": "false"}}) {
+					tls = true
+				}
+				if s["Effect"] == "Allow" {
+					t.Errorf("%s: queue policy allows %v", q, s)
+				}
+			}
+			if !tls {
+				t.Errorf("%s: no TLS-only statement", q)
+			}
+		}
+		var onlyDispatcher bool
+		for _, s := range queueStatements(st, queue) {
+			c, _ := s["Condition"].(map[string]any)
+			ne, _ := c["ArnNotEquals"].(map[string]any)
+			if s["Effect"] == "Deny" && s["Action"] == "sqs:SendMessage" && reflect.DeepEqual(s["Principal"], map[string]any{"AWS": "*"}) &&
+				getAttID(ne["aws:PrincipalArn"], "Arn") == dispatcher.role {
+				onlyDispatcher = true
+			}
+		}
+		if !onlyDispatcher {
+			t.Errorf("%s: sending is not denied to everyone but the dispatcher: %v", tc.name, queueStatements(st, queue))
+		}
+		// The dispatcher may send there; the workers may not.
+		if !slices.Contains(resourcesAllowed(t, st, dispatcher, "sqs:SendMessage"), arnOf(queue)) {
+			t.Errorf("the dispatcher may not send to %s", tc.name)
+		}
+		for _, f := range []function{taggerOf(t, st), cleanupOf(t, st), sharingOf(t, st)} {
+			if slices.Contains(resourcesAllowed(t, st, f, "sqs:SendMessage"), arnOf(queue)) {
+				t.Errorf("%s may send units to %s", f.name, tc.name)
+			}
+		}
+
+		check(t, tc.name+" mapping", func() {
+			st.ResourcePropertiesCountIs(jsii.String("AWS::Lambda::EventSourceMapping"), map[string]any{
+				"FunctionName":                   ref(tc.worker.id),
+				"EventSourceArn":                 getAttArn(queue),
+				"BatchSize":                      1,
+				"MaximumBatchingWindowInSeconds": assertions.Match_Absent(),
+				"ScalingConfig":                  map[string]any{"MaximumConcurrency": 40},
+				"FunctionResponseTypes":          []any{"ReportBatchItemFailures"},
+			}, jsii.Number(1))
+		})
+		check(t, tc.name+" DLQ alarm", func() {
+			st.ResourcePropertiesCountIs(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{
+				"Namespace": "AWS/SQS", "MetricName": "ApproximateNumberOfMessagesVisible",
+				"Dimensions": []any{map[string]any{"Name": "QueueName", "Value": getAtt(dlq, "QueueName")}},
+				"Threshold":  1, "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching",
+				"AlarmActions": []any{ref(topic)},
+			}, jsii.Number(1))
+		})
+	}
+	// The tagger reads no units; the cleanup's mapping is its only one,
+	// and it is no longer held to one execution (the units queue's groups
+	// and maximum concurrency bound it).
+	check(t, "mappings", func() { st.ResourceCountIs(jsii.String("AWS::Lambda::EventSourceMapping"), jsii.Number(4)) })
+	checkResource(t, st, "cleanup concurrency", "AWS::Lambda::Function", cleanupOf(t, st).id, map[string]any{"ReservedConcurrentExecutions": assertions.Match_Absent()})
+	// The dispatcher's errors and DLQ alarm too.
+	for _, metric := range []string{"Errors"} {
+		check(t, "dispatcher "+metric+" alarm", func() {
+			st.ResourcePropertiesCountIs(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{
+				"MetricName": metric, "Namespace": "AWS/Lambda",
+				"Dimensions":   []any{map[string]any{"Name": "FunctionName", "Value": ref(dispatcher.id)}},
+				"AlarmActions": []any{ref(topic)},
+			}, jsii.Number(1))
+		})
+	}
+	// Every alarm is on the dashboard.
+	_, dash := onlyResource(t, st, "AWS::CloudWatch::Dashboard")
+	body := render(dash["DashboardBody"])
+	for id := range resources(st, "AWS::CloudWatch::Alarm") {
+		if !strings.Contains(body, "${"+id+".Arn}") {
+			t.Errorf("alarm %s is not on the dashboard", id)
+		}
+	}
+}
+
+// resourcesAllowed returns the rendered resources (with conditions) the
+// function's role is allowed action on.
+func resourcesAllowed(t *testing.T, st stackTemplate, f function, action string) []string {
+	t.Helper()
+	var out []string
+	for _, s := range statementsOf(t, st, f, "Allow", action) {
+		for _, r := range list(s["Resource"]) {
+			out = append(out, render(r)+conditionOf(s["Condition"]))
+		}
+	}
+	return out
+}
+
+// The ledger: one item per sweep and unit, expiring, point-in-time
+// recoverable, encrypted; the dispatcher and the two workers may read and
+// write items, nothing more, and the tagger not at all.
+func TestOrgLedger(t *testing.T) {
+	st := synthOrg(t, testOrg(), StackProps{})
+	table, _ := onlyResource(t, st, "AWS::DynamoDB::Table")
+	checkResource(t, st, "ledger", "AWS::DynamoDB::Table", table, map[string]any{
+		"KeySchema": []any{
+			map[string]any{"AttributeName": "sweep", "KeyType": "HASH"},
+			map[string]any{"AttributeName": "unit", "KeyType": "RANGE"},
+		},
+		"AttributeDefinitions": []any{
+			map[string]any{"AttributeName": "sweep", "AttributeType": "S"},
+			map[string]any{"AttributeName": "unit", "AttributeType": "S"},
+		},
+		"BillingMode":                      "PAY_PER_REQUEST",
+		"TimeToLiveSpecification":          map[string]any{"AttributeName": "expires", "Enabled": true},
+		"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
+		"SSESpecification":                 map[string]any{"SSEEnabled": true},
+	})
+	for _, f := range []function{findFunction(t, st, DispatcherFunctionName), cleanupOf(t, st), sharingOf(t, st), taggerOf(t, st)} {
+		var got []string
+		for _, s := range roleStatements(t, st, f.role) {
+			for _, r := range list(s["Resource"]) {
+				if getAttID(r, "Arn") != table {
+					continue
+				}
+				for _, a := range list(s["Action"]) {
+					got = append(got, a.(string))
+				}
+			}
+		}
+		slices.Sort(got)
+		want := slices.Sorted(slices.Values(ledgerActions))
+		if f.name == TaggerFunctionName {
+			want = nil
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s on the ledger: %v, want %v", f.name, got, want)
+		}
+	}
+	check(t, "ledger output", func() { st.HasOutput(jsii.String("LedgerTableName"), map[string]any{"Value": ref(table)}) })
+}
+
+// The three functions the member role trusts have fixed role names, may
+// assume the member role of the organization's accounts only, and read
+// the organization; the dispatcher reads it and assumes nothing. Every
+// central function gets the organization's environment; EC2 calls outside
+// the scope's regions are denied.
+func TestOrgCentralRoles(t *testing.T) {
+	o := testOrg()
+	o.ExternalID = "ext-123"
+	st := synthOrg(t, o, StackProps{})
+	topic := mustTopic(t, st)
+	memberRole := "arn:${AWS::Partition}:iam::*:role/ami-housekeeper-member"
+	orgCondition := map[string]any{"StringEquals": map[string]any{"aws:ResourceOrgID": "o-abcdefghij"}}
+	for _, f := range []function{taggerOf(t, st), sharingOf(t, st), cleanupOf(t, st), findFunction(t, st, DispatcherFunctionName)} {
+		_, role := resourceByID(t, st, "AWS::IAM::Role", f.role)
+		assume := resourcesAllowed(t, st, f, "sts:AssumeRole")
+		if f.name == DispatcherFunctionName {
+			if role["RoleName"] != nil || len(assume) != 0 {
+				t.Errorf("dispatcher: role name %v, may assume %v; want a generated name and nothing to assume", role["RoleName"], assume)
+			}
+		} else {
+			if role["RoleName"] != "Test-"+f.name || role["Path"] != RolePath {
+				t.Errorf("%s role: name %v path %v, want Test-%s under %s", f.name, role["RoleName"], role["Path"], f.name, RolePath)
+			}
+			if want := []string{when(memberRole, orgCondition)}; !slices.Equal(assume, want) {
+				t.Errorf("%s may assume %v, want %v", f.name, assume, want)
+			}
+			denies := statementsOf(t, st, f, "Deny", "ec2:*")
+			if len(denies) != 1 || !reflect.DeepEqual(strs(conditionValue(denies[0], "StringNotEquals", "aws:RequestedRegion")), []string{"eu-west-1", "us-east-1"}) ||
+				render(denies[0]["Resource"]) != "*" {
+				t.Errorf("%s: EC2 outside the scope's regions is not denied: %v", f.name, denies)
+			}
+		}
+		for _, a := range organizationsReads {
+			if got := resourcesAllowed(t, st, f, a); !slices.Equal(got, []string{"*"}) {
+				t.Errorf("%s: %s on %v", f.name, a, got)
+			}
+		}
+		env := envOf(f)
+		for k, v := range orgEnv(t, st, map[string]any{EnvOrgExternalID: "ext-123"}) {
+			if !reflect.DeepEqual(env[k], v) {
+				t.Errorf("%s: %s = %v, want %v", f.name, k, env[k], v)
+			}
+		}
+	}
+	// The roles act on AMIs of any region (one ARN, not one per region).
+	tagger := taggerOf(t, st)
+	tags := tagKeysCondition(defaultTaggerKeys...)
+	if got, want := resourcesAllowed(t, st, tagger, "ec2:CreateTags"),
+		[]string{when("arn:${AWS::Partition}:ec2:*::image/*", tags), when("arn:${AWS::Partition}:ec2:*::snapshot/*", tags)}; !slices.Equal(got, want) {
+		t.Errorf("tagger CreateTags on %v, want %v", got, want)
+	}
+	// The sharing guard keeps a cursor per account and region.
+	cursor, _ := auditCursor(t, st)
+	if got, want := resourcesAllowed(t, st, sharingOf(t, st), "ssm:PutParameter"), []string{parameterARN(cursor), parameterARN(cursor) + "/*"}; !slices.Equal(got, want) {
+		t.Errorf("sharing guard PutParameter on %v, want %v", got, want)
+	}
+	_ = topic
+}
+
+// memberRole returns the member role's logical ID and properties.
+func memberRole(t *testing.T, member stackTemplate) (string, map[string]any) {
+	t.Helper()
+	var found []string
+	for id, r := range resources(member, "AWS::IAM::Role") {
+		if properties(r)["RoleName"] != nil {
+			found = append(found, id)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("want 1 named role in the member stack, got %v", found)
+	}
+	return found[0], properties(resources(member, "AWS::IAM::Role")[found[0]])
+}
+
+// memberStatements returns the member role's inline statements.
+func memberStatements(t *testing.T, role map[string]any) []map[string]any {
+	t.Helper()
+	policies := list(role["Policies"])
+	if len(policies) != 1 {
+		t.Fatalf("member role: %d inline policies, want 1", len(policies))
+	}
+	p, _ := policies[0].(map[string]any)
+	doc, _ := p["PolicyDocument"].(map[string]any)
+	var out []map[string]any
+	for _, s := range list(doc["Statement"]) {
+		m, _ := s.(map[string]any)
+		out = append(out, m)
+	}
+	return out
+}
+
+// The member role is assumable by the central account's three function
+// roles only, of the organization, with the external id when one is set;
+// it is made once per account, in the first StackSet region.
+func TestOrgMemberRoleTrust(t *testing.T) {
+	for _, tc := range []struct {
+		name, externalID, roleName string
+	}{
+		{name: "no external id", roleName: "ami-housekeeper-member"},
+		{name: "external id, own role name", externalID: "ext-123", roleName: "hk-member"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := testOrg()
+			o.ExternalID, o.MemberRoleName = tc.externalID, tc.roleName
+			o.StackSetRegions = []string{"us-east-1", "eu-west-1"}
+			_, member, _ := orgTemplates(t, o, StackProps{})
+			id, role := memberRole(t, member)
+			if role["RoleName"] != tc.roleName || role["Path"] != nil {
+				t.Errorf("member role name %v path %v, want %s at /", role["RoleName"], role["Path"], tc.roleName)
+			}
+			doc, _ := role["AssumeRolePolicyDocument"].(map[string]any)
+			statements := list(doc["Statement"])
+			if len(statements) != 1 {
+				t.Fatalf("trust policy: %d statements, want 1: %v", len(statements), statements)
+			}
+			s, _ := statements[0].(map[string]any)
+			if s["Effect"] != "Allow" || s["Action"] != "sts:AssumeRole" || render(principalAWS(s)) != "arn:${AWS::Partition}:iam::${CentralAccountId}:root" {
+				t.Errorf("trust statement %v: want sts:AssumeRole by the central account", s)
+			}
+			var roles []string
+			for _, r := range list(conditionValue(s, "ArnEquals", "aws:PrincipalArn")) {
+				roles = append(roles, r.(string))
+			}
+			wantRoles := []string{
+				"arn:${AWS::Partition}:iam::${CentralAccountId}:role/ami-housekeeper/Test-tagger",
+				"arn:${AWS::Partition}:iam::${CentralAccountId}:role/ami-housekeeper/Test-sharing",
+				"arn:${AWS::Partition}:iam::${CentralAccountId}:role/ami-housekeeper/Test-cleanup",
+			}
+			if !slices.Equal(roles, wantRoles) {
+				t.Errorf("trusted principals %v, want %v", roles, wantRoles)
+			}
+			wantEquals := map[string]any{"aws:PrincipalOrgID": "o-abcdefghij"}
+			if tc.externalID != "" {
+				wantEquals["sts:ExternalId"] = tc.externalID
+			}
+			cond, _ := s["Condition"].(map[string]any)
+			if !reflect.DeepEqual(cond["StringEquals"], wantEquals) || len(cond) != 2 {
+				t.Errorf("trust conditions %v, want ArnEquals and StringEquals %v", cond, wantEquals)
+			}
+			// The central roles are named exactly so.
+			central := synthOrg(t, o, StackProps{})
+			for i, f := range []function{taggerOf(t, central), sharingOf(t, central), cleanupOf(t, central)} {
+				_, r := resourceByID(t, central, "AWS::IAM::Role", f.role)
+				if "arn:${AWS::Partition}:iam::${CentralAccountId}:role"+r["Path"].(string)+r["RoleName"].(string) != wantRoles[i] {
+					t.Errorf("central %s role %v%v is not the one trusted, %s", f.name, r["Path"], r["RoleName"], wantRoles[i])
+				}
+			}
+			// IAM is global: one instance makes the role.
+			res := resources(member, "AWS::IAM::Role")[id]
+			conds := member.ToJSON()
+			c, _ := (*conds)["Conditions"].(map[string]any)
+			if res["Condition"] != "IsRoleRegion" || !reflect.DeepEqual(c["IsRoleRegion"], map[string]any{"Fn::Equals": []any{ref("AWS::Region"), "us-east-1"}}) {
+				t.Errorf("member role condition %v (%v), want it made in us-east-1 only", res["Condition"], c["IsRoleRegion"])
+			}
+		})
+	}
+}
+
+// The member role holds exactly the functions' own statements (one set of
+// code writes both), over every region it is deployed to: no wildcard
+// action, every change conditioned on the account owning the resource,
+// tags on their keys, removals denied on protected AMIs; and it fits in
+// IAM's inline policy limit.
+func TestOrgMemberRolePermissions(t *testing.T) {
+	for _, doc := range []string{"", "version: 1\nretention: {grace_days: 0, stages: {deprecate: true, disable: true}}\nsharing: {mode: enforce, enable_image_block_public_access: true}\n"} {
+		props := StackProps{}
+		if doc != "" {
+			props.PolicyFile = writeFile(t, "policy.yaml", doc)
+		}
+		central, member, _ := orgTemplates(t, testOrg(), props)
+		_, role := memberRole(t, member)
+		statements := memberStatements(t, role)
+
+		key := func(s map[string]any) string {
+			b, _ := json.Marshal(map[string]any{"e": s["Effect"], "a": s["Action"], "c": renderTokens(s["Condition"]), "r": renderTokens(s["Resource"])})
+			return string(b)
+		}
+		// What the three central roles do in their own account.
+		want := map[string]bool{}
+		for _, f := range []function{taggerOf(t, central), cleanupOf(t, central), sharingOf(t, central)} {
+			for _, s := range roleStatements(t, central, f.role) {
+				for _, a := range list(s["Action"]) {
+					if svc, _, _ := strings.Cut(a.(string), ":"); slices.Contains([]string{"ec2", "autoscaling", "rbin", "imagebuilder"}, svc) ||
+						a == "ssm:GetParameters" || a == "ssm:DescribeParameters" || a == "kms:Decrypt" && s["Effect"] == "Deny" {
+						want[key(s)] = true
+						break
+					}
+				}
+			}
+		}
+		got := map[string]bool{}
+		for _, s := range statements {
+			got[key(s)] = true
+			if s["Effect"] == "Allow" {
+				for _, a := range list(s["Action"]) {
+					if strings.Contains(a.(string), "*") {
+						t.Errorf("policy %q: member role allows wildcard action %v", doc, a)
+					}
+					if slices.Contains(destructiveActions, a.(string)) && conditionValue(s, "StringEquals", "aws:ResourceAccount") != "${AWS::AccountId}" {
+						t.Errorf("policy %q: member role allows %s without aws:ResourceAccount: %v", doc, a, s)
+					}
+					if (a == "ec2:CreateTags" || a == "ec2:DeleteTags") && conditionValue(s, "Null", "aws:TagKeys") != "false" {
+						t.Errorf("policy %q: member role tags without a key condition: %v", doc, s)
+					}
+				}
+			}
+		}
+		for k := range got {
+			if !want[k] {
+				t.Errorf("policy %q: the member role has a statement no central role has: %s", doc, k)
+			}
+		}
+		for k := range want {
+			if !got[k] {
+				t.Errorf("policy %q: the member role lacks a central role's statement: %s", doc, k)
+			}
+		}
+		var protect bool
+		for _, s := range statements {
+			if s["Effect"] == "Deny" && slices.Contains(list(s["Action"]), any("ec2:DeregisterImage")) &&
+				conditionValue(s, "Null", "ec2:ResourceTag/ami-housekeeper:keep") == "false" {
+				protect = true
+			}
+		}
+		if !protect {
+			t.Errorf("policy %q: the member role may deregister protected AMIs", doc)
+		}
+		b, _ := json.Marshal(role["Policies"].([]any)[0].(map[string]any)["PolicyDocument"])
+		// IAM's limit on a role's inline policies, whitespace excluded.
+		if len(b) > 10240 {
+			t.Errorf("policy %q: member role policy of %d characters, more than IAM's 10,240 for inline policies", doc, len(b))
+		}
+	}
+}
+
+// Each member region forwards the events the central bus's rules match to
+// the central bus, through a role that may only put events there; in the
+// central account's own region, which has its rules already, neither they
+// nor the Recycle Bin rules are made.
+func TestOrgMemberForwarding(t *testing.T) {
+	central, member, _ := orgTemplates(t, testOrg(), StackProps{})
+	rules := resources(member, "AWS::Events::Rule")
+	if len(rules) != 2 {
+		t.Fatalf("member rules: %d, want 2", len(rules))
+	}
+	forwardingRole := ""
+	var patterns []string
+	for id, r := range rules {
+		p := properties(r)
+		b, _ := json.Marshal(p["EventPattern"])
+		patterns = append(patterns, string(b))
+		target := ruleTarget(t, member, id)
+		if refID(target["Arn"]) != ParamCentralBus {
+			t.Errorf("rule %s delivers to %v, want the central bus parameter", id, target["Arn"])
+		}
+		role := getAttID(target["RoleArn"], "Arn")
+		if forwardingRole != "" && role != forwardingRole || role == "" {
+			t.Errorf("rule %s: role %v", id, target["RoleArn"])
+		}
+		forwardingRole = role
+		if p["EventBusName"] != nil || p["State"] != "ENABLED" {
+			t.Errorf("rule %s: bus %v state %v, want the default bus, enabled", id, p["EventBusName"], p["State"])
+		}
+	}
+	// Every pattern of the central bus's rules has its events forwarded.
+	forwarded := ForwardedCloudTrailEvents()
+	wantPatterns := []string{
+		canonicalJSON(t, stateChangePattern),
+		canonicalJSON(t, `{"source":["aws.ec2"],"detail-type":["AWS API Call via CloudTrail"],"detail":{"eventSource":["ec2.amazonaws.com"],"eventName":`+mustJSON(forwarded)+`,"errorCode":[{"exists":false}]}}`),
+	}
+	slices.Sort(patterns)
+	slices.Sort(wantPatterns)
+	if !slices.Equal(patterns, wantPatterns) {
+		t.Errorf("forwarding patterns\n got %v\nwant %v", patterns, wantPatterns)
+	}
+	bus, _ := onlyResource(t, central, "AWS::Events::EventBus")
+	for id, key := range rulesOn(central, bus) {
+		var p struct {
+			DetailType []string `json:"detail-type"`
+			Detail     struct {
+				EventName []string `json:"eventName"`
+			} `json:"detail"`
+		}
+		_ = json.Unmarshal([]byte(key), &p)
+		for _, name := range p.Detail.EventName {
+			if !slices.Contains(forwarded, name) {
+				t.Errorf("central rule %s matches %s, which the members do not forward", id, name)
+			}
+		}
+	}
+
+	// The forwarding role: EventBridge's, allowed events:PutEvents on the
+	// central bus and nothing else.
+	_, rp := resourceByID(t, member, "AWS::IAM::Role", forwardingRole)
+	trust, _ := rp["AssumeRolePolicyDocument"].(map[string]any)
+	if want := []any{map[string]any{"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": map[string]any{"Service": "events.amazonaws.com"}}}; !reflect.DeepEqual(trust["Statement"], want) {
+		t.Errorf("forwarding role trust %v", trust["Statement"])
+	}
+	got := roleStatements(t, member.Template, forwardingRole)
+	if want := []map[string]any{{"Action": "events:PutEvents", "Effect": "Allow", "Resource": ref(ParamCentralBus)}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("forwarding role statements %v, want %v", got, want)
+	}
+
+	// Nothing duplicated in the central account's own region.
+	doc := *member.ToJSON()
+	for id, r := range doc["Resources"].(map[string]any) {
+		res, _ := r.(map[string]any)
+		want := "IsNotCentralRegionOfCentralAccount"
+		if typ := res["Type"]; typ == "AWS::IAM::Role" && id != forwardingRole {
+			want = "IsRoleRegion"
+		}
+		if res["Condition"] != want {
+			t.Errorf("member resource %s (%v): condition %v, want %s", id, res["Type"], res["Condition"], want)
+		}
+	}
+	conditions, _ := doc["Conditions"].(map[string]any)
+	wantNot := map[string]any{"Fn::Not": []any{map[string]any{"Fn::And": []any{
+		map[string]any{"Fn::Equals": []any{ref("AWS::AccountId"), ref(ParamCentralAccount)}},
+		map[string]any{"Fn::Equals": []any{ref("AWS::Region"), ref(ParamCentralRegion)}},
+	}}}}
+	if !reflect.DeepEqual(conditions["IsNotCentralRegionOfCentralAccount"], wantNot) {
+		t.Errorf("condition %v", conditions["IsNotCentralRegionOfCentralAccount"])
+	}
+	check(t, "member Recycle Bin rules", func() { member.ResourceCountIs(jsii.String("AWS::Rbin::Rule"), jsii.Number(2)) })
+	noBin := synthOrgTemplates(t, testOrg(), StackProps{RecycleBin: &RecycleBinProps{}})
+	check(t, "no Recycle Bin rules", func() { noBin.ResourceCountIs(jsii.String("AWS::Rbin::Rule"), jsii.Number(0)) })
+}
+
+// synthOrgTemplates returns the member template alone.
+func synthOrgTemplates(t *testing.T, o config.Organization, props StackProps) stackTemplate {
+	t.Helper()
+	_, member, _ := orgTemplates(t, o, props)
+	return member
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// The StackSet: service-managed, deployed automatically to the target
+// OUs' accounts (and removed from an account leaving them), with the
+// regions and operation preferences of the configuration, its
+// parameters from the central stack, and a template CloudFormation takes.
+func TestOrgStackSet(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		edit    func(*config.Organization)
+		targets map[string]any
+	}{
+		{"defaults", func(*config.Organization) {}, map[string]any{"OrganizationalUnitIds": []any{"ou-ab12-cdefghij"}}},
+		{"own OUs, regions and preferences, excluded accounts", func(o *config.Organization) {
+			o.StackSetTargetOUs = []string{"r-ab12", "ou-ab12-zzzzzzzz"}
+			o.StackSetRegions = []string{"us-east-1", "eu-west-1", "ap-south-1"}
+			o.StackSetMaxConcurrentPercentage, o.StackSetFailureTolerancePercentage = 50, 0
+			o.StackSetCallAs = config.CallAsSelf
+			o.Scope.ExcludeAccounts = []string{"111111111111", "222222222222"}
+		}, map[string]any{"OrganizationalUnitIds": []any{"r-ab12", "ou-ab12-zzzzzzzz"}, "AccountFilterType": "DIFFERENCE", "Accounts": []any{"111111111111", "222222222222"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := testOrg()
+			tc.edit(&o)
+			central, _, set := orgTemplates(t, o, StackProps{})
+			bus, _ := onlyResource(t, central, "AWS::Events::EventBus")
+			var regions []any
+			for _, r := range o.StackSetRegions {
+				regions = append(regions, r)
+			}
+			want := map[string]any{
+				"StackSetName":    "Test-member",
+				"PermissionModel": "SERVICE_MANAGED",
+				"AutoDeployment":  map[string]any{"Enabled": true, "RetainStacksOnAccountRemoval": false},
+				"CallAs":          o.StackSetCallAs,
+				"Capabilities":    []any{"CAPABILITY_NAMED_IAM"},
+				"OperationPreferences": map[string]any{
+					"FailureTolerancePercentage": float64(o.StackSetFailureTolerancePercentage),
+					"MaxConcurrentPercentage":    float64(o.StackSetMaxConcurrentPercentage),
+					"RegionConcurrencyType":      "PARALLEL",
+					"ConcurrencyMode":            "SOFT_FAILURE_TOLERANCE",
+				},
+				"StackInstancesGroup": []any{map[string]any{"DeploymentTargets": tc.targets, "Regions": regions}},
+				"Parameters": []any{
+					map[string]any{"ParameterKey": ParamCentralAccount, "ParameterValue": ref("AWS::AccountId")},
+					map[string]any{"ParameterKey": ParamCentralRegion, "ParameterValue": ref("AWS::Region")},
+					map[string]any{"ParameterKey": ParamCentralBus, "ParameterValue": getAttArn(bus)},
+				},
+				"ManagedExecution": map[string]any{"Active": true},
+			}
+			for k, v := range want {
+				if !reflect.DeepEqual(set[k], v) {
+					t.Errorf("StackSet %s\n got %v\nwant %v", k, set[k], v)
+				}
+			}
+			body, _ := set["TemplateBody"].(string)
+			if len(body) > MaxTemplateBodyBytes || len(body) < 1000 {
+				t.Errorf("TemplateBody of %d bytes; CloudFormation takes at most %d", len(body), MaxTemplateBodyBytes)
+			}
+			// A template that deploys without the CDK's bootstrap: no
+			// BootstrapVersion parameter or rule, no CDK metadata.
+			var doc map[string]any
+			_ = json.Unmarshal([]byte(body), &doc)
+			params, _ := doc["Parameters"].(map[string]any)
+			if len(params) != 3 || doc["Rules"] != nil || strings.Contains(body, "AWS::CDK::Metadata") || strings.Contains(body, "aws:cdk:path") {
+				t.Errorf("member template parameters %v, rules %v: want only the three central ones, no CDK metadata", slices.Sorted(maps.Keys(params)), doc["Rules"])
+			}
+			check(t, "StackSet output", func() { central.HasOutput(jsii.String("MemberStackSetName"), map[string]any{"Value": "Test-member"}) })
+		})
+	}
+}
+
+// The app in organization mode: one central stack, in the configured
+// region, with the StackSet; single-account mode has none of it.
+func TestOrgApp(t *testing.T) {
+	cfg := config.Default()
+	cfg.DistDir = testDistWith(t, append(functionNames, DispatcherFunctionName)...)
+	cfg.Regions = []string{"eu-west-1"}
+	cfg.Organization = testOrg()
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(t.TempDir())})
+	stacks := NewApp(app, cfg)
+	if len(stacks) != 1 || *stacks[0].Region() != "eu-west-1" {
+		t.Fatalf("%d stacks; want one central stack in eu-west-1", len(stacks))
+	}
+	tmpl := assertions.Template_FromStack(stacks[0], nil)
+	for typ, n := range map[string]int{"AWS::CloudFormation::StackSet": 1, "AWS::Events::EventBus": 1, "AWS::DynamoDB::Table": 1, "AWS::Lambda::Function": 4} {
+		check(t, typ, func() { tmpl.ResourceCountIs(jsii.String(typ), jsii.Number(n)) })
+	}
+
+	single := synth(t, StackProps{})
+	for _, typ := range []string{"AWS::CloudFormation::StackSet", "AWS::Events::EventBus", "AWS::DynamoDB::Table", "AWS::Events::EventBusPolicy"} {
+		check(t, "single-account "+typ, func() { single.ResourceCountIs(jsii.String(typ), jsii.Number(0)) })
+	}
+	for _, f := range allFunctions(t, single) {
+		if _, ok := envOf(f)[EnvOrgScope]; ok {
+			t.Errorf("single-account %s has %s", f.name, EnvOrgScope)
+		}
+	}
 }
