@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
@@ -90,6 +91,12 @@ func (r *Runtime) Usage() ratelimit.Usage {
 		return r.Limits.Usage()
 	}
 	return sumUsage(r.Limits.Usage(), r.Org.Usage())
+}
+
+// LedgerDB is the home account's DynamoDB, for organization mode's sweep
+// ledger: the function's own role, no limiter.
+func (r *Runtime) LedgerDB() awsapi.LedgerDynamoDB {
+	return dynamodb.NewFromConfig(r.cfg)
 }
 
 // OrgAccounts returns, in organization mode, a factory over the member

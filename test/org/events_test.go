@@ -23,6 +23,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/emulator"
 )
@@ -144,16 +147,23 @@ func (o *evOrg) tags(t *testing.T, a evAMI, id string) map[string]string {
 	return m
 }
 
+// orgEnv is the environment of the central functions in organization
+// mode, as the stack sets it (the sharing guard's audit units included).
+func (o *evOrg) orgEnv() []string {
+	return append(o.proxy.Env(o.moto.Env(evRegion)), "HOUSEKEEPER_ACCOUNT_ID="+evCentral, "HOUSEKEEPER_POLICY="+evPolicy,
+		"HOUSEKEEPER_ORG_SCOPE="+o.scope, "HOUSEKEEPER_ORG_ROLE_NAME="+evRole,
+		"HOUSEKEEPER_UNITS_QUEUE_SHARING_AUDIT=ami-housekeeper-audit-units.fifo", "HOUSEKEEPER_LEDGER_TABLE=ami-housekeeper-ledger",
+		"HOUSEKEEPER_UNITS_MAX_RECEIVE=5", "HOUSEKEEPER_REPORT_EVENT_BUS=default")
+}
+
 // start runs function's binary in organization mode, through the proxy.
-func (o *evOrg) start(t *testing.T, function string) *emulator.RIE {
+func (o *evOrg) start(t *testing.T, function string, env ...string) *emulator.RIE {
 	t.Helper()
 	bin, err := emulator.FunctionBinary(function)
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := append(o.proxy.Env(o.moto.Env(evRegion)), "HOUSEKEEPER_ACCOUNT_ID="+evCentral, "HOUSEKEEPER_POLICY="+evPolicy,
-		"HOUSEKEEPER_ORG_SCOPE="+o.scope, "HOUSEKEEPER_ORG_ROLE_NAME="+evRole)
-	rie, err := emulator.StartRIE(o.ctx, emulator.RIEOptions{Bootstrap: bin, Env: env})
+	rie, err := emulator.StartRIE(o.ctx, emulator.RIEOptions{Bootstrap: bin, Env: append(o.orgEnv(), env...)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,14 +374,17 @@ func TestOrgBatchFromMembers(t *testing.T) {
 	}
 }
 
-// The sharing guard: a public share made in B is revoked in B, through the
-// member role, and named as B's; the same share in the central account and
-// in D stays (not their events). The guard's own revocation echoed back by
-// B's CloudTrail under the member role's session is re-checked and found
-// compliant, nothing removed again. A forged event makes no call.
+// The sharing guard: a public share made in B (in the scope's second
+// region) is revoked in B, through the member role, and named as B's; the
+// finding reaches the central account's bus in the function's region; the
+// same share in the central account and in D stays (not their events). The
+// guard's own revocation echoed back by B's CloudTrail under the member
+// role's session is re-checked and found compliant, nothing removed again.
+// A forged event makes no call.
 func TestOrgSharingEventFromMember(t *testing.T) {
 	o := newEvOrg(t)
-	amis := []evAMI{o.image(t, o.b, evRegion), o.image(t, evCentral, evRegion), o.image(t, o.d, evRegion)}
+	amis := []evAMI{o.image(t, o.b, evRegion2), o.image(t, evCentral, evRegion), o.image(t, o.d, evRegion2)}
+	findings := o.findingsQueue(t)
 	for _, a := range amis {
 		if _, err := o.client(t, a.account, a.region).ModifyImageAttribute(o.ctx, &ec2.ModifyImageAttributeInput{ImageId: aws.String(a.id),
 			LaunchPermission: &ec2types.LaunchPermissionModifications{Add: []ec2types.LaunchPermission{
@@ -382,9 +395,20 @@ func TestOrgSharingEventFromMember(t *testing.T) {
 	inB := amis[0]
 	rie := o.start(t, "sharing")
 	values := map[string]string{"IMAGE_ID": inB.id, "STRANGER": evStranger}
-	r := invokeEv(t, rie, evEvent(t, "valid/cloudtrail-modifyimageattribute.json", o.b, evRegion, values))
+	r := invokeEv(t, rie, evEvent(t, "valid/cloudtrail-modifyimageattribute.json", o.b, evRegion2, values))
 	if r.Outcome != "revoked" || len(r.Findings) == 0 || r.Findings[0].Account != o.b {
 		t.Fatalf("B's event: %+v", r)
+	}
+	got := findings()
+	var f struct {
+		Region string `json:"region"`
+		Detail struct {
+			Account string `json:"account"`
+			Region  string `json:"region"`
+		} `json:"detail"`
+	}
+	if len(got) != 1 || json.Unmarshal([]byte(got[0]), &f) != nil || f.Region != evRegion || f.Detail.Account != o.b || f.Detail.Region != evRegion2 {
+		t.Errorf("central findings %v: want B's, once, on the bus in %s", got, evRegion)
 	}
 	for _, a := range amis {
 		got := o.launchPermissions(t, a)
@@ -394,7 +418,7 @@ func TestOrgSharingEventFromMember(t *testing.T) {
 	}
 
 	before := o.requests()
-	echo := strings.ReplaceAll(string(evEvent(t, "valid/cloudtrail-modifyimageattribute.json", o.b, evRegion, values)),
+	echo := strings.ReplaceAll(string(evEvent(t, "valid/cloudtrail-modifyimageattribute.json", o.b, evRegion2, values)),
 		"assumed-role/image-builder/packer-build-42", "assumed-role/"+evRole+"/ami-housekeeper-sharing")
 	if r := invokeEv(t, rie, []byte(echo)); r.Outcome != "compliant" {
 		t.Errorf("echo of the guard's own revocation: %+v", r)
@@ -425,4 +449,57 @@ func (o *evOrg) launchPermissions(t *testing.T, a evAMI) []string {
 	}
 	sort.Strings(got)
 	return slices.Compact(got)
+}
+
+// findingsQueue routes the central account's AMI Sharing Violation events
+// (default bus, the functions' region) to a queue; the function returned
+// reads what arrived.
+func (o *evOrg) findingsQueue(t *testing.T) func() []string {
+	t.Helper()
+	cfg, err := o.moto.Config(o.ctx, evRegion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := sqs.NewFromConfig(cfg)
+	out, err := q.CreateQueue(o.ctx, &sqs.CreateQueueInput{QueueName: aws.String("findings")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eb := eventbridge.NewFromConfig(cfg)
+	if _, err := eb.PutRule(o.ctx, &eventbridge.PutRuleInput{Name: aws.String("findings"),
+		EventPattern: aws.String(`{"source":["ami-housekeeper"],"detail-type":["AMI Sharing Violation"]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eb.PutTargets(o.ctx, &eventbridge.PutTargetsInput{Rule: aws.String("findings"), Targets: []ebtypes.Target{{Id: aws.String("q"),
+		Arn: aws.String("arn:aws:sqs:" + evRegion + ":" + evCentral + ":findings")}}}); err != nil {
+		t.Fatal(err)
+	}
+	return func() []string {
+		msgs, err := q.ReceiveMessage(o.ctx, &sqs.ReceiveMessageInput{QueueUrl: out.QueueUrl, MaxNumberOfMessages: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var bodies []string
+		for _, m := range msgs.Messages {
+			bodies = append(bodies, aws.ToString(m.Body))
+		}
+		return bodies
+	}
+}
+
+// Organization mode's sharing guard needs its audit units queue: without
+// it the cold start fails, naming the variable, and nothing is checked.
+func TestOrgSharingColdStartNeedsUnitsQueue(t *testing.T) {
+	o := newEvOrg(t)
+	rie := o.start(t, "sharing", "HOUSEKEEPER_UNITS_QUEUE_SHARING_AUDIT=")
+	body, err := rie.Invoke(o.ctx, []byte(`{"Records":[]}`))
+	if err == nil && !strings.Contains(string(body), "errorType") {
+		t.Fatalf("the function started: %s", body)
+	}
+	logs := rie.SettledLogs()
+	for _, want := range []string{"cold start failed: organization mode", "HOUSEKEEPER_UNITS_QUEUE_SHARING_AUDIT is not set"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("cold start log lacks %q:\n%s", want, logs)
+		}
+	}
 }
