@@ -92,15 +92,12 @@ func defaultOrganization() Organization {
 var (
 	reOrgID = regexp.MustCompile(`^o-[a-z0-9]{10,32}$`)
 	// Organizations' patterns for OU and root ids.
-	reOU      = regexp.MustCompile(`^(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32})$`)
-	reAccount = regexp.MustCompile(`^[0-9]{12}$`)
+	reOU = regexp.MustCompile(`^(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32})$`)
 	// IAM role names (no path: the functions build the ARN from the name).
 	reRoleName = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
 	// STS ExternalId's characters; its length (2-1224) is checked apart,
 	// beyond what a regexp repeat count takes.
 	reExternalID = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
-	// An Organizations tag "key=value".
-	reAccountTag = regexp.MustCompile(`^[^=]{1,128}=.{0,256}$`)
 )
 
 // readScope takes the scope as a JSON object (cdk.json) or a JSON string
@@ -132,7 +129,9 @@ func readScope(v any, dst *org.Scope) error {
 }
 
 // parseScope decodes a scope strictly: a misspelled field ("regoins")
-// would otherwise leave the scope wider or narrower than meant.
+// would otherwise leave the scope wider or narrower than meant. Its values
+// are checked in organization mode only (Scope.Validate): the default is
+// the empty scope.
 func parseScope(raw []byte) (org.Scope, error) {
 	var s org.Scope
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -198,23 +197,9 @@ func (o Organization) validate(c *Config, bad func(key, format string, args ...a
 	}
 
 	s := o.Scope
-	if len(s.OUs) == 0 && len(s.Accounts) == 0 {
-		bad(KeyOrganizationScope, "names no OU and no account: want \"ous\" (ou-… or the root r-…) or \"accounts\"")
-	}
-	if len(s.Regions) == 0 {
-		bad(KeyOrganizationScope, "names no region: want \"regions\" (the regions every account is covered in)")
-	}
-	checkList(bad, KeyOrganizationScope, "ous", s.OUs, reOU.MatchString, "an OU or root id (ou-… or r-…)")
-	checkList(bad, KeyOrganizationScope, "accounts", s.Accounts, reAccount.MatchString, "a 12-digit account id")
-	checkList(bad, KeyOrganizationScope, "exclude_accounts", s.ExcludeAccounts, reAccount.MatchString, "a 12-digit account id")
-	checkList(bad, KeyOrganizationScope, "regions", s.Regions, amievents.IsRegion, "a region name (e.g. us-east-1)")
-	for _, a := range s.ExcludeAccounts {
-		if slices.Contains(s.Accounts, a) {
-			bad(KeyOrganizationScope, "account %s is both in \"accounts\" and in \"exclude_accounts\"", a)
-		}
-	}
-	if s.AccountTag != "" && !reAccountTag.MatchString(s.AccountTag) {
-		bad(KeyOrganizationScope, "\"account_tag\" %q: want key=value", s.AccountTag)
+	// The functions read the scope with the same checks (org.ScopeFromEnv).
+	if err := s.Validate(); err != nil {
+		bad(KeyOrganizationScope, "%v", err)
 	}
 
 	if !reRoleName.MatchString(o.MemberRoleName) {

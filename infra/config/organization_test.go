@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/coldstart"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/org"
 )
 
@@ -94,21 +95,21 @@ func TestOrganizationRejects(t *testing.T) {
 		{"scope not an object", orgContext(map[string]any{"organizationScope": 3.0}), []string{`context "organizationScope": want an object`}},
 		{"scope bad JSON from -c", orgContext(map[string]any{"organizationScope": `{"ous":`}), []string{`context "organizationScope": not a scope object`}},
 		{"scope without regions", orgContext(map[string]any{"organizationScope": map[string]any{"ous": []any{"r-ab12"}}}),
-			[]string{`context "organizationScope": names no region`}},
+			[]string{`context "organizationScope": organization scope: regions: needs at least one region`}},
 		{"scope without accounts or OUs", orgContext(map[string]any{"organizationScope": map[string]any{"regions": []any{"eu-west-1"}}}),
-			[]string{`context "organizationScope": names no OU and no account`}},
+			[]string{`context "organizationScope": organization scope: needs at least one of ous or accounts`}},
 		{"scope bad OU", orgContext(map[string]any{"organizationScope": map[string]any{"ous": []any{"ou-1"}, "regions": []any{"eu-west-1"}}}),
-			[]string{`context "organizationScope": "ous": "ou-1" is not an OU or root id`}},
+			[]string{`context "organizationScope":`, `"ou-1"`}},
 		{"scope bad account", orgContext(map[string]any{"organizationScope": map[string]any{"accounts": []any{"1234"}, "regions": []any{"eu-west-1"}}, "stackSetTargetOus": "r-ab12"}),
-			[]string{`context "organizationScope": "accounts": "1234" is not a 12-digit account id`}},
+			[]string{`context "organizationScope":`, `"1234" is not a 12-digit account id`}},
 		{"scope bad region", orgContext(map[string]any{"organizationScope": map[string]any{"ous": []any{"r-ab12"}, "regions": []any{"eu-west-1a"}}}),
-			[]string{`context "organizationScope": "regions": "eu-west-1a" is not a region name`}},
+			[]string{`context "organizationScope":`, `"eu-west-1a" is not a region name`}},
 		{"scope account both in and out", orgContext(map[string]any{"organizationScope": map[string]any{"ous": []any{"r-ab12"}, "accounts": []any{"111111111111"},
-			"exclude_accounts": []any{"111111111111"}, "regions": []any{"eu-west-1"}}}), []string{`account 111111111111 is both in "accounts" and in "exclude_accounts"`}},
+			"exclude_accounts": []any{"111111111111"}, "regions": []any{"eu-west-1"}}}), []string{`context "organizationScope": organization scope: account 111111111111 is in both accounts and exclude_accounts`}},
 		{"scope bad tag", orgContext(map[string]any{"organizationScope": map[string]any{"ous": []any{"r-ab12"}, "account_tag": "prod", "regions": []any{"eu-west-1"}}}),
-			[]string{`"account_tag" "prod": want key=value`}},
+			[]string{`context "organizationScope": organization scope: account_tag "prod"`}},
 		{"scope OU twice", orgContext(map[string]any{"organizationScope": map[string]any{"ous": []any{"r-ab12", "r-ab12"}, "regions": []any{"eu-west-1"}}}),
-			[]string{`"ous": "r-ab12" is listed twice`}},
+			[]string{`context "organizationScope":`, `"r-ab12"`}},
 		{"accounts only and no stack set OUs", orgContext(map[string]any{"organizationScope": map[string]any{"accounts": []any{"111111111111"}, "regions": []any{"eu-west-1"}}}),
 			[]string{`context "stackSetTargetOus": is empty and the scope names no OU`}},
 		{"stack set OU invalid", orgContext(map[string]any{"stackSetTargetOus": "ou-x"}), []string{`context "stackSetTargetOus": "ou-x" is not an OU or root id`}},
@@ -149,5 +150,13 @@ func TestExternalIDNotEchoed(t *testing.T) {
 	_, err := FromContext(orgContext(map[string]any{"memberExternalId": "secret value"}))
 	if err == nil || strings.Contains(err.Error(), "secret value") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// The member role the stack makes is the one the functions assume when
+// no name is configured.
+func TestDefaultMemberRoleNameIsTheFunctions(t *testing.T) {
+	if DefaultMemberRoleName != coldstart.DefaultMemberRoleName {
+		t.Errorf("config %q, functions %q", DefaultMemberRoleName, coldstart.DefaultMemberRoleName)
 	}
 }

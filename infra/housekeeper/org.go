@@ -20,23 +20,25 @@ import (
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
 	"github.com/ami-housekeeper/ami-housekeeper/infra/config"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/coldstart"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/fanout"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/handlers"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/org"
 )
 
-// Environment of the central functions in organization mode (org.md,
-// pkg/fanout): its presence (EnvOrgScope) is organization mode.
+// Environment of the central functions in organization mode, as the
+// functions read it: its presence (EnvOrgScope) is organization mode.
 const (
 	EnvOrgScope               = org.EnvScope
-	EnvOrgRoleName            = "HOUSEKEEPER_ORG_ROLE_NAME"
-	EnvOrgExternalID          = "HOUSEKEEPER_ORG_EXTERNAL_ID"
-	EnvLedgerTable            = "HOUSEKEEPER_LEDGER_TABLE"
-	EnvUnitsQueueCleanup      = "HOUSEKEEPER_UNITS_QUEUE_CLEANUP"
-	EnvUnitsQueueSharingAudit = "HOUSEKEEPER_UNITS_QUEUE_SHARING_AUDIT"
-	// EnvUnitsMaxReceives is the units queues' maxReceiveCount: a worker
+	EnvOrgRoleName            = coldstart.EnvOrgRoleName
+	EnvOrgExternalID          = coldstart.EnvOrgExternalID
+	EnvLedgerTable            = fanout.EnvLedgerTable
+	EnvUnitsQueueCleanup      = fanout.EnvUnitsQueueCleanup
+	EnvUnitsQueueSharingAudit = fanout.EnvUnitsQueueSharingAudit
+	// EnvUnitsMaxReceive is the units queues' maxReceiveCount: a worker
 	// on that receive records the unit "failed" instead of asking for
 	// another try, so the sweep's summary still completes.
-	EnvUnitsMaxReceives = "HOUSEKEEPER_UNITS_MAX_RECEIVES"
+	EnvUnitsMaxReceive = handlers.EnvUnitsMaxReceive
 )
 
 // DispatcherFunctionName is the folder under the dist folder that holds the
@@ -175,7 +177,7 @@ func newOrgDeployment(stack awscdk.Stack, o config.Organization, topic awssns.IT
 		EnvLedgerTable:            ledger.TableName(),
 		EnvUnitsQueueCleanup:      jsii.String(cleanupUnits.Name),
 		EnvUnitsQueueSharingAudit: jsii.String(auditUnits.Name),
-		EnvUnitsMaxReceives:       jsii.String(strconv.Itoa(unitsMaxReceives)),
+		EnvUnitsMaxReceive:        jsii.String(strconv.Itoa(unitsMaxReceives)),
 	}
 	if o.ExternalID != "" {
 		env[EnvOrgExternalID] = jsii.String(o.ExternalID)

@@ -213,7 +213,7 @@ func orgEnv(t *testing.T, st stackTemplate, extra map[string]any) map[string]any
 		EnvLedgerTable:            ref(table),
 		EnvUnitsQueueCleanup:      "Test-cleanup-units.fifo",
 		EnvUnitsQueueSharingAudit: "Test-audit-units.fifo",
-		EnvUnitsMaxReceives:       "3",
+		EnvUnitsMaxReceive:        "3",
 	}
 	for k, v := range extra {
 		env[k] = v

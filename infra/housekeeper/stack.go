@@ -179,7 +179,7 @@ func NewHousekeeperStack(scope constructs.Construct, id string, props *StackProp
 // mustNeeds is what the policy and each of its variants (one per
 // override) ask of the roles.
 func mustNeeds(pol *policy.Policy) Needs {
-	variants, err := policyVariants(pol)
+	variants, err := pol.Variants()
 	if err != nil {
 		panic(fmt.Sprintf("policy overrides: %v", err))
 	}
