@@ -194,8 +194,9 @@ type evResponse struct {
 	Reason    string `json:"reason"`
 	ErrorType string `json:"errorType"`
 	Findings  []struct {
-		Account string `json:"account"`
-		Action  string `json:"action"`
+		Account  string   `json:"account"`
+		Action   string   `json:"action"`
+		Shadowed []string `json:"shadowed"`
 	} `json:"findings"`
 }
 
@@ -445,7 +446,7 @@ func (o *evOrg) launchPermissions(t *testing.T, a evAMI) []string {
 	}
 	var got []string
 	for _, p := range out.LaunchPermissions {
-		got = append(got, aws.ToString(p.UserId)+string(p.Group))
+		got = append(got, aws.ToString(p.UserId)+string(p.Group)+aws.ToString(p.OrganizationArn)+aws.ToString(p.OrganizationalUnitArn))
 	}
 	sort.Strings(got)
 	return slices.Compact(got)
@@ -501,5 +502,33 @@ func TestOrgSharingColdStartNeedsUnitsQueue(t *testing.T) {
 		if !strings.Contains(logs, want) {
 			t.Errorf("cold start log lacks %q:\n%s", want, logs)
 		}
+	}
+}
+
+// The guard resolves organization membership from the directory: an AMI of
+// B shared with the organization (allowed), with D (a member outside the
+// scope) and with a stranger loses both accounts, and the finding says
+// that D keeps access as a member of the organization, with its OU path;
+// of the stranger, who is not a member, it says nothing.
+func TestOrgSharingMembershipFromDirectory(t *testing.T) {
+	o := newEvOrg(t)
+	a := o.image(t, o.b, evRegion)
+	if _, err := o.client(t, a.account, a.region).ModifyImageAttribute(o.ctx, &ec2.ModifyImageAttributeInput{ImageId: aws.String(a.id),
+		LaunchPermission: &ec2types.LaunchPermissionModifications{Add: []ec2types.LaunchPermission{
+			{OrganizationArn: aws.String(o.orgARN)}, {UserId: aws.String(o.d)}, {UserId: aws.String(evStranger)}}}}); err != nil {
+		t.Fatal(err)
+	}
+	rie := o.start(t, "sharing", "HOUSEKEEPER_POLICY="+evPolicy+"  allowed_organizations: [\""+o.orgARN+"\"]\n")
+	r := invokeEv(t, rie, evEvent(t, "valid/cloudtrail-modifyimageattribute.json", o.b, evRegion, map[string]string{"IMAGE_ID": a.id, "STRANGER": evStranger}))
+	if r.Outcome != "revoked" || len(r.Findings) != 1 {
+		t.Fatalf("%+v", r)
+	}
+	if got := o.launchPermissions(t, a); len(got) != 1 || got[0] != o.orgARN {
+		t.Errorf("launch permissions %v, want the organization's only", got)
+	}
+	sh := strings.Join(r.Findings[0].Shadowed, "\n")
+	if !strings.Contains(sh, "account "+o.d+" removed, but it keeps access as a member of organization "+o.orgARN+" (path r-") || strings.Contains(sh, evStranger) ||
+		strings.Contains(sh, "may keep access") || strings.Contains(sh, "if it is a member") {
+		t.Errorf("shadowed %q: want D a member for certain, the stranger not named", sh)
 	}
 }
