@@ -328,6 +328,11 @@ func TestOrgBatchScope(t *testing.T) {
 	if w.dirCalls < 1 {
 		t.Error("the directory was not read")
 	}
+	// One read per AMI tagged in B: none for the record of B's in a region
+	// outside the scope.
+	if n := w.ec2[orgMemberB].Calls["DescribeImages"]; n != 2 {
+		t.Errorf("DescribeImages in B: %d, want 2", n)
+	}
 	calls := w.ec2Calls()
 	for a, n := range calls {
 		if a != orgMemberB {
