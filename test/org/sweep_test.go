@@ -1,0 +1,480 @@
+package org_test
+
+// An organization cleanup sweep, end to end, with the real binaries: the
+// dispatcher (under the runtime emulator, invoked with the schedule's
+// input) sends one unit per account × region to the FIFO units queue and
+// begins the sweep in the ledger (moto's DynamoDB); the event source
+// mapping emulator (pkg/emulator ESM: FIFO queue, batch size 1, two
+// instances) feeds the units to two instances of the cleanup binary in
+// organization mode, which run each unit in its account through the member
+// role (moto selects the account from the assumed role's credentials) and
+// record it; the worker recording the last unit publishes the summary.
+// Every call of the functions goes through the fault proxy, which refuses
+// AssumeRole of one account's member role: moto's STS assumes any role, so
+// the proxy emulates the missing role that moto cannot.
+//
+// The organization: OU workloads holds w1, w2, w3 and norole (its role is
+// refused) and the sandbox OU (s1, s2), whose override makes the retention
+// audit-only; "outside" sits under the root, out of the scope. The scope
+// is the workloads OU in us-east-1 and eu-west-1 (6 accounts × 2 regions =
+// 12 units); us-west-2 is outside it. Every account owns, in every region,
+// two stale AMIs and one fresh one of the same family.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/emulator"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/fanout"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/handlers"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/org"
+)
+
+const (
+	swHome       = emulator.MotoAccount // the central account (the organization's management account here)
+	swRegion     = "us-east-1"          // the central stack's region, and a scope region
+	swRegion2    = "eu-west-1"
+	swOutRegion  = "us-west-2" // not in the scope
+	swRole       = "ami-housekeeper-member"
+	swTable      = "hk-ledger"
+	swQueue      = "hk-cleanup-units.fifo"
+	swMaxReceive = 3
+	swSchedule   = `{"job":"cleanup","time":"2026-11-29T03:00:00Z"}`
+	swSweep      = "cleanup/2026-11-29T03:00:00Z"
+	// swVisibility is the units queue's visibility timeout (the stack's is
+	// the cleanup's timeout and a minute).
+	swVisibility = 60 * time.Second
+)
+
+var (
+	swScopeRegions = []string{swRegion2, swRegion} // sorted
+	swAllRegions   = []string{swRegion, swRegion2, swOutRegion}
+	swWorkloads    = []string{"w1", "w2", "w3"}
+	swSandbox      = []string{"s1", "s2"}
+)
+
+// swWorld is the organization, its AMIs, the central account's queues and
+// ledger, and the proxy the functions call through.
+type swWorld struct {
+	ctx   context.Context
+	moto  *emulator.Moto
+	proxy *emulator.FaultProxy
+	seed  *emulator.OrgSeed
+	sqs   *sqs.Client
+	units emulator.Queue
+	// summaries and reports are the queues the summary and the units'
+	// report events land in (rules on the central bus).
+	summaries, reports string
+	ledger             *fanout.Ledger
+	// amis are each account's AMIs (the same in every region), stale first.
+	amis   map[string][]emulator.SeedAMI
+	policy string
+	scope  string
+	ec2    map[string]*ec2.Client
+}
+
+func (w *swWorld) id(name string) string { return w.seed.Accounts[name] }
+
+func newSweepWorld(t *testing.T) *swWorld {
+	t.Helper()
+	ctx := context.Background()
+	// moto reads the AMIs file on its EC2 backend's first use: it is
+	// written below, once Organizations has named the accounts.
+	amisPath := filepath.Join(t.TempDir(), "amis.json")
+	moto, err := emulator.StartMoto(ctx, emulator.MotoOptions{Env: []string{"MOTO_AMIS_PATH=" + amisPath}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(moto.Stop)
+	cfg, err := moto.Config(ctx, swRegion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := emulator.OrgSpec{OUs: []emulator.OUSpec{{Name: "workloads"}, {Name: "sandbox", Parent: "workloads"}}}
+	for _, n := range append(slices.Clone(swWorkloads), "norole") {
+		spec.Accounts = append(spec.Accounts, emulator.AccountSpec{Name: n, OU: "workloads"})
+	}
+	for _, n := range swSandbox {
+		spec.Accounts = append(spec.Accounts, emulator.AccountSpec{Name: n, OU: "sandbox"})
+	}
+	spec.Accounts = append(spec.Accounts, emulator.AccountSpec{Name: "outside"})
+	seed, err := emulator.SeedOrganization(ctx, cfg, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seed.Management != swHome {
+		t.Fatalf("management account %s, want the central account %s", seed.Management, swHome)
+	}
+	w := &swWorld{ctx: ctx, moto: moto, seed: seed, sqs: sqs.NewFromConfig(cfg), amis: map[string][]emulator.SeedAMI{}, ec2: map[string]*ec2.Client{},
+		ledger: &fanout.Ledger{DB: dynamodb.NewFromConfig(cfg), Table: swTable}}
+
+	// Two stale AMIs and the fresh newest of family app-, per account.
+	var all []emulator.SeedAMI
+	for i, id := range seed.IDs {
+		created := []time.Time{time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC), time.Now().Add(-24 * time.Hour)}
+		for k, c := range created {
+			a := emulator.SeedAMI{ID: emulator.OrgAMIID(id, i*8+k), Name: fmt.Sprintf("app-%s-%d", id, k), Owner: id, Created: c}
+			w.amis[id] = append(w.amis[id], a)
+			all = append(all, a)
+		}
+	}
+	if err := emulator.WriteAMIs(amisPath, all); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := dynamodb.NewFromConfig(cfg).CreateTable(ctx, fanout.LedgerTableInput(swTable)); err != nil {
+		t.Fatal(err)
+	}
+	if w.units, err = emulator.CreateFIFOQueueWithDLQ(ctx, w.sqs, swQueue, swVisibility, swMaxReceive); err != nil {
+		t.Fatal(err)
+	}
+	w.summaries = w.ruleQueue(t, cfg, "summaries", fanout.DetailTypeSummary)
+	w.reports = w.ruleQueue(t, cfg, "reports", "AMI Cleanup Report")
+
+	w.proxy, err = emulator.StartFaultProxy(moto.URL, emulator.FaultConfig{NoThrottle: true,
+		DenyAssumeRole: []string{"arn:aws:iam::" + w.id("norole") + ":role/" + swRole}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.proxy.Close() })
+
+	scope, _ := json.Marshal(org.Scope{OUs: []string{seed.OUs["workloads"]}, Regions: swScopeRegions})
+	w.scope = string(scope)
+	w.policy = `version: 1
+retention:
+  mode: enforce
+  grace_days: 0
+  second_opinion: disabled # moto lacks DescribeImageReferences (see emulator.FleetPolicy)
+  delete_unproven_snapshots: true # moto's own snapshot descriptions (see emulator.FleetPolicy)
+  rules:
+    - name: app
+      match: {name: "app-*"}
+      keep_newest: 1
+      min_age_days: 7
+overrides:
+  - name: sandbox-audits
+    ous: [` + seed.OUs["sandbox"] + `]
+    retention: {mode: audit}
+`
+	return w
+}
+
+// ruleQueue routes the central bus's events of detailType to a new queue.
+func (w *swWorld) ruleQueue(t *testing.T, cfg aws.Config, name, detailType string) string {
+	t.Helper()
+	q, err := w.sqs.CreateQueue(w.ctx, &sqs.CreateQueueInput{QueueName: aws.String(name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eb := eventbridge.NewFromConfig(cfg)
+	if _, err := eb.PutRule(w.ctx, &eventbridge.PutRuleInput{Name: aws.String(name),
+		EventPattern: aws.String(`{"source":["ami-housekeeper"],"detail-type":["` + detailType + `"]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eb.PutTargets(w.ctx, &eventbridge.PutTargetsInput{Rule: aws.String(name),
+		Targets: []ebtypes.Target{{Id: aws.String("q"), Arn: aws.String("arn:aws:sqs:" + swRegion + ":" + swHome + ":" + name)}}}); err != nil {
+		t.Fatal(err)
+	}
+	return aws.ToString(q.QueueUrl)
+}
+
+// env is the central functions' environment in organization mode, as the
+// stack sets it, reaching moto through the proxy.
+func (w *swWorld) env(t *testing.T) []string {
+	t.Helper()
+	key, err := w.moto.RecordsKeyEnv(w.ctx, swRegion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(w.proxy.Env(w.moto.Env(swRegion)), key, "HOUSEKEEPER_ACCOUNT_ID="+swHome, "HOUSEKEEPER_POLICY="+w.policy,
+		org.EnvScope+"="+w.scope, "HOUSEKEEPER_ORG_ROLE_NAME="+swRole, fanout.EnvLedgerTable+"="+swTable,
+		fanout.EnvUnitsQueueCleanup+"="+swQueue, fmt.Sprintf("%s=%d", handlers.EnvUnitsMaxReceive, swMaxReceive),
+		"HOUSEKEEPER_REPORT_EVENT_BUS=default")
+}
+
+func (w *swWorld) start(t *testing.T, function string) *emulator.RIE {
+	t.Helper()
+	bin, err := emulator.FunctionBinary(function)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rie, err := emulator.StartRIE(w.ctx, emulator.RIEOptions{Bootstrap: bin, Env: w.env(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s:\n%s", function, rie.Logs())
+		}
+		rie.Stop()
+	})
+	return rie
+}
+
+// dispatch invokes the dispatcher with the schedule's input.
+func (w *swWorld) dispatch(t *testing.T, rie *emulator.RIE) map[string]any {
+	t.Helper()
+	body, err := rie.Invoke(w.ctx, []byte(swSchedule))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r map[string]any
+	if err := json.Unmarshal(body, &r); err != nil || r["errorType"] != nil || r["outcome"] != "dispatched" {
+		t.Fatalf("dispatch: %s (%v)", body, err)
+	}
+	return r
+}
+
+// drain runs the mapping over the units queue until it is empty.
+func (w *swWorld) drain(t *testing.T, workers []*emulator.RIE) *emulator.ESM {
+	t.Helper()
+	cfg := emulator.ESMConfig{SQS: w.sqs, QueueURL: w.units.URL, BatchSize: 1}
+	for _, r := range workers {
+		cfg.Instances = append(cfg.Instances, r)
+	}
+	e, err := emulator.NewESM(w.ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(w.ctx, 3*time.Minute)
+	defer cancel()
+	if err := e.RunUntilEmpty(ctx); err != nil {
+		t.Fatalf("%v; totals %+v, last poll error %v", err, e.Totals(), e.LastPollError())
+	}
+	return e
+}
+
+// owned returns the AMIs account owns in region now, straight from moto.
+func (w *swWorld) owned(t *testing.T, account, region string) []string {
+	t.Helper()
+	ids, err := emulator.OwnedImages(w.ctx, w.client(t, account, region))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+func (w *swWorld) client(t *testing.T, account, region string) *ec2.Client {
+	t.Helper()
+	if c, ok := w.ec2[account+"/"+region]; ok {
+		return c
+	}
+	cfg, err := w.moto.AccountConfig(w.ctx, region, account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ec2.NewFromConfig(cfg)
+	w.ec2[account+"/"+region] = c
+	return c
+}
+
+func (w *swWorld) ids(account string, which ...int) []string {
+	var out []string
+	for _, k := range which {
+		out = append(out, w.amis[account][k].ID)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// messages receives every message a queue holds.
+func (w *swWorld) messages(t *testing.T, url string) []string {
+	t.Helper()
+	var bodies []string
+	for {
+		out, err := w.sqs.ReceiveMessage(w.ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Messages) == 0 {
+			return bodies
+		}
+		for _, m := range out.Messages {
+			bodies = append(bodies, aws.ToString(m.Body))
+		}
+	}
+}
+
+// logLines returns the functions' log lines with message msg.
+func logLines(t *testing.T, msg string, ries ...*emulator.RIE) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, r := range ries {
+		logs, _, err := emulator.SplitLines(r.SettledLogs())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range logs {
+			if l["msg"] == msg {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+func TestSweepOverTheOrganization(t *testing.T) {
+	w := newSweepWorld(t)
+	// The stale AMIs' snapshots, which go with them.
+	staleSnaps := map[string][]string{} // account/region -> snapshots
+	for _, n := range swWorkloads {
+		for _, region := range swScopeRegions {
+			for _, a := range w.amis[w.id(n)][:2] {
+				snaps, err := emulator.Seeder{EC2: w.client(t, w.id(n), region)}.Snapshots(w.ctx, a.ID)
+				if err != nil || len(snaps) != 1 {
+					t.Fatalf("snapshots of %s in %s: %v %v", a.ID, region, snaps, err)
+				}
+				staleSnaps[w.id(n)+"/"+region] = append(staleSnaps[w.id(n)+"/"+region], snaps...)
+			}
+		}
+	}
+
+	dispatcher := w.start(t, "dispatcher")
+	r := w.dispatch(t, dispatcher)
+	if r["units"] != 12.0 || r["sent"] != 12.0 || r["sweep"] != swSweep {
+		t.Fatalf("dispatch %v; want 12 units (6 accounts × 2 regions) sent", r)
+	}
+	workers := []*emulator.RIE{w.start(t, "cleanup"), w.start(t, "cleanup")}
+	e := w.drain(t, workers)
+
+	// Each unit invoked once and settled: nothing retried, nothing dead.
+	if tot := e.Totals(); tot.Records != 12 || tot.Deleted != 12 || tot.Failures != 0 || tot.Errors != 0 || tot.Redelivered != 0 {
+		t.Errorf("mapping totals %+v; want 12 units each run once and deleted", tot)
+	}
+	if d, err := emulator.QueueDepthOf(w.ctx, w.sqs, w.units.DLQURL); err != nil || d.Total() != 0 {
+		t.Errorf("DLQ %s %v", d, err)
+	}
+
+	// The right result in each account and region, and nothing elsewhere.
+	for _, n := range append(append(append(slices.Clone(swWorkloads), swSandbox...), "norole"), "outside") {
+		for _, region := range swAllRegions {
+			want := w.ids(w.id(n), 0, 1, 2)
+			why := "kept everything"
+			if slices.Contains(swWorkloads, n) && region != swOutRegion {
+				want, why = w.ids(w.id(n), 2), "stale AMIs removed, the fresh one kept"
+			}
+			if got := w.owned(t, w.id(n), region); !slices.Equal(got, want) {
+				t.Errorf("%s (%s) in %s owns %v; want %v (%s)", n, w.id(n), region, got, want, why)
+			}
+		}
+	}
+	for key, snaps := range staleSnaps {
+		account, region, _ := strings.Cut(key, "/")
+		for _, s := range snaps {
+			if _, err := w.client(t, account, region).DescribeSnapshots(w.ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: []string{s}}); err == nil {
+				t.Errorf("snapshot %s of a removed AMI of %s in %s is still there", s, account, region)
+			}
+		}
+	}
+
+	// The ledger's summary lists every unit.
+	sum, err := w.ledger.Summary(w.ctx, swSweep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tot := sum.Totals
+	if !sum.Complete || sum.Expected != 12 || tot.Units != 12 || tot.Done != 10 || tot.Unreachable != 2 || tot.Failed != 0 || tot.Partial != 0 ||
+		tot.Deregistered != 12 || tot.AMIsSeen != 30 {
+		t.Errorf("summary totals %+v (complete %v, expected %d); want 12 units: 10 done, 2 unreachable, 12 AMIs removed of 30 seen", tot, sum.Complete, sum.Expected)
+	}
+	var covered []string
+	for _, n := range append(slices.Clone(swWorkloads), swSandbox...) {
+		covered = append(covered, w.id(n))
+	}
+	sort.Strings(covered)
+	if !slices.Equal(sum.Accounts, covered) || !slices.Equal(sum.Regions, swScopeRegions) {
+		t.Errorf("covered %v in %v; want %v in %v", sum.Accounts, sum.Regions, covered, swScopeRegions)
+	}
+	if len(sum.Unreachable) != 2 {
+		t.Errorf("unreachable %+v; want norole in both regions", sum.Unreachable)
+	}
+	for _, p := range sum.Unreachable {
+		if p.Account != w.id("norole") || !strings.Contains(p.Reason, "AccessDenied") || !strings.Contains(p.Reason, "role/"+swRole) {
+			t.Errorf("unreachable %+v; want norole, refused by STS", p)
+		}
+	}
+	byAccount := map[string]fanout.AccountSummary{}
+	for _, a := range sum.ByAccount {
+		byAccount[a.Account] = a
+	}
+	for _, n := range swWorkloads {
+		if a := byAccount[w.id(n)]; a.Totals.Deregistered != 4 || a.OU != w.seed.OUs["workloads"] || !slices.Equal(a.Regions, swScopeRegions) {
+			t.Errorf("%s in the summary: %+v; want 4 removed in both regions", n, a)
+		}
+	}
+	for _, n := range swSandbox {
+		if a := byAccount[w.id(n)]; a.Totals.Deregistered != 0 || a.Totals.AMIsSeen != 6 || a.OU != w.seed.OUs["sandbox"] {
+			t.Errorf("%s in the summary: %+v; want 6 AMIs seen, none removed (audit by its OU's override)", n, a)
+		}
+	}
+	if _, ok := byAccount[w.id("outside")]; ok {
+		t.Errorf("the account outside the scope is in the summary")
+	}
+
+	// Published once, by the worker that recorded the last unit.
+	events := w.messages(t, w.summaries)
+	if len(events) != 1 {
+		t.Fatalf("%d summary events, want 1", len(events))
+	}
+	var ev struct {
+		Detail fanout.Summary `json:"detail"`
+	}
+	if err := json.Unmarshal([]byte(events[0]), &ev); err != nil || ev.Detail.Sweep != swSweep || ev.Detail.Totals != sum.Totals || len(ev.Detail.Unreachable) != 2 {
+		t.Errorf("summary event %s (%v)", events[0], err)
+	}
+	if n := len(w.messages(t, w.reports)); n != 10 {
+		t.Errorf("%d unit reports on the bus, want one per reached unit (10)", n)
+	}
+	if n := len(logLines(t, "cleanup summary", workers...)); n != 10 {
+		t.Errorf("%d sweeps ran, want 10 (one per reached unit)", n)
+	}
+
+	// A duplicate of a unit already recorded (SQS delivers at least once;
+	// moto's deduplication forgets deleted messages) and a retried dispatch
+	// run nothing again and publish nothing again.
+	w1 := fanout.Unit{Sweep: swSweep, Job: fanout.JobCleanup, Account: w.id("w1"), Region: swRegion, OU: w.seed.OUs["workloads"], Dispatched: time.Now()}
+	body, _ := json.Marshal(w1)
+	if err := emulator.SendFIFO(w.ctx, w.sqs, w.units.URL, []emulator.FIFOMessage{{Body: string(body), Group: w1.Account + "/" + w1.Region, DeduplicationID: "again"}}); err != nil {
+		t.Fatal(err)
+	}
+	if again := w.dispatch(t, dispatcher); again["sent"] != 0.0 {
+		t.Errorf("retried dispatch sent %v units; every unit is done", again["sent"])
+	}
+	e = w.drain(t, workers)
+	if tot := e.Totals(); tot.Records != 1 || tot.Deleted != 1 {
+		t.Errorf("mapping totals %+v; want the one duplicate, settled", tot)
+	}
+	if n := len(logLines(t, "cleanup summary", workers...)); n != 10 {
+		t.Errorf("%d sweeps ran; the duplicate ran again", n)
+	}
+	dups := 0
+	for _, l := range logLines(t, "unit", workers...) {
+		if l["status"] == fanout.StatusDuplicate && l["unit"] == w1.ID() {
+			dups++
+		}
+	}
+	if dups != 1 {
+		t.Errorf("%d duplicate lines for %s, want 1", dups, w1.ID())
+	}
+	after, err := w.ledger.Summary(w.ctx, swSweep)
+	if err != nil || after.Totals != sum.Totals {
+		t.Errorf("ledger after the duplicate: %+v %v; want it unchanged %+v", after.Totals, err, sum.Totals)
+	}
+	if n := len(w.messages(t, w.summaries)); n != 0 {
+		t.Errorf("%d more summary events after the duplicate", n)
+	}
+}
