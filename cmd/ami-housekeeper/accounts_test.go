@@ -221,7 +221,8 @@ func parseAccounts(t *testing.T, r cliResult) []plannedAccount {
 
 func TestAccountsPlanShowsEachAccountsAMIsWithItsPolicy(t *testing.T) {
 	f := newOrgFixture(t)
-	pol := writePolicy(t, orgPolicyDoc(f, "audit"))
+	// The sandbox's policy enforces: plan must change nothing all the same.
+	pol := writePolicy(t, orgPolicyDoc(f, "enforce"))
 	w1, s1, s2 := f.ids["workload-1"], f.ids["sandbox-1"], f.ids["sandbox-2"]
 
 	// --ou: every account under workloads, sandbox included; sandbox-2's
@@ -563,5 +564,39 @@ func TestAccountsApplyAsksPerAccount(t *testing.T) {
 	if !strings.Contains(r.stderr, "account "+first+" not applied: Apply this plan in us-east-1 (account "+first+")?: not confirmed; nothing changed") ||
 		!strings.Contains(r.stderr, "1 account(s) not applied: "+first) {
 		t.Errorf("stderr does not say which account was not applied:\n%s", r)
+	}
+}
+
+// Without --accounts or --ou, the caller's own account runs with the
+// overrides naming it (no Organizations call: none is by OU), in plan and
+// explain alike, and the output says which applied.
+func TestOwnAccountRunsWithItsOverrides(t *testing.T) {
+	f := newCleanupFleet(t)
+	doc := emulator.FleetPolicy("audit") + `overrides:
+  - name: home
+    accounts: ["123456789012"]
+    retention:
+      rules:
+        - {name: everything, keep_newest: 0, min_age_days: 0, keep_launched_within_days: 0}
+`
+	pol := writePolicy(t, doc)
+	r := runCLI(t, f.env(), "plan", "--policy", pol, "--output", "json")
+	if r.code != 0 {
+		t.Fatalf("plan: %s", r)
+	}
+	reps := parseReports(t, r)
+	for _, d := range reps[0].Plan.Decisions {
+		if d.ImageID == emulator.FleetAMINoRule && (d.Action != cleanup.ActionDeregister || d.Rule != "everything") {
+			t.Errorf("%s under the account's override: %s by rule %q (%q), want deregister by everything", d.ImageID, d.Action, d.Rule, d.Reasons)
+		}
+	}
+	r = runCLI(t, f.env(), "explain", emulator.FleetAMINoRule, "--policy", pol)
+	if r.code != 0 || !strings.Contains(r.stdout, "Policy for account 123456789012: the document's overrides home applied") || !strings.Contains(r.stdout, "deregister") {
+		t.Errorf("explain under the account's override: %s", r)
+	}
+	// The same document without the override keeps it, as before.
+	r = runCLI(t, f.env(), "explain", emulator.FleetAMINoRule, "--policy", writePolicy(t, emulator.FleetPolicy("audit")))
+	if r.code != 0 || strings.Contains(r.stdout, "overrides") || !strings.Contains(r.stdout, "no retention rule matches") {
+		t.Errorf("explain without overrides: %s", r)
 	}
 }

@@ -60,7 +60,13 @@ that does not exist in the region, or that another account owns, exits 1.`,
 			if err != nil {
 				return err
 			}
-			ex, err := a.explain(ctx, run, run.regions[0], id, pol.Retention)
+			// The account's own policy: its overrides apply here as in plan.
+			cov, err := a.coverRun(ctx, run, &scopeFlags{roleName: DefaultMemberRole}, pol)
+			if err != nil {
+				return err
+			}
+			a.sayOverrides(cov.targets[0])
+			ex, err := a.explain(ctx, run, run.regions[0], id, cov.targets[0].Policy.Retention)
 			if err != nil {
 				return err
 			}

@@ -111,9 +111,7 @@ by OU).`,
 // account.
 func (a *app) planAccounts(ctx context.Context, run *cleanupRun, cov *coverage) error {
 	reps := a.acrossAccounts(ctx, cov.targets, run.regions, "plan", func(ctx context.Context, t *acctTarget, region string) *sweep.Report {
-		p := t.Policy.Retention
-		p.Mode = policy.ModeAudit
-		return run.sweeperWith(t.clients, region).Run(ctx, t.Account, region, p)
+		return run.sweeperWith(t.clients, region).Run(ctx, t.Account, region, planOnly(t.Policy.Retention))
 	})
 	if err := a.renderAccountReports(cov, reps, false); err != nil {
 		return err
@@ -199,10 +197,17 @@ func (a *app) coverRun(ctx context.Context, run *cleanupRun, f *scopeFlags, pol 
 // planRegions plans every region of run in audit mode: the sweep stops
 // after planning, so nothing is changed whatever p's mode.
 func (a *app) planRegions(ctx context.Context, run *cleanupRun, p policy.Retention) []*sweep.Report {
-	p.Mode = policy.ModeAudit
+	p = planOnly(p)
 	return a.eachRegion(ctx, run.regions, "plan", func(ctx context.Context, region string) *sweep.Report {
 		return run.sweeper(region).Run(ctx, run.account, region, p)
 	})
+}
+
+// planOnly is p in audit mode: the sweep stops after planning, so nothing
+// is changed whatever the policy's mode (plan, in one account or many).
+func planOnly(p policy.Retention) policy.Retention {
+	p.Mode = policy.ModeAudit
+	return p
 }
 
 // renderReports prints the reports in a.output's format. policyMode is the

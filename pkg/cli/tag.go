@@ -143,6 +143,13 @@ func (a *app) tag(ctx context.Context, ids []string, dryRun, useTrail bool) erro
 	}
 	clients := awsapi.NewClients(cfg)
 	doc := tagDocument{Account: acct}
+	// The account's own policy: its overrides apply here as in plan.
+	cov, err := a.cover(ctx, cfg, acct, clients, regions, &scopeFlags{roleName: DefaultMemberRole}, pol)
+	if err != nil {
+		return err
+	}
+	pol = cov.targets[0].Policy
+	a.sayOverrides(cov.targets[0])
 
 	// Gather the facts and plan, region by region, concurrently.
 	type regionOut struct {
