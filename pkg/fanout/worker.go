@@ -41,10 +41,12 @@ var unreachableCodes = map[string]bool{
 }
 
 // Unreachable says whether err means the account or region cannot be
-// worked on (a *awsapi.RoleError, or one of unreachableCodes).
+// worked on and a retry will not change that: a *awsapi.RoleError that is
+// not transient (STS throttled or unavailable is retried, as the event path
+// does), or one of unreachableCodes.
 func Unreachable(err error) bool {
 	if _, ok := errors.AsType[*awsapi.RoleError](err); ok {
-		return true
+		return awserr.Classify(err) != awserr.KindThrottled
 	}
 	return unreachableCodes[awserr.Code(err)]
 }
