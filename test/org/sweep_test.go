@@ -37,10 +37,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/emulator"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/fanout"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/handlers"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/killswitch"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/org"
 )
 
@@ -85,6 +88,8 @@ type swWorld struct {
 	policy string
 	scope  string
 	ec2    map[string]*ec2.Client
+	// extraEnv is added to the functions' environment.
+	extraEnv []string
 }
 
 func (w *swWorld) id(name string) string { return w.seed.Accounts[name] }
@@ -200,10 +205,11 @@ func (w *swWorld) env(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return append(w.proxy.Env(w.moto.Env(swRegion)), key, "HOUSEKEEPER_ACCOUNT_ID="+swHome, "HOUSEKEEPER_POLICY="+w.policy,
+	env := append(w.proxy.Env(w.moto.Env(swRegion)), key, "HOUSEKEEPER_ACCOUNT_ID="+swHome, "HOUSEKEEPER_POLICY="+w.policy,
 		org.EnvScope+"="+w.scope, "HOUSEKEEPER_ORG_ROLE_NAME="+swRole, fanout.EnvLedgerTable+"="+swTable,
 		fanout.EnvUnitsQueueCleanup+"="+swQueue, fmt.Sprintf("%s=%d", handlers.EnvUnitsMaxReceive, swMaxReceive),
 		"HOUSEKEEPER_REPORT_EVENT_BUS=default")
+	return append(env, w.extraEnv...)
 }
 
 func (w *swWorld) start(t *testing.T, function string) *emulator.RIE {
@@ -476,5 +482,64 @@ func TestSweepOverTheOrganization(t *testing.T) {
 	}
 	if n := len(w.messages(t, w.summaries)); n != 0 {
 		t.Errorf("%d more summary events after the duplicate", n)
+	}
+}
+
+// The kill switch, engaged in the central account, holds in every account:
+// each unit sweeps in audit mode, whatever the account's effective policy,
+// and the sweep still completes and is summarized.
+func TestSweepUnderTheKillSwitch(t *testing.T) {
+	w := newSweepWorld(t)
+	const param = "/ami-housekeeper/kill-switch"
+	cfg, err := w.moto.Config(w.ctx, swRegion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ssm.NewFromConfig(cfg).PutParameter(w.ctx, &ssm.PutParameterInput{Name: aws.String(param), Value: aws.String("incident 7"),
+		Type: ssmtypes.ParameterTypeString}); err != nil {
+		t.Fatal(err)
+	}
+	w.extraEnv = []string{killswitch.EnvParameter + "=" + param}
+	w.dispatch(t, w.start(t, "dispatcher"))
+	workers := []*emulator.RIE{w.start(t, "cleanup"), w.start(t, "cleanup")}
+	w.drain(t, workers)
+
+	for _, n := range append(slices.Clone(swWorkloads), swSandbox...) {
+		for _, region := range swScopeRegions {
+			if got := w.owned(t, w.id(n), region); !slices.Equal(got, w.ids(w.id(n), 0, 1, 2)) {
+				t.Errorf("%s in %s owns %v under the kill switch; want all three", n, region, got)
+			}
+		}
+	}
+	sum, err := w.ledger.Summary(w.ctx, swSweep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := sum.Totals; !sum.Complete || tot.Done != 10 || tot.Unreachable != 2 || tot.Deregistered != 0 || tot.AMIsSeen != 30 {
+		t.Errorf("summary %+v (complete %v); want 10 units done in audit, none removed", tot, sum.Complete)
+	}
+	lines := logLines(t, "cleanup summary", workers...)
+	if len(lines) != 10 {
+		t.Fatalf("%d sweeps, want 10", len(lines))
+	}
+	for _, l := range lines {
+		if l["mode"] != "audit" || l["mode_reason"] != "kill switch "+param+": incident 7" {
+			t.Errorf("sweep ran with mode %v (%v); want audit by the kill switch", l["mode"], l["mode_reason"])
+		}
+	}
+	engaged := 0
+	for _, r := range workers {
+		_, metrics, err := emulator.SplitLines(r.SettledLogs())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range metrics {
+			if m["KillSwitchEngaged"] == 1.0 {
+				engaged++
+			}
+		}
+	}
+	if engaged != 12 {
+		t.Errorf("%d KillSwitchEngaged lines, want one per invocation (12)", engaged)
 	}
 }
