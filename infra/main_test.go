@@ -19,7 +19,7 @@ func TestSynthValidatesContext(t *testing.T) {
 		t.Fatalf("building the app: %v\n%s", err, out)
 	}
 	dist := filepath.Join(dir, "dist")
-	for _, fn := range []string{"tagger", "cleanup", "sharing"} {
+	for _, fn := range []string{"tagger", "cleanup", "sharing", "dispatcher"} {
 		if err := os.MkdirAll(filepath.Join(dist, fn), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -39,6 +39,12 @@ func TestSynthValidatesContext(t *testing.T) {
 		{"bad schedule", `{"cleanupSchedule":"every day"}`, `context "cleanupSchedule": "every day": want rate(...) or cron(...)`, nil},
 		{"bad value", `{"recycleBinLockDays":"3"}`, `context "recycleBinLockDays": 3: want 0 (no lock) or an unlock delay of 7 to 30 days`, nil},
 		{"bad policy file", `{"policyFile":"../testdata/policies/bad-enum.yaml"}`, `bad-enum.yaml`, nil},
+		{"organization mode", `{"organizationId":"o-abcdefghij","organizationScope":{"ous":["r-ab12"],"regions":["eu-west-1"]},"regions":"eu-west-1"}`,
+			"", []string{"AmiHousekeeper-eu-west-1.template.json"}},
+		{"organization scope from -c", `{"organizationId":"o-abcdefghij","organizationScope":"{\"accounts\":[\"111111111111\"],\"regions\":[\"eu-west-1\"]}","stackSetTargetOus":"r-ab12"}`,
+			"", []string{"AmiHousekeeper.template.json"}},
+		{"organization scope without regions", `{"organizationId":"o-abcdefghij","organizationScope":{"ous":["r-ab12"]}}`,
+			`context "organizationScope": organization scope: regions: needs at least one region`, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := t.TempDir()

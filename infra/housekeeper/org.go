@@ -141,14 +141,23 @@ func newOrgDeployment(stack awscdk.Stack, o config.Organization, topic awssns.IT
 	// Any account of the organization, and only those, may put events: the
 	// member stacks' forwarding rules do (cross-account, cross-region).
 	// Their content is not trusted: the functions check the account and
-	// region against the scope before any call.
-	bus.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:        jsii.String("OrganizationMembersPutEvents"),
-		Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
-		Actions:    jsii.Strings("events:PutEvents"),
-		Resources:  jsii.Strings(*bus.EventBusArn()),
-		Conditions: &map[string]any{"StringEquals": map[string]any{"aws:PrincipalOrgID": o.ID}},
-	}))
+	// region against the scope before any call. The policy is the bus's
+	// own property (one resource, no separate EventBusPolicy), so it names
+	// the bus by its ARN as built, not by a reference to itself.
+	busARN := stack.FormatArn(&awscdk.ArnComponents{
+		Service: jsii.String("events"), Resource: jsii.String("event-bus"), ResourceName: jsii.String(name + "-org"),
+	})
+	bus.Node().DefaultChild().(awsevents.CfnEventBus).SetPolicy(map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []any{map[string]any{
+			"Sid":       "OrganizationMembersPutEvents",
+			"Effect":    "Allow",
+			"Principal": "*",
+			"Action":    "events:PutEvents",
+			"Resource":  busARN,
+			"Condition": map[string]any{"StringEquals": map[string]any{"aws:PrincipalOrgID": o.ID}},
+		}},
+	})
 
 	ledger := awsdynamodb.NewTable(c, jsii.String("Ledger"), &awsdynamodb.TableProps{
 		PartitionKey: &awsdynamodb.Attribute{Name: jsii.String(ledgerPartitionKey), Type: awsdynamodb.AttributeType_STRING},
