@@ -71,7 +71,7 @@ func main() {
 		// whatever region the event came from.
 		central := rt.Notifier("")
 		h.Notifier = func(string) notify.Notifier { return central }
-		h.Org = &handlers.Org{Directory: rt.Org.Directory, Accounts: rt.Org.Accounts,
+		h.Org = &handlers.Org{Directory: rt.Org.Directory, Lookup: rt.Org.Lookup, Accounts: rt.Org.Accounts,
 			Policy: func(a org.Account) (*policy.Policy, error) { return pol.For(a.ID, a.Path) }}
 		h.EnforcerFor = func(t *handlers.Target, region string) *sharing.Enforcer {
 			return &sharing.Enforcer{EC2: t.Clients.EC2(region), Policy: t.Policy.Sharing, Membership: t.Membership()}

@@ -28,7 +28,7 @@ func main() {
 		}
 		// Organization mode: each event is tagged in its own account, with
 		// that account's effective policy (overrides by OU and account).
-		o := &handlers.Org{Directory: rt.Org.Directory, Accounts: rt.Org.Accounts,
+		o := &handlers.Org{Directory: rt.Org.Directory, Lookup: rt.Org.Lookup, Accounts: rt.Org.Accounts,
 			Policy: func(a org.Account) (*policy.Policy, error) { return pol.For(a.ID, a.Path) }}
 		return h.WithOrg(o, func(t *handlers.Target) *tagger.Tagger {
 			return tagger.New(func(region string) awsapi.TaggerEC2 { return t.Clients.EC2(region) }, t.Policy.Tagging)

@@ -38,6 +38,12 @@ const DefaultMemberRoleName = "ami-housekeeper-member"
 // decided on the directory as it was read.
 const DirectoryTTL = 5 * time.Minute
 
+// DirectoryMinRefresh is how old the directory must be before an event
+// naming an account it does not know at all reloads it (Org.Lookup): an
+// account that just joined is found at once, and forged accounts cannot
+// make the functions call Organizations more than once a minute.
+const DirectoryMinRefresh = time.Minute
+
 // Org is organization mode as the cold start found it (Runtime.Org; nil in
 // single-account mode).
 type Org struct {
@@ -47,6 +53,9 @@ type Org struct {
 	// kept for DirectoryTTL; it fails, never answers stale, when a reload
 	// fails (org.Cache).
 	Directory func(ctx context.Context) (*org.Directory, error)
+	// Lookup is Directory for an event naming account: reloaded first when
+	// the account is unknown and the directory DirectoryMinRefresh old.
+	Lookup func(ctx context.Context, account string) (*org.Directory, error)
 	// Accounts reaches an account for the function's own calls: the home
 	// account with the function's clients, a member through its member
 	// role, with EC2 limiters of its own (EC2's buckets are per account),
@@ -105,6 +114,9 @@ func NewOrg(getenv func(string) string, function string, maxConcurrency int, cfg
 	}
 	cache := org.NewCache(deps.Organizations, scope, DirectoryTTL, nil)
 	o.Directory = cache.Get
+	o.Lookup = func(ctx context.Context, account string) (*org.Directory, error) {
+		return cache.Lookup(ctx, account, DirectoryMinRefresh)
+	}
 	return o, nil
 }
 

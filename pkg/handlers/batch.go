@@ -310,7 +310,7 @@ func (b *batch) vet(ctx context.Context, rec amievents.SQSRecord) (amievents.Eve
 	if b.org != nil {
 		// The scope's accounts and regions replace the two checks below;
 		// no AWS call is made for an event outside it.
-		dir, err := b.directory(ctx)
+		dir, err := b.directory(ctx, m.Account)
 		if err != nil {
 			return nil, "", err
 		}
@@ -338,11 +338,20 @@ func (b *batch) vet(ctx context.Context, rec amievents.SQSRecord) (amievents.Eve
 
 // directory reads the organization once per batch (records are vetted one
 // after the other): a failure fails the batch's valid records without a
-// call per record.
-func (b *batch) directory(ctx context.Context) (*org.Directory, error) {
+// call per record. A record naming an account the directory does not know
+// asks again (Org.Lookup may reload it, at most once a minute).
+func (b *batch) directory(ctx context.Context, account string) (*org.Directory, error) {
 	if !b.dirLoaded {
 		b.dirLoaded = true
-		b.dir, b.dirErr = b.org.directory(ctx)
+		b.dir, b.dirErr = b.org.directory(ctx, account)
+		return b.dir, b.dirErr
+	}
+	if b.dirErr == nil && b.org.Lookup != nil {
+		if _, known := b.dir.Members[account]; !known {
+			if d, err := b.org.directory(ctx, account); err == nil {
+				b.dir = d
+			}
+		}
 	}
 	return b.dir, b.dirErr
 }

@@ -215,6 +215,10 @@ type Org struct {
 	// fails the event, which is retried: a scope that cannot be read never
 	// admits an event.
 	Directory func(ctx context.Context) (*org.Directory, error)
+	// Lookup, when set, is Directory for an event naming account: it may
+	// reload a directory that does not know the account (org.Cache.Lookup),
+	// so an account that just joined is not refused.
+	Lookup func(ctx context.Context, account string) (*org.Directory, error)
 	// Accounts reaches the accounts in scope.
 	Accounts AccountClients
 	// Policy returns an account's effective policy for this invocation.
@@ -244,16 +248,21 @@ func (t *Target) Membership() sharing.Membership {
 // scope reads the directory and says why m is outside the scope ("" when
 // it is in). An error means the directory could not be read.
 func (o *Org) scope(ctx context.Context, m amievents.Meta) (*org.Directory, string, error) {
-	dir, err := o.directory(ctx)
+	dir, err := o.directory(ctx, m.Account)
 	if err != nil {
 		return nil, "", err
 	}
 	return dir, scopeProblem(dir, m), nil
 }
 
-// directory returns the organization, or why it cannot be read.
-func (o *Org) directory(ctx context.Context) (*org.Directory, error) {
-	dir, err := o.Directory(ctx)
+// directory returns the organization as an event naming account needs it,
+// or why it cannot be read.
+func (o *Org) directory(ctx context.Context, account string) (*org.Directory, error) {
+	get := o.Directory
+	if o.Lookup != nil {
+		get = func(ctx context.Context) (*org.Directory, error) { return o.Lookup(ctx, account) }
+	}
+	dir, err := get(ctx)
 	if err == nil && dir == nil {
 		err = errors.New("no directory")
 	}

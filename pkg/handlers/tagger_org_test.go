@@ -475,3 +475,82 @@ func TestOrgTargetMembership(t *testing.T) {
 		t.Error("an account outside the organization is a member")
 	}
 }
+
+// An account that joined the organization since the directory was read is
+// not refused: the event asks Lookup, which may reload (org.Cache.Lookup);
+// on the batch path a record naming an unknown account asks again even
+// after the batch's first read. Without Lookup the event is refused.
+func TestOrgJoinedAccountFoundByLookup(t *testing.T) {
+	const joined = "777788889999"
+	newWorld := func() (*orgWorld, *int) {
+		w := newOrgWorld()
+		w.ec2[joined] = accountFleet(joined, 2)
+		lookups := 0
+		return w, &lookups
+	}
+	withLookup := func(w *orgWorld, lookups *int, h *handlers.Tagger) *handlers.Tagger {
+		o := w.org()
+		o.Lookup = func(_ context.Context, account string) (*org.Directory, error) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			*lookups++
+			if _, known := w.dir.Members[account]; !known && account == joined {
+				d := *orgDirectory() // the reload finds the new member
+				a := org.Account{ID: joined, Status: "ACTIVE", Path: []string{"r-ab12", "ou-ab12-workload1"}}
+				d.Accounts = map[string]org.Account{joined: a}
+				d.Members = map[string]org.Account{joined: a}
+				for id, m := range w.dir.Accounts {
+					d.Accounts[id] = m
+				}
+				for id, m := range w.dir.Members {
+					d.Members[id] = m
+				}
+				w.dir = &d
+			}
+			return w.dir, nil
+		}
+		return h.WithOrg(o, func(t *handlers.Target) *tagger.Tagger {
+			f := w.ec2[t.Account.ID]
+			return tagger.New(func(string) awsapi.TaggerEC2 { return f }, t.Policy.Tagging)
+		})
+	}
+
+	t.Run("direct", func(t *testing.T) {
+		w, lookups := newWorld()
+		var logs bytes.Buffer
+		h := withLookup(w, lookups, handlers.NewTagger(tagger.New(func(string) awsapi.TaggerEC2 { return w.ec2[orgHome] }, policy.Default().Tagging), logging.New(&logs, "info"), orgHome))
+		resp, err := h.Handle(context.Background(), orgEvent(t, "valid/cloudtrail-createimage.json", joined, "us-east-1", amiID(0)))
+		if err != nil || resp.Outcome != "tagged" {
+			t.Fatalf("outcome %q reason %q err %v, want tagged", resp.Outcome, resp.Reason, err)
+		}
+		if *lookups == 0 {
+			t.Error("Lookup was not asked")
+		}
+	})
+	t.Run("batch, after a known account", func(t *testing.T) {
+		w, lookups := newWorld()
+		var logs bytes.Buffer
+		h := withLookup(w, lookups, handlers.NewTagger(tagger.New(func(string) awsapi.TaggerEC2 { return w.ec2[orgHome] }, policy.Default().Tagging), logging.New(&logs, "info"), orgHome))
+		recs := []record{
+			{id: "b", receipt: "r", body: string(orgEvent(t, "valid/cloudtrail-createimage.json", orgMemberB, "us-east-1", amiID(0)))},
+			{id: "joined", receipt: "r", body: string(orgEvent(t, "valid/cloudtrail-createimage.json", joined, "us-east-1", amiID(1)))},
+		}
+		if failed := invokeBatch(t, h, context.Background(), sqsPayload(t, recs...)); len(failed) != 0 {
+			t.Fatalf("retried %v\n%s", failed, &logs)
+		}
+		if got := counts(batchLine(t, &logs, "tagger"), "succeeded", "rejected"); got != "succeeded=2 rejected=0" {
+			t.Errorf("batch line %s\n%s", got, &logs)
+		}
+		if w.ec2[joined].Tags(amiID(1))["ami-housekeeper:created-by"] == "" {
+			t.Errorf("the joined account's AMI is not tagged: %v", w.ec2[joined].Tags(amiID(1)))
+		}
+	})
+	t.Run("without Lookup the event is refused", func(t *testing.T) {
+		w, _ := newWorld()
+		var logs bytes.Buffer
+		resp, err := w.tagger(&logs).Handle(context.Background(), orgEvent(t, "valid/cloudtrail-createimage.json", joined, "us-east-1", amiID(0)))
+		if err != nil || resp.Outcome != "rejected" {
+			t.Fatalf("outcome %q err %v, want rejected", resp.Outcome, err)
+		}
+	})
+}

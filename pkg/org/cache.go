@@ -39,13 +39,30 @@ func NewCache(api awsapi.OrganizationsAPI, s Scope, ttl time.Duration, now func(
 // Get returns the Directory, loading it when there is none younger than
 // ttl.
 func (c *Cache) Get(ctx context.Context) (*Directory, error) {
+	return c.get(ctx, nil)
+}
+
+// Lookup is Get for work naming account. When the directory does not know
+// the account at all (not even as a member outside the scope) and is at
+// least minAge old, it is reloaded first: an account that just joined the
+// organization is not refused for up to ttl. minAge bounds how often
+// events naming unknown, possibly forged, accounts can make it call
+// Organizations.
+func (c *Cache) Lookup(ctx context.Context, account string, minAge time.Duration) (*Directory, error) {
+	return c.get(ctx, func(d *Directory, age time.Duration) bool {
+		_, known := d.Members[account]
+		return !known && age >= minAge
+	})
+}
+
+func (c *Cache) get(ctx context.Context, reload func(d *Directory, age time.Duration) bool) (*Directory, error) {
 	select {
 	case c.lock <- struct{}{}:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("waiting for the organization directory: %w", ctx.Err())
 	}
 	defer func() { <-c.lock }()
-	if c.dir != nil && c.now().Sub(c.loaded) < c.ttl {
+	if age := c.now().Sub(c.loaded); c.dir != nil && age < c.ttl && (reload == nil || !reload(c.dir, age)) {
 		return c.dir, nil
 	}
 	// The age counts from before the reads: the directory is no newer

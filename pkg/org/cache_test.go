@@ -132,3 +132,49 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+func TestCacheLookupReloadsForUnknownAccounts(t *testing.T) {
+	ctx := context.Background()
+	f := fakeWorld()
+	clk := &clock{t: time.Date(2026, 11, 29, 3, 0, 0, 0, time.UTC)}
+	c := org.NewCache(f, fakeScope(), 5*time.Minute, clk.now)
+	if _, err := c.Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	loads := func() int { return f.count("DescribeOrganization") }
+
+	for _, tc := range []struct {
+		name    string
+		advance time.Duration
+		account string
+		want    int // loads after the lookup
+	}{
+		// A member, in scope or not, is known: no reload inside the ttl.
+		{"member in scope", 10 * time.Second, "222222222221", 1},
+		{"member outside the scope", 0, "444444444441", 1},
+		// An unknown account reloads only once the directory is minAge old,
+		// so forged accounts cannot make it call Organizations at will.
+		{"unknown, directory too young", 0, "999999999998", 1},
+		{"unknown, directory old enough", 50 * time.Second, "999999999998", 2},
+		{"unknown again at once", time.Second, "999999999997", 2},
+	} {
+		clk.advance(tc.advance)
+		if _, err := c.Lookup(ctx, tc.account, time.Minute); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := loads(); got != tc.want {
+			t.Errorf("%s: %d loads, want %d", tc.name, got, tc.want)
+		}
+	}
+
+	// An account that joined since the last load is found by the reload.
+	clk.advance(time.Minute)
+	f.account("555555555551", ouWorkloads, "ACTIVE", map[string]string{"env": "prod"})
+	d, err := c.Lookup(ctx, "555555555551", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := d.InScope("555555555551"); !ok {
+		t.Errorf("the joined account is not in scope after the lookup's reload")
+	}
+}
