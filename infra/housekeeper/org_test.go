@@ -857,3 +857,51 @@ func TestOrgApp(t *testing.T) {
 		}
 	}
 }
+
+// One role serves every account, so it covers every override of the
+// policy: an OU's override enabling a stage or dropping the grace period
+// widens the cleanup's role (central and member) to it.
+func TestOverridesWidenTheRoles(t *testing.T) {
+	doc := "version: 1\nretention: {grace_days: 7}\noverrides:\n" +
+		"  - name: sandboxes\n    ous: [ou-ab12-sandbox1]\n    retention: {grace_days: 0, stages: {disable: true}}\n"
+	for _, tc := range []struct {
+		name string
+		doc  string
+		// widened: the override's stage and removal without a mark.
+		widened bool
+	}{
+		{"base only", "version: 1\nretention: {grace_days: 7}\n", false},
+		{"with the sandbox override", doc, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			props := StackProps{PolicyFile: writeFile(t, "policy.yaml", tc.doc)}
+			central, member, _ := orgTemplates(t, testOrg(), props)
+			_, role := memberRole(t, member)
+			for where, statements := range map[string][]map[string]any{
+				"central cleanup": roleStatements(t, central, cleanupOf(t, central).role),
+				"member":          memberStatements(t, role),
+			} {
+				var disable, marked, deregister bool
+				for _, s := range statements {
+					if s["Effect"] != "Allow" {
+						continue
+					}
+					actions := list(s["Action"])
+					disable = disable || slices.Contains(actions, any("ec2:DisableImage"))
+					if slices.Contains(actions, any("ec2:DeregisterImage")) {
+						deregister = true
+						marked = conditionValue(s, "Null", "ec2:ResourceTag/ami-housekeeper:delete-after") == "false"
+					}
+				}
+				if !deregister || disable != tc.widened || marked == tc.widened {
+					t.Errorf("%s role: DisableImage %v, DeregisterImage needs the mark %v; want %v and %v", where, disable, marked, tc.widened, !tc.widened)
+				}
+			}
+			// Single-account mode covers the overrides the same way.
+			single := synth(t, props)
+			if got := len(statementsOf(t, single, cleanupOf(t, single), "Allow", "ec2:DisableImage")) > 0; got != tc.widened {
+				t.Errorf("single-account cleanup role: DisableImage %v, want %v", got, tc.widened)
+			}
+		})
+	}
+}
