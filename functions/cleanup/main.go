@@ -11,7 +11,6 @@ import (
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awsapi"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/collect"
@@ -33,7 +32,7 @@ func main() {
 	rt := coldstart.Boot(ctx, "cleanup", func(p *policy.Policy) policy.Mode { return p.Retention.Mode })
 	key := rt.RecordsKey(ctx, "cleanup")
 	if rt.Org != nil {
-		serveUnits(ctx, rt, key)
+		serveUnits(rt, key)
 		return
 	}
 	clients := rt.Clients
@@ -77,20 +76,11 @@ func sweeper(clients *awsapi.Clients, region string, pol *policy.Policy, key *re
 // and forces audit in every account, and halts a running sweep. The
 // records key, the ledger, the reports and the summary are the central
 // account's. Anything but a batch of the units queue is rejected.
-func serveUnits(ctx context.Context, rt *coldstart.Runtime, key *records.Key) {
-	fail := func(msg, problem string) {
-		rt.Log.Error("cold start failed: "+msg, logging.KeyFunction, "cleanup", logging.KeyError, problem)
-		os.Exit(1)
-	}
+func serveUnits(rt *coldstart.Runtime, key *records.Key) {
 	q, err := handlers.UnitsQueueFromEnv(os.Getenv, fanout.JobCleanup)
 	if err != nil {
-		fail("organization mode", err.Error())
-	}
-	// The ledger is the home account's, reached with the function's own
-	// role (no EC2 limiter concerns it).
-	cfg, err := awsapi.LoadConfig(ctx)
-	if err != nil {
-		fail("AWS SDK configuration", err.Error())
+		rt.Log.Error("cold start failed: organization mode", logging.KeyFunction, "cleanup", logging.KeyError, err.Error())
+		os.Exit(1)
 	}
 	// Reports and summaries go to the central account's bus and topic in
 	// the function's own region, whatever region a unit sweeps.
@@ -100,7 +90,7 @@ func serveUnits(ctx context.Context, rt *coldstart.Runtime, key *records.Key) {
 	// to both.
 	reports := notify.For(rt.Clients, "", os.Getenv(coldstart.EnvReportBus), "")
 	deps := &handlers.UnitsDeps{Queue: q, Home: rt.Account, Directory: rt.Org.Directory, Accounts: rt.Org.Accounts,
-		LedgerDB: dynamodb.NewFromConfig(cfg), Summary: &central}
+		LedgerDB: rt.LedgerDB(), Summary: &central}
 	rt.Serve(func(pol *policy.Policy, log *slog.Logger) lambda.Handler {
 		job := &handlers.CleanupUnits{
 			Sweeper: func(clients *awsapi.Clients, region string, p *policy.Policy) *sweep.Sweeper {

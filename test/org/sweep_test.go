@@ -34,6 +34,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -541,5 +542,103 @@ func TestSweepUnderTheKillSwitch(t *testing.T) {
 	}
 	if engaged != 12 {
 		t.Errorf("%d KillSwitchEngaged lines, want one per invocation (12)", engaged)
+	}
+}
+
+// The sharing guard's audit swept over the organization the same way: the
+// dispatcher sends one sharing-audit unit per account × region to the
+// audit units queue, two sharing binaries run them, each in its account
+// with its effective policy, keeping its cursor in the central account.
+func TestAuditSweepOverTheOrganization(t *testing.T) {
+	w := newSweepWorld(t)
+	const (
+		queue    = "hk-audit-units.fifo"
+		cursor   = "/hk/audit-cursor"
+		stranger = "111122223333"
+		schedule = `{"job":"sharing-audit","time":"2026-11-29T04:00:00Z"}`
+		sweep    = "sharing-audit/2026-11-29T04:00:00Z"
+	)
+	w.policy += "sharing:\n  mode: enforce\n"
+	audits, err := emulator.CreateFIFOQueueWithDLQ(w.ctx, w.sqs, queue, swVisibility, swMaxReceive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.extraEnv = []string{fanout.EnvUnitsQueueSharingAudit + "=" + queue, "HOUSEKEEPER_AUDIT_CURSOR_PARAMETER=" + cursor}
+	// Every account shares its fresh AMI with a stranger in us-east-1.
+	names := append(append(append(slices.Clone(swWorkloads), swSandbox...), "norole"), "outside")
+	shared := func(n string) []string {
+		out, err := w.client(t, w.id(n), swRegion).DescribeImageAttribute(w.ctx, &ec2.DescribeImageAttributeInput{ImageId: aws.String(w.amis[w.id(n)][2].ID),
+			Attribute: ec2types.ImageAttributeNameLaunchPermission})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var who []string
+		for _, p := range out.LaunchPermissions {
+			who = append(who, aws.ToString(p.UserId))
+		}
+		return who
+	}
+	for _, n := range names {
+		if _, err := w.client(t, w.id(n), swRegion).ModifyImageAttribute(w.ctx, &ec2.ModifyImageAttributeInput{ImageId: aws.String(w.amis[w.id(n)][2].ID),
+			LaunchPermission: &ec2types.LaunchPermissionModifications{Add: []ec2types.LaunchPermission{{UserId: aws.String(stranger)}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	dispatcher := w.start(t, "dispatcher")
+	body, err := dispatcher.Invoke(w.ctx, []byte(schedule))
+	if err != nil || !strings.Contains(string(body), `"outcome":"dispatched"`) || !strings.Contains(string(body), `"sent":12`) {
+		t.Fatalf("dispatch: %s %v", body, err)
+	}
+	workers := []*emulator.RIE{w.start(t, "sharing"), w.start(t, "sharing")}
+	e, err := emulator.NewESM(w.ctx, emulator.ESMConfig{SQS: w.sqs, QueueURL: audits.URL, BatchSize: 1, Instances: []emulator.Invoker{workers[0], workers[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(w.ctx, 3*time.Minute)
+	defer cancel()
+	if err := e.RunUntilEmpty(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if tot := e.Totals(); tot.Records != 12 || tot.Deleted != 12 || tot.Errors != 0 {
+		t.Errorf("mapping totals %+v", tot)
+	}
+
+	for _, n := range names {
+		want := []string{stranger}
+		if n != "norole" && n != "outside" {
+			want = nil
+		}
+		if got := shared(n); !slices.Equal(got, want) {
+			t.Errorf("%s's AMI is shared with %v; want %v", n, got, want)
+		}
+	}
+	sum, err := w.ledger.Summary(w.ctx, sweep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := sum.Totals; !sum.Complete || tot.Units != 12 || tot.Done != 10 || tot.Unreachable != 2 || tot.Violations != 5 || tot.Revoked != 5 || tot.AMIsSeen != 30 {
+		t.Errorf("audit summary %+v (complete %v); want 10 done, 2 unreachable, 5 violations revoked in 30 AMIs", tot, sum.Complete)
+	}
+	cfg, err := w.moto.Config(w.ctx, swRegion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	central := ssm.NewFromConfig(cfg)
+	for _, n := range names {
+		for _, region := range swScopeRegions {
+			name := handlers.UnitCursorName(cursor, w.id(n), region)
+			p, err := central.GetParameter(w.ctx, &ssm.GetParameterInput{Name: aws.String(name)})
+			reached := n != "norole" && n != "outside"
+			switch {
+			case reached && (err != nil || aws.ToString(p.Parameter.Value) != "-"):
+				t.Errorf("cursor %s: %v %v; want the complete pass's \"-\"", name, p, err)
+			case !reached && err == nil:
+				t.Errorf("cursor %s written for an account the sweep did not reach", name)
+			}
+		}
+	}
+	if n := len(w.messages(t, w.summaries)); n != 1 {
+		t.Errorf("%d summary events, want 1", n)
 	}
 }
