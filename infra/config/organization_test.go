@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -158,5 +159,19 @@ func TestExternalIDNotEchoed(t *testing.T) {
 func TestDefaultMemberRoleNameIsTheFunctions(t *testing.T) {
 	if DefaultMemberRoleName != coldstart.DefaultMemberRoleName {
 		t.Errorf("config %q, functions %q", DefaultMemberRoleName, coldstart.DefaultMemberRoleName)
+	}
+}
+
+// The deploy guide's configuration table documents every key the app
+// reads, organization mode's included.
+func TestDeployGuideListsEveryKey(t *testing.T) {
+	raw, err := os.ReadFile("../../docs/deploy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys() {
+		if !strings.Contains(string(raw), "| `"+k+"` |") {
+			t.Errorf("docs/deploy.md: no table row for %q", k)
+		}
 	}
 }
