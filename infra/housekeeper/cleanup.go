@@ -135,7 +135,10 @@ func cleanupParameters(stack awscdk.Stack, regions []string) []*string {
 
 // cleanupWildcards are the wildcard resources of the cleanup's
 // statements (cleanupEC2), with why each is needed.
-var cleanupWildcards = []wildcard{describeAnything, everyImage, everySnapshot,
+var cleanupWildcards = []wildcard{
+	{describeAnything.resource, describeAnything.reason +
+		" With retention.shared_usage: check, EC2's image usage reports (CreateImageUsageReport, DescribeImageUsageReports, DescribeImageUsageReportEntries) are requested and read the same way."},
+	everyImage, everySnapshot,
 	{"Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/*",
 		"An AMI in use may be named by any of the account's parameters (data type aws:ec2:image, or the policy's in_use.ssm_parameters), so the cleanup reads them all before removing anything; reading SecureStrings in clear is denied (kms:Decrypt via SSM)."},
 	{"Resource::arn:<AWS::Partition>:ssm:<AWS::Region>::parameter/aws/service/*",

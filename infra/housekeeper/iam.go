@@ -267,6 +267,9 @@ type Needs struct {
 	// BlockPublicAccess: some variant has an enforcing guard that turns on
 	// image block public access.
 	BlockPublicAccess bool
+	// UsageReports: some variant checks who uses a shared AMI
+	// (retention.shared_usage: check) through EC2's image usage reports.
+	UsageReports bool
 }
 
 // NeedsOf returns the union of what the policies need.
@@ -284,6 +287,7 @@ func NeedsOf(policies ...*policy.Policy) Needs {
 		n.Deprecate = n.Deprecate || p.Retention.Stages.Deprecate
 		n.Disable = n.Disable || p.Retention.Stages.Disable
 		n.BlockPublicAccess = n.BlockPublicAccess || p.Sharing.EnableImageBlockPublicAccess && p.Sharing.Mode == policy.ModeEnforce
+		n.UsageReports = n.UsageReports || p.Retention.SharedUsage == policy.SharedUsageCheck
 	}
 	n.TaggerKeys = slices.Sorted(maps.Keys(keys))
 	n.ProtectTags = slices.Sorted(maps.Keys(protect))
@@ -350,6 +354,12 @@ func cleanupEC2(s *statements, r ec2Resources, n Needs, ssmParameters []*string)
 	}
 	if n.Disable {
 		s.allowIf([]string{"ec2:DisableImage", "ec2:EnableImage"}, r.Images, inAccount())
+	}
+	// Who uses a shared AMI (docs/cleanup.md, shared_usage): a report is
+	// requested in one run and read in a later one. Reads, and a request
+	// that changes no AMI; no resource-level permissions are used.
+	if n.UsageReports {
+		s.allow([]string{"ec2:CreateImageUsageReport", "ec2:DescribeImageUsageReports", "ec2:DescribeImageUsageReportEntries"}, jsii.String("*"))
 	}
 }
 

@@ -431,3 +431,43 @@ func TestDocumentedSCP(t *testing.T) {
 		}
 	}
 }
+
+// The image usage reports (retention.shared_usage: check) are the
+// cleanup's only when the policy, or one of its overrides, asks for them;
+// in organization mode the member role gets them too.
+func TestUsageReportPermissions(t *testing.T) {
+	reports := []string{"ec2:CreateImageUsageReport", "ec2:DescribeImageUsageReports", "ec2:DescribeImageUsageReportEntries"}
+	for _, tc := range []struct {
+		name, doc string
+		want      bool
+	}{
+		{"keep (default)", "version: 1\n", false},
+		{"check", "version: 1\nretention: {shared_usage: check}\n", true},
+		{"check in an override", "version: 1\noverrides:\n  - {name: pub, accounts: ['111111111111'], retention: {shared_usage: check}}\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			props := StackProps{PolicyFile: writeFile(t, "policy.yaml", tc.doc)}
+			single := synth(t, props)
+			central, member, _ := orgTemplates(t, testOrg(), props)
+			_, role := memberRole(t, member)
+			for where, statements := range map[string][]map[string]any{
+				"single-account cleanup": roleStatements(t, single, cleanupOf(t, single).role),
+				"central cleanup":        roleStatements(t, central, cleanupOf(t, central).role),
+				"member":                 memberStatements(t, role),
+				"tagger":                 roleStatements(t, single, taggerOf(t, single).role),
+			} {
+				for _, a := range reports {
+					var got bool
+					for _, s := range statements {
+						if s["Effect"] == "Allow" && slices.Contains(list(s["Action"]), any(a)) {
+							got = true
+						}
+					}
+					if want := tc.want && where != "tagger"; got != want {
+						t.Errorf("%s role: %s allowed %v, want %v", where, a, got, want)
+					}
+				}
+			}
+		})
+	}
+}
