@@ -135,9 +135,9 @@ func MessageGroupID(u Unit) string { return u.Account + "/" + u.Region }
 func (d *Dispatcher) Dispatch(ctx context.Context, req DispatchRequest) (DispatchResult, error) {
 	start := time.Now()
 	res, err := d.dispatch(ctx, req)
-	attrs := []any{slog.String(logging.KeyFunction, "dispatcher"), slog.String(KeySweep, res.Sweep), slog.String(KeyJob, req.Job),
-		slog.Int(KeyUnits, res.Units), slog.Int(KeyExpected, res.Expected), slog.Int(KeySent, res.Sent), slog.Int(KeyAlreadyDone, res.AlreadyDone),
-		slog.Int(logging.KeySkipped, len(res.Skipped)), slog.Bool(KeyResumed, res.Resumed), slog.Bool("summarized", res.Summarized),
+	attrs := []any{slog.String(logging.KeyFunction, "dispatcher"), slog.String(logging.KeySweep, res.Sweep), slog.String(logging.KeyJob, req.Job),
+		slog.Int(logging.KeyUnits, res.Units), slog.Int(logging.KeyExpected, res.Expected), slog.Int(logging.KeySent, res.Sent), slog.Int(logging.KeyAlreadyDone, res.AlreadyDone),
+		slog.Int(logging.KeySkipped, len(res.Skipped)), slog.Bool(logging.KeyResumed, res.Resumed), slog.Bool("summarized", res.Summarized),
 		slog.Int64(logging.KeyDurationMS, time.Since(start).Milliseconds())}
 	if err != nil {
 		d.Log.ErrorContext(ctx, "dispatch", append(attrs, slog.String(logging.KeyOutcome, "error"), slog.String(logging.KeyError, err.Error()))...)
@@ -177,7 +177,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, req DispatchRequest) (Dispatc
 		res.Skipped = meta.Skipped
 		if meta.Expected != len(units) {
 			d.Log.WarnContext(ctx, "dispatch retried after the organization changed: the sweep keeps its first unit count",
-				slog.String(KeySweep, sweep), slog.Int(KeyExpected, meta.Expected), slog.Int(KeyUnits, len(units)))
+				slog.String(logging.KeySweep, sweep), slog.Int(logging.KeyExpected, meta.Expected), slog.Int(logging.KeyUnits, len(units)))
 		}
 		done, err := d.Ledger.Results(ctx, sweep)
 		if err != nil {

@@ -8,22 +8,6 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/logging"
 )
 
-// Log keys of organization sweeps, beside pkg/logging's (an API like
-// those: add, never rename).
-const (
-	KeySweep       = "sweep"
-	KeyJob         = "job"
-	KeyUnit        = "unit"
-	KeyUnits       = "units"
-	KeyOU          = "ou"
-	KeyStatus      = "status"
-	KeySent        = "sent"
-	KeyAlreadyDone = "already_done"
-	KeyUnsent      = "unsent"
-	KeyExpected    = "expected"
-	KeyResumed     = "resumed"
-)
-
 // SummaryError is a complete sweep whose summary could not be built or
 // sent. The claim was given back: the next delivery of any of the sweep's
 // units (the unit itself is skipped as done) or the next dispatch attempt
@@ -50,7 +34,7 @@ func finish(ctx context.Context, l *Ledger, publish func(context.Context, Summar
 	}
 	release := func(cause error) error {
 		if rerr := l.Release(ctx, sweep, claimed); rerr != nil {
-			log.ErrorContext(ctx, "summary claim not released", slog.String(KeySweep, sweep), slog.String(logging.KeyError, rerr.Error()))
+			log.ErrorContext(ctx, "summary claim not released", slog.String(logging.KeySweep, sweep), slog.String(logging.KeyError, rerr.Error()))
 		}
 		return &SummaryError{Sweep: sweep, Err: cause}
 	}
@@ -59,8 +43,8 @@ func finish(ctx context.Context, l *Ledger, publish func(context.Context, Summar
 		return false, release(err)
 	}
 	t := sum.Totals
-	log.InfoContext(ctx, "sweep summary", slog.String(KeySweep, sweep), slog.String(KeyJob, sum.Job),
-		slog.Int(KeyExpected, sum.Expected), slog.Int(KeyUnits, t.Units), slog.Int("done", t.Done), slog.Int("partial", t.Partial),
+	log.InfoContext(ctx, "sweep summary", slog.String(logging.KeySweep, sweep), slog.String(logging.KeyJob, sum.Job),
+		slog.Int(logging.KeyExpected, sum.Expected), slog.Int(logging.KeyUnits, t.Units), slog.Int("done", t.Done), slog.Int("partial", t.Partial),
 		slog.Int("unreachable", t.Unreachable), slog.Int(logging.KeyFailed, t.Failed), slog.Int("out_of_scope", t.OutOfScope),
 		slog.Int("accounts_covered", len(sum.Accounts)), slog.Int(logging.KeySkipped, len(sum.Skipped)),
 		slog.Int("deregistered", t.Deregistered), slog.Int64("gib_freed", t.GiBFreed), slog.Float64("usd_per_month_saved", t.USDPerMonthSaved),
@@ -73,7 +57,7 @@ func finish(ctx context.Context, l *Ledger, publish func(context.Context, Summar
 	if err := l.Published(ctx, sweep); err != nil {
 		// The summary is out; only a delivery after the claim's lease could
 		// send it again.
-		log.ErrorContext(ctx, "summary published but not marked", slog.String(KeySweep, sweep), slog.String(logging.KeyError, err.Error()))
+		log.ErrorContext(ctx, "summary published but not marked", slog.String(logging.KeySweep, sweep), slog.String(logging.KeyError, err.Error()))
 	}
 	return true, nil
 }

@@ -90,9 +90,9 @@ func (w *Worker) now() time.Time {
 func (w *Worker) Run(ctx context.Context, u Unit, lastAttempt bool, job Job) (UnitResult, error) {
 	start := time.Now()
 	res, summarized, err := w.run(ctx, u, lastAttempt, job)
-	attrs := []any{slog.String(KeySweep, u.Sweep), slog.String(KeyUnit, u.ID()), slog.String(KeyJob, u.Job),
-		slog.String(logging.KeyAccount, u.Account), slog.String(logging.KeyRegion, u.Region), slog.String(KeyOU, u.OU),
-		slog.String(KeyStatus, res.Status), slog.Bool("last_attempt", lastAttempt), slog.Bool("summarized", summarized),
+	attrs := []any{slog.String(logging.KeySweep, u.Sweep), slog.String(logging.KeyUnit, u.ID()), slog.String(logging.KeyJob, u.Job),
+		slog.String(logging.KeyAccount, u.Account), slog.String(logging.KeyRegion, u.Region), slog.String(logging.KeyOU, u.OU),
+		slog.String(logging.KeyStatus, res.Status), slog.Bool("last_attempt", lastAttempt), slog.Bool("summarized", summarized),
 		slog.Int64(logging.KeyDurationMS, time.Since(start).Milliseconds())}
 	if res.Reason != "" {
 		attrs = append(attrs, slog.String(logging.KeyReason, res.Reason))

@@ -52,7 +52,7 @@ func (j *CleanupUnits) Run(ctx context.Context, clients *awsapi.Clients, acct or
 	if err != nil {
 		return fanout.UnitResult{}, fmt.Errorf("effective policy of account %s: %w", acct.ID, err)
 	}
-	log := j.Log.With(slog.String(fanout.KeySweep, u.Sweep), slog.String(fanout.KeyUnit, u.ID()))
+	log := j.Log.With(slog.String(logging.KeySweep, u.Sweep), slog.String(logging.KeyUnit, u.ID()))
 	rep := j.Sweeper(clients, u.Region, pol).Run(ctx, u.Account, u.Region, pol.Retention)
 	rep.Log(ctx, log)
 	if j.Metrics != nil {

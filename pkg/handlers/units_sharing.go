@@ -10,6 +10,7 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awsapi"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/clock"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/fanout"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/logging"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/notify"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/org"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
@@ -95,7 +96,7 @@ func (j *AuditUnits) Run(ctx context.Context, clients *awsapi.Clients, acct org.
 	if auditErr != nil {
 		resp.Outcome = OutcomeAuditFailed
 	}
-	g := &Sharing{Log: j.Log.With(slog.String(fanout.KeySweep, u.Sweep), slog.String(fanout.KeyUnit, u.ID())), Metrics: j.Metrics}
+	g := &Sharing{Log: j.Log.With(slog.String(logging.KeySweep, u.Sweep), slog.String(logging.KeyUnit, u.ID())), Metrics: j.Metrics}
 	if j.Notifier != nil {
 		n := *j.Notifier
 		g.Notifier = func(string) notify.Notifier { return n }

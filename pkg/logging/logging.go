@@ -52,6 +52,19 @@ const (
 	KeyThrottled     = "throttled"
 	KeyLimiterWaitMS = "limiter_wait_ms"
 	KeyQueueAgeMaxMS = "queue_age_ms_max"
+
+	// Organization sweeps (pkg/fanout).
+	KeySweep       = "sweep"
+	KeyJob         = "job"
+	KeyUnit        = "unit"
+	KeyUnits       = "units"
+	KeyOU          = "ou"
+	KeyStatus      = "status"
+	KeySent        = "sent"
+	KeyAlreadyDone = "already_done"
+	KeyUnsent      = "unsent"
+	KeyExpected    = "expected"
+	KeyResumed     = "resumed"
 )
 
 // New returns a JSON logger writing to w at the given level ("debug", "info",
