@@ -40,9 +40,9 @@ func TestSynthValidatesContext(t *testing.T) {
 		{"bad value", `{"recycleBinLockDays":"3"}`, `context "recycleBinLockDays": 3: want 0 (no lock) or an unlock delay of 7 to 30 days`, nil},
 		{"bad policy file", `{"policyFile":"../testdata/policies/bad-enum.yaml"}`, `bad-enum.yaml`, nil},
 		{"organization mode", `{"organizationId":"o-abcdefghij","organizationScope":{"ous":["r-ab12"],"regions":["eu-west-1"]},"regions":"eu-west-1"}`,
-			"", []string{"AmiHousekeeper-eu-west-1.template.json"}},
+			"", []string{"AmiHousekeeper-eu-west-1.template.json", "AmiHousekeeper-eu-west-1-member.template.json"}},
 		{"organization scope from -c", `{"organizationId":"o-abcdefghij","organizationScope":"{\"accounts\":[\"111111111111\"],\"regions\":[\"eu-west-1\"]}","stackSetTargetOus":"r-ab12"}`,
-			"", []string{"AmiHousekeeper.template.json"}},
+			"", []string{"AmiHousekeeper.template.json", "AmiHousekeeper-member.template.json"}},
 		{"organization scope without regions", `{"organizationId":"o-abcdefghij","organizationScope":{"ous":["r-ab12"]}}`,
 			`context "organizationScope": organization scope: regions: needs at least one region`, nil},
 	} {

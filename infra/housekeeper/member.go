@@ -302,3 +302,29 @@ func NewMemberStackSet(scope constructs.Construct, id string, p *MemberStackSetP
 	}
 	return set
 }
+
+// WriteMemberTemplates writes, for each stack holding a member StackSet,
+// its member template to dir as <artifact id>-member.template.json.
+func WriteMemberTemplates(dir string, stacks []awscdk.Stack) error {
+	for _, stack := range stacks {
+		for _, c := range *stack.Node().FindAll(constructs.ConstructOrder_PREORDER) {
+			set, ok := c.(awscloudformation.CfnStackSet)
+			if !ok || !*awscloudformation.CfnStackSet_IsCfnStackSet(c) || set.TemplateBody() == nil {
+				continue
+			}
+			var doc any
+			if err := json.Unmarshal([]byte(*set.TemplateBody()), &doc); err != nil {
+				return fmt.Errorf("member template of %s: %w", *stack.StackName(), err)
+			}
+			b, err := json.MarshalIndent(doc, "", " ")
+			if err != nil {
+				return err
+			}
+			path := filepath.Join(dir, *stack.ArtifactId()+"-member.template.json")
+			if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+				return fmt.Errorf("member template of %s: %w", *stack.StackName(), err)
+			}
+		}
+	}
+	return nil
+}
