@@ -60,6 +60,7 @@ func main() {
 		Ledger:    &fanout.Ledger{DB: dynamodb.NewFromConfig(cfg), Table: table},
 		Publish:   fanout.Publisher(rt.Notifier("")),
 		Log:       rt.Log,
+		Policy:    rt.Policy,
 	}
 	// Not rt.Serve: the kill switch is not read here. The dispatcher only
 	// sends units; the workers read the switch on every invocation and run

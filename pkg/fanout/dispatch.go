@@ -19,6 +19,7 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awsapi"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/logging"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/org"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 )
 
 // Environment of the central functions in organization mode (the scope is
@@ -57,6 +58,10 @@ type Dispatcher struct {
 	// already done when a dispatch is retried (nil: logged only).
 	Publish func(context.Context, Summary) error
 	Log     *slog.Logger
+	// Policy, when set, is checked against the organization on every
+	// dispatch: an override naming an OU or account that matches nothing
+	// is logged as a warning (UnmatchedOverrides).
+	Policy *policy.Policy
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// SendAttempts bounds how often one batch's failed entries are sent
@@ -157,6 +162,9 @@ func (d *Dispatcher) dispatch(ctx context.Context, req DispatchRequest) (Dispatc
 	dir, err := d.Directory(ctx)
 	if err != nil {
 		return res, fmt.Errorf("dispatch %s: reading the organization: %w", sweep, err)
+	}
+	for _, w := range UnmatchedOverrides(d.Policy, dir) {
+		d.Log.WarnContext(ctx, "policy override matches nothing", slog.String(logging.KeySweep, sweep), slog.String(logging.KeyReason, w))
 	}
 	now := d.now().UTC()
 	targets := dir.Targets()
