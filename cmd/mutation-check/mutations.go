@@ -48,6 +48,9 @@ var mutations = []Mutation{
 		File: "pkg/cleanup/execute/execute.go", Edits: one("keep, err = l.recheck.Recheck(cctx, ds)", "keep, _ = l.recheck.Recheck(cctx, ds)"),
 		Pkg: "./pkg/cleanup/execute", Tests: []string{"TestRecheckFailureKeepsTheBatch"}},
 
+	{ID: "R7", Invariant: "1", What: "a usage report narrowed to some accounts proves a shared AMI unused",
+		File: "pkg/cleanup/usage.go", Edits: one("case len(r.AccountIDs) > 0:", "case false && len(r.AccountIDs) > 0:"),
+		Pkg: "./pkg/cleanup", Tests: []string{"TestPlanSharedUsage"}},
 	// 2. Snapshots.
 	{ID: "S1", Invariant: "2", What: "the executor deletes the snapshots before DeregisterImage",
 		File: "pkg/cleanup/execute/execute.go", Edits: one("for rm := range tagged {", "for rm := range tagged {\n\t\t_ = dl.deleteSnapshotsOf(ctx, rm)"),
@@ -109,6 +112,16 @@ var mutations = []Mutation{
 	{ID: "O8", Invariant: "3", What: "the cleanup handler sweeps for another account's event",
 		File: "pkg/handlers/cleanup.go", Edits: one(`if want := expectedAccount(ctx, h.Account); want != "" && meta.Account != want {`, `if want := expectedAccount(ctx, h.Account); false && want != "" && meta.Account != want {`),
 		Pkg: "./pkg/handlers", Tests: []string{"TestCleanupRejectsWhatIsNotItsSchedule"}},
+	// Organization mode: only accounts in the scope, only the sweep's own units.
+	{ID: "O9", Invariant: "3", What: "an event naming an account outside the organization's scope is handled",
+		File: "pkg/handlers/org.go", Edits: one("if _, ok := dir.InScope(m.Account); !ok {", "if _, ok := dir.InScope(m.Account); false && !ok {"),
+		Pkg: "./pkg/handlers", Tests: []string{"TestOrgTaggerScope"}},
+	{ID: "O10", Invariant: "3", What: "a worker runs a unit whose account is not in the scope",
+		File: "pkg/fanout/worker.go", Edits: one("acct, ok := dir.InScope(u.Account)\n\tif !ok {", "acct, ok := dir.InScope(u.Account)\n\tif false && !ok {"),
+		Pkg: "./pkg/fanout", Tests: []string{"TestWorkerRefusesUnitsOutOfScopeWithoutACall"}},
+	{ID: "O11", Invariant: "3", What: "a worker takes a unit from a queue other than its own units queue",
+		File: "pkg/handlers/units.go", Edits: one("if rec.QueueName != h.Queue.Name {", "if false && rec.QueueName != h.Queue.Name {"),
+		Pkg: "./pkg/handlers", Tests: []string{"TestUnitsRejectsWhatIsNotItsQueuesUnit"}},
 
 	// 4. Never remove an allowed principal; exceptions stay within bounds.
 	{ID: "P1", Invariant: "4", What: "allowed accounts are not allowed",
@@ -143,6 +156,9 @@ var mutations = []Mutation{
 		Pkg: "./pkg/sharing", Tests: []string{"TestEvaluate", "TestAssessException"}},
 
 	// 5. Audit mode changes nothing.
+	{ID: "A4", Invariant: "5", What: "an account's policy override to enforce outlives the kill switch or dry run",
+		File: "pkg/policy/override.go", Edits: one("if p.forcedAudit {", "if false && p.forcedAudit {"),
+		Pkg: "./pkg/policy", Tests: []string{"TestForKeepsForcedAudit"}},
 	{ID: "A1", Invariant: "5", What: "the cleanup's executor applies an audit plan",
 		File: "pkg/cleanup/execute/execute.go", Edits: one("case plan.Mode != policy.ModeEnforce:", "case false:"),
 		Pkg: "./pkg/cleanup/execute", Tests: []string{"TestRefuses"}},
