@@ -184,9 +184,7 @@ func evEvent(t *testing.T, fixture, account, region string, values map[string]st
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := string(emulator.Fill(raw, values))
-	s = strings.ReplaceAll(s, evCentral, account)
-	return []byte(strings.ReplaceAll(s, "us-east-1", region))
+	return emulator.FromAccount(emulator.Fill(raw, values), account, region)
 }
 
 type evResponse struct {

@@ -24,7 +24,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -32,11 +31,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
-	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
@@ -72,9 +68,10 @@ var (
 )
 
 // swWorld is the organization, its AMIs, the central account's queues and
-// ledger, and the proxy the functions call through.
+// ledger, and the proxy the functions call through (emulator.OrgSweep).
 type swWorld struct {
 	ctx   context.Context
+	world *emulator.OrgSweep
 	moto  *emulator.Moto
 	proxy *emulator.FaultProxy
 	seed  *emulator.OrgSeed
@@ -87,8 +84,7 @@ type swWorld struct {
 	// amis are each account's AMIs (the same in every region), stale first.
 	amis   map[string][]emulator.SeedAMI
 	policy string
-	scope  string
-	ec2    map[string]*ec2.Client
+	scope  org.Scope
 	// extraEnv is added to the functions' environment.
 	extraEnv []string
 }
@@ -98,18 +94,6 @@ func (w *swWorld) id(name string) string { return w.seed.Accounts[name] }
 func newSweepWorld(t *testing.T) *swWorld {
 	t.Helper()
 	ctx := context.Background()
-	// moto reads the AMIs file on its EC2 backend's first use: it is
-	// written below, once Organizations has named the accounts.
-	amisPath := filepath.Join(t.TempDir(), "amis.json")
-	moto, err := emulator.StartMoto(ctx, emulator.MotoOptions{Env: []string{"MOTO_AMIS_PATH=" + amisPath}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(moto.Stop)
-	cfg, err := moto.Config(ctx, swRegion)
-	if err != nil {
-		t.Fatal(err)
-	}
 	spec := emulator.OrgSpec{OUs: []emulator.OUSpec{{Name: "workloads"}, {Name: "sandbox", Parent: "workloads"}}}
 	for _, n := range append(slices.Clone(swWorkloads), "norole") {
 		spec.Accounts = append(spec.Accounts, emulator.AccountSpec{Name: n, OU: "workloads"})
@@ -118,48 +102,33 @@ func newSweepWorld(t *testing.T) *swWorld {
 		spec.Accounts = append(spec.Accounts, emulator.AccountSpec{Name: n, OU: "sandbox"})
 	}
 	spec.Accounts = append(spec.Accounts, emulator.AccountSpec{Name: "outside"})
-	seed, err := emulator.SeedOrganization(ctx, cfg, spec)
+	amis := map[string][]emulator.SeedAMI{}
+	// Two stale AMIs and the fresh newest of family app-, per account.
+	seedAMIs := func(seed *emulator.OrgSeed) []emulator.SeedAMI {
+		var all []emulator.SeedAMI
+		for i, id := range seed.IDs {
+			created := []time.Time{time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC), time.Now().Add(-24 * time.Hour)}
+			for k, c := range created {
+				a := emulator.SeedAMI{ID: emulator.OrgAMIID(id, i*8+k), Name: fmt.Sprintf("app-%s-%d", id, k), Owner: id, Created: c}
+				amis[id] = append(amis[id], a)
+				all = append(all, a)
+			}
+		}
+		return all
+	}
+	world, err := emulator.StartOrgSweep(ctx, emulator.OrgSweepOptions{Region: swRegion, Spec: spec, AMIs: seedAMIs, RoleName: swRole,
+		Refused: []string{"norole"}, LedgerTable: swTable, UnitsQueue: swQueue, Visibility: swVisibility, MaxReceive: swMaxReceive})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(world.Stop)
+	seed := world.Seed
 	if seed.Management != swHome {
 		t.Fatalf("management account %s, want the central account %s", seed.Management, swHome)
 	}
-	w := &swWorld{ctx: ctx, moto: moto, seed: seed, sqs: sqs.NewFromConfig(cfg), amis: map[string][]emulator.SeedAMI{}, ec2: map[string]*ec2.Client{},
-		ledger: &fanout.Ledger{DB: dynamodb.NewFromConfig(cfg), Table: swTable}}
-
-	// Two stale AMIs and the fresh newest of family app-, per account.
-	var all []emulator.SeedAMI
-	for i, id := range seed.IDs {
-		created := []time.Time{time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC), time.Now().Add(-24 * time.Hour)}
-		for k, c := range created {
-			a := emulator.SeedAMI{ID: emulator.OrgAMIID(id, i*8+k), Name: fmt.Sprintf("app-%s-%d", id, k), Owner: id, Created: c}
-			w.amis[id] = append(w.amis[id], a)
-			all = append(all, a)
-		}
-	}
-	if err := emulator.WriteAMIs(amisPath, all); err != nil {
-		t.Fatal(err)
-	}
-
-	if _, err := dynamodb.NewFromConfig(cfg).CreateTable(ctx, fanout.LedgerTableInput(swTable)); err != nil {
-		t.Fatal(err)
-	}
-	if w.units, err = emulator.CreateFIFOQueueWithDLQ(ctx, w.sqs, swQueue, swVisibility, swMaxReceive); err != nil {
-		t.Fatal(err)
-	}
-	w.summaries = w.ruleQueue(t, cfg, "summaries", fanout.DetailTypeSummary)
-	w.reports = w.ruleQueue(t, cfg, "reports", "AMI Cleanup Report")
-
-	w.proxy, err = emulator.StartFaultProxy(moto.URL, emulator.FaultConfig{NoThrottle: true,
-		DenyAssumeRole: []string{"arn:aws:iam::" + w.id("norole") + ":role/" + swRole}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w.proxy.Close() })
-
-	scope, _ := json.Marshal(org.Scope{OUs: []string{seed.OUs["workloads"]}, Regions: swScopeRegions})
-	w.scope = string(scope)
+	w := &swWorld{ctx: ctx, world: world, moto: world.Moto, proxy: world.Proxy, seed: seed, sqs: world.SQS, units: world.Units,
+		summaries: world.Summaries, reports: world.Reports, ledger: world.Ledger, amis: amis,
+		scope: org.Scope{OUs: []string{seed.OUs["workloads"]}, Regions: swScopeRegions}}
 	w.policy = `version: 1
 retention:
   mode: enforce
@@ -179,47 +148,23 @@ overrides:
 	return w
 }
 
-// ruleQueue routes the central bus's events of detailType to a new queue.
-func (w *swWorld) ruleQueue(t *testing.T, cfg aws.Config, name, detailType string) string {
-	t.Helper()
-	q, err := w.sqs.CreateQueue(w.ctx, &sqs.CreateQueueInput{QueueName: aws.String(name)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eb := eventbridge.NewFromConfig(cfg)
-	if _, err := eb.PutRule(w.ctx, &eventbridge.PutRuleInput{Name: aws.String(name),
-		EventPattern: aws.String(`{"source":["ami-housekeeper"],"detail-type":["` + detailType + `"]}`)}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := eb.PutTargets(w.ctx, &eventbridge.PutTargetsInput{Rule: aws.String(name),
-		Targets: []ebtypes.Target{{Id: aws.String("q"), Arn: aws.String("arn:aws:sqs:" + swRegion + ":" + swHome + ":" + name)}}}); err != nil {
-		t.Fatal(err)
-	}
-	return aws.ToString(q.QueueUrl)
-}
-
 // env is the central functions' environment in organization mode, as the
 // stack sets it, reaching moto through the proxy.
 func (w *swWorld) env(t *testing.T) []string {
 	t.Helper()
-	key, err := w.moto.RecordsKeyEnv(w.ctx, swRegion)
+	if emulator.EnvUnitsMaxReceive != handlers.EnvUnitsMaxReceive {
+		t.Fatalf("emulator.EnvUnitsMaxReceive %s, the workers read %s", emulator.EnvUnitsMaxReceive, handlers.EnvUnitsMaxReceive)
+	}
+	env, err := w.world.Env(w.ctx, w.scope, w.policy, w.extraEnv...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := append(w.proxy.Env(w.moto.Env(swRegion)), key, "HOUSEKEEPER_ACCOUNT_ID="+swHome, "HOUSEKEEPER_POLICY="+w.policy,
-		org.EnvScope+"="+w.scope, "HOUSEKEEPER_ORG_ROLE_NAME="+swRole, fanout.EnvLedgerTable+"="+swTable,
-		fanout.EnvUnitsQueueCleanup+"="+swQueue, fmt.Sprintf("%s=%d", handlers.EnvUnitsMaxReceive, swMaxReceive),
-		"HOUSEKEEPER_REPORT_EVENT_BUS=default")
-	return append(env, w.extraEnv...)
+	return env
 }
 
 func (w *swWorld) start(t *testing.T, function string) *emulator.RIE {
 	t.Helper()
-	bin, err := emulator.FunctionBinary(function)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rie, err := emulator.StartRIE(w.ctx, emulator.RIEOptions{Bootstrap: bin, Env: w.env(t)})
+	rie, err := w.world.Start(w.ctx, function, w.env(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,13 +180,9 @@ func (w *swWorld) start(t *testing.T, function string) *emulator.RIE {
 // dispatch invokes the dispatcher with the schedule's input.
 func (w *swWorld) dispatch(t *testing.T, rie *emulator.RIE) map[string]any {
 	t.Helper()
-	body, err := rie.Invoke(w.ctx, []byte(swSchedule))
+	r, err := emulator.Dispatch(w.ctx, rie, swSchedule)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var r map[string]any
-	if err := json.Unmarshal(body, &r); err != nil || r["errorType"] != nil || r["outcome"] != "dispatched" {
-		t.Fatalf("dispatch: %s (%v)", body, err)
 	}
 	return r
 }
@@ -249,18 +190,9 @@ func (w *swWorld) dispatch(t *testing.T, rie *emulator.RIE) map[string]any {
 // drain runs the mapping over the units queue until it is empty.
 func (w *swWorld) drain(t *testing.T, workers []*emulator.RIE) *emulator.ESM {
 	t.Helper()
-	cfg := emulator.ESMConfig{SQS: w.sqs, QueueURL: w.units.URL, BatchSize: 1}
-	for _, r := range workers {
-		cfg.Instances = append(cfg.Instances, r)
-	}
-	e, err := emulator.NewESM(w.ctx, cfg)
+	e, err := w.world.Drain(w.ctx, w.units.URL, workers, 3*time.Minute)
 	if err != nil {
 		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(w.ctx, 3*time.Minute)
-	defer cancel()
-	if err := e.RunUntilEmpty(ctx); err != nil {
-		t.Fatalf("%v; totals %+v, last poll error %v", err, e.Totals(), e.LastPollError())
 	}
 	return e
 }
@@ -277,15 +209,10 @@ func (w *swWorld) owned(t *testing.T, account, region string) []string {
 
 func (w *swWorld) client(t *testing.T, account, region string) *ec2.Client {
 	t.Helper()
-	if c, ok := w.ec2[account+"/"+region]; ok {
-		return c
-	}
-	cfg, err := w.moto.AccountConfig(w.ctx, region, account)
+	c, err := w.world.EC2(w.ctx, account, region)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := ec2.NewFromConfig(cfg)
-	w.ec2[account+"/"+region] = c
 	return c
 }
 
@@ -301,35 +228,19 @@ func (w *swWorld) ids(account string, which ...int) []string {
 // messages receives every message a queue holds.
 func (w *swWorld) messages(t *testing.T, url string) []string {
 	t.Helper()
-	var bodies []string
-	for {
-		out, err := w.sqs.ReceiveMessage(w.ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(out.Messages) == 0 {
-			return bodies
-		}
-		for _, m := range out.Messages {
-			bodies = append(bodies, aws.ToString(m.Body))
-		}
+	bodies, err := emulator.ReceiveAll(w.ctx, w.sqs, url)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return bodies
 }
 
 // logLines returns the functions' log lines with message msg.
 func logLines(t *testing.T, msg string, ries ...*emulator.RIE) []map[string]any {
 	t.Helper()
-	var out []map[string]any
-	for _, r := range ries {
-		logs, _, err := emulator.SplitLines(r.SettledLogs())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range logs {
-			if l["msg"] == msg {
-				out = append(out, l)
-			}
-		}
+	out, err := emulator.LogLines(msg, ries...)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
