@@ -6,7 +6,9 @@
 // docs/benchmarks-org.md.
 //
 //	go test ./test/orgscale/                                                   # 4 accounts × 2 regions × 200 AMIs (make test)
-//	go test -run '^$' -bench OrgSweep -benchtime 1x -timeout 60m ./test/orgscale/ # the full organization
+//	go test -run '^$' -bench OrgSweep -benchtime 1x -timeout 60m -v ./test/orgscale/ # the full organization
+//	ORGSCALE_CONFIG='{"accounts":1,"regions":1,"amis":2500,"timeout_s":600,"max_receive":5}' \
+//	  go test -count=1 -run '^TestOrgSweep$' -v ./test/orgscale/                     # any other size
 package orgscale_test
 
 import (
@@ -31,11 +33,11 @@ import (
 )
 
 // small is the organization TestOrgSweep sweeps in make test.
-var small = config{Accounts: 4, Regions: 2, AMIs: 200, Timeout: 10 * time.Minute, MaxReceive: 5}
+var small = config{Accounts: 4, Regions: 2, AMIs: 200, Timeout: Duration(10 * time.Minute), MaxReceive: 5}
 
 // full is the organization: 50 accounts × 4 regions × 2,000 AMIs.
 // The timeout is the cleanup function's (infra: 10 minutes).
-var full = config{Accounts: 50, Regions: 4, AMIs: 2000, Timeout: 10 * time.Minute, MaxReceive: 5}
+var full = config{Accounts: 50, Regions: 4, AMIs: 2000, Timeout: Duration(10 * time.Minute), MaxReceive: 5}
 
 // hour is the target: the whole sweep inside one hour.
 const hour = time.Hour
@@ -208,13 +210,10 @@ func sweepAndCheck(t *testing.T, cfg config, ws []int, peak *atomic.Uint64) repo
 		rep.Predicted[w] = Duration(predicted)
 		r := one(w)
 		// Units do not share a bucket, so each takes as long beside others
-		// as alone: the schedule predicts the run (within a second per
-		// unit's rounding of concurrent timers).
+		// as alone: the schedule predicts the run, up to the SDK's random
+		// retry jitter (a second and 1 %).
 		if diff := (r.Makespan - predicted).Abs(); diff > time.Second+predicted/100 {
 			t.Errorf("W=%d: simulated makespan %v, list schedule of the W=1 units %v", w, r.Makespan, predicted)
-		}
-		if r.Makespan < time.Duration(rep.CriticalPath) {
-			t.Errorf("W=%d: makespan %v below the critical path %v", w, r.Makespan, time.Duration(rep.CriticalPath))
 		}
 	}
 	if cfg == full && time.Duration(rep.Measured[rep.WNeeded]) > hour {

@@ -52,15 +52,17 @@ import (
 // config is one simulated organization and how its sweep runs.
 type config struct {
 	// Accounts with fleets, Regions each, AMIs per account × region.
-	Accounts, Regions, AMIs int
+	Accounts int `json:"accounts"`
+	Regions  int `json:"regions"`
+	AMIs     int `json:"amis"`
 	// Timeout is the cleanup function's timeout: each unit is one
 	// invocation, with this deadline.
-	Timeout time.Duration
+	Timeout Duration `json:"timeout_s"`
 	// Latency is added to every EC2 call (0: calls take no simulated time,
 	// so the clock moves only with the limiters and the buckets).
-	Latency time.Duration
+	Latency Duration `json:"latency_s,omitempty"`
 	// MaxReceive is the units queue's maxReceiveCount.
-	MaxReceive int
+	MaxReceive int `json:"max_receive"`
 }
 
 // The simulated organization's fixed parts.
@@ -108,13 +110,18 @@ func policyDoc() string {
   "retention": {
     "mode": "enforce",
     "grace_days": 7,
-    "max_deregistrations_per_run": 1000,
+    "max_deregistrations_per_run": %d,
     "max_gib_per_run": 1000000,
     "rules": [{"name": "services", "match": {"name": "svc-*"}, "keep_newest": %d, "min_age_days": 30, "keep_launched_within_days": 30}]
   },
   "overrides": [{"name": "sandbox-deprecates", "ous": [%q], "retention": {"stages": {"deprecate": true}}}]
-}`, keepNewest, sandboxOU)
+}`, maxDeregistrations, keepNewest, sandboxOU)
 }
+
+// maxDeregistrations is the policy's cap (its maximum): the expectations
+// assume it does not bind, so a unit may hold at most this many due AMIs
+// (about 2,900 AMIs with the fleet's mix).
+const maxDeregistrations = 1000
 
 // recordsKey seals the fleets' marks and the cleanup's records.
 var recordsKey = records.NewKey([]byte("orgscale records key"))
@@ -369,7 +376,7 @@ func (s *sim) slot(ctx context.Context, summaries, reports *notify.Notifier) {
 		if err != nil {
 			panic(err)
 		}
-		ictx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+		ictx, cancel := context.WithTimeout(ctx, time.Duration(s.cfg.Timeout))
 		raw, err := h.Invoke(ictx, payload)
 		cancel()
 		var resp events.SQSEventResponse
@@ -421,7 +428,7 @@ func (s *sim) sweeper(clients *awsapi.Clients, region string, pol *policy.Policy
 		}
 	}
 	s.mu.Unlock()
-	w := buildWorld(account, region, s.cfg.AMIs, s.start, recordsKey, s.cfg.Latency)
+	w := buildWorld(account, region, s.cfg.AMIs, s.start, recordsKey, time.Duration(s.cfg.Latency))
 	// The sandbox override, and only it, adds the deprecate stage: known
 	// from where the account was put, not from the policy the job got.
 	w.deprecates = ouOfAccount(account) == sandboxOU
@@ -487,6 +494,9 @@ func verify(r run, cfg config) []string {
 	for _, u := range r.Units {
 		g := u.Got
 		switch {
+		case u.Want.Deregistered > maxDeregistrations:
+			bad("unit %s: its fleet has %d due AMIs, more than the policy's cap of %d a run, which the expectations do not model: use fewer AMIs a unit",
+				u.ID, u.Want.Deregistered, maxDeregistrations)
 		case u.Account == unreachableAccount:
 			if g.Status != fanout.StatusUnreachable {
 				bad("unit %s of the account without a role: status %q, want unreachable", u.ID, g.Status)
