@@ -5,13 +5,17 @@
 // release whose events wait in the tagger's SQS queue and arrive in
 // batches, as deployed; part 2 cleans up a fleet of aged AMIs (audit, then
 // enforce); part 3 revokes sharing the policy does not allow; part 4 runs the
-// operator CLI (plan, explain, apply, restore) on the fleet. It prints what
-// happened, then stops everything. Run `make demo`.
+// operator CLI (plan, explain, apply, restore) on the fleet; part 5 sweeps
+// an organization from its central account (dispatcher, units queue,
+// cleanup workers, one member's role refused, the sandbox OU's override)
+// and tags an event from a member account there. It prints what happened,
+// checks it, then stops everything. Run `make demo`.
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"sort"
@@ -39,7 +43,19 @@ tagging:
 `
 
 func main() {
-	if err := run(context.Background()); err != nil {
+	part := flag.String("part", "", `run one part alone: "organization" (part 5, which needs none of the others); default: every part`)
+	flag.Parse()
+	ctx := context.Background()
+	var err error
+	switch *part {
+	case "":
+		err = run(ctx)
+	case "organization":
+		err = organization(ctx)
+	default:
+		err = fmt.Errorf("-part %q: the only part that runs alone is \"organization\"", *part)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo failed:", err)
 		os.Exit(1)
 	}
@@ -72,6 +88,9 @@ func run(ctx context.Context) error {
 		return err
 	}
 	if err := operating(ctx, moto); err != nil {
+		return err
+	}
+	if err := organization(ctx); err != nil {
 		return err
 	}
 	say("\nStopping the emulators and moto. Done.")
