@@ -281,7 +281,18 @@ func organization(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	sort.Slice(results, func(i, j int) bool { return results[i].Unit.ID() < results[j].Unit.ID() })
+	// In the demo's account order (moto draws the IDs), then by region.
+	order := map[string]int{}
+	for i, a := range accounts {
+		order[a.id] = i
+	}
+	sort.SliceStable(results, func(i, j int) bool {
+		a, b := results[i].Unit, results[j].Unit
+		if order[a.Account] != order[b.Account] {
+			return order[a.Account] < order[b.Account]
+		}
+		return a.Region < b.Region
+	})
 	say("\nThe units, as the ledger recorded them (the mode and the plan from each unit's report):")
 	tw = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  ACCOUNT\tNAME\tREGION\tOU\tSTATUS\tMODE\tAMIs SEEN\tREMOVED\tSNAPSHOTS DELETED")
@@ -300,11 +311,12 @@ func organization(ctx context.Context) (err error) {
 				removed = fmt.Sprintf("0 (would %d)", rep.Totals.Deregister)
 			}
 		}
+		seenN, snaps := fmt.Sprint(r.AMIsSeen), fmt.Sprint(r.SnapshotsDeleted)
 		if r.Status == fanout.StatusUnreachable {
-			removed = "-"
+			seenN, removed, snaps = "-", "-", "-"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\n", r.Unit.Account, name, r.Unit.Region, ouName[r.Unit.OU], r.Status, mode,
-			r.AMIsSeen, removed, r.SnapshotsDeleted)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Unit.Account, name, r.Unit.Region, ouName[r.Unit.OU], r.Status, mode,
+			seenN, removed, snaps)
 		seen[r.Unit.Account+"/"+r.Unit.Region] = true
 		if a == nil {
 			bad.expect(false, "unit %s of an account not in the demo's organization", r.Unit.ID())
