@@ -15,6 +15,9 @@ import (
 
 const orgScope = org.EnvScope + `={"accounts":["` + account + `"],"regions":["us-east-1"]}`
 
+// orgRole is the cleanup's own member role, as the stack sets it.
+const orgRole = "HOUSEKEEPER_ORG_ROLE_NAME=ami-housekeeper-member-cleanup"
+
 // Organization mode without its units queue cannot run a sweep's units: the
 // cold start fails, naming what is missing, rather than fall back to
 // sweeping the home account on its own.
@@ -25,7 +28,7 @@ func TestE2EOrgModeNeedsItsUnitsQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := append(f.moto.Env("us-east-1"), "HOUSEKEEPER_ACCOUNT_ID="+account, "HOUSEKEEPER_POLICY="+policyYAML("enforce"), f.recordsKey(t),
-		orgScope, fanout.EnvLedgerTable+"=ledger", handlers.EnvUnitsMaxReceive+"=3")
+		orgScope, orgRole, fanout.EnvLedgerTable+"=ledger", handlers.EnvUnitsMaxReceive+"=3")
 	rie, err := emulator.StartRIE(f.ctx, emulator.RIEOptions{Bootstrap: bin, Env: env})
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +52,7 @@ func TestE2EOrgModeNeedsItsUnitsQueue(t *testing.T) {
 func TestE2EOrgModeRejectsTheSchedule(t *testing.T) {
 	f := newFleet(t)
 	before := f.images(t)
-	r, logs := f.runPolicy(t, policyYAML("enforce"), orgScope, fanout.EnvLedgerTable+"=ledger", handlers.EnvUnitsMaxReceive+"=3",
+	r, logs := f.runPolicy(t, policyYAML("enforce"), orgScope, orgRole, fanout.EnvLedgerTable+"=ledger", handlers.EnvUnitsMaxReceive+"=3",
 		fanout.EnvUnitsQueueCleanup+"=cleanup-units.fifo")
 	if r.ErrorType != "" || r.Outcome != "rejected" || !strings.Contains(r.Reason, "units of the dispatcher's sweeps") {
 		t.Fatalf("response %+v\n%s", r, logs)

@@ -33,9 +33,14 @@ const (
 	CallAsDelegatedAdmin = "DELEGATED_ADMIN"
 )
 
-// DefaultMemberRoleName is the role the StackSet creates in every member
-// account and the central functions assume.
+// DefaultMemberRoleName is the base name of the roles the StackSet
+// creates in every member account: one per central function,
+// <name>-tagger, <name>-sharing and <name>-cleanup (MemberRole).
 const DefaultMemberRoleName = "ami-housekeeper-member"
+
+// MaxMemberRoleNameLength keeps every member role name within IAM's 64
+// characters: the longest function suffix is "-cleanup" (or "-sharing").
+const MaxMemberRoleNameLength = 64 - len("-cleanup")
 
 // MaxOrgStackNameLength keeps every fixed name organization mode derives
 // from the stack name within its service's limit: the functions' role
@@ -53,8 +58,9 @@ type Organization struct {
 	// Scope is what the functions cover (org.Scope, the JSON the
 	// functions get in HOUSEKEEPER_ORG_SCOPE).
 	Scope org.Scope
-	// MemberRoleName is the role the StackSet creates in each member
-	// account; ExternalID, when set, is required on every AssumeRole.
+	// MemberRoleName is the base name of the roles the StackSet creates
+	// in each member account, one per function (MemberRole); ExternalID,
+	// when set, is required on every AssumeRole.
 	MemberRoleName string
 	ExternalID     string
 	// StackSetTargetOUs get the member stack (auto-deployed to accounts
@@ -77,6 +83,11 @@ type Organization struct {
 
 // Enabled says whether the configuration is organization mode.
 func (o Organization) Enabled() bool { return o.ID != "" }
+
+// MemberRole is the name of function's member role: each central function
+// assumes a role of its own in a member account, holding only what that
+// function does there.
+func (o Organization) MemberRole(function string) string { return o.MemberRoleName + "-" + function }
 
 // defaultOrganization is organization mode's defaults, off.
 func defaultOrganization() Organization {
@@ -202,8 +213,12 @@ func (o Organization) validate(c *Config, bad func(key, format string, args ...a
 		bad(KeyOrganizationScope, "%v", err)
 	}
 
-	if !reRoleName.MatchString(o.MemberRoleName) {
+	switch {
+	case !reRoleName.MatchString(o.MemberRoleName):
 		bad(KeyMemberRoleName, "%q is not an IAM role name (1-64 of letters, digits and +=,.@_-; no path)", o.MemberRoleName)
+	case len(o.MemberRoleName) > MaxMemberRoleNameLength:
+		bad(KeyMemberRoleName, "%q: %d characters; the member stack makes %s-tagger, -sharing and -cleanup, and IAM takes 64, so at most %d",
+			o.MemberRoleName, len(o.MemberRoleName), o.MemberRoleName, MaxMemberRoleNameLength)
 	}
 	if o.ExternalID != "" && (len(o.ExternalID) < 2 || len(o.ExternalID) > 1224 || !reExternalID.MatchString(o.ExternalID)) {
 		bad(KeyMemberExternalID, "want 2 to 1224 of letters, digits and +=,.@:/_- (the value is not shown)")

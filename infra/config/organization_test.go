@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ami-housekeeper/ami-housekeeper/pkg/coldstart"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/org"
 )
 
@@ -119,6 +118,8 @@ func TestOrganizationRejects(t *testing.T) {
 		{"stack set region invalid", orgContext(map[string]any{"stackSetRegions": "eu-west-1,us-east-1,mars"}), []string{`context "stackSetRegions": "mars" is not a region name`}},
 		{"role name with a path", orgContext(map[string]any{"memberRoleName": "ops/member"}), []string{`context "memberRoleName": "ops/member" is not an IAM role name`}},
 		{"role name too long", orgContext(map[string]any{"memberRoleName": strings.Repeat("r", 65)}), []string{`context "memberRoleName"`}},
+		{"role name too long for the function suffixes", orgContext(map[string]any{"memberRoleName": strings.Repeat("r", 57)}),
+			[]string{`context "memberRoleName": "` + strings.Repeat("r", 57) + `": 57 characters`, "so at most 56"}},
 		{"external id too short", orgContext(map[string]any{"memberExternalId": "x"}), []string{`context "memberExternalId": want 2 to 1224`}},
 		{"external id bad character", orgContext(map[string]any{"memberExternalId": "a b"}), []string{`context "memberExternalId": want 2 to 1224`}},
 		{"concurrency 0", orgContext(map[string]any{"stackSetMaxConcurrentPercentage": 0.0}), []string{`context "stackSetMaxConcurrentPercentage": 0: want 1 to 100`}},
@@ -154,11 +155,22 @@ func TestExternalIDNotEchoed(t *testing.T) {
 	}
 }
 
-// The member role the stack makes is the one the functions assume when
-// no name is configured.
-func TestDefaultMemberRoleNameIsTheFunctions(t *testing.T) {
-	if DefaultMemberRoleName != coldstart.DefaultMemberRoleName {
-		t.Errorf("config %q, functions %q", DefaultMemberRoleName, coldstart.DefaultMemberRoleName)
+// Each function has a member role of its own, named after the base name;
+// the longest base name accepted still gives IAM role names.
+func TestMemberRoleNames(t *testing.T) {
+	longest := strings.Repeat("r", MaxMemberRoleNameLength)
+	c, err := FromContext(orgContext(map[string]any{"memberRoleName": longest}))
+	if err != nil {
+		t.Fatalf("a %d-character base name refused: %v", MaxMemberRoleNameLength, err)
+	}
+	for _, f := range []string{"tagger", "sharing", "cleanup"} {
+		name := c.Organization.MemberRole(f)
+		if name != longest+"-"+f || !reRoleName.MatchString(name) {
+			t.Errorf("%s member role %q (%d characters) is not an IAM role name", f, name, len(name))
+		}
+	}
+	if got := Default().Organization.MemberRole("tagger"); got != "ami-housekeeper-member-tagger" {
+		t.Errorf("default tagger member role %q", got)
 	}
 }
 

@@ -94,15 +94,11 @@ func NewCleanup(scope constructs.Construct, id string, props *CleanupProps) *Cle
 		RoleName:            props.roleName(c, CleanupFunctionName),
 	})
 
-	var s statements
-	cleanupEC2(&s, props.ec2Resources(c), props.needs(), cleanupParameters(stack, props.Regions))
-	denyOutsideRegions(&s, props.Regions)
-	s.addTo(f.Role)
-	f.allowOrgWorker(props.Org, true)
+	f.allowAccount(c, props.Deployment, CleanupFunctionName)
+	f.allowOrgWorker(props.Org, CleanupFunctionName, true)
 	f.allow([]string{"events:PutEvents"}, stack.FormatArn(&awscdk.ArnComponents{
 		Service: jsii.String("events"), Resource: jsii.String("event-bus"), ResourceName: jsii.String("default")}))
 	f.allowPublish(props.Topic, props.TopicKey)
-	suppressRoleWildcards(f.Role, props.wildcardRegions(), cleanupWildcards...)
 	f.allow([]string{"kms:GenerateMac"}, recordsKey.KeyArn())
 	restrictRecordsKey(recordsKey, f.Role)
 

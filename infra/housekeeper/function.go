@@ -78,8 +78,8 @@ type Deployment struct {
 	// home account is worked on with the functions' own roles.
 	Regions []string
 	// Org, when set, is organization mode: the functions get its
-	// environment and, each, a role of a fixed name (RoleNames) that the
-	// member role trusts.
+	// environment and, each, a role of a fixed name (RoleNames) that its
+	// own member role trusts.
 	Org *OrgDeployment
 }
 
@@ -90,11 +90,6 @@ func (d Deployment) needs() Needs {
 		return NeedsOf(policy.Default())
 	}
 	return d.Needs
-}
-
-// ec2Resources are the AMIs and snapshots the roles act on.
-func (d Deployment) ec2Resources(scope constructs.Construct) ec2Resources {
-	return ec2ResourcesIn(awscdk.Stack_Of(scope), d.Regions)
 }
 
 // functionProps are the settings that differ between the housekeeper's functions.
@@ -298,6 +293,14 @@ func (f *goFunction) allow(actions []string, resources ...*string) {
 	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Actions: jsii.Strings(actions...), Resources: &resources,
 	}))
+}
+
+// allowAccount gives the function's role what function does in the
+// stack's account (accountAccessOf), over d.Regions, with why each
+// wildcard resource is needed.
+func (f *goFunction) allowAccount(scope constructs.Construct, d Deployment, function string) {
+	accountStatements(awscdk.Stack_Of(scope), function, d.needs(), d.Regions).addTo(f.Role)
+	suppressRoleWildcards(f.Role, d.wildcardRegions(), accountAccessOf[function].wildcards...)
 }
 
 // allowPublish lets the function publish to an encrypted topic: explicit

@@ -1,6 +1,7 @@
 package housekeeper
 
 import (
+	"fmt"
 	"maps"
 	"reflect"
 	"slices"
@@ -112,9 +113,9 @@ func hasTag(key string) Conditions {
 }
 
 // statements is a role policy under construction. Each function's EC2
-// permissions are written once, as statements: they go to the function's
-// own role and, in organization mode, to the member role every member
-// account gets (which holds the three functions' statements together).
+// permissions are written once, as statements (accountAccessOf): they go
+// to the function's own role and, in organization mode, to the function's
+// own member role in every member account.
 type statements struct {
 	list []awsiam.PolicyStatement
 	sids map[string]int
@@ -292,6 +293,50 @@ func NeedsOf(policies ...*policy.Policy) Needs {
 	n.TaggerKeys = slices.Sorted(maps.Keys(keys))
 	n.ProtectTags = slices.Sorted(maps.Keys(protect))
 	return n
+}
+
+// accountAccess is what a function does in an account it works in (its
+// EC2, Auto Scaling, SSM and Recycle Bin statements) and why each of their
+// wildcard resources is needed. The function's own role gets it for the
+// home account and, in organization mode, the function's member role for
+// each member account: one definition, so the two cannot drift apart and
+// no member role holds another function's statements.
+type accountAccess struct {
+	add       func(s *statements, stack awscdk.Stack, r ec2Resources, n Needs, regions []string)
+	wildcards []wildcard
+}
+
+// accountAccessOf is the accountAccess of each function that works in
+// accounts (OrgWorkerFunctions); the dispatcher works in none.
+var accountAccessOf = map[string]accountAccess{
+	TaggerFunctionName: {
+		add:       func(s *statements, _ awscdk.Stack, r ec2Resources, n Needs, _ []string) { taggerEC2(s, r, n) },
+		wildcards: []wildcard{describeAnything, everyImage, everySnapshot},
+	},
+	SharingFunctionName: {
+		add:       func(s *statements, _ awscdk.Stack, r ec2Resources, n Needs, _ []string) { sharingEC2(s, r, n) },
+		wildcards: sharingWildcards,
+	},
+	CleanupFunctionName: {
+		add: func(s *statements, stack awscdk.Stack, r ec2Resources, n Needs, regions []string) {
+			cleanupEC2(s, r, n, cleanupParameters(stack, regions))
+		},
+		wildcards: cleanupWildcards,
+	},
+}
+
+// accountStatements are function's statements (accountAccessOf) in
+// stack's account, over regions (none: the stack's region), with every
+// EC2 call outside regions denied.
+func accountStatements(stack awscdk.Stack, function string, n Needs, regions []string) *statements {
+	a, ok := accountAccessOf[function]
+	if !ok {
+		panic(fmt.Sprintf("no account statements for function %q", function))
+	}
+	var s statements
+	a.add(&s, stack, ec2ResourcesIn(stack, regions), n, regions)
+	denyOutsideRegions(&s, regions)
+	return &s
 }
 
 // taggerEC2 is what the tagger does to AMIs and snapshots.

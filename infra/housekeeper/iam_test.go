@@ -430,11 +430,36 @@ func TestDocumentedSCP(t *testing.T) {
 			t.Errorf("the SCP does not name the roles' path %v", p["Path"])
 		}
 	}
+	// Organization mode's member roles (path /, one per function, default
+	// base name) may set the tags, and no one else may make them.
+	tags := sids["OnlyTheHousekeeperSetsItsTags"]
+	roles := sids["NoOneElseMakesHousekeeperRoles"]
+	for _, f := range OrgWorkerFunctions {
+		arn := "arn:aws:iam::123456789012:role/" + testOrg().MemberRole(f)
+		if !matchesAny(arn, strs(conditionValue(tags, "ArnNotLike", "aws:PrincipalArn"))) {
+			t.Errorf("the SCP keeps the %s member role %s from setting the tags", f, arn)
+		}
+		if roles == nil || !matchesAny(arn, strs(roles["Resource"])) {
+			t.Errorf("the SCP lets anyone make the %s member role %s", f, arn)
+		}
+	}
+}
+
+// matchesAny says whether s matches one of the IAM patterns (* and ?).
+func matchesAny(s string, patterns []string) bool {
+	for _, p := range patterns {
+		re := strings.NewReplacer(`\*`, ".*", `\?`, ".").Replace(regexp.QuoteMeta(p))
+		if regexp.MustCompile("^" + re + "$").MatchString(s) {
+			return true
+		}
+	}
+	return false
 }
 
 // The image usage reports (retention.shared_usage: check) are the
 // cleanup's only when the policy, or one of its overrides, asks for them;
-// in organization mode the member role gets them too.
+// in organization mode the cleanup's member role gets them too, and no
+// other member role.
 func TestUsageReportPermissions(t *testing.T) {
 	reports := []string{"ec2:CreateImageUsageReport", "ec2:DescribeImageUsageReports", "ec2:DescribeImageUsageReportEntries"}
 	for _, tc := range []struct {
@@ -449,12 +474,17 @@ func TestUsageReportPermissions(t *testing.T) {
 			props := StackProps{PolicyFile: writeFile(t, "policy.yaml", tc.doc)}
 			single := synth(t, props)
 			central, member, _ := orgTemplates(t, testOrg(), props)
-			_, role := memberRole(t, member)
+			memberOf := func(function string) []map[string]any {
+				_, role := memberRole(t, member, function)
+				return memberStatements(t, role)
+			}
 			for where, statements := range map[string][]map[string]any{
 				"single-account cleanup": roleStatements(t, single, cleanupOf(t, single).role),
 				"central cleanup":        roleStatements(t, central, cleanupOf(t, central).role),
-				"member":                 memberStatements(t, role),
+				"member cleanup":         memberOf(CleanupFunctionName),
 				"tagger":                 roleStatements(t, single, taggerOf(t, single).role),
+				"member tagger":          memberOf(TaggerFunctionName),
+				"member sharing":         memberOf(SharingFunctionName),
 			} {
 				for _, a := range reports {
 					var got bool
@@ -463,7 +493,7 @@ func TestUsageReportPermissions(t *testing.T) {
 							got = true
 						}
 					}
-					if want := tc.want && where != "tagger"; got != want {
+					if want := tc.want && strings.HasSuffix(where, "cleanup"); got != want {
 						t.Errorf("%s role: %s allowed %v, want %v", where, a, got, want)
 					}
 				}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudformation"
@@ -38,7 +39,7 @@ type MemberProps struct {
 	// CentralStackName names the central functions' roles (RoleNames).
 	CentralStackName string
 	Organization     config.Organization
-	// Needs is what the policy's variants ask of the member role.
+	// Needs is what the policy's variants ask of the member roles.
 	Needs Needs
 	// RecycleBin are the rules each member region gets (ImageDays 0: none).
 	RecycleBin RecycleBinProps
@@ -48,9 +49,12 @@ type MemberProps struct {
 // organization gets through the StackSet.
 type Member struct {
 	Stack awscdk.Stack
-	// Role is the member role (created in the stack instance of the first
-	// of the StackSet's regions only: IAM is global to the account).
-	Role awsiam.Role
+	// Roles are the member roles by function (OrgWorkerFunctions), each
+	// assumable by that function's central role only and holding that
+	// function's statements only. They are created in the stack instance
+	// of the first of the StackSet's regions only: IAM is global to the
+	// account.
+	Roles map[string]awsiam.Role
 	// ForwardCalls and ForwardStateChanges forward the functions' events
 	// to the central bus.
 	ForwardCalls, ForwardStateChanges awsevents.Rule
@@ -66,7 +70,7 @@ func NewMemberStack(scope constructs.Construct, id string, p *MemberProps) *Memb
 		panic("member stack: no StackSet regions")
 	}
 	stack := awscdk.NewStack(scope, jsii.String(id), &awscdk.StackProps{
-		Description: jsii.String("ami-housekeeper member: the role the central functions assume, event forwarding to the central bus, Recycle Bin rules"),
+		Description: jsii.String("ami-housekeeper member: the roles the central functions assume (one each), event forwarding to the central bus, Recycle Bin rules"),
 		// No assets and no CDK bootstrap in the member accounts: the
 		// template must deploy as it is.
 		Synthesizer:        awscdk.NewBootstraplessSynthesizer(&awscdk.BootstraplessSynthesizerProps{}),
@@ -81,7 +85,7 @@ func NewMemberStack(scope constructs.Construct, id string, p *MemberProps) *Memb
 	centralRegion := param(ParamCentralRegion, "Region of the central ami-housekeeper stack", `^[a-z0-9-]+$`)
 	centralBus := param(ParamCentralBus, "ARN of the central event bus", `^arn:[a-z-]+:events:[a-z0-9-]+:[0-9]{12}:event-bus/[A-Za-z0-9._-]+$`)
 
-	// IAM is global: the role is made once per account, by the stack
+	// IAM is global: the roles are made once per account, by the stack
 	// instance in the first of the StackSet's regions.
 	roleRegion := awscdk.NewCfnCondition(stack, jsii.String("IsRoleRegion"), &awscdk.CfnConditionProps{
 		Expression: awscdk.Fn_ConditionEquals(awscdk.Aws_REGION(), jsii.String(o.StackSetRegions[0])),
@@ -94,9 +98,12 @@ func NewMemberStack(scope constructs.Construct, id string, p *MemberProps) *Memb
 			awscdk.Fn_ConditionEquals(awscdk.Aws_REGION(), centralRegion))),
 	})
 
-	m := &Member{Stack: stack}
-	m.Role = newMemberRole(stack, p, centralAccount)
-	onlyIf(m.Role, roleRegion)
+	m := &Member{Stack: stack, Roles: map[string]awsiam.Role{}}
+	for _, function := range OrgWorkerFunctions {
+		role := newMemberRole(stack, p, function, centralAccount)
+		onlyIf(role, roleRegion)
+		m.Roles[function] = role
+	}
 
 	fwd := constructs.NewConstruct(stack, jsii.String("Forwarding"))
 	m.ForwardingRole = awsiam.NewRole(fwd, jsii.String("Role"), &awsiam.RoleProps{
@@ -135,54 +142,45 @@ func ForwardedCloudTrailEvents() []string {
 	return slices.Concat(TaggerCloudTrailEvents, SharingCloudTrailEvents)
 }
 
-// newMemberRole creates the member role: trusted by the central
-// functions' roles only, holding what the three functions do in an
-// account (the same statements as their own roles, over every region of
-// the StackSet).
-func newMemberRole(stack awscdk.Stack, p *MemberProps, centralAccount *string) awsiam.Role {
+// newMemberRole creates function's member role: trusted by function's
+// central role only, holding only what function does in an account (the
+// statements of its own role, accountStatements, over every region of the
+// StackSet). A tagger session can then tag, and nothing more, in a member
+// account.
+func newMemberRole(stack awscdk.Stack, p *MemberProps, function string, centralAccount *string) awsiam.Role {
 	o := p.Organization
-	var roleARNs []*string
-	for _, name := range RoleNames(p.CentralStackName) {
-		roleARNs = append(roleARNs, stack.FormatArn(&awscdk.ArnComponents{
-			Service: jsii.String("iam"), Region: jsii.String(""), Account: centralAccount,
-			Resource: jsii.String("role"), ResourceName: jsii.String(RolePath[1:] + name),
-		}))
-	}
+	centralRole := stack.FormatArn(&awscdk.ArnComponents{
+		Service: jsii.String("iam"), Region: jsii.String(""), Account: centralAccount,
+		Resource: jsii.String("role"), ResourceName: jsii.String(RolePath[1:] + CentralRoleName(p.CentralStackName, function)),
+	})
 	// The central account is the principal; the conditions narrow it to
-	// the three function roles (by ARN, so a role deleted and remade by a
+	// the function's role (by ARN, so a role deleted and remade by a
 	// deploy is still trusted), of this organization, with the external id
 	// when one is configured.
 	trust := Conditions{
-		"ArnEquals":    {"aws:PrincipalArn": roleARNs},
+		"ArnEquals":    {"aws:PrincipalArn": centralRole},
 		"StringEquals": {"aws:PrincipalOrgID": o.ID},
 	}
 	if o.ExternalID != "" {
 		trust["StringEquals"]["sts:ExternalId"] = o.ExternalID
 	}
-
-	var s statements
-	r := ec2ResourcesIn(stack, o.StackSetRegions)
-	taggerEC2(&s, r, p.Needs)
-	cleanupEC2(&s, r, p.Needs, cleanupParameters(stack, o.StackSetRegions))
-	sharingEC2(&s, r, p.Needs)
-	denyOutsideRegions(&s, o.StackSetRegions)
-
-	role := awsiam.NewRole(stack, jsii.String("MemberRole"), &awsiam.RoleProps{
-		RoleName:    jsii.String(o.MemberRoleName),
+	s := accountStatements(stack, function, p.Needs, o.StackSetRegions)
+	role := awsiam.NewRole(stack, jsii.String(memberRoleID(function)), &awsiam.RoleProps{
+		RoleName:    jsii.String(o.MemberRole(function)),
 		AssumedBy:   awsiam.NewPrincipalWithConditions(awsiam.NewAccountPrincipal(centralAccount), trust.doc()),
-		Description: jsii.String("ami-housekeeper: assumed by the central tagger, sharing guard and cleanup"),
+		Description: jsii.String("ami-housekeeper: assumed by the central " + function + " function only, allowed what it does in this account"),
 		InlinePolicies: &map[string]awsiam.PolicyDocument{
-			"ami-housekeeper": awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &s.list}),
+			"ami-housekeeper-" + function: awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &s.list}),
 		},
 	})
-	var ws []wildcard
-	for _, w := range append(slices.Clone(cleanupWildcards), sharingWildcards...) {
-		if !slices.ContainsFunc(ws, func(x wildcard) bool { return x.resource == w.resource }) {
-			ws = append(ws, w)
-		}
-	}
-	suppressRoleWildcards(role, []string{"*"}, ws...)
+	suppressRoleWildcards(role, []string{"*"}, accountAccessOf[function].wildcards...)
 	return role
+}
+
+// memberRoleID is the construct id of function's member role
+// ("TaggerMemberRole").
+func memberRoleID(function string) string {
+	return strings.ToUpper(function[:1]) + function[1:] + "MemberRole"
 }
 
 // onlyIf puts every CloudFormation resource under scope under condition.
@@ -255,14 +253,14 @@ func NewMemberStackSet(scope constructs.Construct, id string, p *MemberStackSetP
 		OrganizationalUnitIds: jsii.Strings(o.StackSetTargetOUs...),
 	}
 	if len(o.Scope.ExcludeAccounts) > 0 {
-		// Excluded accounts get no member role at all.
+		// Excluded accounts get no member roles at all.
 		targets.AccountFilterType = jsii.String("DIFFERENCE")
 		targets.Accounts = jsii.Strings(o.Scope.ExcludeAccounts...)
 	}
 	stack := awscdk.Stack_Of(scope)
 	set := awscloudformation.NewCfnStackSet(scope, jsii.String(id), &awscloudformation.CfnStackSetProps{
 		StackSetName:    jsii.String(*stack.StackName() + "-member"),
-		Description:     jsii.String("ami-housekeeper member stacks: the member role, event forwarding to the central bus, Recycle Bin rules"),
+		Description:     jsii.String("ami-housekeeper member stacks: the member roles (one per central function), event forwarding to the central bus, Recycle Bin rules"),
 		PermissionModel: jsii.String("SERVICE_MANAGED"),
 		AutoDeployment: &awscloudformation.CfnStackSet_AutoDeploymentProperty{
 			Enabled: jsii.Bool(true),

@@ -104,11 +104,24 @@ type UnitsQueue struct {
 	Alarm awscloudwatch.Alarm
 }
 
+// OrgWorkerFunctions are the central functions that work in member
+// accounts, each through a member role of its own
+// (config.Organization.MemberRole); the dispatcher reaches none.
+var OrgWorkerFunctions = []string{TaggerFunctionName, SharingFunctionName, CleanupFunctionName}
+
 // RoleNames are the fixed names of the central functions' roles in
-// organization mode: the member role trusts exactly these.
+// organization mode (OrgWorkerFunctions' order): each function's member
+// role trusts exactly its own.
 func RoleNames(stackName string) []string {
-	return []string{stackName + "-" + TaggerFunctionName, stackName + "-" + SharingFunctionName, stackName + "-" + CleanupFunctionName}
+	var out []string
+	for _, f := range OrgWorkerFunctions {
+		out = append(out, CentralRoleName(stackName, f))
+	}
+	return out
 }
+
+// CentralRoleName is function's fixed role name in organization mode.
+func CentralRoleName(stackName, function string) string { return stackName + "-" + function }
 
 // roleName is the function's fixed role name in organization mode, ""
 // (a generated one) otherwise.
@@ -116,7 +129,7 @@ func (d Deployment) roleName(scope constructs.Construct, function string) string
 	if d.Org == nil {
 		return ""
 	}
-	return *awscdk.Stack_Of(scope).StackName() + "-" + function
+	return CentralRoleName(*awscdk.Stack_Of(scope).StackName(), function)
 }
 
 // wildcardRegions is how the roles' ARNs show their region to cdk-nag:
@@ -180,9 +193,9 @@ func newOrgDeployment(stack awscdk.Stack, o config.Organization, topic awssns.IT
 	if err != nil {
 		panic(fmt.Sprintf("organization scope: %v", err))
 	}
+	// The member role's name is each worker's own (allowOrgWorker).
 	env := map[string]*string{
 		EnvOrgScope:               jsii.String(string(scope)),
-		EnvOrgRoleName:            jsii.String(o.MemberRoleName),
 		EnvLedgerTable:            ledger.TableName(),
 		EnvUnitsQueueCleanup:      jsii.String(cleanupUnits.Name),
 		EnvUnitsQueueSharingAudit: jsii.String(auditUnits.Name),
@@ -266,34 +279,39 @@ func (f *goFunction) addUnits(scope constructs.Construct, u *UnitsQueue, concurr
 	}, jsii.Bool(true))
 }
 
-// allowOrgWorker lets a central function work in the member accounts:
-// assume the member role of an account of the organization (the member
-// role's trust policy names this role), read the organization, and, for
-// a units worker, use the ledger. Nothing outside organization mode.
-func (f *goFunction) allowOrgWorker(o *OrgDeployment, ledger bool) {
+// allowOrgWorker lets function's central role work in the member
+// accounts: assume function's own member role (and no other function's)
+// in an account of the organization, whose trust policy names this role
+// alone; read the organization; and, for a units worker, use the ledger.
+// The function is told its member role's name (EnvOrgRoleName). Nothing
+// outside organization mode.
+func (f *goFunction) allowOrgWorker(o *OrgDeployment, function string, ledger bool) {
 	if o == nil {
 		return
 	}
 	stack := awscdk.Stack_Of(f.Role)
+	roleName := o.Config.MemberRole(function)
 	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Actions: jsii.Strings("sts:AssumeRole"),
 		Resources: jsii.Strings(*stack.FormatArn(&awscdk.ArnComponents{
 			Service: jsii.String("iam"), Region: jsii.String(""), Account: jsii.String("*"),
-			Resource: jsii.String("role"), ResourceName: jsii.String(o.Config.MemberRoleName),
+			Resource: jsii.String("role"), ResourceName: jsii.String(roleName),
 		})),
 		Conditions: &map[string]any{"StringEquals": map[string]any{"aws:ResourceOrgID": o.Config.ID}},
 	}))
+	f.Function.AddEnvironment(jsii.String(EnvOrgRoleName), jsii.String(roleName), nil)
 	f.allow(organizationsReads, jsii.String("*"))
 	if ledger {
 		f.allow(ledgerActions, o.Ledger.TableArn())
 	}
-	suppressRoleWildcards(f.Role, nil, memberRoleWildcard(o.Config.MemberRoleName), organizationsWildcard)
+	suppressRoleWildcards(f.Role, nil, memberRoleWildcard(roleName), organizationsWildcard)
 }
 
-// memberRoleWildcard: the member role is in every account of the scope.
+// memberRoleWildcard: the function's member role is in every account of
+// the scope.
 func memberRoleWildcard(roleName string) wildcard {
 	return wildcard{"Resource::arn:<AWS::Partition>:iam::*:role/" + roleName,
-		"The member role has one name in every member account, and the accounts are the organization's, listed at run time: the statement is conditioned on aws:ResourceOrgID = the organization, and the member role trusts only this deployment's function roles."}
+		"The function's member role has one name in every member account, and the accounts are the organization's, listed at run time: the statement is conditioned on aws:ResourceOrgID = the organization, names this function's member role only, and that role trusts only this function's role."}
 }
 
 // organizationsWildcard: Organizations' reads.

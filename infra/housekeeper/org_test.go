@@ -197,7 +197,8 @@ func mustTopic(t *testing.T, st stackTemplate) string {
 }
 
 // orgEnv is the environment every central function has in organization
-// mode (testOrg), plus extra.
+// mode (testOrg), plus extra; the workers add their own member role's
+// name (EnvOrgRoleName).
 func orgEnv(t *testing.T, st stackTemplate, extra map[string]any) map[string]any {
 	t.Helper()
 	table, _ := onlyResource(t, st, "AWS::DynamoDB::Table")
@@ -206,7 +207,6 @@ func orgEnv(t *testing.T, st stackTemplate, extra map[string]any) map[string]any
 		EnvLogLevel:               "info",
 		EnvKillSwitch:             "/Test/kill-switch",
 		EnvOrgScope:               `{"ous":["ou-ab12-cdefghij"],"regions":["eu-west-1","us-east-1"]}`,
-		EnvOrgRoleName:            "ami-housekeeper-member",
 		EnvLedgerTable:            ref(table),
 		EnvUnitsQueueCleanup:      "Test-cleanup-units.fifo",
 		EnvUnitsQueueSharingAudit: "Test-audit-units.fifo",
@@ -417,31 +417,39 @@ func TestOrgLedger(t *testing.T) {
 	check(t, "ledger output", func() { st.HasOutput(jsii.String("LedgerTableName"), map[string]any{"Value": ref(table)}) })
 }
 
-// The three functions the member role trusts have fixed role names, may
-// assume the member role of the organization's accounts only, and read
-// the organization; the dispatcher reads it and assumes nothing. Every
-// central function gets the organization's environment; EC2 calls outside
-// the scope's regions are denied.
+// The three functions that work in member accounts have fixed role names,
+// may each assume only its own member role (<memberRoleName>-<function>)
+// in the organization's accounts, are told its name, and read the
+// organization; the dispatcher reads it, assumes nothing and is told no
+// member role. Every central function gets the organization's
+// environment; EC2 calls outside the scope's regions are denied.
 func TestOrgCentralRoles(t *testing.T) {
 	o := testOrg()
 	o.ExternalID = "ext-123"
 	st := synthOrg(t, o, StackProps{})
 	topic := mustTopic(t, st)
-	memberRole := "arn:${AWS::Partition}:iam::*:role/ami-housekeeper-member"
 	orgCondition := map[string]any{"StringEquals": map[string]any{"aws:ResourceOrgID": "o-abcdefghij"}}
 	for _, f := range []function{taggerOf(t, st), sharingOf(t, st), cleanupOf(t, st), findFunction(t, st, DispatcherFunctionName)} {
 		_, role := resourceByID(t, st, "AWS::IAM::Role", f.role)
 		assume := resourcesAllowed(t, st, f, "sts:AssumeRole")
+		env := envOf(f)
 		if f.name == DispatcherFunctionName {
 			if role["RoleName"] != nil || len(assume) != 0 {
 				t.Errorf("dispatcher: role name %v, may assume %v; want a generated name and nothing to assume", role["RoleName"], assume)
+			}
+			if v, ok := env[EnvOrgRoleName]; ok {
+				t.Errorf("dispatcher: %s = %v, want none (it reaches no member account)", EnvOrgRoleName, v)
 			}
 		} else {
 			if role["RoleName"] != "Test-"+f.name || role["Path"] != RolePath {
 				t.Errorf("%s role: name %v path %v, want Test-%s under %s", f.name, role["RoleName"], role["Path"], f.name, RolePath)
 			}
-			if want := []string{when(memberRole, orgCondition)}; !slices.Equal(assume, want) {
-				t.Errorf("%s may assume %v, want %v", f.name, assume, want)
+			own := "ami-housekeeper-member-" + f.name
+			if want := []string{when("arn:${AWS::Partition}:iam::*:role/"+own, orgCondition)}; !slices.Equal(assume, want) {
+				t.Errorf("%s may assume %v, want only its own member role %v", f.name, assume, want)
+			}
+			if env[EnvOrgRoleName] != own {
+				t.Errorf("%s: %s = %v, want %s", f.name, EnvOrgRoleName, env[EnvOrgRoleName], own)
 			}
 			denies := statementsOf(t, st, f, "Deny", "ec2:*")
 			if len(denies) != 1 || !reflect.DeepEqual(strs(conditionValue(denies[0], "StringNotEquals", "aws:RequestedRegion")), []string{"eu-west-1", "us-east-1"}) ||
@@ -454,7 +462,6 @@ func TestOrgCentralRoles(t *testing.T) {
 				t.Errorf("%s: %s on %v", f.name, a, got)
 			}
 		}
-		env := envOf(f)
 		for k, v := range orgEnv(t, st, map[string]any{EnvOrgExternalID: "ext-123"}) {
 			if !reflect.DeepEqual(env[k], v) {
 				t.Errorf("%s: %s = %v, want %v", f.name, k, env[k], v)
@@ -476,22 +483,29 @@ func TestOrgCentralRoles(t *testing.T) {
 	_ = topic
 }
 
-// memberRole returns the member role's logical ID and properties.
-func memberRole(t *testing.T, member stackTemplate) (string, map[string]any) {
+// memberRole returns the logical ID and properties of function's member
+// role (named <memberRoleName>-<function>), checking that the member stack
+// makes one named role per worker function and no other.
+func memberRole(t *testing.T, member stackTemplate, function string) (string, map[string]any) {
 	t.Helper()
-	var found []string
+	var named, found []string
 	for id, r := range resources(member, "AWS::IAM::Role") {
-		if properties(r)["RoleName"] != nil {
+		name, _ := properties(r)["RoleName"].(string)
+		if name == "" {
+			continue
+		}
+		named = append(named, name)
+		if strings.HasSuffix(name, "-"+function) {
 			found = append(found, id)
 		}
 	}
-	if len(found) != 1 {
-		t.Fatalf("want 1 named role in the member stack, got %v", found)
+	if len(named) != len(OrgWorkerFunctions) || len(found) != 1 {
+		t.Fatalf("member stack roles %v: want one per function (%v), one of them the %s's", named, OrgWorkerFunctions, function)
 	}
 	return found[0], properties(resources(member, "AWS::IAM::Role")[found[0]])
 }
 
-// memberStatements returns the member role's inline statements.
+// memberStatements returns a member role's inline statements.
 func memberStatements(t *testing.T, role map[string]any) []map[string]any {
 	t.Helper()
 	policies := list(role["Policies"])
@@ -508,95 +522,106 @@ func memberStatements(t *testing.T, role map[string]any) []map[string]any {
 	return out
 }
 
-// The member role is assumable by the central account's three function
-// roles only, of the organization, with the external id when one is set;
-// it is made once per account, in the first StackSet region.
+// allows says whether any Allow statement names action.
+func allows(statements []map[string]any, action string) bool {
+	for _, s := range statements {
+		if s["Effect"] == "Allow" && slices.Contains(list(s["Action"]), any(action)) {
+			return true
+		}
+	}
+	return false
+}
+
+// Each function's member role is assumable by that function's central
+// role only (not the other functions'), of the organization, with the
+// external id when one is set; the roles are made once per account, in
+// the first StackSet region. The longest base name accepted still makes
+// IAM role names.
 func TestOrgMemberRoleTrust(t *testing.T) {
 	for _, tc := range []struct {
 		name, externalID, roleName string
 	}{
 		{name: "no external id", roleName: "ami-housekeeper-member"},
-		{name: "external id, own role name", externalID: "ext-123", roleName: "hk-member"},
+		{name: "external id, longest base name", externalID: "ext-123", roleName: strings.Repeat("m", config.MaxMemberRoleNameLength)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := testOrg()
 			o.ExternalID, o.MemberRoleName = tc.externalID, tc.roleName
 			o.StackSetRegions = []string{"us-east-1", "eu-west-1"}
-			_, member, _ := orgTemplates(t, o, StackProps{})
-			id, role := memberRole(t, member)
-			if role["RoleName"] != tc.roleName || role["Path"] != nil {
-				t.Errorf("member role name %v path %v, want %s at /", role["RoleName"], role["Path"], tc.roleName)
-			}
-			doc, _ := role["AssumeRolePolicyDocument"].(map[string]any)
-			statements := list(doc["Statement"])
-			if len(statements) != 1 {
-				t.Fatalf("trust policy: %d statements, want 1: %v", len(statements), statements)
-			}
-			s, _ := statements[0].(map[string]any)
-			if s["Effect"] != "Allow" || s["Action"] != "sts:AssumeRole" || render(principalAWS(s)) != "arn:${AWS::Partition}:iam::${CentralAccountId}:root" {
-				t.Errorf("trust statement %v: want sts:AssumeRole by the central account", s)
-			}
-			var roles []string
-			for _, r := range list(conditionValue(s, "ArnEquals", "aws:PrincipalArn")) {
-				roles = append(roles, r.(string))
-			}
-			wantRoles := []string{
-				"arn:${AWS::Partition}:iam::${CentralAccountId}:role/ami-housekeeper/Test-tagger",
-				"arn:${AWS::Partition}:iam::${CentralAccountId}:role/ami-housekeeper/Test-sharing",
-				"arn:${AWS::Partition}:iam::${CentralAccountId}:role/ami-housekeeper/Test-cleanup",
-			}
-			if !slices.Equal(roles, wantRoles) {
-				t.Errorf("trusted principals %v, want %v", roles, wantRoles)
-			}
-			wantEquals := map[string]any{"aws:PrincipalOrgID": "o-abcdefghij"}
-			if tc.externalID != "" {
-				wantEquals["sts:ExternalId"] = tc.externalID
-			}
-			cond, _ := s["Condition"].(map[string]any)
-			if !reflect.DeepEqual(cond["StringEquals"], wantEquals) || len(cond) != 2 {
-				t.Errorf("trust conditions %v, want ArnEquals and StringEquals %v", cond, wantEquals)
-			}
-			// The central roles are named exactly so.
-			central := synthOrg(t, o, StackProps{})
-			for i, f := range []function{taggerOf(t, central), sharingOf(t, central), cleanupOf(t, central)} {
-				_, r := resourceByID(t, central, "AWS::IAM::Role", f.role)
-				if "arn:${AWS::Partition}:iam::${CentralAccountId}:role"+r["Path"].(string)+r["RoleName"].(string) != wantRoles[i] {
-					t.Errorf("central %s role %v%v is not the one trusted, %s", f.name, r["Path"], r["RoleName"], wantRoles[i])
-				}
-			}
-			// IAM is global: one instance makes the role.
-			res := resources(member, "AWS::IAM::Role")[id]
+			central, member, _ := orgTemplates(t, o, StackProps{})
 			conds := member.ToJSON()
 			c, _ := (*conds)["Conditions"].(map[string]any)
-			if res["Condition"] != "IsRoleRegion" || !reflect.DeepEqual(c["IsRoleRegion"], map[string]any{"Fn::Equals": []any{ref("AWS::Region"), "us-east-1"}}) {
-				t.Errorf("member role condition %v (%v), want it made in us-east-1 only", res["Condition"], c["IsRoleRegion"])
+			for _, f := range []function{taggerOf(t, central), sharingOf(t, central), cleanupOf(t, central)} {
+				id, role := memberRole(t, member, f.name)
+				if want := tc.roleName + "-" + f.name; role["RoleName"] != want || len(want) > 64 || role["Path"] != nil {
+					t.Errorf("%s member role name %v path %v, want %s (at most 64 characters) at /", f.name, role["RoleName"], role["Path"], want)
+				}
+				doc, _ := role["AssumeRolePolicyDocument"].(map[string]any)
+				statements := list(doc["Statement"])
+				if len(statements) != 1 {
+					t.Fatalf("%s trust policy: %d statements, want 1: %v", f.name, len(statements), statements)
+				}
+				s, _ := statements[0].(map[string]any)
+				if s["Effect"] != "Allow" || s["Action"] != "sts:AssumeRole" || render(principalAWS(s)) != "arn:${AWS::Partition}:iam::${CentralAccountId}:root" {
+					t.Errorf("%s trust statement %v: want sts:AssumeRole by the central account", f.name, s)
+				}
+				// Only the function's own central role, named exactly as the
+				// central stack names it.
+				want := "arn:${AWS::Partition}:iam::${CentralAccountId}:role/ami-housekeeper/Test-" + f.name
+				if got := conditionValue(s, "ArnEquals", "aws:PrincipalArn"); render(got) != want {
+					t.Errorf("%s member role trusts %v, want only %s", f.name, got, want)
+				}
+				_, r := resourceByID(t, central, "AWS::IAM::Role", f.role)
+				if "arn:${AWS::Partition}:iam::${CentralAccountId}:role"+r["Path"].(string)+r["RoleName"].(string) != want {
+					t.Errorf("central %s role %v%v is not the one trusted, %s", f.name, r["Path"], r["RoleName"], want)
+				}
+				wantEquals := map[string]any{"aws:PrincipalOrgID": "o-abcdefghij"}
+				if tc.externalID != "" {
+					wantEquals["sts:ExternalId"] = tc.externalID
+				}
+				cond, _ := s["Condition"].(map[string]any)
+				if !reflect.DeepEqual(cond["StringEquals"], wantEquals) || len(cond) != 2 {
+					t.Errorf("%s trust conditions %v, want ArnEquals and StringEquals %v", f.name, cond, wantEquals)
+				}
+				// IAM is global: one instance makes the role.
+				res := resources(member, "AWS::IAM::Role")[id]
+				if res["Condition"] != "IsRoleRegion" || !reflect.DeepEqual(c["IsRoleRegion"], map[string]any{"Fn::Equals": []any{ref("AWS::Region"), "us-east-1"}}) {
+					t.Errorf("%s member role condition %v (%v), want it made in us-east-1 only", f.name, res["Condition"], c["IsRoleRegion"])
+				}
 			}
 		})
 	}
 }
 
-// The member role holds exactly the functions' own statements (one set of
-// code writes both), over every region it is deployed to: no wildcard
+// Each member role holds exactly its function's own statements (one set
+// of code writes both), over every region it is deployed to, and nothing
+// of the other functions': the tagger's cannot deregister, delete or
+// change sharing, the guard's cannot deregister or delete. No wildcard
 // action, every change conditioned on the account owning the resource,
-// tags on their keys, removals denied on protected AMIs; and it fits in
-// IAM's inline policy limit.
+// tags on their keys, the cleanup's removals denied on protected AMIs;
+// each fits in IAM's inline policy limit.
 func TestOrgMemberRolePermissions(t *testing.T) {
+	never := map[string][]string{
+		TaggerFunctionName: {"ec2:DeregisterImage", "ec2:DeleteSnapshot", "ec2:ModifyImageAttribute", "ec2:ModifySnapshotAttribute",
+			"ec2:DeleteTags", "ec2:DisableImage", "ec2:EnableImageDeprecation", "ec2:EnableImageBlockPublicAccess", "ssm:GetParameters"},
+		SharingFunctionName: {"ec2:DeregisterImage", "ec2:DeleteSnapshot", "ec2:DeleteTags", "ec2:DisableImage", "ec2:EnableImageDeprecation", "ssm:GetParameters"},
+		CleanupFunctionName: {"ec2:ModifyImageAttribute", "ec2:ModifySnapshotAttribute", "ec2:EnableImageBlockPublicAccess"},
+	}
 	for _, doc := range []string{"", "version: 1\nretention: {grace_days: 0, stages: {deprecate: true, disable: true}}\nsharing: {mode: enforce, enable_image_block_public_access: true}\n"} {
 		props := StackProps{}
 		if doc != "" {
 			props.PolicyFile = writeFile(t, "policy.yaml", doc)
 		}
 		central, member, _ := orgTemplates(t, testOrg(), props)
-		_, role := memberRole(t, member)
-		statements := memberStatements(t, role)
-
 		key := func(s map[string]any) string {
 			b, _ := json.Marshal(map[string]any{"e": s["Effect"], "a": s["Action"], "c": renderTokens(s["Condition"]), "r": renderTokens(s["Resource"])})
 			return string(b)
 		}
-		// What the three central roles do in their own account.
-		want := map[string]bool{}
 		for _, f := range []function{taggerOf(t, central), cleanupOf(t, central), sharingOf(t, central)} {
+			_, role := memberRole(t, member, f.name)
+			statements := memberStatements(t, role)
+			// What the function's central role does in its own account.
+			want := map[string]bool{}
 			for _, s := range roleStatements(t, central, f.role) {
 				for _, a := range list(s["Action"]) {
 					if svc, _, _ := strings.Cut(a.(string), ":"); slices.Contains([]string{"ec2", "autoscaling", "rbin", "imagebuilder"}, svc) ||
@@ -606,48 +631,69 @@ func TestOrgMemberRolePermissions(t *testing.T) {
 					}
 				}
 			}
-		}
-		got := map[string]bool{}
-		for _, s := range statements {
-			got[key(s)] = true
-			if s["Effect"] == "Allow" {
-				for _, a := range list(s["Action"]) {
-					if strings.Contains(a.(string), "*") {
-						t.Errorf("policy %q: member role allows wildcard action %v", doc, a)
-					}
-					if slices.Contains(destructiveActions, a.(string)) && conditionValue(s, "StringEquals", "aws:ResourceAccount") != "${AWS::AccountId}" {
-						t.Errorf("policy %q: member role allows %s without aws:ResourceAccount: %v", doc, a, s)
-					}
-					if (a == "ec2:CreateTags" || a == "ec2:DeleteTags") && conditionValue(s, "Null", "aws:TagKeys") != "false" {
-						t.Errorf("policy %q: member role tags without a key condition: %v", doc, s)
+			got := map[string]bool{}
+			for _, s := range statements {
+				got[key(s)] = true
+				if s["Effect"] == "Allow" {
+					for _, a := range list(s["Action"]) {
+						if strings.Contains(a.(string), "*") {
+							t.Errorf("policy %q: %s member role allows wildcard action %v", doc, f.name, a)
+						}
+						if slices.Contains(destructiveActions, a.(string)) && conditionValue(s, "StringEquals", "aws:ResourceAccount") != "${AWS::AccountId}" {
+							t.Errorf("policy %q: %s member role allows %s without aws:ResourceAccount: %v", doc, f.name, a, s)
+						}
+						if (a == "ec2:CreateTags" || a == "ec2:DeleteTags") && conditionValue(s, "Null", "aws:TagKeys") != "false" {
+							t.Errorf("policy %q: %s member role tags without a key condition: %v", doc, f.name, s)
+						}
 					}
 				}
 			}
-		}
-		for k := range got {
-			if !want[k] {
-				t.Errorf("policy %q: the member role has a statement no central role has: %s", doc, k)
+			for k := range got {
+				if !want[k] {
+					t.Errorf("policy %q: the %s member role has a statement its central role has not: %s", doc, f.name, k)
+				}
+			}
+			for k := range want {
+				if !got[k] {
+					t.Errorf("policy %q: the %s member role lacks a statement of its central role: %s", doc, f.name, k)
+				}
+			}
+			for _, a := range never[f.name] {
+				if allows(statements, a) {
+					t.Errorf("policy %q: the %s member role allows %s", doc, f.name, a)
+				}
+			}
+			var protect, regions bool
+			for _, s := range statements {
+				if s["Effect"] != "Deny" {
+					continue
+				}
+				if slices.Contains(list(s["Action"]), any("ec2:DeregisterImage")) && conditionValue(s, "Null", "ec2:ResourceTag/ami-housekeeper:keep") == "false" {
+					protect = true
+				}
+				if s["Action"] == "ec2:*" && reflect.DeepEqual(strs(conditionValue(s, "StringNotEquals", "aws:RequestedRegion")), []string{"eu-west-1", "us-east-1"}) {
+					regions = true
+				}
+			}
+			if f.name == CleanupFunctionName && (!protect || !allows(statements, "ec2:DeregisterImage") || !allows(statements, "ec2:DeleteSnapshot")) {
+				t.Errorf("policy %q: the cleanup member role: deregister %v, delete %v, protected AMIs denied %v", doc, allows(statements, "ec2:DeregisterImage"),
+					allows(statements, "ec2:DeleteSnapshot"), protect)
+			}
+			if !regions {
+				t.Errorf("policy %q: the %s member role may call EC2 outside the StackSet's regions", doc, f.name)
+			}
+			b, _ := json.Marshal(role["Policies"].([]any)[0].(map[string]any)["PolicyDocument"])
+			// IAM's limit on a role's inline policies, whitespace excluded.
+			if len(b) > 10240 {
+				t.Errorf("policy %q: %s member role policy of %d characters, more than IAM's 10,240 for inline policies", doc, f.name, len(b))
 			}
 		}
-		for k := range want {
-			if !got[k] {
-				t.Errorf("policy %q: the member role lacks a central role's statement: %s", doc, k)
-			}
+		// The guard's member role may change sharing; the tagger's only tags.
+		if _, role := memberRole(t, member, SharingFunctionName); !allows(memberStatements(t, role), "ec2:ModifyImageAttribute") {
+			t.Errorf("policy %q: the sharing member role may not revoke launch permissions", doc)
 		}
-		var protect bool
-		for _, s := range statements {
-			if s["Effect"] == "Deny" && slices.Contains(list(s["Action"]), any("ec2:DeregisterImage")) &&
-				conditionValue(s, "Null", "ec2:ResourceTag/ami-housekeeper:keep") == "false" {
-				protect = true
-			}
-		}
-		if !protect {
-			t.Errorf("policy %q: the member role may deregister protected AMIs", doc)
-		}
-		b, _ := json.Marshal(role["Policies"].([]any)[0].(map[string]any)["PolicyDocument"])
-		// IAM's limit on a role's inline policies, whitespace excluded.
-		if len(b) > 10240 {
-			t.Errorf("policy %q: member role policy of %d characters, more than IAM's 10,240 for inline policies", doc, len(b))
+		if _, role := memberRole(t, member, TaggerFunctionName); !allows(memberStatements(t, role), "ec2:CreateTags") {
+			t.Errorf("policy %q: the tagger member role may not tag", doc)
 		}
 	}
 }
@@ -858,9 +904,10 @@ func TestOrgApp(t *testing.T) {
 	}
 }
 
-// One role serves every account, so it covers every override of the
-// policy: an OU's override enabling a stage or dropping the grace period
-// widens the cleanup's role (central and member) to it.
+// One role per function serves every account, so it covers every override
+// of the policy: an OU's override enabling a stage or dropping the grace
+// period widens the cleanup's roles (central and member) to it, and no
+// other function's member role.
 func TestOverridesWidenTheRoles(t *testing.T) {
 	doc := "version: 1\nretention: {grace_days: 7}\noverrides:\n" +
 		"  - name: sandboxes\n    ous: [ou-ab12-sandbox1]\n    retention: {grace_days: 0, stages: {disable: true}}\n"
@@ -876,10 +923,16 @@ func TestOverridesWidenTheRoles(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			props := StackProps{PolicyFile: writeFile(t, "policy.yaml", tc.doc)}
 			central, member, _ := orgTemplates(t, testOrg(), props)
-			_, role := memberRole(t, member)
+			_, role := memberRole(t, member, CleanupFunctionName)
+			for _, f := range []string{TaggerFunctionName, SharingFunctionName} {
+				_, other := memberRole(t, member, f)
+				if st := memberStatements(t, other); allows(st, "ec2:DisableImage") || allows(st, "ec2:DeregisterImage") {
+					t.Errorf("the %s member role was widened to the cleanup's override", f)
+				}
+			}
 			for where, statements := range map[string][]map[string]any{
 				"central cleanup": roleStatements(t, central, cleanupOf(t, central).role),
-				"member":          memberStatements(t, role),
+				"member cleanup":  memberStatements(t, role),
 			} {
 				var disable, marked, deregister bool
 				for _, s := range statements {

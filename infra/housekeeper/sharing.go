@@ -82,11 +82,8 @@ func NewSharing(scope constructs.Construct, id string, props *SharingProps) *Sha
 	// paced, not throttled); the scheduled audit invokes it directly.
 	f.bufferEvents(c, SharingFunctionName, awscdk.Duration_Seconds(jsii.Number(sharingTimeoutSeconds)), props.Topic)
 
-	var s statements
-	sharingEC2(&s, props.ec2Resources(c), props.needs())
-	denyOutsideRegions(&s, props.Regions)
-	s.addTo(f.Role)
-	f.allowOrgWorker(props.Org, true)
+	f.allowAccount(c, props.Deployment, SharingFunctionName)
+	f.allowOrgWorker(props.Org, SharingFunctionName, true)
 	cursors := []*string{cursor.ParameterArn()}
 	if props.Org != nil {
 		// Each account and region's audit resumes from a cursor of its own,
@@ -97,7 +94,6 @@ func NewSharing(scope constructs.Construct, id string, props *SharingProps) *Sha
 	f.allow([]string{"events:PutEvents"}, stack.FormatArn(&awscdk.ArnComponents{
 		Service: jsii.String("events"), Resource: jsii.String("event-bus"), ResourceName: jsii.String("default")}))
 	f.allowPublish(props.Topic, props.TopicKey)
-	suppressRoleWildcards(f.Role, props.wildcardRegions(), sharingWildcards...)
 	if props.Org != nil {
 		suppressRoleWildcards(f.Role, nil, wildcard{
 			"Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter<" + *stack.GetLogicalId(cursor.Node().DefaultChild().(awscdk.CfnElement)) + ">/*",

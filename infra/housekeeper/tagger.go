@@ -51,12 +51,8 @@ func NewTagger(scope constructs.Construct, id string, props *TaggerProps) *Tagge
 	// Its events wait in a queue, so a release burst is paced, not throttled.
 	f.bufferEvents(c, TaggerFunctionName, awscdk.Duration_Seconds(jsii.Number(taggerTimeoutSeconds)), props.Topic)
 
-	var s statements
-	taggerEC2(&s, props.ec2Resources(c), props.needs())
-	denyOutsideRegions(&s, props.Regions)
-	s.addTo(f.Role)
-	suppressRoleWildcards(f.Role, props.wildcardRegions(), describeAnything, everyImage, everySnapshot)
-	f.allowOrgWorker(props.Org, false)
+	f.allowAccount(c, props.Deployment, TaggerFunctionName)
+	f.allowOrgWorker(props.Org, TaggerFunctionName, false)
 
 	// CloudTrail catches the AMI as soon as the call succeeds; the state change
 	// catches AMIs whose snapshots were still pending at that time, and AMIs

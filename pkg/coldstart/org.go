@@ -17,8 +17,12 @@ import (
 // Environment of organization mode, which org.EnvScope (the scope as
 // JSON) turns on.
 const (
-	// EnvOrgRoleName names the member role every member stack creates
-	// (DefaultMemberRoleName when unset).
+	// EnvOrgRoleName names the function's own member role: the member
+	// stack creates one per function (<memberRoleName>-tagger, -sharing,
+	// -cleanup), each trusted by that function's role alone and allowed
+	// only what that function does. Required in organization mode, except
+	// for the dispatcher, which reaches no member account: no shared name
+	// is guessed.
 	EnvOrgRoleName = "HOUSEKEEPER_ORG_ROLE_NAME"
 	// EnvOrgExternalID, when set, is passed on every AssumeRole; the member
 	// role's trust policy then requires it.
@@ -28,9 +32,10 @@ const (
 	EnvFunctionName = "AWS_LAMBDA_FUNCTION_NAME"
 )
 
-// DefaultMemberRoleName is the member role's name when EnvOrgRoleName is
-// unset (the member stack's default).
-const DefaultMemberRoleName = "ami-housekeeper-member"
+// FunctionDispatcher is the dispatcher's name (Boot's function): it lists
+// the organization and sends units from the home account, so it runs
+// without a member role (Org.Accounts nil).
+const FunctionDispatcher = "dispatcher"
 
 // DirectoryTTL is how long the organization directory is kept before it is
 // read again: an account that joins the scope is worked on within it, one
@@ -57,9 +62,10 @@ type Org struct {
 	// the account is unknown and the directory DirectoryMinRefresh old.
 	Lookup func(ctx context.Context, account string) (*org.Directory, error)
 	// Accounts reaches an account for the function's own calls: the home
-	// account with the function's clients, a member through its member
-	// role, with EC2 limiters of its own (EC2's buckets are per account),
-	// each sized like the function's share per instance (pkg/ratelimit).
+	// account with the function's clients, a member through the function's
+	// member role, with EC2 limiters of its own (EC2's buckets are per
+	// account), each sized like the function's share per instance
+	// (pkg/ratelimit). Nil for the dispatcher without EnvOrgRoleName.
 	Accounts *awsapi.Accounts
 
 	cfg    aws.Config // without limiters: each account's are attached
@@ -91,9 +97,6 @@ func NewOrg(getenv func(string) string, function string, maxConcurrency int, cfg
 		return nil, fmt.Errorf("organization mode: no STS or Organizations client")
 	}
 	roleName := getenv(EnvOrgRoleName)
-	if roleName == "" {
-		roleName = DefaultMemberRoleName
-	}
 	// The session carries the function's name, as its own role's sessions
 	// do at home: CloudTrail in a member account then names the function
 	// that acted (its revocations echoed back are re-checked, never skipped
@@ -109,8 +112,14 @@ func NewOrg(getenv func(string) string, function string, maxConcurrency int, cfg
 	if o.conf.Home == "" {
 		return nil, fmt.Errorf("organization mode: %s is not set: the home account must be known to tell it from the members", EnvAccountID)
 	}
-	if o.Accounts, o.limits, err = o.accounts(function, maxConcurrency, home); err != nil {
-		return nil, err
+	if roleName == "" && function != FunctionDispatcher {
+		return nil, fmt.Errorf("organization mode: %s is not set: the %s function reaches member accounts through a member role of its own (<memberRoleName>-%s), and no shared role is guessed",
+			EnvOrgRoleName, function, function)
+	}
+	if roleName != "" {
+		if o.Accounts, o.limits, err = o.accounts(function, maxConcurrency, home); err != nil {
+			return nil, err
+		}
 	}
 	cache := org.NewCache(deps.Organizations, scope, DirectoryTTL, nil)
 	o.Directory = cache.Get
@@ -125,6 +134,9 @@ func NewOrg(getenv func(string) string, function string, maxConcurrency int, cfg
 // instances instances (the sharing guard's audit has its own share); home
 // serves the home account.
 func (o *Org) AccountsFor(share string, instances int, home *awsapi.Clients) (*awsapi.Accounts, error) {
+	if o.conf.RoleName == "" {
+		return nil, fmt.Errorf("organization mode: %s is not set: no member role to reach the accounts with", EnvOrgRoleName)
+	}
 	a, _, err := o.accounts(share, instances, home)
 	return a, err
 }
@@ -146,7 +158,7 @@ func (o *Org) accounts(share string, instances int, home *awsapi.Clients) (*awsa
 // Usage is what the member accounts' calls cost so far (the home account's
 // are in Runtime.Limits).
 func (o *Org) Usage() ratelimit.Usage {
-	if o == nil {
+	if o == nil || o.limits == nil {
 		return ratelimit.Usage{Calls: map[string]int{}}
 	}
 	return o.limits.usage()

@@ -91,13 +91,17 @@ func TestNewOrgFromEnvironment(t *testing.T) {
 		{name: "home account unknown", getenv: env("HOUSEKEEPER_ORG_SCOPE", scope), err: "HOUSEKEEPER_ACCOUNT_ID is not set"},
 		{name: "bad role name", getenv: env("HOUSEKEEPER_ORG_SCOPE", scope, "HOUSEKEEPER_ACCOUNT_ID", home, "HOUSEKEEPER_ORG_ROLE_NAME", "no/slash"),
 			err: "member role name"},
-		{name: "defaults", getenv: env("HOUSEKEEPER_ORG_SCOPE", scope, "HOUSEKEEPER_ACCOUNT_ID", home),
-			roleARN: "arn:aws:iam::" + memberB + ":role/ami-housekeeper-member", session: "ami-housekeeper-tagger"},
+		// Each function has a member role of its own: no shared name is
+		// guessed.
+		{name: "no member role name", getenv: env("HOUSEKEEPER_ORG_SCOPE", scope, "HOUSEKEEPER_ACCOUNT_ID", home),
+			err: "HOUSEKEEPER_ORG_ROLE_NAME is not set: the tagger function"},
+		{name: "defaults", getenv: env("HOUSEKEEPER_ORG_SCOPE", scope, "HOUSEKEEPER_ACCOUNT_ID", home, "HOUSEKEEPER_ORG_ROLE_NAME", "ami-housekeeper-member-tagger"),
+			roleARN: "arn:aws:iam::" + memberB + ":role/ami-housekeeper-member-tagger", session: "ami-housekeeper-tagger"},
 		{name: "as deployed", getenv: env("HOUSEKEEPER_ORG_SCOPE", scope, "HOUSEKEEPER_ACCOUNT_ID", home, "HOUSEKEEPER_ORG_ROLE_NAME", "hk-member",
 			"HOUSEKEEPER_ORG_EXTERNAL_ID", "ext-42", "AWS_LAMBDA_FUNCTION_NAME", "AmiHousekeeper-tagger"),
 			roleARN: "arn:aws:iam::" + memberB + ":role/hk-member", session: "AmiHousekeeper-tagger", extID: "ext-42"},
-		{name: "China partition", getenv: env("HOUSEKEEPER_ORG_SCOPE", scope, "HOUSEKEEPER_ACCOUNT_ID", home), region: "cn-north-1",
-			roleARN: "arn:aws-cn:iam::" + memberB + ":role/ami-housekeeper-member", session: "ami-housekeeper-tagger"},
+		{name: "China partition", getenv: env("HOUSEKEEPER_ORG_SCOPE", scope, "HOUSEKEEPER_ACCOUNT_ID", home, "HOUSEKEEPER_ORG_ROLE_NAME", "ami-housekeeper-member-tagger"),
+			region: "cn-north-1", roleARN: "arn:aws-cn:iam::" + memberB + ":role/ami-housekeeper-member-tagger", session: "ami-housekeeper-tagger"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,6 +147,35 @@ func TestNewOrgFromEnvironment(t *testing.T) {
 	}
 }
 
+// The dispatcher reaches no member account: it starts without a member
+// role name, reads the organization, and has no member clients to give;
+// given one (as a shared environment might), it accepts it.
+func TestNewOrgDispatcherNeedsNoMemberRole(t *testing.T) {
+	s := &assumeSTS{}
+	cfg := sdkConfig("us-east-1", ec2Server(t).URL)
+	o, err := coldstart.NewOrg(env("HOUSEKEEPER_ORG_SCOPE", scope, "HOUSEKEEPER_ACCOUNT_ID", home), coldstart.FunctionDispatcher, 1, cfg, awsapi.NewClients(cfg), deps(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Directory == nil || o.Accounts != nil {
+		t.Fatalf("dispatcher: directory %v, accounts %v; want a directory and no member clients", o.Directory != nil, o.Accounts)
+	}
+	if u := o.Usage(); len(u.Calls) != 0 {
+		t.Errorf("usage %+v", u)
+	}
+	if _, err := o.AccountsFor(ratelimit.FunctionSharingAudit, 1, awsapi.NewClients(cfg)); err == nil || !strings.Contains(err.Error(), "HOUSEKEEPER_ORG_ROLE_NAME") {
+		t.Errorf("AccountsFor without a member role: %v, want an error naming HOUSEKEEPER_ORG_ROLE_NAME", err)
+	}
+	if len(s.ins) != 0 {
+		t.Errorf("%d AssumeRole", len(s.ins))
+	}
+	o, err = coldstart.NewOrg(env("HOUSEKEEPER_ORG_SCOPE", scope, "HOUSEKEEPER_ACCOUNT_ID", home, "HOUSEKEEPER_ORG_ROLE_NAME", "ami-housekeeper-member-tagger"),
+		coldstart.FunctionDispatcher, 1, cfg, awsapi.NewClients(cfg), deps(s))
+	if err != nil || o.Accounts == nil {
+		t.Fatalf("dispatcher with a member role name: %v", err)
+	}
+}
+
 // Each member account has EC2 buckets of its own, so each gets limiters of
 // its own, sized like the instance's share: the tagger at 10 instances may
 // send 4 DescribeImages at once (burst), then 0.96 a second. Four in B and
@@ -151,7 +184,7 @@ func TestNewOrgFromEnvironment(t *testing.T) {
 func TestOrgLimitersPerAccount(t *testing.T) {
 	s := &assumeSTS{}
 	cfg := sdkConfig("us-east-1", ec2Server(t).URL)
-	getenv := env("HOUSEKEEPER_ORG_SCOPE", scope, "HOUSEKEEPER_ACCOUNT_ID", home)
+	getenv := env("HOUSEKEEPER_ORG_SCOPE", scope, "HOUSEKEEPER_ACCOUNT_ID", home, "HOUSEKEEPER_ORG_ROLE_NAME", "ami-housekeeper-member-tagger")
 	o, err := coldstart.NewOrg(getenv, ratelimit.FunctionTagger, 10, cfg, awsapi.NewClients(cfg), deps(s))
 	if err != nil {
 		t.Fatal(err)
