@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -173,7 +174,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, req DispatchRequest) (Dispatc
 		units = append(units, Unit{Sweep: sweep, Job: req.Job, Account: t.Account, Region: t.Region, OU: t.OU, Dispatched: now})
 	}
 	res.Units, res.Skipped = len(units), dir.Skipped
-	meta, created, err := d.Ledger.Begin(ctx, Meta{Sweep: sweep, Job: req.Job, Expected: len(units), Started: now, Skipped: dir.Skipped})
+	meta, created, err := d.Ledger.Begin(ctx, Meta{Sweep: sweep, Job: req.Job, Expected: len(units), Started: now, Skipped: dir.Skipped, Targets: targets})
 	if err != nil {
 		return res, fmt.Errorf("dispatch %s: %w", sweep, err)
 	}
@@ -183,9 +184,19 @@ func (d *Dispatcher) dispatch(ctx context.Context, req DispatchRequest) (Dispatc
 			return res, fmt.Errorf("dispatch %s: the ledger holds this sweep for job %q", sweep, meta.Job)
 		}
 		res.Skipped = meta.Skipped
-		if meta.Expected != len(units) {
-			d.Log.WarnContext(ctx, "dispatch retried after the organization changed: the sweep keeps its first unit count",
+		// A retry sends the first dispatch's units, not today's targets: the
+		// count the summary waits for is the units sent. An account that
+		// left the scope since gets its unit, which the worker records
+		// out-of-scope; one that joined waits for the next sweep.
+		if len(meta.Targets) != len(targets) || !slices.Equal(meta.Targets, targets) {
+			d.Log.WarnContext(ctx, "dispatch retried after the organization changed: the sweep keeps its first units",
 				slog.String(logging.KeySweep, sweep), slog.Int(logging.KeyExpected, meta.Expected), slog.Int(logging.KeyUnits, len(units)))
+		}
+		if len(meta.Targets) == meta.Expected {
+			units = units[:0]
+			for _, t := range meta.Targets {
+				units = append(units, Unit{Sweep: sweep, Job: req.Job, Account: t.Account, Region: t.Region, OU: t.OU, Dispatched: meta.Started})
+			}
 		}
 		done, err := d.Ledger.Results(ctx, sweep)
 		if err != nil {

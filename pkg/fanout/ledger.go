@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,6 +14,7 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awsapi"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/org"
 )
 
 // The ledger table's schema, which the stack (infra/) creates: one
@@ -39,6 +41,7 @@ const (
 	attrDone       = "done"
 	attrStarted    = "started"
 	attrSkipped    = "skipped"
+	attrTargets    = "targets"
 	attrSummarized = "summarized" // N: Unix seconds of the claim to publish
 	attrPublished  = "published"  // S: when the summary went out
 	attrAccount    = "account"
@@ -96,11 +99,20 @@ type Meta struct {
 	// Skipped are the accounts the scope matched but the sweep does not
 	// cover, with why (org.Directory.Skipped at dispatch).
 	Skipped map[string]string
+	// Targets are the sweep's units as the first dispatch made them: a
+	// retried dispatch sends exactly these, whatever the organization looks
+	// like by then, so Expected always counts the units sent and the
+	// summary waits for every one of them.
+	Targets []org.Target
 	// Summarized is when a worker claimed the summary (zero: never).
 	Summarized time.Time
 	// Published is when the summary went out (zero: not yet).
 	Published time.Time
 }
+
+// MaxUnitsPerSweep bounds a sweep's units: the meta item lists them all
+// and DynamoDB items hold at most 400 KB (about 50 bytes a unit).
+const MaxUnitsPerSweep = 7000
 
 // Complete says whether every expected unit is recorded.
 func (m Meta) Complete() bool { return m.Done >= m.Expected }
@@ -170,6 +182,15 @@ func (l *Ledger) Begin(ctx context.Context, m Meta) (Meta, bool, error) {
 	item[attrDone] = n(0)
 	item[attrStarted] = ts(m.Started)
 	item[attrSkipped] = &ddbtypes.AttributeValueMemberM{Value: skipped}
+	if len(m.Targets) > MaxUnitsPerSweep {
+		return Meta{}, false, fmt.Errorf("ledger: begin: sweep %s has %d units, more than the %d one meta item can list: narrow organizationScope or split it across deployments",
+			m.Sweep, len(m.Targets), MaxUnitsPerSweep)
+	}
+	targets := make([]ddbtypes.AttributeValue, 0, len(m.Targets))
+	for _, t := range m.Targets {
+		targets = append(targets, s(t.Account+"/"+t.Region+"/"+t.OU))
+	}
+	item[attrTargets] = &ddbtypes.AttributeValueMemberL{Value: targets}
 	item[AttrExpires] = n(now.Add(Retention).Unix())
 	_, err := l.DB.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(l.Table), Item: item,
@@ -468,6 +489,19 @@ func parseMeta(item map[string]ddbtypes.AttributeValue) (Meta, error) {
 			if why, ok := v.(*ddbtypes.AttributeValueMemberS); ok {
 				m.Skipped[acct] = why.Value
 			}
+		}
+	}
+	if tl, ok := item[attrTargets].(*ddbtypes.AttributeValueMemberL); ok {
+		for _, v := range tl.Value {
+			sv, _ := v.(*ddbtypes.AttributeValueMemberS)
+			var parts []string
+			if sv != nil {
+				parts = strings.SplitN(sv.Value, "/", 3)
+			}
+			if len(parts) != 3 {
+				return m, fmt.Errorf("meta item: targets: %v is not account/region/ou", v)
+			}
+			m.Targets = append(m.Targets, org.Target{Account: parts[0], Region: parts[1], OU: parts[2]})
 		}
 	}
 	return m, r.err
