@@ -133,11 +133,12 @@ bench: tools build build-host ## Run the benchmarks quoted in README.md and prin
 	$(TEST_ENV) $(GO) test -run '^$$' -bench CleanupBehindThrottle -benchtime 1x -timeout 30m ./functions/cleanup/
 	$(TEST_ENV) $(GO) test -run '^$$' -bench CheckImageEvent -benchtime 100x ./pkg/sharing/
 	$(TEST_ENV) $(GO) test -run '^$$' -bench Audit10k -benchtime 1x ./pkg/sharing/audit/
+	$(TEST_ENV) $(GO) test -run '^$$' -bench OrgSweep -benchtime 1x -timeout 60m -v ./test/orgscale/
 	$(TEST_ENV) HOUSEKEEPER_CLI_BIN=$(DIST)/ami-housekeeper $(GO) test -run '^$$' -bench Plan5000 -benchtime 2x ./cmd/ami-housekeeper/
 	$(TEST_ENV) $(GO) test -run '^$$' -bench Burst -benchtime 1x -timeout 30m -v ./test/burst/
 
 .PHONY: demo
-demo: tools build-host ## Run the main jobs locally: moto + real function binaries + real events; prints the tags written and the cleanup report; then the CLI's plan, explain, apply and restore.
+demo: tools build-host ## Run the main jobs locally: moto + real function binaries + real events; prints the tags written and the cleanup report; then the CLI's plan, explain, apply and restore; then a cleanup sweep across an organization (dispatcher, units queue, workers) and a member account's event.
 	$(TEST_ENV) $(GO) run ./cmd/demo
 
 node_modules/.installed: package.json package-lock.json
