@@ -348,9 +348,14 @@ func (b *batch) directory(ctx context.Context, account string) (*org.Directory, 
 	}
 	if b.dirErr == nil && b.org.Lookup != nil {
 		if _, known := b.dir.Members[account]; !known {
-			if d, err := b.org.directory(ctx, account); err == nil {
-				b.dir = d
+			// A reload that fails leaves the account unknown, not refused:
+			// the record is retried (a new account's public share must not
+			// be dropped as "not a member").
+			d, err := b.org.directory(ctx, account)
+			if err != nil {
+				return nil, err
 			}
+			b.dir = d
 		}
 	}
 	return b.dir, b.dirErr

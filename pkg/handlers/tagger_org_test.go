@@ -554,3 +554,34 @@ func TestOrgJoinedAccountFoundByLookup(t *testing.T) {
 		}
 	})
 }
+
+// A record naming an account the directory does not know, whose reload
+// fails, is retried, not rejected as "not a member" (review finding: a new
+// account's event would be dropped).
+func TestOrgBatchUnknownAccountReloadFailsIsRetried(t *testing.T) {
+	w := newOrgWorld()
+	var logs bytes.Buffer
+	o := w.org()
+	o.Lookup = func(_ context.Context, account string) (*org.Directory, error) {
+		if _, known := w.dir.Members[account]; !known {
+			return nil, errors.New("ThrottlingException: rate exceeded")
+		}
+		return w.dir, nil
+	}
+	h := handlers.NewTagger(tagger.New(func(string) awsapi.TaggerEC2 { return w.ec2[orgHome] }, policy.Default().Tagging), logging.New(&logs, "info"), orgHome).
+		WithOrg(o, func(t *handlers.Target) *tagger.Tagger {
+			f := w.ec2[t.Account.ID]
+			return tagger.New(func(string) awsapi.TaggerEC2 { return f }, t.Policy.Tagging)
+		})
+	recs := []record{
+		{id: "b", receipt: "r", body: string(orgEvent(t, "valid/cloudtrail-createimage.json", orgMemberB, "us-east-1", amiID(0)))},
+		{id: "unknown", receipt: "r", body: string(orgEvent(t, "valid/cloudtrail-createimage.json", "777788889999", "us-east-1", amiID(1)))},
+	}
+	failed := invokeBatch(t, h, context.Background(), sqsPayload(t, recs...))
+	if len(failed) != 1 || failed[0] != "unknown" {
+		t.Fatalf("retried %v, want [unknown]\n%s", failed, &logs)
+	}
+	if got := counts(batchLine(t, &logs, "tagger"), "succeeded", "rejected"); got != "succeeded=1 rejected=0" {
+		t.Errorf("batch line %s", got)
+	}
+}
