@@ -133,7 +133,16 @@ func (w *Worker) run(ctx context.Context, u Unit, lastAttempt bool, job Job) (Un
 		return res, summarized, err
 	}
 
-	res, err = w.attempt(ctx, u, job)
+	// The job gets the invocation's time but RecordReserve: a job that used
+	// it all could not be recorded, and its redelivery would run it again
+	// with a fresh per-run cap. Recording and the summary then run on their
+	// own bounded time, even if the job ended on its deadline.
+	jctx, cancel := withReserve(ctx, RecordReserve)
+	res, err = w.attempt(jctx, u, job)
+	cancel()
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), RecordReserve)
+	defer rcancel()
+	ctx = rctx
 	if err != nil {
 		if !lastAttempt {
 			return res, false, fmt.Errorf("unit %s of sweep %s: %w", u.ID(), u.Sweep, err)
@@ -158,6 +167,19 @@ func (w *Worker) run(ctx context.Context, u Unit, lastAttempt bool, job Job) (Un
 	}
 	summarized, err := finish(ctx, w.Ledger, w.Publish, w.Log, u.Sweep)
 	return res, summarized, err
+}
+
+// RecordReserve is the time kept, out of the invocation's, to record a
+// unit and publish its sweep's summary after the job.
+const RecordReserve = 30 * time.Second
+
+// withReserve returns ctx with its deadline moved reserve earlier (ctx
+// itself when it has none).
+func withReserve(ctx context.Context, reserve time.Duration) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(ctx, dl.Add(-reserve))
+	}
+	return context.WithCancel(ctx)
 }
 
 // attempt checks the unit's scope, reaches its account and runs the job.
