@@ -90,7 +90,7 @@ func serveUnits(rt *coldstart.Runtime, key *records.Key) {
 	// to both.
 	reports := notify.For(rt.Clients, "", os.Getenv(coldstart.EnvReportBus), "")
 	deps := &handlers.UnitsDeps{Queue: q, Home: rt.Account, Directory: rt.Org.Directory, Accounts: rt.Org.Accounts,
-		LedgerDB: rt.LedgerDB(), Summary: &central}
+		LedgerDB: rt.LedgerDB(), Summary: &central, Metrics: os.Stdout}
 	rt.Serve(func(pol *policy.Policy, log *slog.Logger) lambda.Handler {
 		job := &handlers.CleanupUnits{
 			Sweeper: func(clients *awsapi.Clients, region string, p *policy.Policy) *sweep.Sweeper {

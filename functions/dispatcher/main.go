@@ -58,7 +58,7 @@ func main() {
 		Queues:    queues,
 		SQS:       sqs.NewFromConfig(cfg),
 		Ledger:    &fanout.Ledger{DB: dynamodb.NewFromConfig(cfg), Table: table},
-		Publish:   fanout.Publisher(rt.Notifier("")),
+		Publish:   fanout.Publisher(rt.Notifier(""), os.Stdout),
 		Log:       rt.Log,
 		Policy:    rt.Policy,
 	}

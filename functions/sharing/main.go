@@ -99,5 +99,5 @@ func unitsDeps(rt *coldstart.Runtime) *handlers.UnitsDeps {
 	}
 	central := rt.Notifier("")
 	return &handlers.UnitsDeps{Queue: q, Home: rt.Account, Directory: rt.Org.Directory,
-		Accounts: rt.OrgAccounts(ratelimit.FunctionSharingAudit), LedgerDB: rt.LedgerDB(), Summary: &central}
+		Accounts: rt.OrgAccounts(ratelimit.FunctionSharingAudit), LedgerDB: rt.LedgerDB(), Summary: &central, Metrics: os.Stdout}
 }

@@ -40,6 +40,14 @@ const (
 	ThrottledAnswers = "ThrottledAnswers"
 	QueueAgeMaxMs    = "QueueAgeMaxMs"
 
+	// Organization sweeps (Function=cleanup or sharing, by the sweep's
+	// job), one line per published summary: SweepsSummarized is 1, and
+	// the stack's silence alarm in organization mode reads it; the units
+	// that could not run (unreachable accounts, failed on their last try).
+	SweepsSummarized      = "SweepsSummarized"
+	SweepUnitsUnreachable = "SweepUnitsUnreachable"
+	SweepUnitsFailed      = "SweepUnitsFailed"
+
 	// KillSwitchEngaged is 1 on every invocation (any function) that runs
 	// with the kill switch engaged; the stack alarms on it, since one write
 	// to a parameter turns off the sharing guard and the cleanup.

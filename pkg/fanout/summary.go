@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/emf"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/logging"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/notify"
 )
 
@@ -318,6 +321,32 @@ func (s Summary) Message() notify.Message {
 }
 
 // Publisher returns a Publish function that sends summaries through n.
-func Publisher(n notify.Notifier) func(context.Context, Summary) error {
-	return func(ctx context.Context, s Summary) error { return n.Send(ctx, s.Message()) }
+func Publisher(n notify.Notifier, metrics io.Writer) func(context.Context, Summary) error {
+	return func(ctx context.Context, s Summary) error {
+		if err := n.Send(ctx, s.Message()); err != nil {
+			return err
+		}
+		writeSummaryMetrics(metrics, s)
+		return nil
+	}
+}
+
+// writeSummaryMetrics writes the EMF line of a published summary, under
+// the job's function (whichever function published it): SweepsSummarized
+// (1), which the stack's silence alarm reads in organization mode (a sweep
+// that never completes publishes none), and the units that did not run.
+// A failure to write is not the summary's failure: it is out.
+func writeSummaryMetrics(w io.Writer, s Summary) {
+	if w == nil {
+		return
+	}
+	function := "cleanup"
+	if s.Job == JobSharingAudit {
+		function = "sharing"
+	}
+	_ = emf.Write(w, time.Now(), function, map[string]string{logging.KeySweep: s.Sweep}, []emf.Metric{
+		{Name: emf.SweepsSummarized, Value: 1},
+		{Name: emf.SweepUnitsUnreachable, Value: float64(s.Totals.Unreachable)},
+		{Name: emf.SweepUnitsFailed, Value: float64(s.Totals.Failed)},
+	})
 }

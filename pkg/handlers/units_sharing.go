@@ -140,13 +140,15 @@ type UnitsDeps struct {
 	// Summary publishes the summary of a sweep this worker completes (the
 	// central account's bus and topic; nil: logged only).
 	Summary *notify.Notifier
+	// Metrics receives the summary's EMF line (stdout in Lambda; nil: none).
+	Metrics io.Writer
 }
 
 // worker is the fanout worker of one invocation, logging to log.
 func (d *UnitsDeps) worker(log *slog.Logger) *fanout.Worker {
 	w := &fanout.Worker{Directory: d.Directory, Accounts: d.Accounts, Ledger: &fanout.Ledger{DB: d.LedgerDB, Table: d.Queue.Ledger}, Log: log}
 	if d.Summary != nil {
-		w.Publish = fanout.Publisher(*d.Summary)
+		w.Publish = fanout.Publisher(*d.Summary, d.Metrics)
 	}
 	return w
 }

@@ -284,7 +284,7 @@ func simulate(ctx context.Context, cfg config, w int) (run, error) {
 
 	d := &fanout.Dispatcher{Directory: org.NewCache(s.orgs, s.scope, coldstart.DirectoryTTL, nil).Get,
 		Queues: map[string]string{fanout.JobCleanup: queueName}, SQS: s.sqs, Ledger: s.ledger,
-		Publish: fanout.Publisher(summaries), Log: s.log, Policy: pol}
+		Publish: fanout.Publisher(summaries, io.Discard), Log: s.log, Policy: pol}
 	s.out.Dispatch, err = d.Dispatch(ctx, fanout.DispatchRequest{Job: fanout.JobCleanup, Time: s.start})
 	if err != nil {
 		return run{}, fmt.Errorf("dispatch: %w", err)
