@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
@@ -161,6 +162,19 @@ func resolve(ctx context.Context, api awsapi.OrganizationsAPI, s Scope, d *Direc
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
+	var tags map[string]map[string]string
+	if tagged {
+		var need []string
+		for _, id := range ids {
+			if !excluded[id] && d.Members[id].Status == StatusActive {
+				need = append(need, id)
+			}
+		}
+		var err error
+		if tags, err = readTags(ctx, api, need); err != nil {
+			return err
+		}
+	}
 	for _, id := range ids {
 		a := d.Members[id]
 		switch {
@@ -172,12 +186,8 @@ func resolve(ctx context.Context, api awsapi.OrganizationsAPI, s Scope, d *Direc
 			continue
 		}
 		if tagged {
-			tags, err := accountTags(ctx, api, id)
-			if err != nil {
-				return err
-			}
-			a.Tags = tags
-			got, ok := tags[key]
+			a.Tags = tags[id]
+			got, ok := a.Tags[key]
 			if !ok {
 				d.Skipped[id] = fmt.Sprintf("tag %s is not %s (no such tag)", key, want)
 				continue
@@ -190,6 +200,47 @@ func resolve(ctx context.Context, api awsapi.OrganizationsAPI, s Scope, d *Direc
 		d.Accounts[id] = a
 	}
 	return nil
+}
+
+// TagReaders bounds the concurrent ListTagsForResource calls of a load:
+// one call per account in scope, which read one after the other would
+// take most of a 30-second invocation in an organization of a few hundred
+// accounts, while Organizations throttles a burst much above a few calls
+// at once.
+const TagReaders = 4
+
+// readTags reads the tags of ids, TagReaders at a time; the first error
+// fails the whole read.
+func readTags(ctx context.Context, api awsapi.OrganizationsAPI, ids []string) (map[string]map[string]string, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out := make([]map[string]string, len(ids))
+	errs := make([]error, len(ids))
+	sem := make(chan struct{}, TagReaders)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if out[i], errs[i] = accountTags(ctx, api, id); errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	tags := make(map[string]map[string]string, len(ids))
+	for i, id := range ids {
+		if errs[i] != nil && !errors.Is(errs[i], context.Canceled) {
+			return nil, errs[i]
+		}
+		tags[id] = out[i]
+	}
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return tags, nil
 }
 
 func accountTags(ctx context.Context, api awsapi.OrganizationsAPI, id string) (map[string]string, error) {
