@@ -63,8 +63,12 @@ func page[T any](items []T, token *string, size int) ([]T, *string, error) {
 	return items[start:end], next, nil
 }
 
-func (f *Fleets) pageSize(maxResults *int32) int {
-	size := f.PageSize
+func (f *Fleets) pageSize(maxResults *int32) int { return pageSize(f.PageSize, maxResults) }
+
+// pageSize is a fake's page size: its own (2 when unset), or the caller's
+// MaxResults when smaller.
+func pageSize(own int, maxResults *int32) int {
+	size := own
 	if size <= 0 {
 		size = 2
 	}

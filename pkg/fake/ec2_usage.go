@@ -225,16 +225,7 @@ func (f *ImageUsage) live() []*usageReport {
 	return f.reports
 }
 
-func (f *ImageUsage) pageSize(maxResults *int32) int {
-	size := f.PageSize
-	if size <= 0 {
-		size = 2
-	}
-	if m := int(aws.ToInt32(maxResults)); m > 0 {
-		size = min(size, m)
-	}
-	return size
-}
+func (f *ImageUsage) pageSize(maxResults *int32) int { return pageSize(f.PageSize, maxResults) }
 
 // DescribeImageUsageReports lists the reports of ImageIds and/or
 // ReportIds (all when neither is set), oldest first; Filters are not

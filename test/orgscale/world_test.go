@@ -375,33 +375,11 @@ func (u *unitEC2) bucket(op string) *fake.Bucket {
 	b, ok := u.buckets[op]
 	if !ok {
 		size := emulator.EC2Buckets()
-		spec := bucketOf(size, emulator.ActionClass(op))
+		spec := size.Of(emulator.ActionClass(op))
 		b = fake.NewBucket(u.clock, int(spec.Burst), spec.PerSecond)
 		u.buckets[op] = b
 	}
 	return b
-}
-
-func bucketOf(b emulator.Buckets, class string) emulator.Bucket {
-	switch class {
-	case "DeregisterImage":
-		return b.DeregisterImage
-	case "DeleteSnapshot":
-		return b.DeleteSnapshot
-	case "CreateTags":
-		return b.CreateTags
-	case "DeleteTags":
-		return b.DeleteTags
-	case "ModifyImageAttribute":
-		return b.ModifyImageAttribute
-	case "ModifySnapshotAttribute":
-		return b.ModifySnapshotAttribute
-	case "CopyImage":
-		return b.CopyImage
-	case emulator.ClassNonMutating:
-		return b.NonMutating
-	}
-	return b.Mutating
 }
 
 // do makes one call of op as the SDK's retry middleware does
