@@ -80,30 +80,6 @@ func (a *orgAccount) amiName(i int) string { return fmt.Sprintf("app-%s-v%d", a.
 // amiID is stable per account: OrgAMIID over the account's index.
 func (a *orgAccount) amiID(i int) string { return emulator.OrgAMIID(a.id, i) }
 
-// orgPolicy is the organization's one policy; the sandbox OU's override
-// leaves its accounts' cleanup in audit.
-func orgPolicy(sandboxOU string) string {
-	return `version: 1
-tagging:
-  copy_from_source: [team]
-  static_tags: {managed-by: ami-housekeeper}
-retention:
-  mode: enforce
-  grace_days: 0
-  second_opinion: disabled # moto lacks DescribeImageReferences (see emulator.FleetPolicy)
-  delete_unproven_snapshots: true # moto's own snapshot descriptions (see emulator.FleetPolicy)
-  rules:
-    - name: app
-      match: {name: "app-*"}
-      keep_newest: 1
-      min_age_days: 7
-overrides:
-  - name: sandbox-audits
-    ous: [` + sandboxOU + `]
-    retention: {mode: audit}
-`
-}
-
 // problems collects what did not come out as the demo says; any fails it.
 type problems []string
 
@@ -166,7 +142,7 @@ func organization(ctx context.Context) (err error) {
 		byID[a.id] = a
 	}
 	scope := org.Scope{OUs: []string{w.Seed.OUs["workloads"], w.Seed.OUs["sandbox"]}, Accounts: []string{account}, Regions: orgRegions}
-	policy := orgPolicy(w.Seed.OUs["sandbox"])
+	policy := emulator.OrgSweepPolicy(w.Seed.OUs["sandbox"])
 
 	say("Organization %s, managed by the central account %s, where the stack runs:", w.Seed.OrgID, account)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)

@@ -318,3 +318,28 @@ func FromAccount(fixture []byte, account, region string) []byte {
 	s := strings.ReplaceAll(string(fixture), MotoAccount, account)
 	return []byte(strings.ReplaceAll(s, "us-east-1", region))
 }
+
+// OrgSweepPolicy is the policy of the organization sweep's world (the demo
+// and test/org): enforce, keep the newest "app-*" AMI and any younger than
+// 7 days, and the override "sandbox-audits" putting sandboxOU in audit.
+func OrgSweepPolicy(sandboxOU string) string {
+	return `version: 1
+tagging:
+  copy_from_source: [team]
+  static_tags: {managed-by: ami-housekeeper}
+retention:
+  mode: enforce
+  grace_days: 0
+  second_opinion: disabled # moto lacks DescribeImageReferences (see FleetPolicy)
+  delete_unproven_snapshots: true # moto's own snapshot descriptions (see FleetPolicy)
+  rules:
+    - name: app
+      match: {name: "app-*"}
+      keep_newest: 1
+      min_age_days: 7
+overrides:
+  - name: sandbox-audits
+    ous: [` + sandboxOU + `]
+    retention: {mode: audit}
+`
+}

@@ -129,22 +129,7 @@ func newSweepWorld(t *testing.T) *swWorld {
 	w := &swWorld{ctx: ctx, world: world, moto: world.Moto, proxy: world.Proxy, seed: seed, sqs: world.SQS, units: world.Units,
 		summaries: world.Summaries, reports: world.Reports, ledger: world.Ledger, amis: amis,
 		scope: org.Scope{OUs: []string{seed.OUs["workloads"]}, Regions: swScopeRegions}}
-	w.policy = `version: 1
-retention:
-  mode: enforce
-  grace_days: 0
-  second_opinion: disabled # moto lacks DescribeImageReferences (see emulator.FleetPolicy)
-  delete_unproven_snapshots: true # moto's own snapshot descriptions (see emulator.FleetPolicy)
-  rules:
-    - name: app
-      match: {name: "app-*"}
-      keep_newest: 1
-      min_age_days: 7
-overrides:
-  - name: sandbox-audits
-    ous: [` + seed.OUs["sandbox"] + `]
-    retention: {mode: audit}
-`
+	w.policy = emulator.OrgSweepPolicy(seed.OUs["sandbox"])
 	return w
 }
 
