@@ -50,7 +50,7 @@ type orgFixture struct {
 }
 
 const (
-	memberRole = "ami-housekeeper-member"
+	memberRole = "OrganizationAccountAccessRole"
 	stranger   = "999988887777"
 )
 
@@ -227,7 +227,7 @@ func TestAccountsPlanShowsEachAccountsAMIsWithItsPolicy(t *testing.T) {
 
 	// --ou: every account under workloads, sandbox included; sandbox-2's
 	// role is refused, the others complete, exit 4.
-	r := runCLI(t, f.env(), "plan", "--policy", pol, "--ou", f.workload, "--output", "json")
+	r := runCLI(t, f.env(), "plan", "--policy", pol, "--role-name", memberRole, "--ou", f.workload, "--output", "json")
 	if r.code != 4 {
 		t.Fatalf("plan --ou with one account unreachable: want exit 4\n%s", r)
 	}
@@ -279,7 +279,7 @@ func TestAccountsPlanShowsEachAccountsAMIsWithItsPolicy(t *testing.T) {
 	}
 
 	// The table: by account, the unreachable one with its reason.
-	r = runCLI(t, f.env(), "plan", "--policy", pol, "--ou", f.workload)
+	r = runCLI(t, f.env(), "plan", "--policy", pol, "--role-name", memberRole, "--ou", f.workload)
 	if r.code != 4 {
 		t.Fatalf("plan --ou table: %s", r)
 	}
@@ -298,7 +298,7 @@ func TestAccountsPlanShowsEachAccountsAMIsWithItsPolicy(t *testing.T) {
 
 	// --accounts: only those named; the policy has overrides by OU, so
 	// their paths come from Organizations all the same.
-	r = runCLI(t, f.env(), "plan", "--policy", pol, "--accounts", s1+","+w1, "--output", "json", "--detailed-exitcode")
+	r = runCLI(t, f.env(), "plan", "--policy", pol, "--role-name", memberRole, "--accounts", s1+","+w1, "--output", "json", "--detailed-exitcode")
 	if r.code != 3 {
 		t.Fatalf("plan --accounts --detailed-exitcode with deregistrations in the sandbox: want exit 3\n%s", r)
 	}
@@ -330,12 +330,12 @@ func TestAccountsApplyActsWhereTheAccountsPolicyEnforces(t *testing.T) {
 	w1, s1, s2 := f.ids["workload-1"], f.ids["sandbox-1"], f.ids["sandbox-2"]
 
 	// Off a terminal without --yes: refused before anything changes.
-	r := runCLI(t, append(f.env(), key), "apply", "--policy", pol, "--ou", f.workload)
+	r := runCLI(t, append(f.env(), key), "apply", "--policy", pol, "--role-name", memberRole, "--ou", f.workload)
 	if r.code != 2 || !strings.Contains(r.stderr, "give --yes") {
 		t.Fatalf("apply across accounts without --yes off a terminal: %s", r)
 	}
 
-	r = runCLI(t, append(f.env(), key), "apply", "--policy", pol, "--ou", f.workload, "--yes", "--output", "json")
+	r = runCLI(t, append(f.env(), key), "apply", "--policy", pol, "--role-name", memberRole, "--ou", f.workload, "--yes", "--output", "json")
 	if r.code != 4 {
 		t.Fatalf("apply --ou with one account unreachable: want exit 4\n%s", r)
 	}
@@ -365,7 +365,7 @@ func TestAccountsApplyActsWhereTheAccountsPolicyEnforces(t *testing.T) {
 
 	// An account left alone because its policy says audit is as asked, not
 	// a failure: with every account reached, exit 0.
-	r = runCLI(t, append(f.moto.Env(motoRegion), key), "apply", "--policy", pol, "--accounts", w1+","+s1, "--yes")
+	r = runCLI(t, append(f.moto.Env(motoRegion), key), "apply", "--policy", pol, "--role-name", memberRole, "--accounts", w1+","+s1, "--yes")
 	if r.code != 0 || !strings.Contains(r.stderr, "account "+w1+" not applied: its retention.mode is \"audit\" (overrides applied: publishing)") ||
 		!strings.Contains(r.stdout, "Accounts covered: 2 of 2") {
 		t.Errorf("apply with one account in audit: %s", r)
@@ -388,7 +388,7 @@ func TestAccountsAuditSharingUsesEachAccountsPolicy(t *testing.T) {
 		}
 	}
 	pol := writePolicy(t, orgPolicyDoc(f, "audit"))
-	r := runCLI(t, f.env(), "audit-sharing", "--policy", pol, "--accounts", w1+","+s1, "--cloudtrail=false", "--output", "json")
+	r := runCLI(t, f.env(), "audit-sharing", "--policy", pol, "--role-name", memberRole, "--accounts", w1+","+s1, "--cloudtrail=false", "--output", "json")
 	if r.code != 0 {
 		t.Fatalf("audit-sharing --accounts: %s", r)
 	}
@@ -510,8 +510,9 @@ func TestAccountsBadUsageCallsNothing(t *testing.T) {
 		{"bad role name", []string{"plan", "--accounts", "111122223333", "--role-name", "a/b"}, `--role-name: "a/b" is not an IAM role name`},
 		{"role name alone", []string{"plan", "--role-name", "x"}, "--role-name needs --accounts or --ou"},
 		{"external id alone", []string{"audit-sharing", "--member-external-id", "x"}, "--member-external-id needs --accounts or --ou"},
-		{"bad override", []string{"plan", "--policy", badOverride, "--accounts", "111122223333"}, "/overrides/0 (sandboxes)/retention/grace_days: 400 is out of range"},
-		{"apply: no account's policy enforces", []string{"apply", "--accounts", "111122223333", "--yes", "--records-key", "alias/k"}, `retention.mode is "audit"`},
+		{"no role name", []string{"plan", "--accounts", "111122223333"}, "--role-name is required with --accounts or --ou"},
+		{"bad override", []string{"plan", "--policy", badOverride, "--accounts", "111122223333", "--role-name", "r"}, "/overrides/0 (sandboxes)/retention/grace_days: 400 is out of range"},
+		{"apply: no account's policy enforces", []string{"apply", "--accounts", "111122223333", "--role-name", "r", "--yes", "--records-key", "alias/k"}, `retention.mode is "audit"`},
 		{"validate: --ou-path without --account", []string{"policy", "validate", badOverride, "--ou-path", "r-ab12"}, "--ou-path and --org need --account"},
 		{"validate: path not from the root", []string{"policy", "validate", badOverride, "--account", "111122223333", "--ou-path", "ou-ab12-sandbox01"}, "the path starts with the root id"},
 		{"validate: both path sources", []string{"policy", "validate", badOverride, "--account", "111122223333", "--ou-path", "r-ab12", "--org"}, "not both"},
@@ -545,7 +546,7 @@ func TestAccountsApplyAsksPerAccount(t *testing.T) {
 	}
 	// Straight to moto: both sandbox accounts are reachable here.
 	r := runOnTerminal(t, append(f.moto.Env(motoRegion), key), strings.NewReader("n\ny\n"),
-		"apply", "--policy", pol, "--accounts", first+","+second)
+		"apply", "--policy", pol, "--role-name", memberRole, "--accounts", first+","+second)
 	if r.code != 1 {
 		t.Fatalf("apply with one account declined: want exit 1\n%s", r)
 	}

@@ -27,9 +27,6 @@ import (
 // (awsapi.Accounts, as the central functions reach it), and each runs with
 // its own effective policy (policy.For).
 
-// DefaultMemberRole is the role the member stack creates in every account.
-const DefaultMemberRole = "ami-housekeeper-member"
-
 // cliSessionName names the member role sessions, so CloudTrail in the
 // member account says the CLI acted.
 const cliSessionName = "ami-housekeeper-cli"
@@ -57,7 +54,7 @@ func addScopeFlags(cmd *cobra.Command, f *scopeFlags) {
 	fl := cmd.Flags()
 	fl.StringSliceVar(&f.accounts, "accounts", nil, "work in these accounts (comma-separated account IDs), each through its member role (--role-name)")
 	fl.StringSliceVar(&f.ous, "ou", nil, "work in every ACTIVE account under these OUs or roots (ou-…, r-…; comma-separated or repeated), listed through Organizations")
-	fl.StringVar(&f.roleName, "role-name", DefaultMemberRole, "the role assumed in each account of --accounts and --ou (the caller's own account uses the caller's credentials)")
+	fl.StringVar(&f.roleName, "role-name", "", "the role assumed in each account of --accounts and --ou, required with them (e.g. OrganizationAccountAccessRole; the member stack's roles trust only the central functions); the caller's own account uses the caller's credentials")
 	fl.StringVar(&f.externalID, "member-external-id", "", "external ID the member role's trust policy requires")
 }
 
@@ -85,7 +82,10 @@ func (f *scopeFlags) check(cmd *cobra.Command) error {
 		}
 		seen[id] = true
 	}
-	if !roleNameShape.MatchString(f.roleName) {
+	if f.multi() && f.roleName == "" {
+		return usageError("--role-name is required with --accounts or --ou: the role to assume in each account, e.g. OrganizationAccountAccessRole (the member stack's roles trust only the central functions)")
+	}
+	if f.roleName != "" && !roleNameShape.MatchString(f.roleName) {
 		return usageError("--role-name: %q is not an IAM role name", f.roleName)
 	}
 	if !f.multi() {
@@ -214,6 +214,13 @@ func overridesByOU(p *policy.Policy) []string {
 // the caller's credentials), accountsAtOnce at a time. A role that cannot
 // be assumed marks its account not covered; nothing else fails here.
 func (a *app) reach(ctx context.Context, cfg aws.Config, home string, homeClients *awsapi.Clients, f *scopeFlags, targets []*acctTarget) error {
+	if !f.multi() {
+		// The caller's own account only: its own credentials, no role.
+		for _, t := range targets {
+			t.clients, t.cfg = homeClients, cfg
+		}
+		return nil
+	}
 	partition := "aws"
 	if parsed, err := arn.Parse(a.callerARN); err == nil {
 		partition = parsed.Partition

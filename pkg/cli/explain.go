@@ -61,7 +61,7 @@ that does not exist in the region, or that another account owns, exits 1.`,
 				return err
 			}
 			// The account's own policy: its overrides apply here as in plan.
-			cov, err := a.coverRun(ctx, run, &scopeFlags{roleName: DefaultMemberRole}, pol)
+			cov, err := a.coverRun(ctx, run, &scopeFlags{}, pol)
 			if err != nil {
 				return err
 			}

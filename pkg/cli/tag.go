@@ -144,7 +144,7 @@ func (a *app) tag(ctx context.Context, ids []string, dryRun, useTrail bool) erro
 	clients := awsapi.NewClients(cfg)
 	doc := tagDocument{Account: acct}
 	// The account's own policy: its overrides apply here as in plan.
-	cov, err := a.cover(ctx, cfg, acct, clients, regions, &scopeFlags{roleName: DefaultMemberRole}, pol)
+	cov, err := a.cover(ctx, cfg, acct, clients, regions, &scopeFlags{}, pol)
 	if err != nil {
 		return err
 	}
