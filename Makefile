@@ -25,7 +25,7 @@ VULNDB_VERSION      := v0.0.0-20261105234957-e22db6528018
 VULNDB              := $(CURDIR)/.build/vulndb/$(VULNDB_VERSION)
 
 # Fuzz targets, package:function (go test -fuzz takes one at a time).
-FUZZ_TARGETS := ./pkg/amievents:FuzzParseEvent ./pkg/policy:FuzzParse ./pkg/sharing:FuzzParseException
+FUZZ_TARGETS := ./pkg/amievents:FuzzParseEvent ./pkg/policy:FuzzParse ./pkg/sharing:FuzzParseException ./pkg/fanout:FuzzParseUnit ./pkg/org:FuzzParseScope
 FUZZTIME     ?= 60s
 
 # Lambda binaries: provided.al2023 on arm64, static, stripped, no RPC shim.
