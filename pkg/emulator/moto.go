@@ -3,6 +3,7 @@ package emulator
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -36,6 +37,22 @@ func StartMoto(ctx context.Context, opts MotoOptions) (*Moto, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The free port is found, closed, then bound by moto a second later:
+	// another test binary's server can take it in between, and then answers
+	// our readiness check while moto exits with "address in use". A port
+	// that does not answer as moto does is tried again on another.
+	for attempt := 1; ; attempt++ {
+		m, err := startMotoOnce(ctx, bin, opts)
+		if err == nil || !errors.Is(err, errNotMoto) || attempt == 3 {
+			return m, err
+		}
+	}
+}
+
+// errNotMoto: the port answered, but not as moto's dashboard does.
+var errNotMoto = errors.New("the port answered, but not as moto")
+
+func startMotoOnce(ctx context.Context, bin string, opts MotoOptions) (*Moto, error) {
 	port, err := FreePort()
 	if err != nil {
 		return nil, err
@@ -48,6 +65,10 @@ func StartMoto(ctx context.Context, opts MotoOptions) (*Moto, error) {
 	if err := waitHTTP(ctx, m.URL+"/moto-api/", 30*time.Second); err != nil {
 		m.Stop()
 		return nil, fmt.Errorf("moto server did not come up: %w\n%s", err, m.out.String())
+	}
+	if err := m.Reset(ctx); err != nil {
+		m.Stop()
+		return nil, fmt.Errorf("port %d: %w (%w)", port, errNotMoto, err)
 	}
 	return m, nil
 }
