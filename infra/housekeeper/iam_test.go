@@ -431,18 +431,78 @@ func TestDocumentedSCP(t *testing.T) {
 		}
 	}
 	// Organization mode's member roles (path /, one per function, default
-	// base name) may set the tags, and no one else may make them.
+	// base name) may set the tags; only the StackSet's execution role may
+	// make, change or delete them: not a member account's administrator,
+	// nor their own CDK deployments, which could otherwise blind the
+	// housekeeper in their account.
 	tags := sids["OnlyTheHousekeeperSetsItsTags"]
-	roles := sids["NoOneElseMakesHousekeeperRoles"]
+	const (
+		stackSet    = "arn:aws:iam::123456789012:role/stacksets-exec-0123456789abcdef0123456789abcdef"
+		memberAdmin = "arn:aws:iam::123456789012:role/AWSReservedSSO_AdministratorAccess_0123456789abcdef"
+		memberCDK   = "arn:aws:iam::123456789012:role/cdk-hnb659fds-cfn-exec-role-123456789012-eu-west-1"
+	)
+	memberRoleActions := []string{"iam:CreateRole", "iam:DeleteRole", "iam:UpdateRole", "iam:UpdateAssumeRolePolicy",
+		"iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:AttachRolePolicy", "iam:DetachRolePolicy",
+		"iam:PutRolePermissionsBoundary", "iam:TagRole", "iam:UntagRole", "iam:PassRole"}
 	for _, f := range OrgWorkerFunctions {
 		arn := "arn:aws:iam::123456789012:role/" + testOrg().MemberRole(f)
 		if !matchesAny(arn, strs(conditionValue(tags, "ArnNotLike", "aws:PrincipalArn"))) {
 			t.Errorf("the SCP keeps the %s member role %s from setting the tags", f, arn)
 		}
-		if roles == nil || !matchesAny(arn, strs(roles["Resource"])) {
-			t.Errorf("the SCP lets anyone make the %s member role %s", f, arn)
+		for _, action := range memberRoleActions {
+			for _, who := range []string{memberAdmin, memberCDK} {
+				if !scpDenies(scp.Statement, action, arn, who) {
+					t.Errorf("the SCP lets %s %s on the %s member role", who, action, f)
+				}
+			}
+			if action != "iam:PassRole" && scpDenies(scp.Statement, action, arn, stackSet) {
+				t.Errorf("the SCP keeps the StackSet's execution role from %s on the %s member role", action, f)
+			}
 		}
 	}
+	// The central roles stay the CDK execution role's alone.
+	central := "arn:aws:iam::123456789012:role/ami-housekeeper/Test-cleanup"
+	for _, action := range []string{"iam:CreateRole", "iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:PassRole"} {
+		if !scpDenies(scp.Statement, action, central, memberAdmin) {
+			t.Errorf("the SCP lets anyone %s on the central roles", action)
+		}
+		if action != "iam:PassRole" && scpDenies(scp.Statement, action, central, memberCDK) {
+			t.Errorf("the SCP keeps the CDK execution role from %s on the central roles", action)
+		}
+	}
+	// Organizations takes at most 5,120 bytes for an SCP, as pasted.
+	if n := len(doc[i+start+8 : i+start+8+end]); n > 5120 {
+		t.Errorf("docs/iam.md SCP: %d bytes, more than the 5,120 an SCP may have", n)
+	}
+}
+
+// scpDenies says whether a Deny statement of the SCP refuses action on
+// resource to principal. It knows the statements' shapes in docs/iam.md:
+// Action and Resource (strings or lists, IAM wildcards) and at most an
+// ArnNotLike on aws:PrincipalArn; a statement with any other condition
+// counts as denying nothing here, so a condition it does not know never
+// makes a Deny look wider than it is.
+func scpDenies(statements []map[string]any, action, resource, principal string) bool {
+	for _, s := range statements {
+		if s["Effect"] != "Deny" || !matchesAny(action, strs(s["Action"])) || !matchesAny(resource, strs(s["Resource"])) {
+			continue
+		}
+		cond, _ := s["Condition"].(map[string]any)
+		exempt := false
+		known := true
+		for op, v := range cond {
+			kv, _ := v.(map[string]any)
+			if op != "ArnNotLike" || len(kv) != 1 || kv["aws:PrincipalArn"] == nil {
+				known = false
+				continue
+			}
+			exempt = matchesAny(principal, strs(kv["aws:PrincipalArn"]))
+		}
+		if known && !exempt {
+			return true
+		}
+	}
+	return false
 }
 
 // matchesAny says whether s matches one of the IAM patterns (* and ?).
