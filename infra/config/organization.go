@@ -38,6 +38,12 @@ const (
 // <name>-tagger, <name>-sharing and <name>-cleanup (MemberRole).
 const DefaultMemberRoleName = "ami-housekeeper-member"
 
+// DefaultWorkerConcurrency is orgWorkerConcurrency's default:
+// docs/benchmarks-org.md measured that 50 accounts × 4 regions × 2,000 AMIs
+// need 11 units at once to finish a sweep inside an hour (3,461 s at 11,
+// 3,682 s at 10); 12 leaves one for a throttled or retried unit.
+const DefaultWorkerConcurrency = 12
+
 // MaxMemberRoleNameLength keeps every member role name within IAM's 64
 // characters: the longest function suffix is "-cleanup" (or "-sharing").
 const MaxMemberRoleNameLength = 64 - len("-cleanup")
@@ -47,6 +53,34 @@ const MaxMemberRoleNameLength = 64 - len("-cleanup")
 // names "<stackName>-cleanup" (IAM: 64) and the units queues
 // "<stackName>-cleanup-units-dlq.fifo" (SQS: 80).
 const MaxOrgStackNameLength = 56
+
+// Lambda measures a function's environment as the JSON object of its
+// variables ({"KEY":"value",...}, values JSON-escaped) and refuses more than
+// 4 KB. In organization mode the scope (HOUSEKEEPER_ORG_SCOPE) and the
+// external id are the variables that grow with the configuration; every
+// other variable of the largest central function, with the stack name at
+// its longest and the generated names at theirs, fits in
+// OrgEnvironmentReserve (infra/housekeeper's TestOrgEnvironmentFits
+// measures them in the synthesized template).
+const (
+	LambdaEnvironmentMaxBytes = 4096
+	OrgEnvironmentReserve     = 1400
+)
+
+// ScopeEnvironment is the scope as the functions get it in
+// HOUSEKEEPER_ORG_SCOPE.
+func ScopeEnvironment(s org.Scope) (string, error) {
+	b, err := json.Marshal(s)
+	return string(b), err
+}
+
+// environmentBytes is what value takes in Lambda's measure of an
+// environment: JSON-quoted and escaped (Go escapes more than Lambda, so
+// this errs on the large side).
+func environmentBytes(value string) int {
+	b, _ := json.Marshal(value)
+	return len(b)
+}
 
 // Organization is organization mode's configuration. It is on when ID is
 // set; every other field is then resolved (defaults filled in) and
@@ -96,7 +130,7 @@ func defaultOrganization() Organization {
 		StackSetMaxConcurrentPercentage:    25,
 		StackSetFailureTolerancePercentage: 10,
 		StackSetCallAs:                     CallAsDelegatedAdmin,
-		WorkerConcurrency:                  10,
+		WorkerConcurrency:                  DefaultWorkerConcurrency,
 	}
 }
 
@@ -212,6 +246,9 @@ func (o Organization) validate(c *Config, bad func(key, format string, args ...a
 	if err := s.Validate(); err != nil {
 		bad(KeyOrganizationScope, "%v", err)
 	}
+	if scope, err := ScopeEnvironment(s); err == nil {
+		o.checkEnvironmentSize(scope, bad)
+	}
 
 	switch {
 	case !reRoleName.MatchString(o.MemberRoleName):
@@ -249,6 +286,27 @@ func (o Organization) validate(c *Config, bad func(key, format string, args ...a
 	if n := o.WorkerConcurrency; n < 2 || n > 1000 {
 		bad(KeyOrgWorkerConcurrency, "%d: want 2 to 1000 (Lambda's range for an SQS event source's maximum concurrency)", n)
 	}
+}
+
+// checkEnvironmentSize fails a scope that, with the external id, would not
+// fit in a function's environment: Lambda would refuse the deploy after the
+// synth, with a message naming no key of ours.
+func (o Organization) checkEnvironmentSize(scope string, bad func(key, format string, args ...any)) {
+	budget := LambdaEnvironmentMaxBytes - OrgEnvironmentReserve
+	external := 0
+	if o.ExternalID != "" {
+		external = environmentBytes(o.ExternalID)
+	}
+	n := environmentBytes(scope)
+	if n+external <= budget {
+		return
+	}
+	withExternal := ""
+	if external > 0 {
+		withExternal = fmt.Sprintf(" and %q (%d bytes)", KeyMemberExternalID, external)
+	}
+	bad(KeyOrganizationScope, "%d bytes in %s as Lambda measures it (JSON-escaped): every central function gets it, Lambda allows %d bytes for all of a function's environment variables, and the others take up to %d%s, so at most %d here. List OUs (or an account_tag) rather than single accounts: each account id takes 17 bytes",
+		n, org.EnvScope, LambdaEnvironmentMaxBytes, OrgEnvironmentReserve, withExternal, budget-external)
 }
 
 // checkList reports each item of list that is not valid, and duplicates.

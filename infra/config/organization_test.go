@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -34,7 +35,7 @@ func TestOrganizationOffByDefault(t *testing.T) {
 	}
 	o := c.Organization
 	if o.MemberRoleName != "ami-housekeeper-member" || o.StackSetMaxConcurrentPercentage != 25 || o.StackSetFailureTolerancePercentage != 10 ||
-		o.StackSetCallAs != "DELEGATED_ADMIN" || o.WorkerConcurrency != 10 {
+		o.StackSetCallAs != "DELEGATED_ADMIN" || o.WorkerConcurrency != 12 {
 		t.Errorf("defaults changed: %+v", o)
 	}
 }
@@ -130,6 +131,12 @@ func TestOrganizationRejects(t *testing.T) {
 		{"several central regions", orgContext(map[string]any{"regions": "eu-west-1,us-east-1"}), []string{`context "regions": [eu-west-1 us-east-1]: organization mode has one central stack`}},
 		{"stack name too long for the role names", orgContext(map[string]any{"stackName": "A" + strings.Repeat("b", 56)}),
 			[]string{`context "stackName": "Abbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb": 57 characters`}},
+		{"scope too large for the functions' environment", orgContext(map[string]any{"organizationScope": map[string]any{
+			"ous": []any{"r-ab12"}, "accounts": accountIDs(155), "regions": []any{"eu-west-1"}}}),
+			[]string{`context "organizationScope": 2702 bytes in HOUSEKEEPER_ORG_SCOPE`, "Lambda allows 4096 bytes", "so at most 2696 here", "List OUs"}},
+		{"scope and external id too large together", orgContext(map[string]any{"organizationScope": map[string]any{
+			"ous": []any{"r-ab12"}, "accounts": accountIDs(96), "regions": []any{"eu-west-1"}}, "memberExternalId": strings.Repeat("e", 1000)}),
+			[]string{`context "organizationScope": 1699 bytes in HOUSEKEEPER_ORG_SCOPE`, `and "memberExternalId" (1002 bytes), so at most 1694 here`}},
 		{"misspelled key", orgContext(map[string]any{"organizationID": "o-abcdefghij"}), []string{`context "organizationID": unknown key (did you mean "organizationId"?)`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,6 +150,49 @@ func TestOrganizationRejects(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// accountIDs returns n distinct account ids.
+func accountIDs(n int) []any {
+	out := make([]any, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%012d", 100000000000+i)
+	}
+	return out
+}
+
+// The largest scope the configuration accepts, with the longest external
+// id, fits Lambda's 4 KB with the reserve the other variables take; one
+// account more does not pass.
+func TestScopeEnvironmentBound(t *testing.T) {
+	scope := func(n int) map[string]any {
+		return map[string]any{"ous": []any{"r-ab12"}, "accounts": accountIDs(n), "regions": []any{"eu-west-1"}}
+	}
+	largest := 0
+	for n := 1; ; n++ {
+		c, err := FromContext(orgContext(map[string]any{"organizationScope": scope(n)}))
+		if err != nil {
+			if !strings.Contains(err.Error(), `context "organizationScope"`) {
+				t.Fatalf("%d accounts: %v", n, err)
+			}
+			break
+		}
+		v, err := ScopeEnvironment(c.Organization.Scope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		largest = environmentBytes(v)
+		if largest+OrgEnvironmentReserve > LambdaEnvironmentMaxBytes {
+			t.Fatalf("%d accounts accepted: %d bytes of scope and %d of the rest exceed Lambda's %d", n, largest, OrgEnvironmentReserve, LambdaEnvironmentMaxBytes)
+		}
+	}
+	if budget := LambdaEnvironmentMaxBytes - OrgEnvironmentReserve; largest < budget-17 {
+		t.Errorf("the largest scope accepted takes %d bytes, more than an account id short of the %d left for it", largest, budget)
+	}
+	// With the longest external id, a scope of a few OUs still fits.
+	if _, err := FromContext(orgContext(map[string]any{"memberExternalId": strings.Repeat("e", 1224)})); err != nil {
+		t.Errorf("the longest external id with a small scope: %v", err)
 	}
 }
 

@@ -33,6 +33,11 @@ type MonitoringProps struct {
 	Sharing         *Sharing
 	CleanupSchedule config.Schedule
 	SharingSchedule config.Schedule
+	// Org, in organization mode, is where the sweeps run as units: the
+	// silence alarms read the sweeps' summaries, the summaries' unreachable
+	// and failed units are alarmed, and the dashboard shows both with the
+	// units queues.
+	Org *OrgDeployment
 	// Extra alarms to show with the others (organization mode's).
 	Extra []awscloudwatch.Alarm
 }
@@ -60,12 +65,22 @@ func NewMonitoring(scope constructs.Construct, id string, p *MonitoringProps) *M
 		m.Alarms[id] = a
 	}
 
+	// In organization mode every unit of a sweep emits the single-account
+	// metrics (RunsCompleted, AuditsCompleted), so one finished unit would
+	// keep the alarm quiet while the sweep never completes: the summary's
+	// SweepsSummarized counts whole sweeps instead.
+	completed := map[string]string{CleanupFunctionName: emf.RunsCompleted, SharingFunctionName: emf.AuditsCompleted}
+	silent := "the rule may be disabled, the function failing before it reports, or its inventory incomplete"
+	if p.Org != nil {
+		completed = map[string]string{CleanupFunctionName: emf.SweepsSummarized, SharingFunctionName: emf.SweepsSummarized}
+		silent = "no sweep summary was published: a unit is still queued, retrying or in the units DLQ, or the dispatcher's schedule is disabled or failing"
+	}
 	for _, s := range []struct {
-		id, function, metric, what string
-		schedule                   config.Schedule
+		id, function, what string
+		schedule           config.Schedule
 	}{
-		{"CleanupSilentAlarm", CleanupFunctionName, emf.RunsCompleted, "the cleanup sweep", p.CleanupSchedule},
-		{"SharingAuditSilentAlarm", SharingFunctionName, emf.AuditsCompleted, "the sharing audit", p.SharingSchedule},
+		{"CleanupSilentAlarm", CleanupFunctionName, "the cleanup sweep", p.CleanupSchedule},
+		{"SharingAuditSilentAlarm", SharingFunctionName, "the sharing audit", p.SharingSchedule},
 	} {
 		window := config.SilenceWindow(s.schedule)
 		if window == 0 || window > maxAlarmRange {
@@ -77,9 +92,9 @@ func NewMonitoring(scope constructs.Construct, id string, p *MonitoringProps) *M
 		period, periods := silencePeriods(window)
 		add(s.id, &awscloudwatch.AlarmProps{
 			AlarmDescription: jsii.String(fmt.Sprintf(
-				"ami-housekeeper: %s did not complete in %s (two runs of %s): the rule may be disabled, the function failing before it reports, or its inventory incomplete (see the runbook)",
-				s.what, window, s.schedule.Expression)),
-			Metric: housekeeperMetric(s.function, s.metric, "Sum", period),
+				"ami-housekeeper: %s did not complete in %s (two runs of %s): %s (see the runbook)",
+				s.what, window, s.schedule.Expression, silent)),
+			Metric: housekeeperMetric(s.function, completed[s.function], "Sum", period),
 			// Every period of the window without a completed run: missing
 			// data is the signal, so it counts as breaching.
 			Threshold:          jsii.Number(1),
@@ -88,6 +103,9 @@ func NewMonitoring(scope constructs.Construct, id string, p *MonitoringProps) *M
 			DatapointsToAlarm:  jsii.Number(periods),
 			TreatMissingData:   awscloudwatch.TreatMissingData_BREACHING,
 		})
+	}
+	if p.Org != nil {
+		m.addSweepAlarms(add, p)
 	}
 
 	hour := awscdk.Duration_Hours(jsii.Number(1))
@@ -143,6 +161,49 @@ func NewMonitoring(scope constructs.Construct, id string, p *MonitoringProps) *M
 	m.Dashboard = newDashboard(c, p, m.Alarms)
 	newQueries(c, p)
 	return m
+}
+
+// addSweepAlarms alarms on the units of an organization sweep that did not
+// run, as its published summary counts them, so that an account whose
+// member role vanished is noticed by someone, not only listed in a
+// summary. Each alarm looks at one schedule interval: it stays in alarm
+// while the last sweep had such units, and a summary without them (a zero
+// datapoint, or none) lets it return to OK.
+func (m *Monitoring) addSweepAlarms(add func(string, *awscloudwatch.AlarmProps), p *MonitoringProps) {
+	for _, j := range []struct {
+		id, function, what string
+		schedule           config.Schedule
+	}{
+		{"Cleanup", CleanupFunctionName, "cleanup sweep", p.CleanupSchedule},
+		{"SharingAudit", SharingFunctionName, "sharing audit", p.SharingSchedule},
+	} {
+		period, periods := silencePeriods(sweepAlarmWindow(j.schedule))
+		for _, a := range []struct{ id, metric, description string }{
+			{"UnreachableAlarm", emf.SweepUnitsUnreachable, fmt.Sprintf(
+				"ami-housekeeper: accounts unreachable in the last %s: the sweep could not assume their member role (missing, no longer trusting this deployment, external id differing) or their region is not enabled. The summary lists them with the reason: check the StackSet instance of each (see the runbook)", j.what)},
+			{"FailedAlarm", emf.SweepUnitsFailed, fmt.Sprintf(
+				"ami-housekeeper: units failed in the last %s: a unit's work failed on each of its %d receives and was recorded failed. The summary lists them with the error; the next sweep tries them again (see the runbook)", j.what, unitsMaxReceives)},
+		} {
+			add(j.id+"Sweep"+a.id, &awscloudwatch.AlarmProps{
+				AlarmDescription:   jsii.String(a.description),
+				Metric:             housekeeperMetric(j.function, a.metric, "Maximum", period),
+				Threshold:          jsii.Number(1),
+				ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+				EvaluationPeriods:  jsii.Number(periods),
+				DatapointsToAlarm:  jsii.Number(1),
+				TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+			})
+		}
+	}
+}
+
+// sweepAlarmWindow is the window of the alarms on a sweep's summary: one
+// schedule interval, at most what CloudWatch looks back.
+func sweepAlarmWindow(s config.Schedule) time.Duration {
+	if s.MaxInterval == 0 || s.MaxInterval > maxAlarmRange {
+		return maxAlarmRange
+	}
+	return s.MaxInterval
 }
 
 // silencePeriods splits a silence window into the alarm's period and
@@ -232,6 +293,28 @@ func newDashboard(scope constructs.Construct, p *MonitoringProps, alarms map[str
 		lambdaHealth(p.Cleanup.Function, "Cleanup"),
 		lambdaHealth(p.Sharing.Function, "Sharing guard"),
 	)
+	if o := p.Org; o != nil {
+		perSweep := func(function, name string) awscloudwatch.IMetric {
+			return housekeeperMetric(function, name, "Maximum", day)
+		}
+		five := &awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Maximum")}
+		d.AddWidgets(
+			graph("Organization sweeps summarized (per day)",
+				daily(CleanupFunctionName, emf.SweepsSummarized), daily(SharingFunctionName, emf.SweepsSummarized)),
+			graph("Organization sweeps: units unreachable, failed (per sweep)",
+				perSweep(CleanupFunctionName, emf.SweepUnitsUnreachable), perSweep(CleanupFunctionName, emf.SweepUnitsFailed),
+				perSweep(SharingFunctionName, emf.SweepUnitsUnreachable), perSweep(SharingFunctionName, emf.SweepUnitsFailed)),
+			// Seconds and counts: the DLQs on the right axis.
+			awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{
+				Title: jsii.String("Units queues: oldest unit (s, left), units in the DLQs (right)"),
+				Left: &[]awscloudwatch.IMetric{
+					o.CleanupUnits.Queue.MetricApproximateAgeOfOldestMessage(five), o.AuditUnits.Queue.MetricApproximateAgeOfOldestMessage(five)},
+				Right: &[]awscloudwatch.IMetric{
+					o.CleanupUnits.DeadLetterQueue.MetricApproximateNumberOfMessagesVisible(five), o.AuditUnits.DeadLetterQueue.MetricApproximateNumberOfMessagesVisible(five)},
+				Width: jsii.Number(8), Height: jsii.Number(6),
+			}),
+		)
+	}
 	return d
 }
 

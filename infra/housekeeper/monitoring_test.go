@@ -43,6 +43,12 @@ func TestSilenceAlarms(t *testing.T) {
 			stack := newTestStack(t, StackProps{CleanupSchedule: tc.schedule, SharingSchedule: tc.schedule})
 			st := assertions.Template_FromStack(stack, nil)
 			topic, _ := notificationTopic(t, st)
+			// No organization sweeps, no alarms on their summaries.
+			for _, metric := range []string{emf.SweepsSummarized, emf.SweepUnitsUnreachable, emf.SweepUnitsFailed} {
+				if a := alarmByMetric(st, emf.Namespace, metric); len(a) != 0 {
+					t.Errorf("single-account mode: alarms on %s: %v", metric, a)
+				}
+			}
 			for _, w := range []struct{ function, metric string }{
 				{CleanupFunctionName, emf.RunsCompleted},
 				{SharingFunctionName, emf.AuditsCompleted},
@@ -77,6 +83,105 @@ func TestSilenceAlarms(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// In organization mode every unit emits RunsCompleted or AuditsCompleted,
+// so the silence alarms read the sweeps' summaries instead, with the same
+// window; the units a summary counts as unreachable or failed are alarmed
+// over one schedule interval.
+func TestOrgSweepAlarms(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		schedule        string
+		period, periods int // silence alarm; 0 = none
+		sweepPeriods    int // unreachable and failed alarms (period: period, or 3600)
+	}{
+		{"daily", "cron(0 3 * * ? *)", 3600, 48, 24},
+		{"hourly: five-minute periods", "rate(1 hour)", 300, 24, 12},
+		{"weekdays", "cron(0 3 ? * MON-FRI *)", 3600, 144, 72},
+		{"weekly: no silence alarm, the sweep alarms look back 7 days", "cron(0 3 ? * MON *)", 0, 0, 168},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := synthOrg(t, testOrg(), StackProps{CleanupSchedule: tc.schedule, SharingSchedule: tc.schedule})
+			topic := mustTopic(t, st)
+			for _, metric := range []string{emf.RunsCompleted, emf.AuditsCompleted} {
+				if a := alarmByMetric(st, emf.Namespace, metric); len(a) != 0 {
+					t.Errorf("organization mode: an alarm reads %s, which any single unit emits: %v", metric, a)
+				}
+			}
+			byFunction := func(metric string) map[string]string {
+				out := map[string]string{}
+				for id, p := range alarmByMetric(st, emf.Namespace, metric) {
+					dims := list(p["Dimensions"])
+					if len(dims) != 1 {
+						t.Fatalf("%s: dimensions %v, want Function alone (the sweep is a property)", id, dims)
+					}
+					d, _ := dims[0].(map[string]any)
+					if d["Name"] != emf.DimensionFunction {
+						t.Fatalf("%s: dimension %v", id, d)
+					}
+					out[fmt.Sprint(d["Value"])] = id
+				}
+				return out
+			}
+			silent := byFunction(emf.SweepsSummarized)
+			if tc.period == 0 {
+				if len(silent) != 0 {
+					t.Errorf("want no silence alarm for %s, got %v", tc.schedule, silent)
+				}
+			} else if len(silent) != 2 || silent[CleanupFunctionName] == "" || silent[SharingFunctionName] == "" {
+				t.Errorf("silence alarms on %s: %v, want one per job's function", emf.SweepsSummarized, silent)
+			}
+			for fn, id := range silent {
+				checkResource(t, st, fn+" silence alarm", "AWS::CloudWatch::Alarm", id, map[string]any{
+					"Statistic":          "Sum",
+					"Threshold":          1,
+					"ComparisonOperator": "LessThanThreshold",
+					"Period":             tc.period,
+					"EvaluationPeriods":  tc.periods,
+					"DatapointsToAlarm":  tc.periods,
+					"TreatMissingData":   "breaching",
+					"AlarmActions":       []any{ref(topic)},
+					"AlarmDescription":   assertions.Match_StringLikeRegexp(jsii.String(`did not complete in .*no sweep summary was published`)),
+				})
+			}
+			period := tc.period
+			if period == 0 {
+				period = 3600
+			}
+			for _, w := range []struct{ metric, description string }{
+				{emf.SweepUnitsUnreachable, `accounts unreachable in the last (cleanup sweep|sharing audit)`},
+				{emf.SweepUnitsFailed, `units failed in the last (cleanup sweep|sharing audit)`},
+			} {
+				alarms := byFunction(w.metric)
+				if len(alarms) != 2 || alarms[CleanupFunctionName] == "" || alarms[SharingFunctionName] == "" {
+					t.Fatalf("alarms on %s: %v, want one per job's function", w.metric, alarms)
+				}
+				for fn, id := range alarms {
+					checkResource(t, st, fn+" "+w.metric+" alarm", "AWS::CloudWatch::Alarm", id, map[string]any{
+						"Statistic":          "Maximum",
+						"Threshold":          1,
+						"ComparisonOperator": "GreaterThanOrEqualToThreshold",
+						"Period":             period,
+						"EvaluationPeriods":  tc.sweepPeriods,
+						"DatapointsToAlarm":  1,
+						"TreatMissingData":   "notBreaching",
+						"AlarmActions":       []any{ref(topic)},
+						"AlarmDescription":   assertions.Match_StringLikeRegexp(jsii.String(w.description)),
+					})
+				}
+			}
+		})
+	}
+	// The dashboard shows the sweeps and the units queues.
+	st := synthOrg(t, testOrg(), StackProps{})
+	_, dash := onlyResource(t, st, "AWS::CloudWatch::Dashboard")
+	body := render(dash["DashboardBody"])
+	for _, want := range []string{emf.SweepsSummarized, emf.SweepUnitsUnreachable, emf.SweepUnitsFailed, "ApproximateAgeOfOldestMessage"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("organization dashboard lacks %q", want)
+		}
 	}
 }
 

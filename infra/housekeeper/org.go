@@ -1,9 +1,9 @@
 package housekeeper
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
@@ -47,10 +47,12 @@ const DispatcherFunctionName = "dispatcher"
 
 // Units queue settings.
 const (
-	// unitsMaxReceives: a unit failing three times (each after the
-	// worker's whole timeout at worst) is recorded failed and moves to the
-	// DLQ; the next sweep covers the account again.
-	unitsMaxReceives = 3
+	// unitsMaxReceives: on its last receive a unit that fails is recorded
+	// "failed" and deleted, so its sweep still completes; only a unit whose
+	// worker died or timed out on every receive moves to the DLQ. A receive
+	// Lambda throttled (account concurrency, a burst of sweeps) counts too,
+	// so five leave room for a few of those.
+	unitsMaxReceives = 5
 	// unitsVisibilityMargin is added to the worker's timeout: Lambda
 	// requires the visibility timeout to be at least the function's.
 	unitsVisibilityMarginSeconds = 60
@@ -100,8 +102,9 @@ type UnitsQueue struct {
 	Queue, DeadLetterQueue awssqs.Queue
 	// Name is the queue's name, as the functions get it.
 	Name string
-	// Alarm watches the DLQ's depth (nil without a topic).
-	Alarm awscloudwatch.Alarm
+	// Alarms watch the DLQ's depth and the queue's oldest unit (none
+	// without a topic).
+	Alarms []awscloudwatch.Alarm
 }
 
 // OrgWorkerFunctions are the central functions that work in member
@@ -142,8 +145,9 @@ func (d Deployment) wildcardRegions() []string {
 }
 
 // newOrgDeployment creates the central bus, the units queues and the
-// ledger, and the environment that names them to the functions.
-func newOrgDeployment(stack awscdk.Stack, o config.Organization, topic awssns.ITopic) *OrgDeployment {
+// ledger, and the environment that names them to the functions; the
+// schedules are the sweeps' (the units queues' age alarms follow them).
+func newOrgDeployment(stack awscdk.Stack, o config.Organization, cleanupSchedule, sharingSchedule config.Schedule, topic awssns.ITopic) *OrgDeployment {
 	c := constructs.NewConstruct(stack, jsii.String("Organization"))
 	name := *stack.StackName()
 
@@ -186,16 +190,18 @@ func newOrgDeployment(stack awscdk.Stack, o config.Organization, topic awssns.IT
 		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
 	})
 
-	cleanupUnits := newUnitsQueue(c, "CleanupUnits", name+"-cleanup-units", cleanupTimeoutSeconds, topic)
-	auditUnits := newUnitsQueue(c, "AuditUnits", name+"-audit-units", sharingTimeoutSeconds, topic)
+	cleanupUnits := newUnitsQueue(c, unitsQueueSpec{id: "CleanupUnits", name: name + "-cleanup-units", job: fanout.JobCleanup,
+		workerTimeoutSeconds: cleanupTimeoutSeconds, schedule: cleanupSchedule}, topic)
+	auditUnits := newUnitsQueue(c, unitsQueueSpec{id: "AuditUnits", name: name + "-audit-units", job: fanout.JobSharingAudit,
+		workerTimeoutSeconds: sharingTimeoutSeconds, schedule: sharingSchedule}, topic)
 
-	scope, err := json.Marshal(o.Scope)
+	scope, err := config.ScopeEnvironment(o.Scope)
 	if err != nil {
 		panic(fmt.Sprintf("organization scope: %v", err))
 	}
 	// The member role's name is each worker's own (allowOrgWorker).
 	env := map[string]*string{
-		EnvOrgScope:               jsii.String(string(scope)),
+		EnvOrgScope:               jsii.String(scope),
 		EnvLedgerTable:            ledger.TableName(),
 		EnvUnitsQueueCleanup:      jsii.String(cleanupUnits.Name),
 		EnvUnitsQueueSharingAudit: jsii.String(auditUnits.Name),
@@ -207,10 +213,36 @@ func newOrgDeployment(stack awscdk.Stack, o config.Organization, topic awssns.IT
 	return &OrgDeployment{Config: o, Environment: env, Bus: bus, CleanupUnits: cleanupUnits, AuditUnits: auditUnits, Ledger: ledger}
 }
 
+// unitsRetention is how long a units queue keeps a unit: a unit never
+// worked in that time is dropped, and its sweep never summarized.
+const unitsRetention = 4 * 24 * time.Hour
+
+// unitsQueueSpec is one job's units queue.
+type unitsQueueSpec struct {
+	id, name, job        string
+	workerTimeoutSeconds int
+	// schedule is the job's: the queue's age alarm fires when a unit has
+	// waited as long as the schedule's shortest interval.
+	schedule config.Schedule
+}
+
+// unitsAgeLimit is how long a unit may wait before the age alarm fires:
+// the schedule's shortest interval (the next sweep would start before this
+// one's units are worked), but an hour before the queue drops it.
+func unitsAgeLimit(s config.Schedule) time.Duration {
+	limit := unitsRetention - time.Hour
+	if s.MinInterval > 0 && s.MinInterval < limit {
+		return s.MinInterval
+	}
+	return limit
+}
+
 // newUnitsQueue creates one job's FIFO units queue (name.fifo) and its
-// DLQ, alarmed on its depth: a unit there failed unitsMaxReceives times
-// and was recorded failed in its sweep's summary.
-func newUnitsQueue(scope constructs.Construct, id, name string, workerTimeoutSeconds int, topic awssns.ITopic) *UnitsQueue {
+// DLQ, alarmed on the DLQ's depth (a unit whose worker died on every
+// receive: its sweep has no summary) and on the age of the queue's oldest
+// unit.
+func newUnitsQueue(scope constructs.Construct, spec unitsQueueSpec, topic awssns.ITopic) *UnitsQueue {
+	id, name := spec.id, spec.name
 	dlq := awssqs.NewQueue(scope, jsii.String(id+"DeadLetterQueue"), &awssqs.QueueProps{
 		QueueName:       jsii.String(name + "-dlq.fifo"),
 		Fifo:            jsii.Bool(true),
@@ -227,33 +259,54 @@ func newUnitsQueue(scope constructs.Construct, id, name string, workerTimeoutSec
 		ContentBasedDeduplication: jsii.Bool(false),
 		Encryption:                awssqs.QueueEncryption_SQS_MANAGED,
 		EnforceSSL:                jsii.Bool(true),
-		VisibilityTimeout:         awscdk.Duration_Seconds(jsii.Number(workerTimeoutSeconds + unitsVisibilityMarginSeconds)),
-		RetentionPeriod:           awscdk.Duration_Days(jsii.Number(4)),
+		VisibilityTimeout:         awscdk.Duration_Seconds(jsii.Number(spec.workerTimeoutSeconds + unitsVisibilityMarginSeconds)),
+		RetentionPeriod:           awscdk.Duration_Seconds(jsii.Number(unitsRetention.Seconds())),
 		DeadLetterQueue:           &awssqs.DeadLetterQueue{Queue: dlq, MaxReceiveCount: jsii.Number(unitsMaxReceives)},
 	})
 	u := &UnitsQueue{Queue: queue, DeadLetterQueue: dlq, Name: name + ".fifo"}
-	if topic != nil {
-		alarm := awscloudwatch.NewAlarm(scope, jsii.String(id+"DeadLetterAlarm"), &awscloudwatch.AlarmProps{
-			AlarmDescription: jsii.String(fmt.Sprintf(
-				"ami-housekeeper %s: units failed %d times and moved to the DLQ; each is listed as failed in its sweep's summary, the next sweep covers the account again (see the runbook)",
-				name, unitsMaxReceives)),
-			Metric: dlq.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{
-				Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Maximum")}),
-			Threshold:          jsii.Number(1),
+	if topic == nil {
+		return u
+	}
+	action := awscloudwatchactions.NewSnsAction(topic)
+	five := awscdk.Duration_Minutes(jsii.Number(5))
+	age := unitsAgeLimit(spec.schedule)
+	why := fmt.Sprintf("the shortest interval of its schedule %s", spec.schedule.Expression)
+	if age != spec.schedule.MinInterval {
+		why = fmt.Sprintf("an hour before the queue drops a unit (it keeps them %s)", unitsRetention)
+	}
+	for _, a := range []struct {
+		id, description string
+		metric          awscloudwatch.IMetric
+		threshold       float64
+	}{
+		{"DeadLetterAlarm", fmt.Sprintf(
+			"ami-housekeeper %s: a unit is in the DLQ: its worker died or timed out on each of its %d receives (a unit that fails on its last receive is recorded failed and deleted, so it never gets here), and its sweep has no summary until the unit has a result. "+
+				`Invoke the dispatcher (output DispatcherFunctionName) again with the sweep's {"job":"%s","time":"<time>"} (the DLQ message's sweep is %s/<time>): it sends only the units without a result. Then purge the DLQ (docs/organization.md, Operating it)`,
+			name, unitsMaxReceives, spec.job, spec.job),
+			dlq.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: five, Statistic: jsii.String("Maximum")}), 1},
+		{"AgeAlarm", fmt.Sprintf(
+			"ami-housekeeper %s: a unit has waited %s in the queue, %s: the next sweep starts before this one's units are worked. The workers are too few (orgWorkerConcurrency), throttled or failing, or the event source mapping is disabled (see the runbook)",
+			name, age, why),
+			queue.MetricApproximateAgeOfOldestMessage(&awscloudwatch.MetricOptions{Period: five, Statistic: jsii.String("Maximum")}), age.Seconds()},
+	} {
+		alarm := awscloudwatch.NewAlarm(scope, jsii.String(id+a.id), &awscloudwatch.AlarmProps{
+			AlarmDescription:   jsii.String(a.description),
+			Metric:             a.metric,
+			Threshold:          jsii.Number(a.threshold),
 			EvaluationPeriods:  jsii.Number(1),
 			ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
 			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
 		})
-		alarm.AddAlarmAction(awscloudwatchactions.NewSnsAction(topic))
-		u.Alarm = alarm
+		alarm.AddAlarmAction(action)
+		u.Alarms = append(u.Alarms, alarm)
 	}
 	return u
 }
 
 // onlySender denies sending to the units queue to every principal but
 // role: a unit names an account, region and job to run, so only the
-// dispatcher writes them (a redrive from the DLQ too is refused: the next
-// sweep covers a failed unit's account).
+// dispatcher writes them (a redrive from the DLQ too is refused: a unit
+// in the DLQ is sent again by dispatching its sweep again).
 func (u *UnitsQueue) onlySender(role awsiam.IRole) {
 	u.Queue.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:        jsii.String("OnlyTheDispatcherSends"),
@@ -275,7 +328,7 @@ func (f *goFunction) addUnits(scope constructs.Construct, u *UnitsQueue, concurr
 	}))
 	cdknag.NagSuppressions_AddResourceSuppressions(f.Function, &[]*cdknag.NagPackSuppression{
 		{Id: jsii.String("Serverless-LambdaEventSourceMappingDestination"), Reason: jsii.String(
-			"The event source mapping reads an SQS queue, for which Lambda supports no on-failure destination: a unit failing its last receive is recorded failed in the ledger and moves to the queue's own dead-letter queue (redrive policy), alarmed on its depth.")},
+			"The event source mapping reads an SQS queue, for which Lambda supports no on-failure destination: a unit failing on its last receive is recorded failed in the ledger and deleted; one whose worker died on every receive moves to the queue's own dead-letter queue (redrive policy), alarmed on its depth.")},
 	}, jsii.Bool(true))
 }
 

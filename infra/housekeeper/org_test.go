@@ -210,7 +210,7 @@ func orgEnv(t *testing.T, st stackTemplate, extra map[string]any) map[string]any
 		EnvLedgerTable:            ref(table),
 		EnvUnitsQueueCleanup:      "Test-cleanup-units.fifo",
 		EnvUnitsQueueSharingAudit: "Test-audit-units.fifo",
-		EnvUnitsMaxReceive:        "3",
+		EnvUnitsMaxReceive:        "5",
 	}
 	for k, v := range extra {
 		env[k] = v
@@ -249,20 +249,23 @@ func queueStatements(st stackTemplate, queue string) []map[string]any {
 
 // Each job's units wait in a FIFO queue that only the dispatcher writes,
 // read one at a time by the job's function with a bounded concurrency;
-// a unit failing three receives moves to a FIFO DLQ, alarmed.
+// a unit whose worker dies on its five receives moves to a FIFO DLQ,
+// alarmed, and a unit waiting a schedule interval is alarmed too.
 func TestOrgUnitsQueues(t *testing.T) {
 	o := testOrg()
 	o.WorkerConcurrency = 40
-	st := synthOrg(t, o, StackProps{})
+	// The audit runs on weekdays: its shortest interval is a day.
+	st := synthOrg(t, o, StackProps{CleanupSchedule: "rate(6 hours)", SharingSchedule: "cron(0 4 ? * MON-FRI *)"})
 	topic := mustTopic(t, st)
 	dispatcher := findFunction(t, st, DispatcherFunctionName)
 	for _, tc := range []struct {
-		name    string
-		worker  function
-		timeout int
+		name, job string
+		worker    function
+		timeout   int
+		age       int // seconds
 	}{
-		{"Test-cleanup-units", cleanupOf(t, st), cleanupTimeoutSeconds},
-		{"Test-audit-units", sharingOf(t, st), sharingTimeoutSeconds},
+		{"Test-cleanup-units", "cleanup", cleanupOf(t, st), cleanupTimeoutSeconds, 6 * 3600},
+		{"Test-audit-units", "sharing-audit", sharingOf(t, st), sharingTimeoutSeconds, 24 * 3600},
 	} {
 		queue, qp := queueByName(t, st, tc.name+".fifo")
 		dlq, dp := queueByName(t, st, tc.name+"-dlq.fifo")
@@ -271,7 +274,8 @@ func TestOrgUnitsQueues(t *testing.T) {
 			"ContentBasedDeduplication": false,
 			"SqsManagedSseEnabled":      true,
 			"VisibilityTimeout":         tc.timeout + 60,
-			"RedrivePolicy":             map[string]any{"deadLetterTargetArn": getAttArn(dlq), "maxReceiveCount": 3},
+			"MessageRetentionPeriod":    4 * 24 * 3600,
+			"RedrivePolicy":             map[string]any{"deadLetterTargetArn": getAttArn(dlq), "maxReceiveCount": 5},
 		})
 		if dp["FifoQueue"] != true || dp["SqsManagedSseEnabled"] != true || dp["MessageRetentionPeriod"] != float64(14*24*3600) {
 			t.Errorf("%s DLQ: %v", tc.name, dp)
@@ -326,12 +330,30 @@ func TestOrgUnitsQueues(t *testing.T) {
 				"FunctionResponseTypes":          []any{"ReportBatchItemFailures"},
 			}, jsii.Number(1))
 		})
+		// The DLQ holds only units whose worker died on every receive
+		// (a failing unit is recorded failed on its last): the alarm says
+		// so, and how to finish the sweep.
 		check(t, tc.name+" DLQ alarm", func() {
 			st.ResourcePropertiesCountIs(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{
 				"Namespace": "AWS/SQS", "MetricName": "ApproximateNumberOfMessagesVisible",
 				"Dimensions": []any{map[string]any{"Name": "QueueName", "Value": getAtt(dlq, "QueueName")}},
 				"Threshold":  1, "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching",
 				"AlarmActions": []any{ref(topic)},
+				"AlarmDescription": assertions.Match_StringLikeRegexp(jsii.String(
+					`died or timed out on each of its 5 receives .*recorded failed and deleted, so it never gets here.*has no summary.*` +
+						`Invoke the dispatcher .*\{"job":"` + tc.job + `","time":"<time>"\}.*only the units without a result.*Then purge the DLQ`)),
+			}, jsii.Number(1))
+		})
+		// A unit waiting as long as the schedule's shortest interval: the
+		// next sweep would start before this one is worked.
+		check(t, tc.name+" age alarm", func() {
+			st.ResourcePropertiesCountIs(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{
+				"Namespace": "AWS/SQS", "MetricName": "ApproximateAgeOfOldestMessage",
+				"Dimensions": []any{map[string]any{"Name": "QueueName", "Value": getAtt(queue, "QueueName")}},
+				"Statistic":  "Maximum", "Period": 300, "EvaluationPeriods": 1,
+				"Threshold": tc.age, "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching",
+				"AlarmActions":     []any{ref(topic)},
+				"AlarmDescription": assertions.Match_StringLikeRegexp(jsii.String(`the next sweep starts before this one's units are worked`)),
 			}, jsii.Number(1))
 		})
 	}
@@ -956,5 +978,99 @@ func TestOverridesWidenTheRoles(t *testing.T) {
 				t.Errorf("single-account cleanup role: DisableImage %v, want %v", got, tc.widened)
 			}
 		})
+	}
+}
+
+// worstCase resolves a template value of a function's environment to the
+// longest string it can become at deploy time in st (whose stack name is
+// stackName), or fails the test for a token it does not know.
+func worstCase(t *testing.T, st stackTemplate, stackName, key string, v any) string {
+	t.Helper()
+	const (
+		// Longest partition (aws-us-gov) and region (us-isof-south-1 has
+		// 15) with room to spare; CloudFormation's random suffix of a
+		// generated name is at most 13 characters.
+		partition = "aws-us-gov"
+		region    = "xx-xxxxxxxxx-10"
+		account   = "123456789012"
+		suffix    = "-ABCDEFGHIJKLM"
+	)
+	generated := func(id string) string { return stackName + "-" + id + suffix }
+	switch v := v.(type) {
+	case string:
+		return v
+	case map[string]any:
+		if id := refID(v); id != "" {
+			if id == "AWS::AccountId" {
+				return account
+			}
+			typed := func(typ string) (map[string]any, bool) {
+				r, ok := resources(st, typ)[id]
+				return properties(r), ok
+			}
+			if p, ok := typed("AWS::SSM::Parameter"); ok {
+				if name, isString := p["Name"].(string); isString {
+					return name
+				}
+			}
+			if p, ok := typed("AWS::DynamoDB::Table"); ok && p["TableName"] == nil {
+				return generated(id)
+			}
+			if p, ok := typed("AWS::SNS::Topic"); ok && p["TopicName"] == nil {
+				return "arn:" + partition + ":sns:" + region + ":" + account + ":" + generated(id)
+			}
+		}
+		if id := getAttID(v, "Arn"); id != "" {
+			if _, ok := resources(st, "AWS::KMS::Key")[id]; ok {
+				return "arn:" + partition + ":kms:" + region + ":" + account + ":key/12345678-1234-1234-1234-123456789012"
+			}
+		}
+	}
+	t.Fatalf("%s = %v: no worst case known for this value; teach worstCase its longest form", key, v)
+	return ""
+}
+
+// Every central function's environment fits Lambda's 4 KB (as Lambda
+// measures it, the JSON of its variables) with the longest stack name and
+// any scope the configuration accepts: its variables other than the scope
+// and the external id (their keys counted, their values not) take at most
+// config.OrgEnvironmentReserve, which the configuration leaves them.
+func TestOrgEnvironmentFits(t *testing.T) {
+	stackName := "S" + strings.Repeat("x", config.MaxOrgStackNameLength-1)
+	o := testOrg()
+	o.ExternalID = "ext-1"
+	st := synthOrg(t, o, StackProps{
+		StackProps: awscdk.StackProps{StackName: jsii.String(stackName)},
+		PolicyFile: writeFile(t, "policy.json", `{"version": 1}`),
+	})
+	largest, largestName := 0, ""
+	seen := 0
+	for id, r := range resources(st, "AWS::Lambda::Function") {
+		vars := envOf(function{props: properties(r)})
+		if _, ok := vars[EnvOrgScope]; !ok {
+			continue
+		}
+		seen++
+		resolved := map[string]string{}
+		for k, v := range vars {
+			resolved[k] = worstCase(t, st, stackName, k, v)
+		}
+		// Their values are the configuration's to bound.
+		resolved[EnvOrgScope], resolved[EnvOrgExternalID] = "", ""
+		b, err := json.Marshal(resolved)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) > largest {
+			largest, largestName = len(b), id
+		}
+	}
+	if seen != 4 {
+		t.Fatalf("%d functions with %s, want the tagger, the cleanup, the sharing guard and the dispatcher", seen, EnvOrgScope)
+	}
+	t.Logf("largest environment without the scope and the external id: %s, %d bytes", largestName, largest)
+	if largest > config.OrgEnvironmentReserve {
+		t.Errorf("%s: %d bytes of environment besides the scope and the external id, more than config.OrgEnvironmentReserve (%d): raise it, so the configuration leaves the scope less",
+			largestName, largest, config.OrgEnvironmentReserve)
 	}
 }

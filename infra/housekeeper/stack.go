@@ -100,7 +100,7 @@ func NewHousekeeperStack(scope constructs.Construct, id string, props *StackProp
 	deployment.Topic, deployment.TopicKey = newNotificationTopic(stack, props.AlarmEmails)
 	deployment.Needs = mustNeeds(pol)
 	if o := props.Organization; o != nil && o.Enabled() {
-		deployment.Org = newOrgDeployment(stack, *o, deployment.Topic)
+		deployment.Org = newOrgDeployment(stack, *o, cleanupSchedule, sharingSchedule, deployment.Topic)
 		deployment.Regions = o.Scope.Regions
 	}
 
@@ -133,9 +133,7 @@ func NewHousekeeperStack(scope constructs.Construct, id string, props *StackProp
 		})
 		orgAlarms = append(orgAlarms, dispatcher.Alarms...)
 		for _, u := range []*UnitsQueue{o.CleanupUnits, o.AuditUnits} {
-			if u.Alarm != nil {
-				orgAlarms = append(orgAlarms, u.Alarm)
-			}
+			orgAlarms = append(orgAlarms, u.Alarms...)
 		}
 		set := NewMemberStackSet(stack, "MemberStackSet", &MemberStackSetProps{
 			Bus: o.Bus,
@@ -158,6 +156,7 @@ func NewHousekeeperStack(scope constructs.Construct, id string, props *StackProp
 		Sharing:         sharingFn,
 		CleanupSchedule: cleanupSchedule,
 		SharingSchedule: sharingSchedule,
+		Org:             deployment.Org,
 		Extra:           orgAlarms,
 	})
 
