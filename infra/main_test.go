@@ -1,12 +1,22 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 )
+
+// accounts is n distinct account ids as a JSON list's items.
+func accounts(n int) string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf(`"%012d"`, 100000000000+i)
+	}
+	return strings.Join(ids, ",")
+}
 
 // The app as `make synth` runs it: the CDK CLI passes the context in
 // CDK_CONTEXT_JSON and the output folder in CDK_OUTDIR. A bad context fails
@@ -43,6 +53,8 @@ func TestSynthValidatesContext(t *testing.T) {
 			"", []string{"AmiHousekeeper-eu-west-1.template.json", "AmiHousekeeper-eu-west-1-member.template.json"}},
 		{"organization scope from -c", `{"organizationId":"o-abcdefghij","organizationScope":"{\"accounts\":[\"111111111111\"],\"regions\":[\"eu-west-1\"]}","stackSetTargetOus":"r-ab12"}`,
 			"", []string{"AmiHousekeeper.template.json", "AmiHousekeeper-member.template.json"}},
+		{"organization scope too large for the environment", `{"organizationId":"o-abcdefghij","organizationScope":{"ous":["r-ab12"],"accounts":[` + accounts(200) + `],"regions":["eu-west-1"]}}`,
+			`context "organizationScope": 3467 bytes in HOUSEKEEPER_ORG_SCOPE`, nil},
 		{"organization scope without regions", `{"organizationId":"o-abcdefghij","organizationScope":{"ous":["r-ab12"]}}`,
 			`context "organizationScope": organization scope: regions: needs at least one region`, nil},
 	} {

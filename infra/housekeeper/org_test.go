@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
@@ -1072,5 +1073,30 @@ func TestOrgEnvironmentFits(t *testing.T) {
 	if largest > config.OrgEnvironmentReserve {
 		t.Errorf("%s: %d bytes of environment besides the scope and the external id, more than config.OrgEnvironmentReserve (%d): raise it, so the configuration leaves the scope less",
 			largestName, largest, config.OrgEnvironmentReserve)
+	}
+}
+
+// A unit waiting the schedule's shortest interval is alarmed; a schedule
+// whose interval exceeds what the queue keeps is alarmed an hour before the
+// queue drops the unit.
+func TestUnitsAgeLimit(t *testing.T) {
+	for _, tc := range []struct {
+		schedule string
+		want     time.Duration
+	}{
+		{"rate(30 minutes)", 30 * time.Minute},
+		{"cron(0 3 * * ? *)", 24 * time.Hour},
+		{"cron(0 3 ? * MON-FRI *)", 24 * time.Hour},
+		{"cron(0 3 ? * MON,THU *)", 72 * time.Hour},
+		{"cron(0 3 ? * MON *)", 4*24*time.Hour - time.Hour},
+		{"cron(0 3 29 2 ? *)", 4*24*time.Hour - time.Hour}, // no two runs in the measured span
+	} {
+		s, err := config.ParseSchedule(tc.schedule)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := unitsAgeLimit(s); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.schedule, got, tc.want)
+		}
 	}
 }
