@@ -1100,3 +1100,19 @@ func TestUnitsAgeLimit(t *testing.T) {
 		}
 	}
 }
+
+// By default each job's units run 12 at once: the organization benchmark
+// needs 11 to finish 50 accounts × 4 regions × 2,000 AMIs inside the hour
+// (docs/benchmarks-org.md).
+func TestOrgWorkerConcurrencyDefault(t *testing.T) {
+	st := synthOrg(t, testOrg(), StackProps{})
+	for _, name := range []string{"Test-cleanup-units.fifo", "Test-audit-units.fifo"} {
+		queue, _ := queueByName(t, st, name)
+		check(t, name+" mapping concurrency", func() {
+			st.ResourcePropertiesCountIs(jsii.String("AWS::Lambda::EventSourceMapping"), map[string]any{
+				"EventSourceArn": getAttArn(queue),
+				"ScalingConfig":  map[string]any{"MaximumConcurrency": 12},
+			}, jsii.Number(1))
+		})
+	}
+}
