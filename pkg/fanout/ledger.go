@@ -110,9 +110,23 @@ type Meta struct {
 	Published time.Time
 }
 
-// MaxUnitsPerSweep bounds a sweep's units: the meta item lists them all
-// and DynamoDB items hold at most 400 KB (about 50 bytes a unit).
-const MaxUnitsPerSweep = 7000
+// MaxMetaBytes bounds a sweep's meta item, which lists its units and its
+// skipped accounts: DynamoDB items hold at most 400 KB, and the rest of
+// the item needs a little (about 7,000 units at 50 bytes each).
+const MaxMetaBytes = 350_000
+
+// metaSize estimates the meta item's size as DynamoDB counts it: names
+// and values, with a few bytes of overhead per list or map element.
+func metaSize(m Meta) int {
+	size := 200 + len(m.Sweep) + len(m.Job)
+	for _, t := range m.Targets {
+		size += len(t.Account) + len(t.Region) + len(t.OU) + 2 + 3
+	}
+	for acct, why := range m.Skipped {
+		size += len(acct) + len(why) + 3
+	}
+	return size
+}
 
 // Complete says whether every expected unit is recorded.
 func (m Meta) Complete() bool { return m.Done >= m.Expected }
@@ -182,9 +196,9 @@ func (l *Ledger) Begin(ctx context.Context, m Meta) (Meta, bool, error) {
 	item[attrDone] = n(0)
 	item[attrStarted] = ts(m.Started)
 	item[attrSkipped] = &ddbtypes.AttributeValueMemberM{Value: skipped}
-	if len(m.Targets) > MaxUnitsPerSweep {
-		return Meta{}, false, fmt.Errorf("ledger: begin: sweep %s has %d units, more than the %d one meta item can list: narrow organizationScope or split it across deployments",
-			m.Sweep, len(m.Targets), MaxUnitsPerSweep)
+	if size := metaSize(m); size > MaxMetaBytes {
+		return Meta{}, false, fmt.Errorf("ledger: begin: sweep %s: its meta item would hold about %d bytes (%d units, %d skipped accounts), over the %d one DynamoDB item can: narrow organizationScope or split it across deployments",
+			m.Sweep, size, len(m.Targets), len(m.Skipped), MaxMetaBytes)
 	}
 	targets := make([]ddbtypes.AttributeValue, 0, len(m.Targets))
 	for _, t := range m.Targets {

@@ -2,6 +2,7 @@ package fanout_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,5 +44,49 @@ func TestWorkerRecordsAJobThatRanToItsDeadline(t *testing.T) {
 	}
 	if done, err := w.ledger.Done(context.Background(), units[0].Sweep, units[0].ID()); err != nil || !done {
 		t.Errorf("ledger Done = %v, %v; want the unit recorded", done, err)
+	}
+}
+
+// A job that panics is an error like any other: retried, then recorded
+// "failed" on the unit's last receive, so the sweep still completes
+// (review finding: it died into the DLQ on every receive and held back
+// the organization's summary).
+func TestWorkerRecordsAPanickingJobFailedOnTheLastAttempt(t *testing.T) {
+	w := newWorld(t)
+	dir := directory(1)
+	units := w.dispatched(t, dir)
+	wk := w.worker(dir, newFakeAccounts(), &publisher{})
+	boom := func(context.Context, *awsapi.Clients, org.Account, fanout.Unit) (fanout.UnitResult, error) {
+		var m map[string]int
+		m["x"]++ // a nil map write: a bug in a job
+		return fanout.UnitResult{}, nil
+	}
+	if _, err := wk.Run(context.Background(), units[0], false, boom); err == nil || !strings.Contains(err.Error(), "panicked") {
+		t.Fatalf("Run = %v, want the panic as an error (retried)", err)
+	}
+	res, err := wk.Run(context.Background(), units[0], true, boom)
+	if err != nil || res.Status != fanout.StatusFailed || !strings.Contains(res.Reason, "panicked") {
+		t.Fatalf("last attempt: %+v, %v; want recorded failed", res, err)
+	}
+}
+
+// A unit that is not one of its sweep's (a direct invocation naming a
+// known sweep) is rejected and does not count toward the sweep.
+func TestWorkerRejectsAUnitNotOfItsSweep(t *testing.T) {
+	w := newWorld(t)
+	dir := directory(2)
+	small := directory(1)
+	units := w.dispatched(t, small) // the sweep's units: one account's
+	var extra fanout.Unit
+	for _, tg := range dir.Targets() {
+		if tg.Account != units[0].Account {
+			extra = fanout.Unit{Sweep: units[0].Sweep, Job: units[0].Job, Account: tg.Account, Region: tg.Region, Dispatched: units[0].Dispatched}
+			break
+		}
+	}
+	job := newFakeJob()
+	res, err := w.worker(dir, newFakeAccounts(), &publisher{}).Run(context.Background(), extra, false, job.Run)
+	if err != nil || res.Status != fanout.StatusRejected || job.count(extra.ID()) != 0 {
+		t.Fatalf("extra unit: %+v, %v, ran %d times; want rejected, not run", res, err, job.count(extra.ID()))
 	}
 }

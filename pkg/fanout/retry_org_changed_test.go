@@ -2,11 +2,14 @@ package fanout_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/fanout"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/org"
 )
 
 // A dispatch retried after the organization changed sends the first
@@ -84,5 +87,31 @@ func TestRetriedDispatchKeepsTheFirstUnits(t *testing.T) {
 	if s := pub.sent[0]; !s.Complete || s.Totals.Units != 4 || len(s.Unreachable) != 2 {
 		t.Errorf("summary complete=%v units=%d unreachable=%d, want complete, 4 units, %s unreachable in both regions",
 			s.Complete, s.Totals.Units, len(s.Unreachable), late)
+	}
+}
+
+// A sweep whose units and skipped accounts would not fit one DynamoDB item
+// is refused at Begin with the reason, not with DynamoDB's size error on
+// every retry (review finding: 1,500 accounts × 4 regions plus 3,500
+// accounts skipped by their tag made a 413 KB item).
+func TestBeginRefusesAMetaItemTooLarge(t *testing.T) {
+	w := newWorld(t)
+	m := fanout.Meta{Sweep: "cleanup/2026-11-29T03:00:00Z", Job: fanout.JobCleanup, Skipped: map[string]string{}}
+	for i := range 1500 {
+		for _, r := range []string{"us-east-1", "eu-west-1", "ap-southeast-2", "eu-central-1"} {
+			m.Targets = append(m.Targets, org.Target{Account: fmt.Sprintf("%012d", 100000000000+i), Region: r, OU: "ou-ab12-workload1"})
+		}
+	}
+	for i := range 3500 {
+		m.Skipped[fmt.Sprintf("%012d", 200000000000+i)] = `tag housekeeper is not on (it is "off")`
+	}
+	m.Expected = len(m.Targets)
+	_, _, err := w.ledger.Begin(context.Background(), m)
+	if err == nil || !strings.Contains(err.Error(), "narrow organizationScope") {
+		t.Fatalf("Begin = %v, want the meta item refused as too large", err)
+	}
+	m.Skipped = nil // the units alone fit
+	if _, created, err := w.ledger.Begin(context.Background(), m); err != nil || !created {
+		t.Fatalf("Begin of 6,000 units = %v (created %v), want it written", err, created)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awsapi"
@@ -121,6 +123,12 @@ func (w *Worker) run(ctx context.Context, u Unit, lastAttempt bool, job Job) (Un
 		res.Status, res.Reason = StatusRejected, fmt.Sprintf("sweep %q is not a %s sweep the ledger knows", u.Sweep, u.Job)
 		return res, false, nil
 	}
+	// Only the sweep's own units count toward it: an extra one (a direct
+	// invocation) could otherwise complete the sweep before a real unit.
+	if len(meta.Targets) > 0 && !slices.ContainsFunc(meta.Targets, func(t org.Target) bool { return t.Account == u.Account && t.Region == u.Region }) {
+		res.Status, res.Reason = StatusRejected, fmt.Sprintf("unit %s is not one of sweep %s's units", u.ID(), u.Sweep)
+		return res, false, nil
+	}
 	done, err := w.Ledger.Done(ctx, u.Sweep, u.ID())
 	if err != nil {
 		return res, false, err
@@ -140,7 +148,13 @@ func (w *Worker) run(ctx context.Context, u Unit, lastAttempt bool, job Job) (Un
 	jctx, cancel := withReserve(ctx, RecordReserve)
 	res, err = w.attempt(jctx, u, job)
 	cancel()
+	// The record's time ends a second before the invocation's, if it has
+	// a deadline: past it Lambda ends the process mid-record.
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), RecordReserve)
+	if dl, ok := ctx.Deadline(); ok {
+		rcancel()
+		rctx, rcancel = context.WithDeadline(context.WithoutCancel(ctx), dl.Add(-time.Second))
+	}
 	defer rcancel()
 	ctx = rctx
 	if err != nil {
@@ -167,6 +181,22 @@ func (w *Worker) run(ctx context.Context, u Unit, lastAttempt bool, job Job) (Un
 	}
 	summarized, err := finish(ctx, w.Ledger, w.Publish, w.Log, u.Sweep)
 	return res, summarized, err
+}
+
+// runJob runs job, turning a panic into an error: a unit whose job panics
+// on every delivery is then recorded "failed" on its last receive instead
+// of dying into the DLQ and holding back its sweep's summary. (A panic in
+// a goroutine the job starts, or running out of memory, still ends the
+// process.)
+func (w *Worker) runJob(ctx context.Context, job Job, clients *awsapi.Clients, acct org.Account, u Unit) (r UnitResult, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			w.Log.ErrorContext(ctx, "unit job panicked", slog.String(logging.KeySweep, u.Sweep), slog.String(logging.KeyUnit, u.ID()),
+				slog.String(logging.KeyError, fmt.Sprint(p)), slog.String("stack", string(debug.Stack())))
+			r, err = UnitResult{Unit: u}, fmt.Errorf("the job panicked: %v", p)
+		}
+	}()
+	return job(ctx, clients, acct, u)
 }
 
 // RecordReserve is the time kept, out of the invocation's, to record a
@@ -210,7 +240,7 @@ func (w *Worker) attempt(ctx context.Context, u Unit, job Job) (UnitResult, erro
 		}
 		return res, fmt.Errorf("reaching account %s: %w", u.Account, err)
 	}
-	r, err := job(ctx, clients, acct, u)
+	r, err := w.runJob(ctx, job, clients, acct, u)
 	if err != nil {
 		if Unreachable(err) {
 			r.Status, r.Reason = StatusUnreachable, err.Error()
