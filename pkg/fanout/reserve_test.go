@@ -57,9 +57,8 @@ func TestWorkerRecordsAPanickingJobFailedOnTheLastAttempt(t *testing.T) {
 	units := w.dispatched(t, dir)
 	wk := w.worker(dir, newFakeAccounts(), &publisher{})
 	boom := func(context.Context, *awsapi.Clients, org.Account, fanout.Unit) (fanout.UnitResult, error) {
-		var m map[string]int
-		m["x"]++ // a nil map write: a bug in a job
-		return fanout.UnitResult{}, nil
+		var units []fanout.Unit
+		return fanout.UnitResult{Unit: units[3]}, nil // an index out of range: a bug in a job
 	}
 	if _, err := wk.Run(context.Background(), units[0], false, boom); err == nil || !strings.Contains(err.Error(), "panicked") {
 		t.Fatalf("Run = %v, want the panic as an error (retried)", err)

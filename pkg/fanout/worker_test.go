@@ -199,19 +199,24 @@ func TestWorkerSkipsADuplicateDelivery(t *testing.T) {
 	}
 }
 
+// Units of the sweep whose account or region left the scope between the
+// dispatch and the work are recorded out-of-scope, without any call.
 func TestWorkerRefusesUnitsOutOfScopeWithoutACall(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	dir := directory(1)
-	w.dispatched(t, dir) // begins the sweep
+	then := directory(3) // at dispatch: three accounts, three regions
+	then.Regions = append(then.Regions, "ap-south-1")
+	w.dispatched(t, then)
+	now := directory(1) // at work: 100000000001 suspended, 100000000002 gone, ap-south-1 dropped
+	now.Skipped["100000000001"] = "status SUSPENDED"
 	accts, job := newFakeAccounts(), newFakeJob()
-	wk := w.worker(dir, accts, &publisher{})
+	wk := w.worker(now, accts, &publisher{})
 	tests := []struct {
 		name, account, region, reason string
 	}{
-		{"skipped account", "999999999999", "eu-west-1", "account 999999999999 is not in the deployment's scope: status SUSPENDED"},
-		{"unknown account", "123456789012", "eu-west-1", "account 123456789012 is not in the deployment's scope"},
-		{"region not covered", "100000000000", "ap-south-1", "region ap-south-1 is not in the deployment's scope"},
+		{"suspended since", "100000000001", "eu-west-1", "account 100000000001 is not in the deployment's scope: status SUSPENDED"},
+		{"left the organization since", "100000000002", "eu-west-1", "account 100000000002 is not in the deployment's scope"},
+		{"region dropped since", "100000000000", "ap-south-1", "region ap-south-1 is not in the deployment's scope"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
