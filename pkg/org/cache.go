@@ -25,7 +25,14 @@ type Cache struct {
 	lock   chan struct{}
 	dir    *Directory
 	loaded time.Time
+	// failed is the last load's error, at failedAt (nil after a success).
+	failed   error
+	failedAt time.Time
 }
+
+// FailureBackoff is how long a failed load's error is answered before
+// Organizations is asked again.
+const FailureBackoff = 5 * time.Second
 
 // NewCache returns a cache of the scope's Directory. ttl <= 0 loads on
 // every Get; now nil is time.Now.
@@ -65,14 +72,19 @@ func (c *Cache) get(ctx context.Context, reload func(d *Directory, age time.Dura
 	if age := c.now().Sub(c.loaded); c.dir != nil && age < c.ttl && (reload == nil || !reload(c.dir, age)) {
 		return c.dir, nil
 	}
+	// A load that just failed is not tried again at once: every event of a
+	// busy queue would call Organizations while it throttles.
+	if c.dir == nil && c.failed != nil && c.now().Sub(c.failedAt) < FailureBackoff {
+		return nil, c.failed
+	}
 	// The age counts from before the reads: the directory is no newer
 	// than its first call.
 	started := c.now()
 	d, err := Load(ctx, c.api, c.scope)
 	if err != nil {
-		c.dir = nil
-		return nil, fmt.Errorf("loading the organization directory: %w", err)
+		c.dir, c.failed, c.failedAt = nil, fmt.Errorf("loading the organization directory: %w", err), c.now()
+		return nil, c.failed
 	}
-	c.dir, c.loaded = d, started
+	c.dir, c.loaded, c.failed = d, started, nil
 	return d, nil
 }

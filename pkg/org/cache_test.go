@@ -62,8 +62,17 @@ func TestCacheReloadsAfterTTL(t *testing.T) {
 	if d, err := c.Get(ctx); !errors.Is(err, boom) || d != nil {
 		t.Fatalf("failed reload: %v, %v; want no directory and the error", d, err)
 	}
-	// ...and the next call tries again rather than remembering the failure.
+	// ...a call right after answers the same error without calling
+	// Organizations again (a busy queue must not hammer a throttled API)...
 	f.setFail("ListRoots", nil)
+	if d, err := c.Get(ctx); !errors.Is(err, boom) || d != nil {
+		t.Fatalf("inside the failure backoff: %v, %v; want the failure again", d, err)
+	}
+	if n := f.count("DescribeOrganization"); n != 3 {
+		t.Errorf("%d loads inside the failure backoff, want 3", n)
+	}
+	// ...and once the backoff is over, it tries again.
+	clk.advance(org.FailureBackoff)
 	if d, err := c.Get(ctx); err != nil || d == nil {
 		t.Fatalf("after recovery: %v", err)
 	}

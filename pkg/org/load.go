@@ -63,11 +63,13 @@ func Load(ctx context.Context, api awsapi.OrganizationsAPI, s Scope) (*Directory
 	return d, nil
 }
 
-// walk lists the tree breadth first from the roots, children sorted by id
-// so the walk (and its calls) are the same every time, and fills members.
+// walk lists the tree breadth first from the roots, one level at a time,
+// the parents of a level listed Readers at a time, and merges each level
+// in id order, so the result (and any error about duplicates) is the same
+// every time. It fills members.
 func walk(ctx context.Context, api awsapi.OrganizationsAPI, members map[string]Account) (map[string][]string, error) {
 	parents := map[string][]string{}
-	var queue [][]string // paths still to list, each ending with its parent id
+	var level [][]string // paths still to list, each ending with its parent id
 	roots := organizations.NewListRootsPaginator(api, &organizations.ListRootsInput{})
 	for roots.HasMorePages() {
 		page, err := roots.NextPage(ctx)
@@ -75,44 +77,28 @@ func walk(ctx context.Context, api awsapi.OrganizationsAPI, members map[string]A
 			return nil, fmt.Errorf("listing roots: %w", err)
 		}
 		for _, r := range page.Roots {
-			queue = append(queue, []string{aws.ToString(r.Id)})
+			level = append(level, []string{aws.ToString(r.Id)})
 		}
 	}
-	slices.SortFunc(queue, func(a, b []string) int { return strings.Compare(a[0], b[0]) })
-	for len(queue) > 0 {
-		path := queue[0]
-		queue = queue[1:]
-		id := path[len(path)-1]
-		parents[id] = path
-
-		var children []string
-		ous := organizations.NewListOrganizationalUnitsForParentPaginator(api,
-			&organizations.ListOrganizationalUnitsForParentInput{ParentId: aws.String(id)})
-		for ous.HasMorePages() {
-			page, err := ous.NextPage(ctx)
-			if err != nil {
-				return nil, fmt.Errorf("listing the OUs under %s: %w", id, err)
-			}
-			for _, ou := range page.OrganizationalUnits {
-				children = append(children, aws.ToString(ou.Id))
-			}
+	slices.SortFunc(level, func(a, b []string) int { return strings.Compare(a[0], b[0]) })
+	for len(level) > 0 {
+		listed, err := inParallel(ctx, level, func(ctx context.Context, path []string) (children, error) {
+			return listChildren(ctx, api, path[len(path)-1])
+		})
+		if err != nil {
+			return nil, err
 		}
-		slices.Sort(children)
-		for _, c := range children {
-			if _, seen := parents[c]; seen {
-				return nil, fmt.Errorf("OU %s listed twice (under %s)", c, id)
+		var next [][]string
+		for i, path := range level {
+			id := path[len(path)-1]
+			parents[id] = path
+			for _, c := range listed[i].ous {
+				if _, seen := parents[c]; seen {
+					return nil, fmt.Errorf("OU %s listed twice (under %s)", c, id)
+				}
+				next = append(next, append(slices.Clone(path), c))
 			}
-			queue = append(queue, append(slices.Clone(path), c))
-		}
-
-		accounts := organizations.NewListAccountsForParentPaginator(api,
-			&organizations.ListAccountsForParentInput{ParentId: aws.String(id)})
-		for accounts.HasMorePages() {
-			page, err := accounts.NextPage(ctx)
-			if err != nil {
-				return nil, fmt.Errorf("listing the accounts under %s: %w", id, err)
-			}
-			for _, a := range page.Accounts {
+			for _, a := range listed[i].accounts {
 				acct := member(a, path)
 				if prev, dup := members[acct.ID]; dup {
 					return nil, fmt.Errorf("account %s listed under both %s and %s", acct.ID, prev.Parent(), id)
@@ -120,8 +106,41 @@ func walk(ctx context.Context, api awsapi.OrganizationsAPI, members map[string]A
 				members[acct.ID] = acct
 			}
 		}
+		level = next
 	}
 	return parents, nil
+}
+
+// children are what one parent holds.
+type children struct {
+	ous      []string // sorted
+	accounts []types.Account
+}
+
+func listChildren(ctx context.Context, api awsapi.OrganizationsAPI, id string) (children, error) {
+	var c children
+	ous := organizations.NewListOrganizationalUnitsForParentPaginator(api,
+		&organizations.ListOrganizationalUnitsForParentInput{ParentId: aws.String(id)})
+	for ous.HasMorePages() {
+		page, err := ous.NextPage(ctx)
+		if err != nil {
+			return c, fmt.Errorf("listing the OUs under %s: %w", id, err)
+		}
+		for _, ou := range page.OrganizationalUnits {
+			c.ous = append(c.ous, aws.ToString(ou.Id))
+		}
+	}
+	slices.Sort(c.ous)
+	accounts := organizations.NewListAccountsForParentPaginator(api,
+		&organizations.ListAccountsForParentInput{ParentId: aws.String(id)})
+	for accounts.HasMorePages() {
+		page, err := accounts.NextPage(ctx)
+		if err != nil {
+			return c, fmt.Errorf("listing the accounts under %s: %w", id, err)
+		}
+		c.accounts = append(c.accounts, page.Accounts...)
+	}
+	return c, nil
 }
 
 func member(a types.Account, path []string) Account {
@@ -202,45 +221,59 @@ func resolve(ctx context.Context, api awsapi.OrganizationsAPI, s Scope, d *Direc
 	return nil
 }
 
-// TagReaders bounds the concurrent ListTagsForResource calls of a load:
-// one call per account in scope, which read one after the other would
-// take most of a 30-second invocation in an organization of a few hundred
-// accounts, while Organizations throttles a burst much above a few calls
-// at once.
-const TagReaders = 4
+// Readers bounds the concurrent Organizations calls of a load (the
+// parents of one level of the tree, the tags of the accounts): read one
+// after the other, an organization of a few hundred accounts in many OUs
+// took most of a 30-second invocation, while Organizations throttles a
+// burst much above a few calls at once.
+const Readers = 4
 
-// readTags reads the tags of ids, TagReaders at a time; the first error
-// fails the whole read.
+// readTags reads the tags of ids, Readers at a time.
 func readTags(ctx context.Context, api awsapi.OrganizationsAPI, ids []string) (map[string]map[string]string, error) {
+	got, err := inParallel(ctx, ids, func(ctx context.Context, id string) (map[string]string, error) {
+		return accountTags(ctx, api, id)
+	})
+	if err != nil {
+		return nil, err
+	}
+	tags := make(map[string]map[string]string, len(ids))
+	for i, id := range ids {
+		tags[id] = got[i]
+	}
+	return tags, nil
+}
+
+// inParallel runs read on every item, Readers at a time, and returns the
+// results in the items' order. The first error (in item order, not a
+// cancellation it caused) fails the whole read and cancels the rest.
+func inParallel[In, Out any](ctx context.Context, items []In, read func(context.Context, In) (Out, error)) ([]Out, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	out := make([]map[string]string, len(ids))
-	errs := make([]error, len(ids))
-	sem := make(chan struct{}, TagReaders)
+	out := make([]Out, len(items))
+	errs := make([]error, len(items))
+	sem := make(chan struct{}, Readers)
 	var wg sync.WaitGroup
-	for i, id := range ids {
+	for i, it := range items {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if out[i], errs[i] = accountTags(ctx, api, id); errs[i] != nil {
+			if out[i], errs[i] = read(ctx, it); errs[i] != nil {
 				cancel()
 			}
 		})
 	}
 	wg.Wait()
-	tags := make(map[string]map[string]string, len(ids))
-	for i, id := range ids {
-		if errs[i] != nil && !errors.Is(errs[i], context.Canceled) {
-			return nil, errs[i]
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return nil, err
 		}
-		tags[id] = out[i]
 	}
 	for _, err := range errs {
 		if err != nil {
 			return nil, err
 		}
 	}
-	return tags, nil
+	return out, nil
 }
 
 func accountTags(ctx context.Context, api awsapi.OrganizationsAPI, id string) (map[string]string, error) {
