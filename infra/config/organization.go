@@ -44,9 +44,20 @@ const DefaultMemberRoleName = "ami-housekeeper-member"
 // 3,682 s at 10); 12 leaves one for a throttled or retried unit.
 const DefaultWorkerConcurrency = 12
 
-// MaxMemberRoleNameLength keeps every member role name within IAM's 64
-// characters: the longest function suffix is "-cleanup" (or "-sharing").
-const MaxMemberRoleNameLength = 64 - len("-cleanup")
+// Suffixes of the member stack's other fixed names (after MemberRoleName):
+// its forwarding role and its two forwarding rules. Fixed names let the
+// service control policy in docs/iam.md keep a member account's
+// administrators from disabling or redirecting the forwarding.
+const (
+	ForwarderRoleSuffix      = "-forwarder"
+	ForwardCloudTrailSuffix  = "-forward-cloudtrail"
+	ForwardStateChangeSuffix = "-forward-state-change"
+)
+
+// MaxMemberRoleNameLength keeps every name derived from MemberRoleName
+// within its service's 64 characters (IAM role names, EventBridge rule
+// names): the longest suffix is ForwardStateChangeSuffix.
+const MaxMemberRoleNameLength = 64 - len(ForwardStateChangeSuffix)
 
 // MaxOrgStackNameLength keeps every fixed name organization mode derives
 // from the stack name within its service's limit: the functions' role
@@ -123,6 +134,22 @@ func (o Organization) Enabled() bool { return o.ID != "" }
 // function does there.
 func (o Organization) MemberRole(function string) string { return o.MemberRoleName + "-" + function }
 
+// ForwarderRole is the name of the member stack's forwarding role (one per
+// account, like the member roles).
+func (o Organization) ForwarderRole() string { return o.MemberRoleName + ForwarderRoleSuffix }
+
+// ForwardCloudTrailRule is the name of the member stack's rule forwarding
+// CloudTrail calls (on the default bus of each region).
+func (o Organization) ForwardCloudTrailRule() string {
+	return o.MemberRoleName + ForwardCloudTrailSuffix
+}
+
+// ForwardStateChangeRule is the name of the member stack's rule forwarding
+// AMI state changes.
+func (o Organization) ForwardStateChangeRule() string {
+	return o.MemberRoleName + ForwardStateChangeSuffix
+}
+
 // defaultOrganization is organization mode's defaults, off.
 func defaultOrganization() Organization {
 	return Organization{
@@ -140,6 +167,9 @@ var (
 	reOU = regexp.MustCompile(`^(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32})$`)
 	// IAM role names (no path: the functions build the ARN from the name).
 	reRoleName = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
+	// EventBridge rule names' characters: the member role base name also
+	// names the forwarding rules.
+	reRuleName = regexp.MustCompile(`^[\w.-]+$`)
 	// STS ExternalId's characters; its length (2-1224) is checked apart,
 	// beyond what a regexp repeat count takes.
 	reExternalID = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
@@ -253,9 +283,12 @@ func (o Organization) validate(c *Config, bad func(key, format string, args ...a
 	switch {
 	case !reRoleName.MatchString(o.MemberRoleName):
 		bad(KeyMemberRoleName, "%q is not an IAM role name (1-64 of letters, digits and +=,.@_-; no path)", o.MemberRoleName)
+	case !reRuleName.MatchString(o.MemberRoleName):
+		bad(KeyMemberRoleName, "%q: it also names the member stack's forwarding rules (%s), and EventBridge takes only letters, digits and ._- in a rule name",
+			o.MemberRoleName, o.ForwardCloudTrailRule())
 	case len(o.MemberRoleName) > MaxMemberRoleNameLength:
-		bad(KeyMemberRoleName, "%q: %d characters; the member stack makes %s-tagger, -sharing and -cleanup, and IAM takes 64, so at most %d",
-			o.MemberRoleName, len(o.MemberRoleName), o.MemberRoleName, MaxMemberRoleNameLength)
+		bad(KeyMemberRoleName, "%q: %d characters; the member stack makes the roles %s-tagger, -sharing, -cleanup, %s and the rules %s, %s, and IAM and EventBridge take 64, so at most %d",
+			o.MemberRoleName, len(o.MemberRoleName), o.MemberRoleName, ForwarderRoleSuffix, ForwardCloudTrailSuffix, ForwardStateChangeSuffix, MaxMemberRoleNameLength)
 	}
 	if o.ExternalID != "" && (len(o.ExternalID) < 2 || len(o.ExternalID) > 1224 || !reExternalID.MatchString(o.ExternalID)) {
 		bad(KeyMemberExternalID, "want 2 to 1224 of letters, digits and +=,.@:/_- (the value is not shown)")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -120,7 +121,11 @@ func TestOrganizationRejects(t *testing.T) {
 		{"role name with a path", orgContext(map[string]any{"memberRoleName": "ops/member"}), []string{`context "memberRoleName": "ops/member" is not an IAM role name`}},
 		{"role name too long", orgContext(map[string]any{"memberRoleName": strings.Repeat("r", 65)}), []string{`context "memberRoleName"`}},
 		{"role name too long for the function suffixes", orgContext(map[string]any{"memberRoleName": strings.Repeat("r", 57)}),
-			[]string{`context "memberRoleName": "` + strings.Repeat("r", 57) + `": 57 characters`, "so at most 56"}},
+			[]string{`context "memberRoleName": "` + strings.Repeat("r", 57) + `": 57 characters`, "so at most 43"}},
+		{"role name too long for the forwarding rules", orgContext(map[string]any{"memberRoleName": strings.Repeat("r", 44)}),
+			[]string{`context "memberRoleName": "` + strings.Repeat("r", 44) + `": 44 characters`, "-forward-state-change", "so at most 43"}},
+		{"role name not a rule name", orgContext(map[string]any{"memberRoleName": "ops+member"}),
+			[]string{`context "memberRoleName": "ops+member": it also names the member stack's forwarding rules (ops+member-forward-cloudtrail)`}},
 		{"external id too short", orgContext(map[string]any{"memberExternalId": "x"}), []string{`context "memberExternalId": want 2 to 1224`}},
 		{"external id bad character", orgContext(map[string]any{"memberExternalId": "a b"}), []string{`context "memberExternalId": want 2 to 1224`}},
 		{"concurrency 0", orgContext(map[string]any{"stackSetMaxConcurrentPercentage": 0.0}), []string{`context "stackSetMaxConcurrentPercentage": 0: want 1 to 100`}},
@@ -217,6 +222,16 @@ func TestMemberRoleNames(t *testing.T) {
 		name := c.Organization.MemberRole(f)
 		if name != longest+"-"+f || !reRoleName.MatchString(name) {
 			t.Errorf("%s member role %q (%d characters) is not an IAM role name", f, name, len(name))
+		}
+	}
+	if name := c.Organization.ForwarderRole(); name != longest+"-forwarder" || !reRoleName.MatchString(name) {
+		t.Errorf("forwarding role %q (%d characters) is not an IAM role name", name, len(name))
+	}
+	// EventBridge rule names: 1-64 of letters, digits and ._- (PutRule).
+	reEventRule := regexp.MustCompile(`^[\w.-]{1,64}$`)
+	for _, name := range []string{c.Organization.ForwardCloudTrailRule(), c.Organization.ForwardStateChangeRule()} {
+		if !strings.HasPrefix(name, longest+"-forward-") || !reEventRule.MatchString(name) {
+			t.Errorf("forwarding rule %q (%d characters) is not an EventBridge rule name", name, len(name))
 		}
 	}
 	if got := Default().Organization.MemberRole("tagger"); got != "ami-housekeeper-member-tagger" {

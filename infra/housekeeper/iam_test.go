@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ami-housekeeper/ami-housekeeper/infra/config"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/tagger"
 )
@@ -406,10 +407,18 @@ func TestDocumentedSCP(t *testing.T) {
 	if i < 0 || start < 0 || end < 0 {
 		t.Fatal("docs/iam.md: no json block under \"A service control policy\"")
 	}
+	// The SCP is a template: <central-account-id> is the account of the
+	// housekeeper's stack (centralAccount here); <your-operators-role>
+	// stays as written and matches no principal.
+	const centralAccount, memberAccount = "111111111111", "123456789012"
+	text := doc[i+start+8 : i+start+8+end]
+	if !strings.Contains(text, "<central-account-id>") {
+		t.Error("docs/iam.md SCP: no <central-account-id> placeholder: the CDK execution role and the function roles are exempted in the central account only")
+	}
 	var scp struct {
 		Statement []map[string]any
 	}
-	if err := json.Unmarshal([]byte(doc[i+start+8:i+start+8+end]), &scp); err != nil {
+	if err := json.Unmarshal([]byte(strings.ReplaceAll(text, "<central-account-id>", centralAccount)), &scp); err != nil {
 		t.Fatalf("docs/iam.md SCP: %v", err)
 	}
 	sids := map[string]map[string]any{}
@@ -430,50 +439,112 @@ func TestDocumentedSCP(t *testing.T) {
 			t.Errorf("the SCP does not name the roles' path %v", p["Path"])
 		}
 	}
+	arn := func(account, rest string) string { return "arn:aws:iam::" + account + ":role/" + rest }
+	var (
+		stackSet     = arn(memberAccount, "stacksets-exec-0123456789abcdef0123456789abcdef")
+		memberAdmin  = arn(memberAccount, "AWSReservedSSO_AdministratorAccess_0123456789abcdef")
+		memberCDK    = arn(memberAccount, "cdk-hnb659fds-cfn-exec-role-123456789012-eu-west-1")
+		centralAdmin = arn(centralAccount, "AWSReservedSSO_AdministratorAccess_0123456789abcdef")
+		centralCDK   = arn(centralAccount, "cdk-hnb659fds-cfn-exec-role-111111111111-eu-west-1")
+	)
 	// Organization mode's member roles (path /, one per function, default
 	// base name) may set the tags; only the StackSet's execution role may
-	// make, change or delete them: not a member account's administrator,
-	// nor their own CDK deployments, which could otherwise blind the
-	// housekeeper in their account.
+	// make, change or delete them, or the forwarding role: not a member
+	// account's administrator, nor their own CDK deployments, which could
+	// otherwise blind the housekeeper in their account.
 	tags := sids["OnlyTheHousekeeperSetsItsTags"]
-	const (
-		stackSet    = "arn:aws:iam::123456789012:role/stacksets-exec-0123456789abcdef0123456789abcdef"
-		memberAdmin = "arn:aws:iam::123456789012:role/AWSReservedSSO_AdministratorAccess_0123456789abcdef"
-		memberCDK   = "arn:aws:iam::123456789012:role/cdk-hnb659fds-cfn-exec-role-123456789012-eu-west-1"
-	)
+	taggers := strs(conditionValue(tags, "ArnNotLike", "aws:PrincipalArn"))
+	o := testOrg()
 	memberRoleActions := []string{"iam:CreateRole", "iam:DeleteRole", "iam:UpdateRole", "iam:UpdateAssumeRolePolicy",
 		"iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:AttachRolePolicy", "iam:DetachRolePolicy",
 		"iam:PutRolePermissionsBoundary", "iam:TagRole", "iam:UntagRole", "iam:PassRole"}
-	for _, f := range OrgWorkerFunctions {
-		arn := "arn:aws:iam::123456789012:role/" + testOrg().MemberRole(f)
-		if !matchesAny(arn, strs(conditionValue(tags, "ArnNotLike", "aws:PrincipalArn"))) {
-			t.Errorf("the SCP keeps the %s member role %s from setting the tags", f, arn)
+	for _, name := range append(memberRoleNames(o), o.ForwarderRole()) {
+		role := arn(memberAccount, name)
+		if name != o.ForwarderRole() && !matchesAny(role, taggers) {
+			t.Errorf("the SCP keeps the member role %s from setting the tags", role)
 		}
 		for _, action := range memberRoleActions {
 			for _, who := range []string{memberAdmin, memberCDK} {
-				if !scpDenies(scp.Statement, action, arn, who) {
-					t.Errorf("the SCP lets %s %s on the %s member role", who, action, f)
+				if !scpDenies(scp.Statement, action, role, who) {
+					t.Errorf("the SCP lets %s %s on the member account's %s", who, action, name)
 				}
 			}
-			if action != "iam:PassRole" && scpDenies(scp.Statement, action, arn, stackSet) {
-				t.Errorf("the SCP keeps the StackSet's execution role from %s on the %s member role", action, f)
+			if action != "iam:PassRole" && scpDenies(scp.Statement, action, role, stackSet) {
+				t.Errorf("the SCP keeps the StackSet's execution role from %s on %s", action, name)
 			}
 		}
 	}
-	// The central roles stay the CDK execution role's alone.
-	central := "arn:aws:iam::123456789012:role/ami-housekeeper/Test-cleanup"
-	for _, action := range []string{"iam:CreateRole", "iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:PassRole"} {
-		if !scpDenies(scp.Statement, action, central, memberAdmin) {
-			t.Errorf("the SCP lets anyone %s on the central roles", action)
-		}
-		if action != "iam:PassRole" && scpDenies(scp.Statement, action, central, memberCDK) {
-			t.Errorf("the SCP keeps the CDK execution role from %s on the central roles", action)
+	// The forwarding rules: disabling, deleting or retargeting one would
+	// silently stop the account's events; only the StackSet changes them.
+	for _, name := range []string{o.ForwardCloudTrailRule(), o.ForwardStateChangeRule()} {
+		rule := "arn:aws:events:us-east-1:" + memberAccount + ":rule/" + name
+		for _, action := range []string{"events:DisableRule", "events:DeleteRule", "events:PutRule", "events:PutTargets", "events:RemoveTargets"} {
+			for _, who := range []string{memberAdmin, memberCDK} {
+				if !scpDenies(scp.Statement, action, rule, who) {
+					t.Errorf("the SCP lets %s %s on the forwarding rule %s", who, action, name)
+				}
+			}
+			if scpDenies(scp.Statement, action, rule, stackSet) {
+				t.Errorf("the SCP keeps the StackSet's execution role from %s on the forwarding rule %s", action, name)
+			}
 		}
 	}
-	// Organizations takes at most 5,120 bytes for an SCP, as pasted.
-	if n := len(doc[i+start+8 : i+start+8+end]); n > 5120 {
+
+	// A member account's administrator with a CDK bootstrap must not
+	// make a role under /ami-housekeeper/ there: the tag statement exempts
+	// that path in the central account only, and no one may make such a
+	// role elsewhere (the member stack makes none).
+	bypass := arn(memberAccount, "ami-housekeeper/mine")
+	if matchesAny(bypass, taggers) {
+		t.Errorf("the SCP lets %s set the housekeeper's tags", bypass)
+	}
+	// The central roles stay the central CDK execution role's alone.
+	for _, action := range []string{"iam:CreateRole", "iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:PassRole"} {
+		for _, name := range RoleNames("Test") {
+			central := arn(centralAccount, "ami-housekeeper/"+name)
+			if !matchesAny(central, taggers) {
+				t.Errorf("the SCP keeps the central role %s from setting the tags", central)
+			}
+			if !scpDenies(scp.Statement, action, central, centralAdmin) {
+				t.Errorf("the SCP lets anyone %s on the central roles", action)
+			}
+			if action != "iam:PassRole" && scpDenies(scp.Statement, action, central, centralCDK) {
+				t.Errorf("the SCP keeps the central CDK execution role from %s on the central roles", action)
+			}
+		}
+		for _, who := range []string{memberAdmin, memberCDK, stackSet} {
+			if !scpDenies(scp.Statement, action, bypass, who) {
+				t.Errorf("the SCP lets %s %s on %s", who, action, bypass)
+			}
+		}
+	}
+	// The functions and the parameters: the central account's CDK
+	// execution role deploys them; another account's may not make its own.
+	for _, tc := range []struct{ action, central, member string }{
+		{"lambda:UpdateFunctionCode", "arn:aws:lambda:eu-west-1:" + centralAccount + ":function:AmiHousekeeper-Tagger", "arn:aws:lambda:eu-west-1:" + memberAccount + ":function:AmiHousekeeper-Tagger"},
+		{"ssm:PutParameter", "arn:aws:ssm:eu-west-1:" + centralAccount + ":parameter/AmiHousekeeper/kill-switch", "arn:aws:ssm:eu-west-1:" + memberAccount + ":parameter/AmiHousekeeper/kill-switch"},
+	} {
+		if scpDenies(scp.Statement, tc.action, tc.central, centralCDK) || !scpDenies(scp.Statement, tc.action, tc.central, centralAdmin) {
+			t.Errorf("%s on %s: want the central CDK execution role alone allowed", tc.action, tc.central)
+		}
+		if !scpDenies(scp.Statement, tc.action, tc.member, memberCDK) {
+			t.Errorf("the SCP lets %s %s on %s", memberCDK, tc.action, tc.member)
+		}
+	}
+	// Organizations takes at most 5,120 bytes for an SCP, as pasted (the
+	// placeholders are longer than the values written for them).
+	if n := len(text); n > 5120 {
 		t.Errorf("docs/iam.md SCP: %d bytes, more than the 5,120 an SCP may have", n)
 	}
+}
+
+// memberRoleNames is o's member role names, one per OrgWorkerFunctions.
+func memberRoleNames(o config.Organization) []string {
+	var out []string
+	for _, f := range OrgWorkerFunctions {
+		out = append(out, o.MemberRole(f))
+	}
+	return out
 }
 
 // scpDenies says whether a Deny statement of the SCP refuses action on

@@ -56,7 +56,10 @@ type Member struct {
 	// account.
 	Roles map[string]awsiam.Role
 	// ForwardCalls and ForwardStateChanges forward the functions' events
-	// to the central bus.
+	// to the central bus, through ForwardingRole (made in the first of the
+	// StackSet's regions only, like Roles). All three have fixed names
+	// (config.Organization.ForwarderRole, ForwardCloudTrailRule,
+	// ForwardStateChangeRule).
 	ForwardCalls, ForwardStateChanges awsevents.Rule
 	ForwardingRole                    awsiam.Role
 	RecycleBin                        *RecycleBinRules
@@ -105,23 +108,44 @@ func NewMemberStack(scope constructs.Construct, id string, p *MemberProps) *Memb
 		m.Roles[function] = role
 	}
 
-	fwd := constructs.NewConstruct(stack, jsii.String("Forwarding"))
-	m.ForwardingRole = awsiam.NewRole(fwd, jsii.String("Role"), &awsiam.RoleProps{
+	// The forwarding role has a fixed name, like its rules, so that an SCP
+	// can keep everyone but the StackSet from changing them (docs/iam.md).
+	// IAM is global: like the member roles it is made by the instance in
+	// the first region, and the other regions' rules name it by its ARN.
+	m.ForwardingRole = awsiam.NewRole(stack, jsii.String("ForwardingRole"), &awsiam.RoleProps{
+		RoleName:    jsii.String(o.ForwarderRole()),
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("events.amazonaws.com"), nil),
 		Description: jsii.String("ami-housekeeper: forwards EC2 events to the central bus"),
+		InlinePolicies: &map[string]awsiam.PolicyDocument{
+			"ami-housekeeper-forward": awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &[]awsiam.PolicyStatement{
+				awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+					Actions: jsii.Strings("events:PutEvents"), Resources: &[]*string{centralBus},
+				}),
+			}}),
+		},
 	})
+	onlyIf(m.ForwardingRole, roleRegion)
+	// In the first region the rules reference the role itself, so that
+	// CloudFormation makes it before them; elsewhere its ARN as built.
+	forwarderARN := awscdk.Token_AsString(awscdk.Fn_ConditionIf(roleRegion.LogicalId(), m.ForwardingRole.RoleArn(),
+		stack.FormatArn(&awscdk.ArnComponents{
+			Service: jsii.String("iam"), Region: jsii.String(""), Resource: jsii.String("role"), ResourceName: jsii.String(o.ForwarderRole()),
+		})), nil)
+
+	fwd := constructs.NewConstruct(stack, jsii.String("Forwarding"))
+	// Immutable: the role's one permission is its inline policy above.
+	forwarder := awsiam.Role_FromRoleArn(fwd, jsii.String("Role"), forwarderARN, &awsiam.FromRoleArnOptions{Mutable: jsii.Bool(false)})
 	bus := awsevents.EventBus_FromEventBusArn(fwd, jsii.String("CentralBus"), centralBus)
-	forward := func(id, description string, pattern *awsevents.EventPattern) awsevents.Rule {
+	forward := func(id, name, description string, pattern *awsevents.EventPattern) awsevents.Rule {
 		return awsevents.NewRule(fwd, jsii.String(id), &awsevents.RuleProps{
+			RuleName:     jsii.String(name),
 			Description:  jsii.String("ami-housekeeper: forwards " + description + " to the central bus"),
 			EventPattern: pattern,
-			// The target grants the role events:PutEvents on the bus, and
-			// nothing else.
-			Targets: &[]awsevents.IRuleTarget{awseventstargets.NewEventBus(bus, &awseventstargets.EventBusProps{Role: m.ForwardingRole})},
+			Targets:      &[]awsevents.IRuleTarget{awseventstargets.NewEventBus(bus, &awseventstargets.EventBusProps{Role: forwarder})},
 		})
 	}
-	m.ForwardCalls = forward("CloudTrailRule", "the EC2 calls the tagger and the sharing guard handle", cloudTrailCalls(ForwardedCloudTrailEvents()...))
-	m.ForwardStateChanges = forward("StateChangeRule", "AMIs becoming available", imageAvailable())
+	m.ForwardCalls = forward("CloudTrailRule", o.ForwardCloudTrailRule(), "the EC2 calls the tagger and the sharing guard handle", cloudTrailCalls(ForwardedCloudTrailEvents()...))
+	m.ForwardStateChanges = forward("StateChangeRule", o.ForwardStateChangeRule(), "AMIs becoming available", imageAvailable())
 	onlyIf(fwd, notCentral)
 	cdknag.NagSuppressions_AddResourceSuppressions(fwd, &[]*cdknag.NagPackSuppression{
 		{Id: jsii.String("Serverless-EventBusDLQ"), Reason: jsii.String(

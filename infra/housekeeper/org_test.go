@@ -514,7 +514,7 @@ func memberRole(t *testing.T, member stackTemplate, function string) (string, ma
 	var named, found []string
 	for id, r := range resources(member, "AWS::IAM::Role") {
 		name, _ := properties(r)["RoleName"].(string)
-		if name == "" {
+		if name == "" || strings.HasSuffix(name, config.ForwarderRoleSuffix) {
 			continue
 		}
 		named = append(named, name)
@@ -724,28 +724,49 @@ func TestOrgMemberRolePermissions(t *testing.T) {
 // Each member region forwards the events the central bus's rules match to
 // the central bus, through a role that may only put events there; in the
 // central account's own region, which has its rules already, neither they
-// nor the Recycle Bin rules are made.
+// nor the Recycle Bin rules are made. The rules and the role have the
+// fixed names the SCP in docs/iam.md names; the role, global, is made in
+// the first StackSet region only and named by its ARN elsewhere.
 func TestOrgMemberForwarding(t *testing.T) {
-	central, member, _ := orgTemplates(t, testOrg(), StackProps{})
+	o := testOrg()
+	central, member, _ := orgTemplates(t, o, StackProps{})
 	rules := resources(member, "AWS::Events::Rule")
 	if len(rules) != 2 {
 		t.Fatalf("member rules: %d, want 2", len(rules))
 	}
 	forwardingRole := ""
+	for id, r := range resources(member, "AWS::IAM::Role") {
+		p := properties(r)
+		if p["RoleName"] == o.ForwarderRole() {
+			forwardingRole = id
+		}
+		// No role of the member stack is under /ami-housekeeper/: the SCP
+		// lets no one make one there outside the central account.
+		if p["Path"] != nil && p["Path"] != "/" {
+			t.Errorf("member role %s: path %v, want /", id, p["Path"])
+		}
+	}
+	if forwardingRole == "" {
+		t.Fatalf("no member role named %s", o.ForwarderRole())
+	}
+	wantRoleARN := map[string]any{"Fn::If": []any{"IsRoleRegion", getAttArn(forwardingRole),
+		"arn:${AWS::Partition}:iam::${AWS::AccountId}:role/" + o.ForwarderRole()}}
 	var patterns []string
+	byName := map[string]string{}
 	for id, r := range rules {
 		p := properties(r)
 		b, _ := json.Marshal(p["EventPattern"])
 		patterns = append(patterns, string(b))
+		name, _ := p["Name"].(string)
+		byName[name] = string(b)
 		target := ruleTarget(t, member, id)
 		if refID(target["Arn"]) != ParamCentralBus {
 			t.Errorf("rule %s delivers to %v, want the central bus parameter", id, target["Arn"])
 		}
-		role := getAttID(target["RoleArn"], "Arn")
-		if forwardingRole != "" && role != forwardingRole || role == "" {
-			t.Errorf("rule %s: role %v", id, target["RoleArn"])
+		roleARN, _ := target["RoleArn"].(map[string]any)
+		if ifs, _ := roleARN["Fn::If"].([]any); len(ifs) != 3 || !reflect.DeepEqual([]any{ifs[0], ifs[1], render(ifs[2])}, wantRoleARN["Fn::If"]) {
+			t.Errorf("rule %s: role %v, want %v", id, target["RoleArn"], wantRoleARN)
 		}
-		forwardingRole = role
 		if p["EventBusName"] != nil || p["State"] != "ENABLED" {
 			t.Errorf("rule %s: bus %v state %v, want the default bus, enabled", id, p["EventBusName"], p["State"])
 		}
@@ -755,6 +776,9 @@ func TestOrgMemberForwarding(t *testing.T) {
 	wantPatterns := []string{
 		canonicalJSON(t, stateChangePattern),
 		canonicalJSON(t, `{"source":["aws.ec2"],"detail-type":["AWS API Call via CloudTrail"],"detail":{"eventSource":["ec2.amazonaws.com"],"eventName":`+mustJSON(forwarded)+`,"errorCode":[{"exists":false}]}}`),
+	}
+	if want := map[string]string{o.ForwardStateChangeRule(): wantPatterns[0], o.ForwardCloudTrailRule(): wantPatterns[1]}; !reflect.DeepEqual(byName, want) {
+		t.Errorf("forwarding rules by name\n got %v\nwant %v", byName, want)
 	}
 	slices.Sort(patterns)
 	slices.Sort(wantPatterns)
@@ -784,17 +808,20 @@ func TestOrgMemberForwarding(t *testing.T) {
 	if want := []any{map[string]any{"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": map[string]any{"Service": "events.amazonaws.com"}}}; !reflect.DeepEqual(trust["Statement"], want) {
 		t.Errorf("forwarding role trust %v", trust["Statement"])
 	}
-	got := roleStatements(t, member.Template, forwardingRole)
+	check(t, "no policy resources (the roles' policies are inline)", func() { member.ResourceCountIs(jsii.String("AWS::IAM::Policy"), jsii.Number(0)) })
+	got := memberStatements(t, rp)
 	if want := []map[string]any{{"Action": "events:PutEvents", "Effect": "Allow", "Resource": ref(ParamCentralBus)}}; !reflect.DeepEqual(got, want) {
 		t.Errorf("forwarding role statements %v, want %v", got, want)
 	}
 
-	// Nothing duplicated in the central account's own region.
+	// Nothing duplicated in the central account's own region; the roles,
+	// global, in the first StackSet region only (the forwarding role too:
+	// the central account's other regions forward through it).
 	doc := *member.ToJSON()
 	for id, r := range doc["Resources"].(map[string]any) {
 		res, _ := r.(map[string]any)
 		want := "IsNotCentralRegionOfCentralAccount"
-		if typ := res["Type"]; typ == "AWS::IAM::Role" && id != forwardingRole {
+		if typ := res["Type"]; typ == "AWS::IAM::Role" {
 			want = "IsRoleRegion"
 		}
 		if res["Condition"] != want {
@@ -1113,6 +1140,36 @@ func TestOrgWorkerConcurrencyDefault(t *testing.T) {
 				"EventSourceArn": getAttArn(queue),
 				"ScalingConfig":  map[string]any{"MaximumConcurrency": 12},
 			}, jsii.Number(1))
+		})
+	}
+}
+
+// In organization mode the tagger's first invocation after a cold start
+// loads the organization's directory before its first event (tens of
+// seconds for a large OU tree): its timeout is longer there, and its event
+// queue's visibility timeout follows (Lambda requires at least the
+// function's). The sharing guard already has 15 minutes; single-account
+// mode keeps 30 s.
+func TestOrgEventFunctionTimeouts(t *testing.T) {
+	for _, tc := range []struct {
+		name                   string
+		st                     stackTemplate
+		tagger, sharingAtLeast int
+	}{
+		{"single account", synth(t, StackProps{}), taggerTimeoutSeconds, taggerTimeoutSeconds},
+		{"organization", synthOrg(t, testOrg(), StackProps{}), taggerOrgTimeoutSeconds, taggerOrgTimeoutSeconds},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tagger := taggerOf(t, tc.st)
+			if got := tagger.props["Timeout"]; got != float64(tc.tagger) {
+				t.Errorf("tagger timeout %v, want %d", got, tc.tagger)
+			}
+			checkResource(t, tc.st, "tagger event queue", "AWS::SQS::Queue", tagger.queue, map[string]any{
+				"VisibilityTimeout": tc.tagger + 60,
+			})
+			if got, _ := sharingOf(t, tc.st).props["Timeout"].(float64); got < float64(tc.sharingAtLeast) {
+				t.Errorf("sharing guard timeout %v, want at least %d", got, tc.sharingAtLeast)
+			}
 		})
 	}
 }

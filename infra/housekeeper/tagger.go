@@ -18,6 +18,13 @@ var TaggerCloudTrailEvents = []string{"CreateImage", "CopyImage", "RegisterImage
 // snapshots to appear; a batch stops starting work 3 s before it.
 const taggerTimeoutSeconds = 30
 
+// taggerOrgTimeoutSeconds is the tagger's timeout in organization mode:
+// the first invocation after a cold start loads the organization's
+// directory (org.Load walks the whole OU tree at Organizations' low rates:
+// tens of seconds at ~150 OUs) before its first event. The sharing guard
+// has its 15 minutes in either mode.
+const taggerOrgTimeoutSeconds = 90
+
 // TaggerProps configures a Tagger. Its role may write exactly the tag
 // keys of Deployment.Needs (TaggerTagKeys of every policy variant).
 type TaggerProps struct {
@@ -40,16 +47,20 @@ type Tagger struct {
 func NewTagger(scope constructs.Construct, id string, props *TaggerProps) *Tagger {
 	c := constructs.NewConstruct(scope, jsii.String(id))
 
+	timeout := awscdk.Duration_Seconds(jsii.Number(taggerTimeoutSeconds))
+	if props.Org != nil {
+		timeout = awscdk.Duration_Seconds(jsii.Number(taggerOrgTimeoutSeconds))
+	}
 	f := newGoFunction(c, &functionProps{
 		Deployment:  props.Deployment,
 		Name:        TaggerFunctionName,
 		Description: "Tags new AMIs and their snapshots (ami-housekeeper)",
 		MemorySize:  128,
-		Timeout:     awscdk.Duration_Seconds(jsii.Number(taggerTimeoutSeconds)),
+		Timeout:     timeout,
 		RoleName:    props.roleName(c, TaggerFunctionName),
 	})
 	// Its events wait in a queue, so a release burst is paced, not throttled.
-	f.bufferEvents(c, TaggerFunctionName, awscdk.Duration_Seconds(jsii.Number(taggerTimeoutSeconds)), props.Topic)
+	f.bufferEvents(c, TaggerFunctionName, timeout, props.Topic)
 
 	f.allowAccount(c, props.Deployment, TaggerFunctionName)
 	f.allowOrgWorker(props.Org, TaggerFunctionName, false)
