@@ -54,7 +54,7 @@ func addScopeFlags(cmd *cobra.Command, f *scopeFlags) {
 	fl := cmd.Flags()
 	fl.StringSliceVar(&f.accounts, "accounts", nil, "work in these accounts (comma-separated account IDs), each through its member role (--role-name)")
 	fl.StringSliceVar(&f.ous, "ou", nil, "work in every ACTIVE account under these OUs or roots (ou-…, r-…; comma-separated or repeated), listed through Organizations")
-	fl.StringVar(&f.roleName, "role-name", "", "the role assumed in each account of --accounts and --ou, required with them (e.g. OrganizationAccountAccessRole; the member stack's roles trust only the central functions); the caller's own account uses the caller's credentials")
+	fl.StringVar(&f.roleName, "role-name", "", "the role assumed in each account of --accounts and --ou, required with them: a read role for plan and audit-sharing; for apply, an operator role with the cleanup member role's statements (docs/iam.md, organization mode); the caller's own account uses the caller's credentials")
 	fl.StringVar(&f.externalID, "member-external-id", "", "external ID the member role's trust policy requires")
 }
 
@@ -83,7 +83,7 @@ func (f *scopeFlags) check(cmd *cobra.Command) error {
 		seen[id] = true
 	}
 	if f.multi() && f.roleName == "" {
-		return usageError("--role-name is required with --accounts or --ou: the role to assume in each account, e.g. OrganizationAccountAccessRole (the member stack's roles trust only the central functions)")
+		return usageError("--role-name is required with --accounts or --ou: the role to assume in each account (the member stack's roles trust only the central functions; docs/iam.md, organization mode, says which role to use)")
 	}
 	if f.roleName != "" && !roleNameShape.MatchString(f.roleName) {
 		return usageError("--role-name: %q is not an IAM role name", f.roleName)

@@ -64,7 +64,7 @@ by OU).`,
   ami-housekeeper plan --region all --records-key alias/ami-housekeeper-records --detailed-exitcode
   ami-housekeeper plan --policy policy.yaml --output markdown > plan.md
   ami-housekeeper plan --policy policy.yaml --ou ou-ab12-cdefgh34 --region eu-west-1 --region us-east-1
-  ami-housekeeper plan --policy policy.yaml --accounts 111122223333,444455556666 --role-name OrganizationAccountAccessRole`,
+  ami-housekeeper plan --policy policy.yaml --accounts 111122223333,444455556666 --role-name housekeeper-readonly`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := sf.check(cmd); err != nil {
