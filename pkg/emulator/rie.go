@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -45,14 +46,23 @@ func StartRIE(ctx context.Context, opts RIEOptions) (*RIE, error) {
 	if _, err := os.Stat(opts.Bootstrap); err != nil {
 		return nil, fmt.Errorf("function binary: %w (run `make build`)", err)
 	}
-	port, err := FreePort()
+	// Between finding the ports and the emulator binding them, another
+	// test binary can take one: the emulator then fails to listen, and it
+	// is started again on other ports.
+	for attempt := 1; ; attempt++ {
+		r, err := startRIEOnce(ctx, bin, opts)
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			return r, err
+		}
+	}
+}
+
+func startRIEOnce(ctx context.Context, bin string, opts RIEOptions) (*RIE, error) {
+	ports, err := FreePorts(2)
 	if err != nil {
 		return nil, err
 	}
-	apiPort, err := FreePort()
-	if err != nil {
-		return nil, err
-	}
+	port, apiPort := ports[0], ports[1]
 	r := &RIE{URL: "http://127.0.0.1:" + strconv.Itoa(port), out: &lockedBuffer{}}
 	var w io.Writer = r.out
 	if opts.Stdout != nil {

@@ -62,12 +62,28 @@ func findTool(envVar, rel, name string) (string, error) {
 
 // FreePort asks the kernel for a free loopback TCP port.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := FreePorts(1)
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return ports[0], nil
+}
+
+// FreePorts returns n distinct free loopback ports: the listeners are held
+// open together, so the kernel cannot hand the same port out twice (two
+// FreePort calls one after the other can, which once gave the runtime
+// emulator the same port for both of its servers).
+func FreePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
 }
 
 // command prepares a child process in its own process group (so stopping it
