@@ -13,7 +13,7 @@ import (
 // check there fails here.
 var (
 	fuzzAccount = regexp.MustCompile(`^[0-9]{12}$`)
-	fuzzRegion  = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]$`)
+	fuzzRegion  = regexp.MustCompile(`^[a-z]{2,4}(-[a-z]+)+-[0-9]+$`) // eusc-de-east-1: the European Sovereign Cloud
 )
 
 // FuzzParseUnit feeds arbitrary bodies to ParseUnit and ParseDispatch: a

@@ -15,7 +15,7 @@ import (
 var (
 	fuzzAccount = regexp.MustCompile(`^[0-9]{12}$`)
 	fuzzOU      = regexp.MustCompile(`^(r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32})$`)
-	fuzzRegion  = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+	fuzzRegion  = regexp.MustCompile(`^[a-z]{2,4}(-[a-z]+)+-[0-9]+$`) // eusc-de-east-1: the European Sovereign Cloud
 )
 
 // FuzzParseScope feeds arbitrary documents to ParseScope: the scope decides
