@@ -115,28 +115,6 @@ func batchPayload(t *testing.T, recs ...unitRecord) []byte {
 	return raw
 }
 
-func invokeUnits(t *testing.T, h interface {
-	Invoke(context.Context, []byte) ([]byte, error)
-}, ctx context.Context, payload []byte) []string {
-	t.Helper()
-	out, err := h.Invoke(ctx, payload)
-	if err != nil {
-		t.Fatalf("Invoke: %v", err)
-	}
-	var resp events.SQSEventResponse
-	if err := json.Unmarshal(out, &resp); err != nil {
-		t.Fatalf("response %s: %v", out, err)
-	}
-	if resp.BatchItemFailures == nil {
-		t.Fatalf("response %s: batchItemFailures missing", out)
-	}
-	var ids []string
-	for _, f := range resp.BatchItemFailures {
-		ids = append(ids, f.ItemIdentifier)
-	}
-	return ids
-}
-
 // Only units of this function's job, from its units queue in the
 // deployment's account, reach the worker; the rest are rejected (logged,
 // not retried, not run).
@@ -157,7 +135,7 @@ func TestUnitsRejectsWhatIsNotItsQueuesUnit(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			w := &stubWorker{}
 			h, logs := unitsHandler(w)
-			if failed := invokeUnits(t, h, context.Background(), batchPayload(t, tt.rec)); len(failed) != 0 {
+			if failed := invokeBatch(t, h, context.Background(), batchPayload(t, tt.rec)); len(failed) != 0 {
 				t.Errorf("rejected unitRecord retried: %v", failed)
 			}
 			if len(w.calls) != 0 {
@@ -180,7 +158,7 @@ func TestUnitsLastAttemptFromTheReceiveCount(t *testing.T) {
 	}{{1, false}, {maxReceive - 1, false}, {maxReceive, true}, {maxReceive + 2, true}} {
 		w := &stubWorker{}
 		h, _ := unitsHandler(w)
-		invokeUnits(t, h, context.Background(), batchPayload(t, unitRecord{body: unitBody("111111111111"), receives: tt.receives}))
+		invokeBatch(t, h, context.Background(), batchPayload(t, unitRecord{body: unitBody("111111111111"), receives: tt.receives}))
 		if len(w.calls) != 1 || w.calls[0].Last != tt.last {
 			t.Errorf("receive %d of %d: worker called %+v, want last=%v", tt.receives, maxReceive, w.calls, tt.last)
 		}
@@ -193,7 +171,7 @@ func TestUnitsLastAttemptFromTheReceiveCount(t *testing.T) {
 func TestUnitsStopsAtTheFirstFailure(t *testing.T) {
 	w := &stubWorker{fail: map[string]error{"222222222222": errors.New("ledger throttled")}}
 	h, logs := unitsHandler(w)
-	failed := invokeUnits(t, h, context.Background(), batchPayload(t,
+	failed := invokeBatch(t, h, context.Background(), batchPayload(t,
 		unitRecord{body: unitBody("111111111111")},
 		unitRecord{body: `not json`},
 		unitRecord{body: unitBody("222222222222")},
@@ -218,7 +196,7 @@ func TestUnitsNotStartedNearTheDeadline(t *testing.T) {
 	h, _ := unitsHandler(w)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if failed := invokeUnits(t, h, ctx, batchPayload(t, unitRecord{body: unitBody("111111111111")})); !slices.Equal(failed, []string{"m0"}) || len(w.calls) != 0 {
+	if failed := invokeBatch(t, h, ctx, batchPayload(t, unitRecord{body: unitBody("111111111111")})); !slices.Equal(failed, []string{"m0"}) || len(w.calls) != 0 {
 		t.Errorf("retried %v, worker ran %+v; want the unit back, not started", failed, w.calls)
 	}
 }
@@ -253,7 +231,7 @@ func TestWithUnitsRoutesByQueue(t *testing.T) {
 	units, _ := unitsHandler(w)
 	next := &eventPath{}
 	h := handlers.WithUnits(units, next)
-	invokeUnits(t, h, context.Background(), batchPayload(t, unitRecord{body: unitBody("111111111111")}))
+	invokeBatch(t, h, context.Background(), batchPayload(t, unitRecord{body: unitBody("111111111111")}))
 	if len(w.calls) != 1 || len(next.got) != 0 {
 		t.Fatalf("units batch: worker %d calls, event path %d", len(w.calls), len(next.got))
 	}
