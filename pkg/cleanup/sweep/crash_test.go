@@ -44,6 +44,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/awsapi"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/collect"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/execute"
@@ -260,14 +261,24 @@ func (w *motoWorld) state(t *testing.T) state {
 // sweep runs one sweep planned at now, its mutations through cr.
 func (w *motoWorld) sweep(ctx context.Context, t *testing.T, p policy.Retention, now time.Time, cr *fake.Crash) *sweep.Report {
 	t.Helper()
+	return w.run(ctx, t, p, func() time.Time { return now }, cr, nil)
+}
+
+// run is one sweep over the moto world: actions through exec (moto itself
+// when nil), image usage reports from usage (not read when nil).
+func (w *motoWorld) run(ctx context.Context, t *testing.T, p policy.Retention, now func() time.Time, exec awsapi.CleanupEC2, usage awsapi.ImageUsageEC2) *sweep.Report {
+	t.Helper()
 	cl := ec2.NewFromConfig(w.cfg)
+	if exec == nil {
+		exec = cl
+	}
 	s := &sweep.Sweeper{
-		Collector: &collect.Collector{EC2: cl, AutoScaling: autoscaling.NewFromConfig(w.cfg), SSM: ssm.NewFromConfig(w.cfg), References: cl},
+		Collector: &collect.Collector{EC2: cl, AutoScaling: autoscaling.NewFromConfig(w.cfg), SSM: ssm.NewFromConfig(w.cfg), References: cl, Usage: usage},
 		// A simulated clock: the executor's backoff before retrying a call
 		// whose answer was lost passes at once (the wall clock would add a
 		// second per lost answer).
-		Executor: &execute.Executor{EC2: cr, Clock: fake.NewClock(time.Now())},
-		Now:      func() time.Time { return now },
+		Executor: &execute.Executor{EC2: exec, Clock: fake.NewClock(time.Now())},
+		Now:      now,
 		Records:  crashKey,
 	}
 	rep := s.Run(ctx, crashAccount, crashRegion, p)

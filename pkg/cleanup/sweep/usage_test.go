@@ -16,14 +16,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup"
-	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/collect"
-	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/execute"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/cleanup/sweep"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/fake"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
@@ -57,18 +53,7 @@ retention:
 // usageRun is one sweep at the simulated clock's time.
 func usageRun(t *testing.T, w *motoWorld, f *fake.ImageUsage, clk *fake.Clock, p policy.Retention) *sweep.Report {
 	t.Helper()
-	cl := ec2.NewFromConfig(w.cfg)
-	s := &sweep.Sweeper{
-		Collector: &collect.Collector{EC2: cl, AutoScaling: autoscaling.NewFromConfig(w.cfg), SSM: ssm.NewFromConfig(w.cfg), References: cl, Usage: f},
-		Executor:  &execute.Executor{EC2: cl, Clock: fake.NewClock(time.Now())},
-		Now:       clk.Now,
-		Records:   crashKey,
-	}
-	rep := s.Run(context.Background(), crashAccount, crashRegion, p)
-	if len(rep.Incomplete) > 0 || rep.Plan.Blocked != "" {
-		t.Fatalf("inventory incomplete, the test proves nothing: %v %s", rep.Incomplete, rep.Plan.Blocked)
-	}
-	return rep
+	return w.run(context.Background(), t, p, clk.Now, nil, f)
 }
 
 func decisionOf(t *testing.T, rep *sweep.Report, id string) cleanup.Decision {
