@@ -118,6 +118,7 @@ func (r *cleanupRun) sweeperWith(c *awsapi.Clients, region string) *sweep.Sweepe
 			SSM:         c.SSM(region),
 			RecycleBin:  c.RecycleBin(region),
 			References:  c.EC2(region),
+			Usage:       c.EC2(region),
 		},
 		// The executor's per-action log lines are for the functions' logs;
 		// the CLI prints the results instead.
