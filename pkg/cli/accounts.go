@@ -214,13 +214,6 @@ func overridesByOU(p *policy.Policy) []string {
 // the caller's credentials), accountsAtOnce at a time. A role that cannot
 // be assumed marks its account not covered; nothing else fails here.
 func (a *app) reach(ctx context.Context, cfg aws.Config, home string, homeClients *awsapi.Clients, f *scopeFlags, targets []*acctTarget) error {
-	if !f.multi() {
-		// The caller's own account only: its own credentials, no role.
-		for _, t := range targets {
-			t.clients, t.cfg = homeClients, cfg
-		}
-		return nil
-	}
 	partition := "aws"
 	if parsed, err := arn.Parse(a.callerARN); err == nil {
 		partition = parsed.Partition

@@ -169,10 +169,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, req DispatchRequest) (Dispatc
 	}
 	now := d.now().UTC()
 	targets := dir.Targets()
-	units := make([]Unit, 0, len(targets))
-	for _, t := range targets {
-		units = append(units, Unit{Sweep: sweep, Job: req.Job, Account: t.Account, Region: t.Region, OU: t.OU, Dispatched: now})
-	}
+	units := unitsOf(sweep, req.Job, targets, now)
 	res.Units, res.Skipped = len(units), dir.Skipped
 	meta, created, err := d.Ledger.Begin(ctx, Meta{Sweep: sweep, Job: req.Job, Expected: len(units), Started: now, Skipped: dir.Skipped, Targets: targets})
 	if err != nil {
@@ -188,15 +185,12 @@ func (d *Dispatcher) dispatch(ctx context.Context, req DispatchRequest) (Dispatc
 		// count the summary waits for is the units sent. An account that
 		// left the scope since gets its unit, which the worker records
 		// out-of-scope; one that joined waits for the next sweep.
-		if len(meta.Targets) != len(targets) || !slices.Equal(meta.Targets, targets) {
+		if !slices.Equal(meta.Targets, targets) {
 			d.Log.WarnContext(ctx, "dispatch retried after the organization changed: the sweep keeps its first units",
 				slog.String(logging.KeySweep, sweep), slog.Int(logging.KeyExpected, meta.Expected), slog.Int(logging.KeyUnits, len(units)))
 		}
 		if len(meta.Targets) == meta.Expected {
-			units = units[:0]
-			for _, t := range meta.Targets {
-				units = append(units, Unit{Sweep: sweep, Job: req.Job, Account: t.Account, Region: t.Region, OU: t.OU, Dispatched: meta.Started})
-			}
+			units = unitsOf(sweep, req.Job, meta.Targets, meta.Started)
 		}
 		done, err := d.Ledger.Results(ctx, sweep)
 		if err != nil {
@@ -230,6 +224,15 @@ func (d *Dispatcher) dispatch(ctx context.Context, req DispatchRequest) (Dispatc
 		return res, &UnsentError{Sweep: sweep, Queue: queue, Units: unsent}
 	}
 	return res, nil
+}
+
+// unitsOf makes the units of a sweep's targets, dispatched at when.
+func unitsOf(sweep, job string, targets []org.Target, when time.Time) []Unit {
+	units := make([]Unit, 0, len(targets))
+	for _, t := range targets {
+		units = append(units, Unit{Sweep: sweep, Job: job, Account: t.Account, Region: t.Region, OU: t.OU, Dispatched: when})
+	}
+	return units
 }
 
 // queueURL resolves a queue name once.

@@ -150,10 +150,12 @@ func (w *Worker) run(ctx context.Context, u Unit, lastAttempt bool, job Job) (Un
 	cancel()
 	// The record's time ends a second before the invocation's, if it has
 	// a deadline: past it Lambda ends the process mid-record.
-	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), RecordReserve)
+	var rctx context.Context
+	var rcancel context.CancelFunc
 	if dl, ok := ctx.Deadline(); ok {
-		rcancel()
 		rctx, rcancel = context.WithDeadline(context.WithoutCancel(ctx), dl.Add(-time.Second))
+	} else {
+		rctx, rcancel = context.WithTimeout(context.WithoutCancel(ctx), RecordReserve)
 	}
 	defer rcancel()
 	ctx = rctx

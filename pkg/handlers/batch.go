@@ -439,10 +439,7 @@ func (b *batch) logRecords(ctx context.Context, level slog.Level, ev amievents.E
 	attrs := []any{slog.String(logging.KeyFunction, b.function),
 		slog.String(logging.KeyEvent, ev.Meta().Kind), slog.String(logging.KeyResourceID, resourceOf(ev)),
 		slog.Any(logging.KeyMessageIDs, ids), slog.String(logging.KeyOutcome, outcome), slog.String(logging.KeyReason, reason)}
-	if who, ok := callerOf(ev); ok {
-		attrs = append(attrs, slog.String(logging.KeyCaller, who))
-	}
-	b.log.Log(ctx, level, b.function+" record", attrs...)
+	b.log.Log(ctx, level, b.function+" record", append(attrs, callerAttrs(ev)...)...)
 }
 
 func messageIDs(recs []amievents.SQSRecord, idx []int) []string {

@@ -11,6 +11,7 @@ import (
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/amievents"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awsapi"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/awserr"
+	"github.com/ami-housekeeper/ami-housekeeper/pkg/fanout"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/org"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/policy"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/sharing"
@@ -18,9 +19,7 @@ import (
 
 // AccountClients hands out the clients of one account: its own role's at
 // home, a member role's elsewhere (awsapi.Accounts).
-type AccountClients interface {
-	For(ctx context.Context, account string) (*awsapi.Clients, error)
-}
+type AccountClients = fanout.AccountClients
 
 // Org is organization mode on the event paths (nil: single-account mode,
 // where an event must name the deployment's own account). An event is

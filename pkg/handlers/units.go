@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/amievents"
 	"github.com/ami-housekeeper/ami-housekeeper/pkg/fanout"
@@ -218,16 +219,11 @@ func (h *Units) now() time.Time {
 	return time.Now()
 }
 
-// invoker is lambda.Handler.
-type invoker interface {
-	Invoke(ctx context.Context, payload []byte) ([]byte, error)
-}
-
 // WithUnits routes an SQS batch whose first record comes from the units
 // queue to units, and every other payload to next (the function's event
 // path). ESM feeds one queue per mapping, so a batch never mixes queues;
 // if one did, Units would reject the records of other queues by name.
-func WithUnits(units *Units, next invoker) invoker {
+func WithUnits(units *Units, next lambda.Handler) lambda.Handler {
 	return handlerFunc(func(ctx context.Context, payload []byte) ([]byte, error) {
 		recs, err := amievents.ParseSQS(payload)
 		if err == nil && len(recs) > 0 && recs[0].QueueName == units.Queue.Name {

@@ -185,8 +185,8 @@ func TestLoadMoto(t *testing.T) {
 			t.Errorf("path of %s: %v, want %v", acct, got, p)
 		}
 	}
-	if !d.InOU(id["prod-1"], w.workloads) || d.InOU(id["other-1"], w.workloads) {
-		t.Error("InOU disagrees with the tree")
+	if !slices.Contains(d.Members[id["prod-1"]].Path, w.workloads) || slices.Contains(d.Members[id["other-1"]].Path, w.workloads) {
+		t.Error("the paths disagree with the tree")
 	}
 	if targets := d.Targets(); len(targets) != 8 || targets[0].OU == "" {
 		t.Errorf("targets: %+v", targets)

@@ -17,7 +17,6 @@ import (
 var (
 	rootIDPattern    = regexp.MustCompile(`^r-[0-9a-z]{4,32}$`)
 	ouIDPattern      = regexp.MustCompile(`^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$`)
-	orgIDPattern     = regexp.MustCompile(`^o-[a-z0-9]{10,32}$`)
 	accountIDPattern = regexp.MustCompile(`^[0-9]{12}$`)
 	regionPattern    = regexp.MustCompile(`^[a-z]{2,4}(-[a-z]+){1,2}-[1-9][0-9]?$`)
 )
